@@ -1,0 +1,130 @@
+// The numerical operations the worker needs, behind one interface with a CPU
+// implementation (kernels/cpu, the reference every test runs) and a CUDA one
+// (kernels/cuda). This header names no CUDA, MPI or BLAS type.
+//
+// Conventions for every op:
+//  - All matrices are fp32, row-major, with an explicit leading dimension
+//    (elements between the starts of consecutive rows).
+//  - Pointers come from this backend's alloc() (host memory on CPU, device
+//    memory on CUDA). Ops may run asynchronously; synchronize() waits, and
+//    to_host() returns only when the data is on the host.
+//  - Shapes are checked by the caller (worker/); ops check only what they must
+//    to stay memory-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace gptqd {
+
+// Quantizer settings that the per-group parameter search needs (DESIGN.md §4).
+struct QuantGrid {
+  int bits = 4;          // 2, 3, 4 or 8
+  bool sym = false;      // symmetric: zero = (maxq + 1) / 2
+  bool mse_clip = false; // grid-search a shrink of the range minimising |w - q|^norm
+  float mse_norm = 2.4f; // the reference's defaults
+  int mse_grid = 100;
+  float mse_maxshrink = 0.8f;
+};
+
+// One column block of the GPTQ sweep (DESIGN.md §4), for `rows` rows of W.
+// Columns are in processing order (already permuted for act_order). For each
+// column i < count, in order, and every row r:
+//   g = col_group[i]; s = scale[g*rows + r]; z = zero[g*rows + r]
+//   code = quant_code(W[r,i], s, z, maxq); q = s * (code - z)
+//   err = (W[r,i] - q) / hinv[i,i]
+//   W[r, i+1:count] -= err * hinv[i, i+1:count]
+//   codes[r*ldc + i] = code; qw[r*ldq + i] = q; err_out[r*lde + i] = err
+//   loss[r] += (W[r,i] - q)^2 / hinv[i,i]^2 / 2
+// The update of the columns after the block (W[:, count:] -= Err * Hinv[blk, after])
+// is a separate gemm by the caller.
+struct GptqBlock {
+  int64_t rows = 0;
+  int64_t count = 0;             // columns in this block (<= block_size)
+  float* w = nullptr;            // W[:, block]; updated in place
+  int64_t ldw = 0;
+  const float* hinv = nullptr;   // the count x count diagonal block of the upper factor
+  int64_t ldh = 0;
+  const float* scale = nullptr;  // [ngroups, rows]
+  const float* zero = nullptr;   // [ngroups, rows]
+  const int32_t* col_group = nullptr;  // [count], host memory: group of each column
+  int maxq = 15;
+  uint8_t* codes = nullptr;      // [rows, ldc]
+  int64_t ldc = 0;
+  float* qw = nullptr;           // dequantized weights [rows, ldq]
+  int64_t ldq = 0;
+  float* err = nullptr;          // [rows, lde]
+  int64_t lde = 0;
+  float* loss = nullptr;         // [rows], accumulated (+=)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual std::string name() const = 0;
+
+  // ---- memory -------------------------------------------------------------
+  virtual float* alloc(int64_t count) = 0;  // zero-initialised fp32 buffer
+  virtual void release(float* p) = 0;
+  virtual uint8_t* alloc_u8(int64_t count) = 0;
+  virtual void release_u8(uint8_t* p) = 0;
+  virtual void to_device(float* dst, const float* host, int64_t count) = 0;
+  virtual void to_host(float* host, const float* src, int64_t count) = 0;
+  virtual void to_host_u8(uint8_t* host, const uint8_t* src, int64_t count) = 0;
+  virtual void copy(float* dst, const float* src, int64_t count) = 0;
+  // dst[r*ldd + c] = src[r*lds + c] for r < rows, c < cols
+  virtual void copy_2d(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+                       int64_t ldd) = 0;
+  virtual void fill(float* dst, float value, int64_t count) = 0;
+  virtual void synchronize() = 0;
+
+  // ---- dense linear algebra ----------------------------------------------
+  // C[m,n] = alpha * op(A) * op(B) + beta * C; op(A) is m x k, op(B) is k x n.
+  virtual void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                    int64_t ldc) = 0;
+  // H[d,d] = alpha * H + beta * X^T X for X [n, d] (ld = d). Both triangles written.
+  virtual void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) = 0;
+  // In place: SPD H [n,n] -> U, upper triangular, with H^-1 = U^T U (Cholesky of
+  // H, inverse from it, upper Cholesky of the inverse); strictly lower part zeroed.
+  // Returns false (H unspecified) when H is not positive definite.
+  virtual bool inverse_cholesky_upper(int64_t n, float* h) = 0;
+
+  // ---- quantizer ------------------------------------------------------------
+  // Per row r < rows: scale/zero of W[r, 0:cols] (row stride ldw) with the
+  // quantizer of DESIGN.md §4 (mse_clip optional). Writes scale[r], zero[r].
+  virtual void quant_params(int64_t rows, int64_t cols, const float* w, int64_t ldw,
+                            const QuantGrid& grid, float* scale, float* zero) = 0;
+  // Round to nearest: q[r,c] = fake_quant(w[r,c], scale[col_group[c]*rows+r], ...),
+  // codes as above (either output may be null). col_group is host memory.
+  virtual void quantize_rtn(int64_t rows, int64_t cols, const float* w, int64_t ldw,
+                            const float* scale, const float* zero, const int32_t* col_group,
+                            int maxq, uint8_t* codes, int64_t ldc, float* qw, int64_t ldq) = 0;
+  // One block of the GPTQ sweep, see GptqBlock.
+  virtual void gptq_block(const GptqBlock& blk) = 0;
+
+  // ---- BLOOM forward --------------------------------------------------------
+  // y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta; y may alias x.
+  virtual void layer_norm(int64_t rows, int64_t cols, const float* x, const float* gamma,
+                          const float* beta, float eps, float* y) = 0;
+  virtual void gelu(int64_t n, float* x) = 0;                      // in place, gelu_bloom
+  virtual void add(int64_t n, const float* a, float* y) = 0;        // y += a
+  virtual void add_bias(int64_t rows, int64_t cols, const float* bias, float* y) = 0;  // y[r,:] += b
+  // Causal self-attention with ALiBi for `batch` sequences of `seq` tokens.
+  // qkv: [batch*seq, n_head*3*head_dim], per token grouped [n_head, 3, head_dim]
+  // (BLOOM's fused layout). ctx: [batch*seq, n_head*head_dim]. Scores
+  // q.k / sqrt(head_dim) + slope_h * key_pos, masked causally, softmax in fp32.
+  virtual void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
+                               const float* qkv, float* ctx) = 0;
+};
+
+// CPU backend (OpenBLAS/LAPACK + loops). threads <= 0: OpenBLAS's default.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+
+// CUDA backend on `device`; throws gptqd::Error when built without CUDA or no GPU.
+std::unique_ptr<Backend> make_cuda_backend(int device);
+// Number of visible CUDA devices (0 when built without CUDA or none present).
+int cuda_device_count();
+
+}  // namespace gptqd

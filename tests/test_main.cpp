@@ -1,0 +1,18 @@
+// gtest main for every test binary: MPI is initialised (the checkpoint uses
+// MPI-IO even in one process) and logging carries the rank.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include "kernels/log.h"
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  gptqd::init_logging(rank, world);
+  ::testing::InitGoogleTest(&argc, argv);
+  const int rc = RUN_ALL_TESTS();
+  MPI_Finalize();
+  return rc;
+}
