@@ -1,2 +1,30 @@
 // gptqd command line: parses arguments and dispatches to library calls.
-int main() { return 0; }
+#include <mpi.h>
+
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "coordinator/cli.h"
+#include "kernels/log.h"
+
+int main(int argc, char** argv) {
+  MPI_Init(&argc, &argv);
+  int rank = 0, world = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  gptqd::init_logging(rank, world);
+  int rc = 0;
+  try {
+    rc = gptqd::run_cli(std::vector<std::string>(argv + 1, argv + argc), MPI_COMM_WORLD);
+  } catch (const std::exception& e) {
+    // An error after the job started: other ranks may be inside a collective, so
+    // the whole job is ended now rather than left waiting.
+    GPTQD_LOG_ERROR("error: {}", e.what());
+    spdlog::default_logger()->flush();
+    if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
+    rc = 1;
+  }
+  MPI_Finalize();
+  return rc;
+}

@@ -1,0 +1,59 @@
+#include "coordinator/collective.h"
+
+#include <climits>
+
+#include "kernels/check.h"
+#include "kernels/log.h"
+
+namespace gptqd {
+
+bool collective_try(MPI_Comm comm, const std::function<void()>& fn) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+  std::string message;
+  try {
+    fn();
+  } catch (const std::exception& e) {
+    message = e.what();
+  }
+  const int mine = message.empty() ? INT_MAX : rank;
+  int first = INT_MAX;
+  MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, comm);
+  if (first == INT_MAX) return true;
+  if (rank == first) GPTQD_LOG_ERROR("error: {}", message);
+  return false;
+}
+
+void broadcast(MPI_Comm comm, int root, std::vector<int32_t>* v) {
+  int64_t n = static_cast<int64_t>(v->size());
+  MPI_Bcast(&n, 1, MPI_INT64_T, root, comm);
+  v->resize(static_cast<size_t>(n));
+  GPTQD_CHECK(n < INT_MAX, "broadcast of {} ints exceeds one MPI message", n);
+  MPI_Bcast(v->data(), static_cast<int>(n), MPI_INT32_T, root, comm);
+}
+
+void broadcast(MPI_Comm comm, int root, std::string* s) {
+  int64_t n = static_cast<int64_t>(s->size());
+  MPI_Bcast(&n, 1, MPI_INT64_T, root, comm);
+  s->resize(static_cast<size_t>(n));
+  GPTQD_CHECK(n < INT_MAX, "broadcast of {} bytes exceeds one MPI message", n);
+  MPI_Bcast(s->data(), static_cast<int>(n), MPI_CHAR, root, comm);
+}
+
+void broadcast(MPI_Comm comm, int root, bool* b) {
+  int v = *b ? 1 : 0;
+  MPI_Bcast(&v, 1, MPI_INT, root, comm);
+  *b = v != 0;
+}
+
+int local_rank_count(MPI_Comm comm) {
+  MPI_Comm node;
+  MPI_Comm_split_type(comm, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+  int n = 1;
+  MPI_Comm_size(node, &n);
+  MPI_Comm_free(&node);
+  return n;
+}
+
+}  // namespace gptqd

@@ -1,0 +1,25 @@
+// Helpers for running a step on every rank so that an error on any rank ends the
+// step on all of them with one clear message, never a rank waiting in a collective.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace gptqd {
+
+// Runs fn on every rank of comm (collective). If it throws anywhere, the lowest
+// failing rank logs "error: <what>" and every rank gets false.
+bool collective_try(MPI_Comm comm, const std::function<void()>& fn);
+
+void broadcast(MPI_Comm comm, int root, std::vector<int32_t>* v);
+void broadcast(MPI_Comm comm, int root, std::string* s);
+void broadcast(MPI_Comm comm, int root, bool* b);
+
+// Ranks on this node, from MPI_COMM_TYPE_SHARED (the local rank count).
+int local_rank_count(MPI_Comm comm);
+
+}  // namespace gptqd

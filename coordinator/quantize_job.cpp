@@ -1,0 +1,182 @@
+#include "coordinator/quantize_job.h"
+
+#include <algorithm>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "coordinator/calibration_input.h"
+#include "coordinator/collective.h"
+#include "coordinator/fingerprint.h"
+#include "coordinator/plan.h"
+#include "coordinator/report.h"
+#include "io/bloom_names.h"
+#include "io/checkpoint.h"
+#include "io/hf_model.h"
+#include "kernels/check.h"
+#include "kernels/log.h"
+#include "worker/bloom_weights.h"
+#include "worker/stage.h"
+
+namespace gptqd {
+namespace {
+
+std::string fingerprint_of(const JobConfig& job, const BloomConfig& cfg, const HfModel& model,
+                           const std::vector<int32_t>& tokens) {
+  Fingerprint fp;
+  fp.add(cfg.json);
+  fp.add(static_cast<int64_t>(model.bytes_of(kWordEmbeddings)));
+  fp.add(tokens.data(), tokens.size() * sizeof(int32_t));
+  for (const QuantConfig& q : job.runs) {
+    fp.add(q.name).add(q.bits).add(q.group_size).add(q.sym).add(q.act_order).add(q.static_groups);
+    fp.add(q.true_sequential).add(q.block_size).add(q.mse_clip);
+    fp.add(&q.damp_percent, sizeof q.damp_percent);
+  }
+  return fp.hex();
+}
+
+CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDims& dims) {
+  CkptLayout l;
+  l.n_blocks = dims.n_layer;
+  const auto shapes = linear_shapes(dims);
+  for (int i = 0; i < kNumLinears; ++i) {
+    l.layers.push_back(CkptLayerShape{block_linears()[i].module, shapes[i][0], shapes[i][1]});
+  }
+  for (const QuantConfig& q : job.runs) {
+    CkptRunSpec s;
+    s.name = q.name;
+    s.bits = q.bits;
+    s.group_size = q.group_size;
+    s.sym = q.sym;
+    s.act_order = q.act_order;
+    s.static_groups = q.static_groups;
+    s.true_sequential = q.true_sequential;
+    s.damp_percent = q.damp_percent;
+    s.block_size = q.block_size;
+    s.mse_clip = q.mse_clip;
+    l.runs.push_back(s);
+  }
+  l.model_config_json = cfg.json;
+  l.job_config_yaml = job.resolved_yaml();
+  return l;
+}
+
+std::unique_ptr<Backend> make_backend(const JobConfig& job, int threads) {
+  const std::string& dev = job.parallel.device;
+  if (dev == "cuda") {
+    GPTQD_INPUT_CHECK(cuda_device_count() > 0, "parallel.device: cuda requested but no CUDA device is available");
+    return make_cuda_backend(0);
+  }
+  if (dev == "auto" && cuda_device_count() > 0) {
+    try {
+      return make_cuda_backend(0);
+    } catch (const Error& e) {
+      GPTQD_LOG_WARN("parallel.device auto: {}; using the CPU", e.what());
+    }
+  }
+  return make_cpu_backend(threads);
+}
+
+}  // namespace
+
+int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+
+  // 1. Every rank validates the job and the model (cheap, same message everywhere).
+  JobConfig job;
+  std::unique_ptr<HfModel> model;
+  BloomDims dims;
+  Plan plan;
+  if (!collective_try(comm, [&] {
+        job = load_job_config(opt.config_path);
+        model = std::make_unique<HfModel>(HfModel::open(job.model_path));
+        dims = BloomDims::from(model->config());
+        validate_model_tensors(*model, dims);
+        plan = make_plan(dims, world, job.parallel.stages);
+      })) {
+    return 1;
+  }
+  if (rank == 0) {
+    GPTQD_LOG_INFO("job {}: model {} ({} blocks, hidden {}, {} heads), {} run(s)", opt.config_path, job.model_path,
+                   dims.n_layer, dims.hidden, dims.n_head, job.runs.size());
+    GPTQD_LOG_INFO("resolved config:\n{}", job.resolved_yaml());
+    GPTQD_LOG_INFO("plan: {}", plan.describe());
+  }
+  if (plan.replicas != 1) {
+    if (rank == 0) {
+      GPTQD_LOG_ERROR("error: {} ranks give {} replicas per stage; this build runs one rank per stage "
+                      "(at most {} ranks for this model)", world, plan.replicas, dims.n_layer);
+    }
+    return 1;
+  }
+
+  // 2. Rank 0 draws the calibration windows; everyone gets them (they enter the fingerprint).
+  std::vector<int32_t> tokens;
+  if (!collective_try(comm, [&] {
+        if (rank == 0) tokens = load_calibration_tokens(job);
+      })) {
+    return 1;
+  }
+  broadcast(comm, 0, &tokens);
+
+  // 3. The checkpoint: resume when it exists and matches, else create it collectively.
+  CkptLayout layout = layout_of(job, model->config(), dims);
+  layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens);
+  bool exists = false;
+  if (rank == 0) exists = std::filesystem::exists(job.checkpoint);
+  broadcast(comm, 0, &exists);
+  std::unique_ptr<Checkpoint> ckpt;
+  if (!collective_try(comm, [&] {
+        if (exists && !opt.restart) {
+          ckpt = std::make_unique<Checkpoint>(Checkpoint::open_resume(job.checkpoint, layout, comm));
+        } else {
+          if (rank == 0) {
+            const auto parent = std::filesystem::path(job.checkpoint).parent_path();
+            if (!parent.empty()) std::filesystem::create_directories(parent);
+          }
+          MPI_Barrier(comm);
+          ckpt = std::make_unique<Checkpoint>(Checkpoint::create(job.checkpoint, layout, comm));
+        }
+      })) {
+    return 1;
+  }
+  if (rank == 0) {
+    GPTQD_LOG_INFO("checkpoint {} ({})", job.checkpoint, exists && !opt.restart ? "resuming" : "new");
+  }
+
+  // 4. This rank's stage.
+  const int threads = opt.threads > 0
+                          ? opt.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                            local_rank_count(comm));
+  std::unique_ptr<Backend> be = make_backend(job, threads);
+  const int stage = plan.stage_of(rank);
+  StageInputs in;
+  in.job = &job;
+  in.model = model.get();
+  in.dims = dims;
+  in.role.stage = stage;
+  in.role.stages = plan.stages;
+  in.role.first_block = plan.stage[stage].first_block;
+  in.role.end_block = plan.stage[stage].end_block;
+  in.role.prev_rank = stage > 0 ? plan.rank_of(stage - 1, 0) : -1;
+  in.role.next_rank = stage + 1 < plan.stages ? plan.rank_of(stage + 1, 0) : -1;
+  in.calib_tokens = &tokens;
+  in.micro_batch = 1;
+  auto transport = make_mpi_transport(comm);
+  const std::vector<LayerReport> mine = run_stage(*be, *transport, *ckpt, in);
+
+  // 5. Report and close (collective).
+  const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
+  ckpt->close();
+  if (rank == 0 && opt.print_report) {
+    fmt::print("{}", format_report(job, all));
+    fmt::print("checkpoint: {}\n", job.checkpoint);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
+}  // namespace gptqd
