@@ -1,0 +1,79 @@
+#!/usr/bin/env python3
+"""Makes broken copies of a small BLOOM directory for the bad-input tests.
+
+    craft_model.py SRC DST CASE
+
+CASE is one of: truncated, header-past-end, overlap, shape-mismatch, missing-tensor,
+missing-config-key. DST gets config.json and model.safetensors with exactly that defect.
+Standard library only.
+"""
+import json
+import os
+import shutil
+import struct
+import sys
+
+
+def read(path):
+    with open(path, "rb") as f:
+        raw = f.read()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    return header, raw[8 + n:]
+
+
+def write(path, header, data):
+    text = json.dumps(header, separators=(",", ":")).encode()
+    text += b" " * ((8 - len(text) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(text)) + text + data)
+
+
+def tensors(header):
+    return sorted(((k, v) for k, v in header.items() if k != "__metadata__"), key=lambda kv: kv[1]["data_offsets"][0])
+
+
+def main(src, dst, case):
+    os.makedirs(dst, exist_ok=True)
+    shutil.copy(os.path.join(src, "config.json"), dst)
+    st = os.path.join(dst, "model.safetensors")
+    header, data = read(os.path.join(src, "model.safetensors"))
+    if case == "truncated":
+        write(st, header, data[:-100])
+    elif case == "header-past-end":
+        write(st, header, data)
+        with open(st, "r+b") as f:
+            f.write(struct.pack("<Q", os.path.getsize(st) + 1000))
+    elif case == "overlap":
+        ts = tensors(header)
+        name, info = ts[1]
+        b, e = info["data_offsets"]
+        info["data_offsets"] = [b - 4, e - 4]  # starts inside the previous tensor
+        write(st, header, data)
+    elif case == "shape-mismatch":
+        name = "transformer.h.0.self_attention.dense.weight"
+        header[name]["shape"] = [header[name]["shape"][0], header[name]["shape"][1] + 1]
+        write(st, header, data)
+    elif case == "missing-tensor":
+        name = "transformer.h.1.mlp.dense_4h_to_h.weight"
+        kept = [(k, v) for k, v in tensors(header) if k != name]
+        out, chunks, off = {}, [], 0
+        for k, v in kept:
+            b, e = v["data_offsets"]
+            out[k] = {"dtype": v["dtype"], "shape": v["shape"], "data_offsets": [off, off + e - b]}
+            chunks.append(data[b:e])
+            off += e - b
+        write(st, out, b"".join(chunks))
+    elif case == "missing-config-key":
+        shutil.copy(os.path.join(src, "model.safetensors"), st)
+        with open(os.path.join(dst, "config.json")) as f:
+            cfg = json.load(f)
+        del cfg["n_head"]
+        with open(os.path.join(dst, "config.json"), "w") as f:
+            json.dump(cfg, f)
+    else:
+        raise SystemExit(f"unknown case {case}")
+
+
+if __name__ == "__main__":
+    main(*sys.argv[1:])
