@@ -1,0 +1,693 @@
+#include "io/job_config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <system_error>
+
+#include "kernels/check.h"
+
+namespace gptqd {
+namespace {
+
+// A hostile sweep (several long lists) must not expand into millions of runs.
+constexpr int64_t kMaxRuns = 4096;
+// Values echoed in messages are cut to this many characters to keep errors one line.
+constexpr size_t kMaxShown = 48;
+
+const std::vector<std::string> kTopKeys = {"model",    "calibration", "quant", "sweep",
+                                           "parallel", "output",      "eval"};
+const std::vector<std::string> kModelKeys = {"path"};
+const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples", "seqlen", "seed"};
+const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
+                                             "act_order",    "static_groups", "true_sequential",
+                                             "damp_percent", "block_size",    "mse_clip"};
+const std::vector<std::string> kParallelKeys = {"stages", "device"};
+const std::vector<std::string> kOutputKeys = {"checkpoint"};
+const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
+const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
+
+const char* const kYamlInt = "tag:yaml.org,2002:int";
+const char* const kYamlFloat = "tag:yaml.org,2002:float";
+const char* const kYamlBool = "tag:yaml.org,2002:bool";
+
+std::string join(const std::vector<std::string>& items) {
+  std::string out;
+  for (const auto& s : items) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+std::string child_path(const std::string& parent, const std::string& key) {
+  return parent.empty() ? key : parent + "." + key;
+}
+
+// Control characters escaped and long text cut, so a message stays on one line.
+std::string printable(const std::string& text) {
+  std::string out;
+  for (char c : text) {
+    if (out.size() >= kMaxShown) return out + "...";
+    const auto u = static_cast<unsigned char>(c);
+    if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (u < 0x20 || u == 0x7f) {
+      out += fmt::format("\\x{:02x}", u);
+    } else {
+      out += c;
+    }
+  }
+  return out;
+}
+
+// A scalar as the user wrote it: quoted ones keep their quotes.
+std::string shown(const YAML::Node& v) {
+  return v.Tag() == "!" ? "\"" + printable(v.Scalar()) + "\"" : printable(v.Scalar());
+}
+
+std::string kind_of(const YAML::Node& v) {
+  switch (v.Type()) {
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return "the value " + shown(v);
+    case YAML::NodeType::Null:
+    case YAML::NodeType::Undefined:
+      return "no value";
+  }
+  return "no value";
+}
+
+// Scanners for the YAML 1.2 core forms; hand-written because std::regex recurses per
+// character and a hostile file can hold a scalar of millions of digits.
+size_t skip_sign(const std::string& s) { return !s.empty() && (s[0] == '-' || s[0] == '+'); }
+
+size_t skip_digits(const std::string& s, size_t i) {
+  while (i < s.size() && s[i] >= '0' && s[i] <= '9') ++i;
+  return i;
+}
+
+// [-+]?[0-9]+
+bool is_decimal_integer(const std::string& s) {
+  const size_t start = skip_sign(s);
+  const size_t end = skip_digits(s, start);
+  return end > start && end == s.size();
+}
+
+// [-+]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][-+]?[0-9]+)?
+bool is_decimal_real(const std::string& s) {
+  size_t i = skip_sign(s);
+  const size_t int_start = i;
+  i = skip_digits(s, i);
+  size_t digits = i - int_start;
+  if (i < s.size() && s[i] == '.') {
+    const size_t frac_start = ++i;
+    i = skip_digits(s, i);
+    digits += i - frac_start;
+  }
+  if (digits == 0) return false;
+  if (i < s.size() && (s[i] == 'e' || s[i] == 'E')) {
+    ++i;
+    if (i < s.size() && (s[i] == '-' || s[i] == '+')) ++i;
+    const size_t exp_start = i;
+    i = skip_digits(s, i);
+    if (i == exp_start) return false;
+  }
+  return i == s.size();
+}
+
+// Reads an integer written as is_decimal_integer() accepts. False if s is not one.
+bool parse_decimal(const std::string& s, bool* negative, uint64_t* magnitude, bool* overflow) {
+  if (!is_decimal_integer(s)) return false;
+  *negative = s[0] == '-';
+  *overflow = false;
+  uint64_t m = 0;
+  for (size_t i = skip_sign(s); i < s.size(); ++i) {
+    const auto d = static_cast<uint64_t>(s[i] - '0');
+    if (m > (std::numeric_limits<uint64_t>::max() - d) / 10) {
+      *overflow = true;
+      return true;
+    }
+    m = m * 10 + d;
+  }
+  *magnitude = m;
+  return true;
+}
+
+// One `key: value` of a mapping.
+struct Entry {
+  std::string key;
+  std::string path;  // e.g. "quant.bits"
+  YAML::Mark key_at;
+  YAML::Node value;
+};
+
+// A checked mapping: keys are names, unique, each one allowed.
+struct Section {
+  std::string path;  // "" at the top level
+  YAML::Mark at;     // where a missing key is reported
+  std::vector<Entry> entries;
+
+  const Entry* find(const std::string& key) const {
+    for (const auto& e : entries)
+      if (e.key == key) return &e;
+    return nullptr;
+  }
+};
+
+// Where a setting of a run came from, for errors about two settings at once.
+struct Origin {
+  std::string path;
+  YAML::Mark at;
+};
+
+class Reader {
+ public:
+  explicit Reader(std::string file) : file_(std::move(file)) {}
+
+  [[noreturn]] void fail(const YAML::Mark& at, const std::string& path,
+                         const std::string& what) const {
+    const std::string where =
+        at.is_null() ? file_ : fmt::format("{}:{}:{}", file_, at.line + 1, at.column + 1);
+    throw InputError(fmt::format("{}: {}: {}", where, path.empty() ? "(top level)" : path, what));
+  }
+
+  // node must be a mapping (or nothing, read as an empty one); at is where its key sits.
+  Section section(const YAML::Node& node, const std::string& path, const YAML::Mark& at,
+                  const std::vector<std::string>& allowed) const {
+    Section s{path, at, {}};
+    if (node.IsNull()) return s;
+    if (!node.IsMap())
+      fail(node.Mark(), path,
+           fmt::format("expected a mapping with keys {}, got {}", join(allowed), kind_of(node)));
+    for (const auto& pair : node) {
+      const YAML::Node k = pair.first;
+      if (!k.IsScalar())
+        fail(k.Mark(), path, fmt::format("expected a key name, got {}", kind_of(k)));
+      const std::string key = k.Scalar();
+      const std::string key_path = child_path(path, printable(key));
+      if (const Entry* first = s.find(key))
+        fail(k.Mark(), key_path,
+             fmt::format("duplicate key (first at line {}, column {})", first->key_at.line + 1,
+                         first->key_at.column + 1));
+      if (std::find(allowed.begin(), allowed.end(), key) == allowed.end())
+        fail(k.Mark(), key_path, fmt::format("unknown key; allowed keys: {}", join(allowed)));
+      s.entries.push_back(Entry{key, key_path, k.Mark(), pair.second});
+    }
+    return s;
+  }
+
+  Section section(const Entry& e, const std::vector<std::string>& allowed) const {
+    return section(e.value, e.path, e.key_at, allowed);
+  }
+
+  int64_t integer(const YAML::Node& v, const YAML::Mark& null_at, const std::string& path) const {
+    bool negative = false, overflow = false;
+    uint64_t m = 0;
+    const std::string& s = typed_scalar(v, null_at, path, "an integer", kYamlInt);
+    if (!parse_decimal(s, &negative, &m, &overflow))
+      fail(v.Mark(), path, fmt::format("expected an integer, got {}", shown(v)));
+    const uint64_t limit = static_cast<uint64_t>(std::numeric_limits<int64_t>::max());
+    if (overflow || m > limit + (negative ? 1 : 0))
+      fail(v.Mark(), path, fmt::format("{} does not fit a 64-bit integer", shown(v)));
+    if (negative) return m == limit + 1 ? std::numeric_limits<int64_t>::min() : -int64_t(m);
+    return static_cast<int64_t>(m);
+  }
+
+  uint64_t unsigned_integer(const YAML::Node& v, const YAML::Mark& null_at,
+                            const std::string& path) const {
+    bool negative = false, overflow = false;
+    uint64_t m = 0;
+    const std::string& s = typed_scalar(v, null_at, path, "an integer", kYamlInt);
+    if (!parse_decimal(s, &negative, &m, &overflow))
+      fail(v.Mark(), path, fmt::format("expected an integer >= 0, got {}", shown(v)));
+    if (negative && (overflow || m != 0))
+      fail(v.Mark(), path, fmt::format("{} is out of range: must be >= 0", shown(v)));
+    if (overflow)
+      fail(v.Mark(), path, fmt::format("{} does not fit a 64-bit unsigned integer", shown(v)));
+    return m;
+  }
+
+  bool boolean(const YAML::Node& v, const YAML::Mark& null_at, const std::string& path) const {
+    const std::string& s = typed_scalar(v, null_at, path, "true or false", kYamlBool);
+    if (s == "true" || s == "True" || s == "TRUE") return true;
+    if (s == "false" || s == "False" || s == "FALSE") return false;
+    fail(v.Mark(), path, fmt::format("expected true or false, got {}", shown(v)));
+  }
+
+  double real(const YAML::Node& v, const YAML::Mark& null_at, const std::string& path) const {
+    const std::string& s = typed_scalar(v, null_at, path, "a number", kYamlFloat);
+    if (!is_decimal_real(s))
+      fail(v.Mark(), path, fmt::format("expected a number, got {}", shown(v)));
+    const double d = std::strtod(s.c_str(), nullptr);
+    if (!std::isfinite(d)) fail(v.Mark(), path, fmt::format("{} is out of range", shown(v)));
+    return d;
+  }
+
+  // Any scalar, read as text; empty text is an error.
+  std::string text(const YAML::Node& v, const YAML::Mark& null_at, const std::string& path,
+                   const char* expected) const {
+    if (v.IsNull()) fail(null_at, path, fmt::format("has no value; expected {}", expected));
+    if (!v.IsScalar())
+      fail(v.Mark(), path, fmt::format("expected {}, got {}", expected, kind_of(v)));
+    if (v.Scalar().empty()) fail(v.Mark(), path, fmt::format("is empty; expected {}", expected));
+    return v.Scalar();
+  }
+
+  std::string text(const Entry& e, const char* expected) const {
+    return text(e.value, e.key_at, e.path, expected);
+  }
+
+ private:
+  // A plain (unquoted) scalar, or one tagged with the expected YAML core tag.
+  const std::string& typed_scalar(const YAML::Node& v, const YAML::Mark& null_at,
+                                  const std::string& path, const char* expected,
+                                  const char* core_tag) const {
+    if (v.IsNull()) fail(null_at, path, fmt::format("has no value; expected {}", expected));
+    if (!v.IsScalar())
+      fail(v.Mark(), path, fmt::format("expected {}, got {}", expected, kind_of(v)));
+    if (v.Tag() == "!")
+      fail(v.Mark(), path,
+           fmt::format("expected {}, got the quoted string {} (quoted values are strings: drop "
+                       "the quotes)",
+                       expected, shown(v)));
+    if (v.Tag() != "?" && v.Tag() != core_tag)
+      fail(v.Mark(), path,
+           fmt::format("expected {}, got a value tagged {}", expected, printable(v.Tag())));
+    return v.Scalar();
+  }
+
+  std::string file_;
+};
+
+std::string format_real(double d) { return fmt::format("{}", d); }
+std::string format_bool(bool b) { return b ? "true" : "false"; }
+
+// Reads quant key `key` from v into q, checking its range alone. Returns the value as
+// resolved_yaml() writes it.
+std::string read_quant_value(const Reader& r, const std::string& key, const YAML::Node& v,
+                             const YAML::Mark& null_at, const std::string& path, QuantConfig* q) {
+  if (key == "bits") {
+    const int64_t b = r.integer(v, null_at, path);
+    if (b != 2 && b != 3 && b != 4 && b != 8)
+      r.fail(v.Mark(), path, fmt::format("{} is not one of 2, 3, 4, 8", b));
+    q->bits = static_cast<int>(b);
+    return std::to_string(b);
+  }
+  if (key == "group_size") {
+    const int64_t g = r.integer(v, null_at, path);
+    if (g == 0 || g < -1)
+      r.fail(v.Mark(), path,
+             fmt::format("{} is out of range: use -1 (one group per row) or a group size > 0", g));
+    q->group_size = g;
+    return std::to_string(g);
+  }
+  if (key == "damp_percent") {
+    const double d = r.real(v, null_at, path);
+    if (!(d > 0 && d < 1))
+      r.fail(v.Mark(), path,
+             fmt::format("{} is out of range: must be > 0 and < 1 (a fraction of the mean of "
+                         "diag(H): 0.01 is 1%)",
+                         shown(v)));
+    q->damp_percent = d;
+    return format_real(d);
+  }
+  if (key == "block_size") {
+    const int64_t b = r.integer(v, null_at, path);
+    if (b <= 0) r.fail(v.Mark(), path, fmt::format("{} is out of range: must be > 0", b));
+    q->block_size = b;
+    return std::to_string(b);
+  }
+  bool* flag = key == "sym"               ? &q->sym
+               : key == "act_order"       ? &q->act_order
+               : key == "static_groups"   ? &q->static_groups
+               : key == "true_sequential" ? &q->true_sequential
+               : key == "mse_clip"        ? &q->mse_clip
+                                          : nullptr;
+  GPTQD_CHECK(flag != nullptr, "no reader for quant key {}", key);
+  *flag = r.boolean(v, null_at, path);
+  return format_bool(*flag);
+}
+
+// Settings that are fine alone but not together. Origins are where static_groups and
+// group_size were set (null marks for defaults); the later one in the file is blamed.
+void check_run(const Reader& r, const QuantConfig& q, const Origin& static_at,
+               const Origin& group_at) {
+  if (q.static_groups && q.group_size == -1) {
+    if (group_at.at.pos > static_at.at.pos)
+      r.fail(group_at.at, group_at.path,
+             fmt::format("-1 (one group per row) cannot be used with static_groups: true (set "
+                         "at line {}, column {}); static groups need group_size > 0",
+                         static_at.at.line + 1, static_at.at.column + 1));
+    r.fail(static_at.at, static_at.path,
+           fmt::format("true needs group_size > 0, but group_size is -1 (set at line {}, "
+                       "column {})",
+                       group_at.at.line + 1, group_at.at.column + 1));
+  }
+}
+
+struct SweepValues {
+  SweepAxis axis;
+  std::vector<YAML::Node> nodes;
+  std::vector<std::string> paths;
+};
+
+std::vector<SweepValues> read_sweep(const Reader& r, const Section& s) {
+  std::vector<SweepValues> out;
+  for (const Entry& e : s.entries) {
+    if (e.value.IsNull())
+      r.fail(e.key_at, e.path, "has no value; expected a list of values, e.g. [2, 3, 4]");
+    if (!e.value.IsSequence())
+      r.fail(e.value.Mark(), e.path,
+             fmt::format("expected a list of values, e.g. [2, 3, 4], got {}", kind_of(e.value)));
+    if (e.value.size() == 0)
+      r.fail(e.value.Mark(), e.path, "is an empty list; give at least one value");
+    SweepValues sv{{e.key, {}}, {}, {}};
+    for (size_t i = 0; i < e.value.size(); ++i) {
+      const YAML::Node v = e.value[i];
+      const std::string path = fmt::format("{}[{}]", e.path, i);
+      QuantConfig scratch;
+      const std::string value = read_quant_value(r, e.key, v, e.value.Mark(), path, &scratch);
+      for (size_t j = 0; j < i; ++j)
+        if (sv.axis.values[j] == value)
+          r.fail(v.Mark(), path,
+                 fmt::format("{} is listed twice (also at [{}]); every run must differ", value, j));
+      sv.axis.values.push_back(value);
+      sv.nodes.push_back(v);
+      sv.paths.push_back(path);
+    }
+    out.push_back(std::move(sv));
+  }
+  int64_t count = 1;
+  for (const auto& sv : out) {
+    count *= static_cast<int64_t>(sv.nodes.size());
+    if (count > kMaxRuns)
+      r.fail(s.at, "sweep", fmt::format("expands to more than {} runs", kMaxRuns));
+  }
+  return out;
+}
+
+// The cartesian product of the sweep over the base settings; the first key varies slowest.
+std::vector<QuantConfig> expand_runs(const Reader& r, const QuantConfig& base, const Section& quant,
+                                     const std::vector<SweepValues>& sweep) {
+  Origin base_static, base_group;
+  if (const Entry* e = quant.find("static_groups")) base_static = {e->path, e->value.Mark()};
+  if (const Entry* e = quant.find("group_size")) base_group = {e->path, e->value.Mark()};
+
+  std::vector<QuantConfig> runs;
+  std::vector<size_t> index(sweep.size(), 0);
+  while (true) {
+    QuantConfig q = base;
+    Origin static_at = base_static, group_at = base_group;
+    for (size_t a = 0; a < sweep.size(); ++a) {
+      const auto& sv = sweep[a];
+      const YAML::Node& v = sv.nodes[index[a]];
+      read_quant_value(r, sv.axis.key, v, v.Mark(), sv.paths[index[a]], &q);
+      if (sv.axis.key == "static_groups") static_at = {sv.paths[index[a]], v.Mark()};
+      if (sv.axis.key == "group_size") group_at = {sv.paths[index[a]], v.Mark()};
+    }
+    check_run(r, q, static_at, group_at);
+    q.name = run_name(q);
+    for (const auto& other : runs)
+      GPTQD_CHECK(other.name != q.name, "sweep produced run {} twice", q.name);
+    runs.push_back(q);
+
+    size_t a = sweep.size();
+    while (a > 0 && ++index[a - 1] == sweep[a - 1].nodes.size()) index[--a] = 0;
+    if (a == 0) break;
+  }
+  return runs;
+}
+
+CalibrationConfig read_calibration(const Reader& r, const Section& s) {
+  CalibrationConfig c;
+  const Entry* text = s.find("text");
+  const Entry* tokens = s.find("tokens");
+  if (text && tokens) {
+    const Entry* later = text->key_at.pos > tokens->key_at.pos ? text : tokens;
+    const Entry* first = later == text ? tokens : text;
+    r.fail(later->key_at, later->path,
+           fmt::format("give either calibration.text or calibration.tokens, not both ({} is at "
+                       "line {}, column {})",
+                       first->key, first->key_at.line + 1, first->key_at.column + 1));
+  }
+  if (!text && !tokens)
+    r.fail(s.at, "calibration",
+           "needs one of text (a text file to tokenize) or tokens (pre-tokenized safetensors)");
+  if (text) c.text = r.text(*text, "a text file path");
+  if (tokens) c.tokens = r.text(*tokens, "a safetensors file path");
+  if (const Entry* e = s.find("nsamples")) {
+    c.nsamples = r.integer(e->value, e->key_at, e->path);
+    if (c.nsamples <= 0)
+      r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", c.nsamples));
+  }
+  if (const Entry* e = s.find("seqlen")) {
+    c.seqlen = r.integer(e->value, e->key_at, e->path);
+    if (c.seqlen <= 0)
+      r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", c.seqlen));
+  }
+  if (const Entry* e = s.find("seed")) c.seed = r.unsigned_integer(e->value, e->key_at, e->path);
+  return c;
+}
+
+ParallelConfig read_parallel(const Reader& r, const Section& s) {
+  ParallelConfig p;
+  if (const Entry* e = s.find("stages")) {
+    const YAML::Node& v = e->value;
+    if (v.IsScalar() && v.Scalar() == "auto") {
+      p.stages = 0;
+    } else {
+      p.stages = r.integer(v, e->key_at, e->path);
+      if (p.stages < 0)
+        r.fail(v.Mark(), e->path,
+               fmt::format("{} is out of range: use auto (or 0) or a number of stages >= 1",
+                           p.stages));
+    }
+  }
+  if (const Entry* e = s.find("device")) {
+    p.device = r.text(*e, "one of auto, cuda, cpu");
+    if (std::find(kDevices.begin(), kDevices.end(), p.device) == kDevices.end())
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of {}", shown(e->value), join(kDevices)));
+  }
+  return p;
+}
+
+EvalConfig read_eval(const Reader& r, const Section& s) {
+  EvalConfig ev;
+  if (const Entry* e = s.find("text")) ev.text = r.text(*e, "a text file path");
+  if (const Entry* e = s.find("seqlen")) {
+    ev.seqlen = r.integer(e->value, e->key_at, e->path);
+    if (ev.seqlen <= 0)
+      r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", ev.seqlen));
+  }
+  return ev;
+}
+
+// The one document of the file, or an error naming what is wrong with the text.
+YAML::Node load_document(const Reader& r, const std::string& yaml_text) {
+  std::vector<YAML::Node> docs;
+  try {
+    docs = YAML::LoadAll(yaml_text);
+  } catch (const YAML::Exception& e) {
+    r.fail(e.mark, "YAML syntax error", printable(e.msg));
+  }
+  const YAML::Mark start = YAML::Mark();  // line 0, column 0: the top of the file
+  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull()))
+    r.fail(start, "", "the file is empty; a job needs at least model, calibration and output");
+  if (docs.size() > 1)
+    r.fail(docs[1].Mark(), "",
+           fmt::format("the file holds {} YAML documents (separated by ---); a job file holds one",
+                       docs.size()));
+  return docs[0];
+}
+
+}  // namespace
+
+std::string run_name(const QuantConfig& q) {
+  const QuantConfig defaults;
+  std::string name = fmt::format("w{}g{}", q.bits, q.group_size);
+  if (q.sym) name += "-sym";
+  if (q.act_order) name += "-act";
+  if (q.static_groups) name += "-static";
+  if (q.mse_clip) name += "-mse";
+  if (!q.true_sequential) name += "-seq0";
+  if (q.damp_percent != defaults.damp_percent) name += "-damp" + format_real(q.damp_percent);
+  if (q.block_size != defaults.block_size) name += fmt::format("-bs{}", q.block_size);
+  return name;
+}
+
+JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name) {
+  const Reader r(source_name);
+  const YAML::Node root = load_document(r, yaml_text);
+  if (!root.IsMap())
+    r.fail(
+        root.Mark(), "",
+        fmt::format("expected a mapping with sections {}, got {}", join(kTopKeys), kind_of(root)));
+  const Section top = r.section(root, "", root.Mark(), kTopKeys);
+  // A missing section reads as an empty one, reported at the top of the file.
+  auto sub = [&](const std::string& key, const std::vector<std::string>& allowed) {
+    if (const Entry* e = top.find(key)) return r.section(*e, allowed);
+    return Section{key, root.Mark(), {}};
+  };
+
+  JobConfig job;
+  job.source = source_name;
+
+  const Section model = sub("model", kModelKeys);
+  const Entry* path = model.find("path");
+  if (!path)
+    r.fail(model.at, "model.path",
+           "missing; give the model directory (config.json, *.safetensors, tokenizer.json)");
+  job.model_path = r.text(*path, "a model directory path");
+
+  job.calibration = read_calibration(r, sub("calibration", kCalibrationKeys));
+
+  const Section quant = sub("quant", kQuantKeys);
+  for (const Entry& e : quant.entries)
+    read_quant_value(r, e.key, e.value, e.key_at, e.path, &job.quant);
+  const std::vector<SweepValues> sweep = read_sweep(r, sub("sweep", kQuantKeys));
+  for (const auto& sv : sweep) job.sweep.push_back(sv.axis);
+  job.runs = expand_runs(r, job.quant, quant, sweep);
+
+  job.parallel = read_parallel(r, sub("parallel", kParallelKeys));
+
+  const Section output = sub("output", kOutputKeys);
+  const Entry* checkpoint = output.find("checkpoint");
+  if (!checkpoint)
+    r.fail(output.at, "output.checkpoint",
+           "missing; give the HDF5 checkpoint file to write, e.g. out/job.h5");
+  job.checkpoint = r.text(*checkpoint, "a checkpoint file path");
+
+  job.eval = read_eval(r, sub("eval", kEvalKeys));
+  return job;
+}
+
+JobConfig load_job_config(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw InputError(fmt::format("{}: cannot read the job file: it is a directory", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in)
+    throw InputError(fmt::format("{}: cannot read the job file: {}", path, std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad())
+    throw InputError(fmt::format("{}: cannot read the job file: {}", path, std::strerror(errno)));
+  return parse_job_config(text.str(), path);
+}
+
+std::string JobConfig::resolved_yaml() const {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+
+  out << YAML::Key << "model" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "path" << YAML::Value << YAML::DoubleQuoted << model_path;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "calibration" << YAML::Value << YAML::BeginMap;
+  if (!calibration.text.empty())
+    out << YAML::Key << "text" << YAML::Value << YAML::DoubleQuoted << calibration.text;
+  if (!calibration.tokens.empty())
+    out << YAML::Key << "tokens" << YAML::Value << YAML::DoubleQuoted << calibration.tokens;
+  out << YAML::Key << "nsamples" << YAML::Value << calibration.nsamples;
+  out << YAML::Key << "seqlen" << YAML::Value << calibration.seqlen;
+  out << YAML::Key << "seed" << YAML::Value << calibration.seed;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "quant" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "bits" << YAML::Value << quant.bits;
+  out << YAML::Key << "group_size" << YAML::Value << quant.group_size;
+  out << YAML::Key << "sym" << YAML::Value << quant.sym;
+  out << YAML::Key << "act_order" << YAML::Value << quant.act_order;
+  out << YAML::Key << "static_groups" << YAML::Value << quant.static_groups;
+  out << YAML::Key << "true_sequential" << YAML::Value << quant.true_sequential;
+  out << YAML::Key << "damp_percent" << YAML::Value << format_real(quant.damp_percent);
+  out << YAML::Key << "block_size" << YAML::Value << quant.block_size;
+  out << YAML::Key << "mse_clip" << YAML::Value << quant.mse_clip;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "sweep" << YAML::Value;
+  if (sweep.empty()) out << YAML::Flow;
+  out << YAML::BeginMap;
+  for (const auto& axis : sweep) {
+    out << YAML::Key << axis.key << YAML::Value << YAML::Flow << YAML::BeginSeq;
+    for (const auto& v : axis.values) out << v;
+    out << YAML::EndSeq;
+  }
+  out << YAML::EndMap;
+
+  out << YAML::Key << "parallel" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "stages" << YAML::Value;
+  if (parallel.stages == 0) {
+    out << "auto";
+  } else {
+    out << parallel.stages;
+  }
+  out << YAML::Key << "device" << YAML::Value << parallel.device;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "checkpoint" << YAML::Value << YAML::DoubleQuoted << checkpoint;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "eval" << YAML::Value << YAML::BeginMap;
+  if (!eval.text.empty())
+    out << YAML::Key << "text" << YAML::Value << YAML::DoubleQuoted << eval.text;
+  out << YAML::Key << "seqlen" << YAML::Value << eval.seqlen;
+  out << YAML::EndMap;
+
+  out << YAML::EndMap;
+  GPTQD_CHECK(out.good(), "emitting the resolved job config failed: {}", out.GetLastError());
+
+  std::string names;
+  for (const auto& q : runs) names += (names.empty() ? "" : ", ") + q.name;
+  std::string from = source;
+  for (char& c : from)
+    if (c == '\n' || c == '\r') c = ' ';
+  return fmt::format(
+      "# gptqd job config resolved from {}: every key with its value\n# runs: {}\n{}\n", from,
+      names, out.c_str());
+}
+
+bool operator==(const QuantConfig& a, const QuantConfig& b) {
+  return a.bits == b.bits && a.group_size == b.group_size && a.sym == b.sym &&
+         a.act_order == b.act_order && a.static_groups == b.static_groups &&
+         a.true_sequential == b.true_sequential && a.damp_percent == b.damp_percent &&
+         a.block_size == b.block_size && a.mse_clip == b.mse_clip && a.name == b.name;
+}
+
+bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
+  return a.text == b.text && a.tokens == b.tokens && a.nsamples == b.nsamples &&
+         a.seqlen == b.seqlen && a.seed == b.seed;
+}
+
+bool operator==(const ParallelConfig& a, const ParallelConfig& b) {
+  return a.stages == b.stages && a.device == b.device;
+}
+
+bool operator==(const EvalConfig& a, const EvalConfig& b) {
+  return a.text == b.text && a.seqlen == b.seqlen;
+}
+
+bool operator==(const SweepAxis& a, const SweepAxis& b) {
+  return a.key == b.key && a.values == b.values;
+}
+
+bool operator==(const JobConfig& a, const JobConfig& b) {
+  return a.model_path == b.model_path && a.calibration == b.calibration && a.quant == b.quant &&
+         a.sweep == b.sweep && a.runs == b.runs && a.parallel == b.parallel &&
+         a.checkpoint == b.checkpoint && a.eval == b.eval;
+}
+
+}  // namespace gptqd

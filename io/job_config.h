@@ -1,0 +1,96 @@
+// The YAML job file (DESIGN.md §1, docs/config-reference.md): parsed, validated and
+// expanded into one QuantConfig per run before any expensive work starts.
+//
+// Every problem with the file is a gptqd::InputError whose what() is one line:
+//   "<file>:<line>:<col>: <key path>: <what>"   e.g.
+//   "configs/x.yaml:7:9: quant.bits: 5 is not one of 2, 3, 4, 8"
+// Lines and columns are 1-based. Defaults live here, in the member initialisers.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace gptqd {
+
+// The settings of one GPTQ run (DESIGN.md §4).
+struct QuantConfig {
+  int bits = 4;                 // 2 | 3 | 4 | 8
+  int64_t group_size = 128;     // -1 = one group per row, else > 0
+  bool sym = false;             // symmetric quantizer (zero fixed at (maxq + 1) / 2)
+  bool act_order = false;       // process columns by descending diag(H)
+  bool static_groups = false;   // group parameters from the original W (needs group_size > 0)
+  bool true_sequential = true;  // qkv -> dense -> h_to_4h -> 4h_to_h, each on updated inputs
+  double damp_percent = 0.01;   // > 0 and < 1: lambda = damp_percent * mean(diag H)
+  int64_t block_size = 128;     // > 0: columns per lazy-batch block
+  bool mse_clip = false;        // grid-search the quantizer range
+  std::string name;             // run name (JobConfig::runs only; empty in JobConfig::quant)
+};
+
+struct CalibrationConfig {
+  std::string text;    // a text file tokenized with the model's tokenizer, or
+  std::string tokens;  // pre-tokenized safetensors; exactly one of the two is set
+  int64_t nsamples = 128;
+  int64_t seqlen = 2048;
+  uint64_t seed = 0;
+};
+
+struct ParallelConfig {
+  int64_t stages = 0;           // pipeline stages; 0 = auto (written "auto" in YAML)
+  std::string device = "auto";  // auto | cuda | cpu
+};
+
+struct EvalConfig {
+  std::string text;  // empty = none configured
+  int64_t seqlen = 2048;
+};
+
+// One `sweep:` entry: a quant key and its values in file order, each written as
+// resolved_yaml() writes it (e.g. "4", "-1", "true", "0.01").
+struct SweepAxis {
+  std::string key;
+  std::vector<std::string> values;
+};
+
+struct JobConfig {
+  std::string source;  // where it was read from (a path, or the name given to parse)
+  std::string model_path;
+  CalibrationConfig calibration;
+  QuantConfig quant;              // the base settings, before the sweep
+  std::vector<SweepAxis> sweep;   // empty = no sweep
+  std::vector<QuantConfig> runs;  // expanded: one per sweep point ({quant} without sweep), named
+  ParallelConfig parallel;
+  std::string checkpoint;  // output.checkpoint
+  EvalConfig eval;
+
+  // A YAML text with every section and key (defaults filled in; keys without a default
+  // only when set), the sweep as written, and the run names in a comment. Meant for the
+  // checkpoint and the log. parse_job_config(resolved_yaml(), any) == *this.
+  std::string resolved_yaml() const;
+};
+
+// Parses and validates a job file's text. source_name names the file in errors.
+// Guarantees on return: every value in range, runs non-empty with unique names, in
+// sweep order (the first sweep key varies slowest). Throws InputError otherwise.
+JobConfig parse_job_config(const std::string& yaml_text, const std::string& source_name);
+
+// Reads the file at path and parses it; InputError if it cannot be read.
+JobConfig load_job_config(const std::string& path);
+
+// The run's name: w{bits}g{group_size}, then -sym, -act, -static, -mse, -seq0 (true_sequential
+// off), -damp{damp_percent} and -bs{block_size} for the settings that differ from the
+// defaults, in that order. Distinct settings give distinct names: "w4g128", "w3g-1-sym-act",
+// "w4g128-damp0.1". Ignores q.name.
+std::string run_name(const QuantConfig& q);
+
+// Equality of settings. JobConfig's ignores `source`: the same job read from another
+// place (e.g. back from a checkpoint) is the same job.
+bool operator==(const QuantConfig& a, const QuantConfig& b);
+bool operator==(const CalibrationConfig& a, const CalibrationConfig& b);
+bool operator==(const ParallelConfig& a, const ParallelConfig& b);
+bool operator==(const EvalConfig& a, const EvalConfig& b);
+bool operator==(const SweepAxis& a, const SweepAxis& b);
+bool operator==(const JobConfig& a, const JobConfig& b);
+inline bool operator!=(const JobConfig& a, const JobConfig& b) { return !(a == b); }
+
+}  // namespace gptqd
