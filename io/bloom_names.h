@@ -36,9 +36,10 @@ const char* block_tensor_suffix(BlockTensor t);
 std::string block_tensor_name(int64_t block, BlockTensor t);
 
 extern const char* const kWordEmbeddings;  // "word_embeddings.weight"
-extern const char *const kEmbLnWeight,
-    *const kEmbLnBias;  // "word_embeddings_layernorm.weight/.bias"
-extern const char *const kFinalLnWeight, *const kFinalLnBias;  // "ln_f.weight/.bias"
+extern const char* const kEmbLnWeight;     // "word_embeddings_layernorm.weight"
+extern const char* const kEmbLnBias;       // "word_embeddings_layernorm.bias"
+extern const char* const kFinalLnWeight;   // "ln_f.weight"
+extern const char* const kFinalLnBias;     // "ln_f.bias"
 // The prefix that BloomForCausalLM checkpoints put before every name above.
 extern const char* const kTransformerPrefix;  // "transformer."
 
