@@ -51,22 +51,10 @@ FinalNormWeights load_final_norm_weights(Backend& be, const HfModel& m, const Bl
   return f;
 }
 
-void validate_model_tensors(const HfModel& m, const BloomDims& d) {
-  // bytes_of() resolves the name (InputError when missing); shapes are checked at
-  // read time with messages naming the tensor, so here presence is what matters.
-  m.bytes_of(kWordEmbeddings);
-  m.bytes_of(kEmbLnWeight);
-  m.bytes_of(kEmbLnBias);
-  m.bytes_of(kFinalLnWeight);
-  m.bytes_of(kFinalLnBias);
-  for (int64_t b = 0; b < d.n_layer; ++b) {
-    for (BlockTensor t : {BlockTensor::InputLnWeight, BlockTensor::InputLnBias, BlockTensor::QkvWeight,
-                          BlockTensor::QkvBias, BlockTensor::DenseWeight, BlockTensor::DenseBias,
-                          BlockTensor::PostLnWeight, BlockTensor::PostLnBias, BlockTensor::H4hWeight,
-                          BlockTensor::H4hBias, BlockTensor::FourHhWeight, BlockTensor::FourHhBias}) {
-      m.bytes_of(block_tensor_name(b, t));
-    }
-  }
+void validate_model_tensors(const HfModel& m, const BloomDims&) {
+  // Presence of every name was checked by HfModel::open; this reads every shard's
+  // header (no tensor data) and checks each shape against config.json.
+  m.validate_shapes();
 }
 
 }  // namespace gptqd
