@@ -1,0 +1,55 @@
+// CpuBackend: BLOOM's causal self-attention with ALiBi, one (sequence, head)
+// at a time: two sgemms (scores, context) around an fp32 softmax. This follows
+// transformers' BloomAttention: scores = alibi + q k^T / sqrt(head_dim), the
+// alibi bias being slope_h * key_position (softmax is invariant to the
+// per-query shift that a relative position would add), causal mask, softmax
+// in fp32, context = P v.
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "kernels/alibi.h"
+#include "kernels/cpu/cpu_backend.h"
+
+namespace gptqd {
+
+void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
+                                 const float* qkv, float* ctx) {
+  if (batch <= 0 || seq <= 0 || n_head <= 0 || head_dim <= 0) return;
+  const int64_t ld_qkv = n_head * 3 * head_dim;  // per token: [n_head, 3, head_dim]
+  const int64_t ld_ctx = n_head * head_dim;
+  const float inv_norm = 1.0f / std::sqrt(static_cast<float>(head_dim));
+  std::vector<float> probs(static_cast<size_t>(seq * seq));
+  float* p = probs.data();
+
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < n_head; ++h) {
+      const float* q = qkv + b * seq * ld_qkv + h * 3 * head_dim;
+      const float* k = q + head_dim;
+      const float* v = q + 2 * head_dim;
+      const float slope = alibi_slope(static_cast<int>(h), static_cast<int>(n_head));
+
+      gemm(false, true, seq, seq, head_dim, inv_norm, q, ld_qkv, k, ld_qkv, 0.0f, p, seq);
+      for (int64_t i = 0; i < seq; ++i) {
+        float* row = p + i * seq;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j <= i; ++j) {
+          row[j] += slope * static_cast<float>(j);
+          mx = std::max(mx, row[j]);
+        }
+        float sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const float inv_sum = 1.0f / sum;
+        for (int64_t j = 0; j <= i; ++j) row[j] *= inv_sum;
+        std::fill(row + i + 1, row + seq, 0.0f);  // masked: exactly zero weight
+      }
+      gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, v, ld_qkv, 0.0f,
+           ctx + b * seq * ld_ctx + h * head_dim, ld_ctx);
+    }
+  }
+}
+
+}  // namespace gptqd

@@ -1,0 +1,90 @@
+// CpuBackend: construction, memory and copies.
+#include "kernels/cpu/cpu_backend.h"
+
+#include <cblas.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <thread>
+
+#include "kernels/check.h"
+
+namespace gptqd {
+namespace {
+
+// 64-byte alignment: a cache line and an AVX-512 vector.
+constexpr size_t kAlignment = 64;
+
+void* aligned_zeroed(int64_t count, size_t elem) {
+  GPTQD_CHECK(count >= 0, "cpu alloc of a negative count {}", count);
+  if (count == 0) return nullptr;
+  const size_t bytes = static_cast<size_t>(count) * elem;
+  const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
+  void* p = std::aligned_alloc(kAlignment, rounded);
+  GPTQD_CHECK(p != nullptr, "cpu alloc of {} bytes failed", rounded);
+  std::memset(p, 0, rounded);
+  return p;
+}
+
+int resolve_threads(int threads) {
+  if (threads > 0) return threads;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+}  // namespace
+
+CpuBackend::CpuBackend(int threads) : threads_(resolve_threads(threads)) {
+  if (threads > 0) openblas_set_num_threads(threads);
+}
+
+std::string CpuBackend::name() const { return "cpu"; }
+
+float* CpuBackend::alloc(int64_t count) {
+  return static_cast<float*>(aligned_zeroed(count, sizeof(float)));
+}
+
+void CpuBackend::release(float* p) { std::free(p); }
+
+uint8_t* CpuBackend::alloc_u8(int64_t count) {
+  return static_cast<uint8_t*>(aligned_zeroed(count, sizeof(uint8_t)));
+}
+
+void CpuBackend::release_u8(uint8_t* p) { std::free(p); }
+
+void CpuBackend::to_device(float* dst, const float* host, int64_t count) {
+  if (count > 0) std::memcpy(dst, host, static_cast<size_t>(count) * sizeof(float));
+}
+
+void CpuBackend::to_host(float* host, const float* src, int64_t count) {
+  if (count > 0) std::memcpy(host, src, static_cast<size_t>(count) * sizeof(float));
+}
+
+void CpuBackend::to_host_u8(uint8_t* host, const uint8_t* src, int64_t count) {
+  if (count > 0) std::memcpy(host, src, static_cast<size_t>(count));
+}
+
+void CpuBackend::copy(float* dst, const float* src, int64_t count) {
+  // memmove: a caller may shift data within one buffer.
+  if (count > 0) std::memmove(dst, src, static_cast<size_t>(count) * sizeof(float));
+}
+
+void CpuBackend::copy_2d(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+                         int64_t ldd) {
+  if (cols <= 0) return;
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(dst + r * ldd, src + r * lds, static_cast<size_t>(cols) * sizeof(float));
+}
+
+void CpuBackend::fill(float* dst, float value, int64_t count) {
+  if (count > 0) std::fill(dst, dst + count, value);
+}
+
+void CpuBackend::synchronize() {}
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace gptqd

@@ -1,0 +1,65 @@
+// The CPU backend: OpenBLAS/LAPACKE for the dense linear algebra and plain
+// loops for the rest. It is the reference every test runs and the twin each
+// CUDA op is checked against. Memory is ordinary host memory, so to_device and
+// to_host are copies. The implementation is split by concern:
+//   cpu_backend.cpp  memory, copies, make_cpu_backend
+//   cpu_linalg.cpp   gemm, xtx, inverse_cholesky_upper
+//   cpu_quant.cpp    quant_params, quantize_rtn, gptq_block
+//   cpu_nn.cpp       layer_norm, gelu, add, add_bias
+//   cpu_attention.cpp alibi_attention
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "kernels/backend.h"
+
+namespace gptqd {
+
+class CpuBackend final : public Backend {
+ public:
+  // threads: workers for the row-parallel loops here and for OpenBLAS; <= 0
+  // keeps OpenBLAS's default and uses std::thread::hardware_concurrency().
+  explicit CpuBackend(int threads);
+  std::string name() const override;
+  int threads() const { return threads_; }
+
+  float* alloc(int64_t count) override;
+  void release(float* p) override;
+  uint8_t* alloc_u8(int64_t count) override;
+  void release_u8(uint8_t* p) override;
+  void to_device(float* dst, const float* host, int64_t count) override;
+  void to_host(float* host, const float* src, int64_t count) override;
+  void to_host_u8(uint8_t* host, const uint8_t* src, int64_t count) override;
+  void copy(float* dst, const float* src, int64_t count) override;
+  void copy_2d(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+               int64_t ldd) override;
+  void fill(float* dst, float value, int64_t count) override;
+  void synchronize() override;
+
+  void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+            const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+            int64_t ldc) override;
+  void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override;
+  bool inverse_cholesky_upper(int64_t n, float* h) override;
+
+  void quant_params(int64_t rows, int64_t cols, const float* w, int64_t ldw, const QuantGrid& grid,
+                    float* scale, float* zero) override;
+  void quantize_rtn(int64_t rows, int64_t cols, const float* w, int64_t ldw, const float* scale,
+                    const float* zero, const int32_t* col_group, int maxq, uint8_t* codes,
+                    int64_t ldc, float* qw, int64_t ldq) override;
+  void gptq_block(const GptqBlock& blk) override;
+
+  void layer_norm(int64_t rows, int64_t cols, const float* x, const float* gamma, const float* beta,
+                  float eps, float* y) override;
+  void gelu(int64_t n, float* x) override;
+  void add(int64_t n, const float* a, float* y) override;
+  void add_bias(int64_t rows, int64_t cols, const float* bias, float* y) override;
+  void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
+                       const float* qkv, float* ctx) override;
+
+ private:
+  int threads_;
+};
+
+}  // namespace gptqd

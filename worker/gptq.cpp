@@ -1,0 +1,207 @@
+// gptq_quantize: the reference's fasterquant (IST-DASLab/gptq gptq.py, with
+// AutoGPTQ's static_groups and g_idx), step by step. Host-side preparation
+// (dead columns, permutation, damping) on copies of W and H; the sweep on the
+// backend.
+#include "worker/gptq.h"
+
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/buffer.h"
+#include "kernels/check.h"
+#include "kernels/log.h"
+#include "kernels/quant_math.h"
+#include "worker/gptq_groups.h"
+
+namespace gptqd {
+namespace {
+
+using gptq_detail::label_of;
+
+// perm[j] = the original column processed j-th: descending diag(H), ties by
+// index (torch.argsort is not stable; a fixed tie-break keeps results
+// independent of the sort implementation).
+std::vector<int32_t> act_order_perm(const std::vector<float>& h, int64_t cols) {
+  std::vector<int32_t> perm(static_cast<size_t>(cols));
+  std::iota(perm.begin(), perm.end(), 0);
+  std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
+    return h[static_cast<size_t>(a) * cols + a] > h[static_cast<size_t>(b) * cols + b];
+  });
+  return perm;
+}
+
+void permute_columns(std::vector<float>& w, int64_t rows, int64_t cols,
+                     const std::vector<int32_t>& perm) {
+  std::vector<float> row(static_cast<size_t>(cols));
+  for (int64_t r = 0; r < rows; ++r) {
+    float* wr = w.data() + r * cols;
+    for (int64_t j = 0; j < cols; ++j) row[j] = wr[perm[j]];
+    std::copy(row.begin(), row.end(), wr);
+  }
+}
+
+std::vector<float> permute_symmetric(const std::vector<float>& h, int64_t n,
+                                     const std::vector<int32_t>& perm) {
+  std::vector<float> out(h.size());
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) out[i * n + j] = h[static_cast<size_t>(perm[i]) * n + perm[j]];
+  return out;
+}
+
+// Writes U (upper, H_damped^-1 = U^T U) into hinv and returns the damp_percent
+// that worked: H += damp_percent * mean(diag H) * I, retried with a doubled
+// damp_percent while the factorization fails (see GptqOptions).
+double damped_inverse_factor(Backend& be, const std::vector<float>& h, int64_t n,
+                             const GptqOptions& opt, float* hinv) {
+  double mean_diag = 0;
+  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
+  mean_diag /= static_cast<double>(n);
+
+  std::vector<float> damped(h.size());
+  double damp_percent = opt.damp_percent;
+  for (int attempt = 0;; ++attempt) {
+    const float damp = static_cast<float>(damp_percent * mean_diag);
+    damped = h;
+    for (int64_t i = 0; i < n; ++i) damped[i * n + i] += damp;
+    be.to_device(hinv, damped.data(), n * n);
+    if (be.inverse_cholesky_upper(n, hinv)) return damp_percent;
+    if (attempt == opt.max_damp_retries)
+      throw Error(fmt::format(
+          "{}: the damped Hessian is not positive definite (Cholesky failed {} time(s), last "
+          "damp_percent {}); the calibration inputs of this layer are degenerate",
+          label_of(opt), attempt + 1, damp_percent));
+    const double next = damp_percent > 0 ? 2 * damp_percent : kFirstRetryDamp;
+    GPTQD_LOG_WARN(
+        "{}: Cholesky of the damped Hessian failed with damp_percent {}; retrying with {}",
+        label_of(opt), damp_percent, next);
+    damp_percent = next;
+  }
+}
+
+}  // namespace
+
+QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
+                             const float* h, const GptqOptions& opt) {
+  gptq_detail::validate(opt, rows, cols);
+  gptq_detail::check_finite(w, rows, cols, "weight", opt);
+  gptq_detail::check_finite(h, cols, cols, "Hessian", opt);
+  const QuantGrid grid = gptq_detail::quant_grid(opt);
+  const int64_t gs = gptq_detail::effective_group_size(opt, cols);
+  const int64_t block = std::min(opt.block_size, cols);
+
+  QuantizedLayer out;
+  out.rows = rows;
+  out.cols = cols;
+  out.groups = gptq_detail::group_count(cols, gs);
+  std::vector<float> wh(w, w + rows * cols);
+  std::vector<float> hh(h, h + cols * cols);
+  Buffer wdev(be, rows * cols);
+  Buffer scales(be, out.groups * rows), zeros(be, out.groups * rows);
+
+  // 1. group_size -1: one set of params from the whole W, taken BEFORE the dead
+  //    columns are zeroed (the reference's find_params on the untouched W).
+  if (gs == -1) {
+    be.to_device(wdev.data(), wh.data(), rows * cols);
+    gptq_detail::params_of_groups(be, wdev.data(), rows, cols, gs, grid, scales.data(),
+                                  zeros.data());
+  }
+
+  // 2. Dead inputs: H_cc == 0 -> H_cc = 1, W[:, c] = 0.
+  for (int64_t c = 0; c < cols; ++c) {
+    if (hh[c * cols + c] != 0.0f) continue;
+    hh[c * cols + c] = 1.0f;
+    for (int64_t r = 0; r < rows; ++r) wh[r * cols + c] = 0.0f;
+  }
+
+  // 3. static_groups: every group's params from W after the dead zeroing and
+  //    before the permutation, in original column order.
+  const bool static_groups = opt.static_groups && gs != -1;
+  if (static_groups) {
+    be.to_device(wdev.data(), wh.data(), rows * cols);
+    gptq_detail::params_of_groups(be, wdev.data(), rows, cols, gs, grid, scales.data(),
+                                  zeros.data());
+  }
+
+  // 4. act_order: permute W's columns and H by descending diag(H).
+  out.perm.resize(static_cast<size_t>(cols));
+  std::iota(out.perm.begin(), out.perm.end(), 0);
+  if (opt.act_order) {
+    out.perm = act_order_perm(hh, cols);
+    permute_columns(wh, rows, cols, out.perm);
+    hh = permute_symmetric(hh, cols, out.perm);
+  }
+  be.to_device(wdev.data(), wh.data(), rows * cols);
+
+  // 5. Damping and U = upper Cholesky factor of H^-1.
+  Buffer hinv(be, cols * cols);
+  out.damp_used = damped_inverse_factor(be, hh, cols, opt, hinv.data());
+  hh = std::vector<float>();
+
+  // 6. The sweep, in blocks of `block` columns.
+  ByteBuffer codes(be, rows * cols);
+  Buffer err(be, rows * block), qblock(be, rows * block), loss(be, rows);
+  std::vector<int32_t> col_group(static_cast<size_t>(block), 0);
+  const int maxq = max_code(opt.bits);
+  for (int64_t i1 = 0; i1 < cols; i1 += block) {
+    const int64_t i2 = std::min(i1 + block, cols);
+    const int64_t count = i2 - i1;
+    if (gs != -1 && !static_groups) {
+      // Params of each group that starts in this block, from W as it is at the
+      // START of the block. The reference reads W[:, i1+i : i1+i+gs] (not the
+      // in-block working copy W1) when it reaches column i1+i, and W only
+      // changes between blocks, so a group starting mid-block sees its first
+      // columns without the updates from this block's earlier columns. This is
+      // reproduced exactly; it is also what lets every group's params be
+      // computed here, before the backend runs the whole block.
+      for (int64_t c = (i1 + gs - 1) / gs * gs; c < i2; c += gs) {
+        const int64_t g = c / gs;
+        be.quant_params(rows, std::min(gs, cols - c), wdev.data() + c, cols, grid,
+                        scales.data() + g * rows, zeros.data() + g * rows);
+      }
+    }
+    for (int64_t i = 0; i < count; ++i) {
+      const int64_t j = i1 + i;
+      if (gs == -1)
+        col_group[i] = 0;
+      else if (static_groups)
+        col_group[i] = static_cast<int32_t>(out.perm[j] / gs);
+      else
+        col_group[i] = static_cast<int32_t>(j / gs);
+    }
+
+    GptqBlock blk;
+    blk.rows = rows;
+    blk.count = count;
+    blk.w = wdev.data() + i1;
+    blk.ldw = cols;
+    blk.hinv = hinv.data() + i1 * cols + i1;
+    blk.ldh = cols;
+    blk.scale = scales.data();
+    blk.zero = zeros.data();
+    blk.col_group = col_group.data();
+    blk.maxq = maxq;
+    blk.codes = codes.data() + i1;
+    blk.ldc = cols;
+    blk.qw = qblock.data();
+    blk.ldq = block;
+    blk.err = err.data();
+    blk.lde = block;
+    blk.loss = loss.data();
+    be.gptq_block(blk);
+
+    // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
+    if (i2 < cols)
+      be.gemm(false, false, rows, cols - i2, count, -1.0f, err.data(), block,
+              hinv.data() + i1 * cols + i2, cols, 1.0f, wdev.data() + i2, cols);
+  }
+
+  // 7. Results in original column order.
+  out.scales = scales.to_host();
+  out.zeros = zeros.to_host();
+  out.g_idx = gptq_detail::make_g_idx(out.perm, gs, opt.act_order, static_groups);
+  gptq_detail::assemble(out, codes.to_host());
+  for (float l : loss.to_host()) out.loss += l;
+  return out;
+}
+
+}  // namespace gptqd
