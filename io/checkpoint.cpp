@@ -1,0 +1,510 @@
+#include "io/checkpoint.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <filesystem>
+#include <functional>
+#include <limits>
+#include <utility>
+
+#include "io/checkpoint_meta.h"
+#include "io/hdf5_util.h"
+#include "kernels/check.h"
+#include "kernels/log.h"
+
+namespace gptqd {
+
+using h5::Hid;
+
+namespace {
+
+// One H5Dwrite/H5Dread moves at most this many bytes of codes: MPI-IO counts are int, and
+// smaller pieces keep a single call from holding gigabytes in flight.
+constexpr size_t kMaxIoBytes = size_t{1} << 30;
+// Datasets of at least this size start on a multiple of it, so ranks writing different layers
+// touch different file-system stripes/pages.
+constexpr hsize_t kAlignment = hsize_t{1} << 20;
+
+std::string join(const std::vector<std::string>& v) {
+  std::string out;
+  for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
+void fsync_fd(int fd, const std::string& path, const char* when) {
+  if (::fsync(fd) != 0)
+    throw Error(
+        fmt::format("checkpoint {}: fsync {} failed: {}", path, when, std::strerror(errno)));
+}
+
+// fsync of a path (and of its directory after a rename), via a fresh descriptor.
+void fsync_path(const std::string& path, bool directory) {
+  const int fd = ::open(path.c_str(), (directory ? O_RDONLY | O_DIRECTORY : O_RDWR) | O_CLOEXEC);
+  if (fd < 0)
+    throw Error(
+        fmt::format("checkpoint: cannot open {} to sync it: {}", path, std::strerror(errno)));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  // Some file systems cannot fsync a directory (EINVAL); the rename itself is still atomic.
+  if (rc != 0 && !(directory && err == EINVAL))
+    throw Error(fmt::format("checkpoint: fsync of {} failed: {}", path, std::strerror(err)));
+}
+
+// All ranks must lay out the same file: HDF5 metadata calls are collective and silently
+// corrupt the file when ranks disagree. Compares a hash of everything create() writes.
+void check_same_layout_on_all_ranks(const CkptLayout& layout, MPI_Comm comm) {
+  std::string sig = fmt::format("{}|{}|{}|{}|{}|", layout.n_blocks, layout.model_config_json,
+                                layout.job_config_yaml, layout.fingerprint, layout.layers.size());
+  for (const auto& l : layout.layers) sig += fmt::format("{}:{}x{}|", l.name, l.rows, l.cols);
+  for (const auto& r : layout.runs)
+    sig += fmt::format("{}:{}:{}:{}:{}:{}:{}:{}:{}:{}|", r.name, r.bits, r.group_size, r.sym,
+                       r.act_order, r.static_groups, r.true_sequential, r.damp_percent,
+                       r.block_size, r.mse_clip);
+  const unsigned long long h = std::hash<std::string>{}(sig);
+  unsigned long long lo = 0, hi = 0;
+  MPI_Allreduce(&h, &lo, 1, MPI_UNSIGNED_LONG_LONG, MPI_MIN, comm);
+  MPI_Allreduce(&h, &hi, 1, MPI_UNSIGNED_LONG_LONG, MPI_MAX, comm);
+  GPTQD_CHECK(lo == hi, "ranks passed different layouts to Checkpoint::create");
+}
+
+// File access through MPI-IO on `comm`. Metadata is written collectively when flushed.
+Hid mpio_fapl(MPI_Comm comm) {
+  Hid fapl = h5::make_plist(H5P_FILE_ACCESS);
+  h5::check(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL), "H5Pset_fapl_mpio");
+  h5::check(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write");
+  h5::check(H5Pset_alignment(fapl.get(), kAlignment, kAlignment), "H5Pset_alignment");
+  return fapl;
+}
+
+void check_parent_dir(const std::string& path) {
+  const auto parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  GPTQD_INPUT_CHECK(parent.empty() || std::filesystem::is_directory(parent, ec),
+                    "cannot create checkpoint {}: directory {} does not exist", path,
+                    parent.string());
+}
+
+void check_is_hdf5(const std::string& path) {
+  std::error_code ec;
+  GPTQD_INPUT_CHECK(std::filesystem::exists(path, ec), "checkpoint {} does not exist", path);
+  GPTQD_INPUT_CHECK(std::filesystem::is_regular_file(path, ec), "checkpoint {} is not a file",
+                    path);
+  const htri_t is_hdf5 = H5Fis_hdf5(path.c_str());
+  if (is_hdf5 < 0) h5::error_text();  // clear the stack
+  GPTQD_INPUT_CHECK(is_hdf5 > 0, "{} is not an HDF5 file (not a gptqd checkpoint)", path);
+}
+
+void check_perm(const std::vector<int32_t>& perm, int64_t cols, const std::string& what) {
+  std::vector<bool> seen(cols, false);
+  for (int32_t p : perm) {
+    GPTQD_CHECK(p >= 0 && p < cols && !seen[p], "{}: perm is not a permutation of 0..{}", what,
+                cols - 1);
+    seen[p] = true;
+  }
+}
+
+}  // namespace
+
+struct Checkpoint::Impl {
+  std::string path;
+  CkptLayout layout;
+  std::string writer_version;
+  Hid file;
+  Hid dxpl;  // independent MPI-IO transfers; invalid (H5P_DEFAULT) when opened serially
+  bool writable = false;
+  int comm_size = 1;
+  int sync_fd = -1;  // the same file, for fsync(): MPI_File_sync is collective, fsync is not
+
+  ~Impl() {
+    if (sync_fd >= 0) ::close(sync_fd);
+  }
+  hid_t xfer() const { return dxpl.valid() ? dxpl.get() : H5P_DEFAULT; }
+
+  void check_open() const { GPTQD_CHECK(file.valid(), "checkpoint {} is closed", path); }
+  void check_writable() const {
+    check_open();
+    GPTQD_CHECK(writable, "checkpoint {} was opened read-only", path);
+  }
+  int run(const std::string& name) const {
+    const int i = run_index(layout, name);
+    if (i < 0) {
+      std::vector<std::string> names;
+      for (const auto& r : layout.runs) names.push_back(r.name);
+      throw InputError(
+          fmt::format("checkpoint {} has no run '{}' (runs: {})", path, name, join(names)));
+    }
+    return i;
+  }
+  int layer(const std::string& name) const {
+    const int i = layer_index(layout, name);
+    if (i < 0) {
+      std::vector<std::string> names;
+      for (const auto& l : layout.layers) names.push_back(l.name);
+      throw InputError(
+          fmt::format("checkpoint {} has no layer '{}' (layers: {})", path, name, join(names)));
+    }
+    return i;
+  }
+  void check_block(int64_t block) const {
+    GPTQD_INPUT_CHECK(block >= 0 && block < layout.n_blocks,
+                      "checkpoint {}: block {} is out of range (the model has blocks 0..{})", path,
+                      block, layout.n_blocks - 1);
+  }
+  // Opens a dataset of the layout, checking that its shape is the layout's.
+  Hid dataset(const std::string& dpath, const std::vector<hsize_t>& dims) const {
+    Hid d = h5::open_dataset(file.get(), dpath);
+    GPTQD_INPUT_CHECK(h5::dataset_dims(d.get()) == dims,
+                      "checkpoint {} is damaged: dataset {} does not have the layout's shape", path,
+                      dpath);
+    return d;
+  }
+  void sync(const char* when) const {
+    if (sync_fd >= 0) fsync_fd(sync_fd, path, when);
+  }
+};
+
+Checkpoint::Checkpoint(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Checkpoint::Checkpoint(Checkpoint&&) noexcept = default;
+Checkpoint& Checkpoint::operator=(Checkpoint&& o) noexcept {
+  if (this != &o) {
+    try {
+      close();
+    } catch (const std::exception& e) {
+      GPTQD_LOG_ERROR("{}", e.what());
+    }
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+
+Checkpoint::~Checkpoint() {
+  if (!impl_) return;
+  if (impl_->writable && impl_->comm_size > 1 && std::uncaught_exceptions() > 0) {
+    // A collective close here would wait for ranks that are not unwinding. Leave the file to the
+    // OS: everything vouched for by the completion map is already on disk.
+    impl_->file.release();
+    return;
+  }
+  try {
+    close();
+  } catch (const std::exception& e) {
+    GPTQD_LOG_ERROR("{}", e.what());
+  }
+}
+
+Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout, MPI_Comm comm) {
+  h5::quiet_errors();
+  validate_layout(layout);
+  check_same_layout_on_all_ranks(layout, comm);
+  check_parent_dir(path);
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+
+  // The layout is built under a temporary name and renamed into place once complete and synced,
+  // so a job killed during create leaves no half-made checkpoint at `path` to resume from.
+  const std::string tmp = path + ".creating";
+  {
+    Hid fapl = mpio_fapl(comm);
+    Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+    GPTQD_INPUT_CHECK(file.valid(), "cannot create checkpoint {}: {}", tmp, h5::error_text());
+    ckpt::write_layout(file.get(), layout);
+    // H5Fflush with the MPI-IO driver ends in MPI_File_sync; H5Fclose alone would not sync.
+    h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL),
+              fmt::format("cannot write checkpoint {}", tmp));
+    file.close_checked(fmt::format("cannot close checkpoint {}", tmp));
+  }
+  MPI_Barrier(comm);
+  // Rank 0 renames; every rank learns whether it worked, so all throw or none does.
+  char error[512] = {0};
+  if (rank == 0) {
+    try {
+      fsync_path(tmp, false);
+      if (std::rename(tmp.c_str(), path.c_str()) != 0)
+        throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
+      const auto dir = std::filesystem::path(path).parent_path();
+      fsync_path(dir.empty() ? "." : dir.string(), true);
+    } catch (const std::exception& e) {
+      std::snprintf(error, sizeof(error), "%s", e.what());
+    }
+  }
+  MPI_Bcast(error, sizeof(error), MPI_CHAR, 0, comm);
+  if (error[0] != '\0') throw Error(error);
+  return open_parallel(path, comm);
+}
+
+Checkpoint Checkpoint::open_resume(const std::string& path, const CkptLayout& layout,
+                                   MPI_Comm comm) {
+  h5::quiet_errors();
+  check_is_hdf5(path);
+  Checkpoint ckpt = open_parallel(path, comm);
+  const std::string diff = layout_difference(ckpt.layout(), layout);
+  if (!diff.empty()) {
+    ckpt.close();  // every rank sees the same file, so every rank closes and throws here
+    throw InputError(fmt::format(
+        "checkpoint {} was made for a different job: {}; to start over, delete it or set "
+        "output.checkpoint to a new path",
+        path, diff));
+  }
+  return ckpt;
+}
+
+Checkpoint Checkpoint::open_read(const std::string& path) {
+  h5::quiet_errors();
+  check_is_hdf5(path);
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  Hid fapl = h5::make_plist(H5P_FILE_ACCESS);
+  h5::check(H5Pset_fapl_sec2(fapl.get()), "H5Pset_fapl_sec2");
+  // Readers must work on file systems without flock (NFS, Lustre) and beside a running writer.
+  h5::check(H5Pset_file_locking(fapl.get(), false, true), "H5Pset_file_locking");
+  impl->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose);
+  GPTQD_INPUT_CHECK(impl->file.valid(), "cannot open checkpoint {}: {}", path, h5::error_text());
+  impl->layout = ckpt::read_layout(impl->file.get(), path);
+  impl->writer_version = ckpt::read_writer_version(impl->file.get(), path);
+  return Checkpoint(std::move(impl));
+}
+
+Checkpoint Checkpoint::open_parallel(const std::string& path, MPI_Comm comm) {
+  auto impl = std::make_unique<Impl>();
+  impl->path = path;
+  impl->writable = true;
+  MPI_Comm_size(comm, &impl->comm_size);
+  Hid fapl = mpio_fapl(comm);
+  impl->file = Hid(H5Fopen(path.c_str(), H5F_ACC_RDWR, fapl.get()), H5Fclose);
+  GPTQD_INPUT_CHECK(impl->file.valid(), "cannot open checkpoint {} for writing: {}", path,
+                    h5::error_text());
+  // Every rank reads the same metadata, so a mismatch throws on every rank; the Impl's file
+  // handle then closes collectively while unwinding.
+  impl->layout = ckpt::read_layout(impl->file.get(), path);
+  impl->writer_version = ckpt::read_writer_version(impl->file.get(), path);
+  impl->dxpl = h5::make_plist(H5P_DATASET_XFER);
+  h5::check(H5Pset_dxpl_mpio(impl->dxpl.get(), H5FD_MPIO_INDEPENDENT), "H5Pset_dxpl_mpio");
+  impl->sync_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
+  // Same outcome on every rank in practice (same file, same permissions).
+  GPTQD_INPUT_CHECK(impl->sync_fd >= 0, "cannot open checkpoint {} for syncing: {}", path,
+                    std::strerror(errno));
+  return Checkpoint(std::move(impl));
+}
+
+const CkptLayout& Checkpoint::layout() const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  return impl_->layout;
+}
+
+const std::string& Checkpoint::path() const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  return impl_->path;
+}
+
+const std::string& Checkpoint::writer_version() const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  return impl_->writer_version;
+}
+
+void Checkpoint::write_layer(const std::string& run, int64_t block, const std::string& layer,
+                             int64_t row_begin, int64_t row_end, const LayerData& data) {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_writable();
+  const int ri = im.run(run);
+  const int li = im.layer(layer);
+  im.check_block(block);
+  const CkptLayerShape& shape = im.layout.layers[li];
+  const int64_t rows = shape.rows, cols = shape.cols;
+  const int64_t groups = im.layout.runs[ri].groups(cols);
+  const std::string base = ckpt::layer_path(run, block, layer);
+  GPTQD_CHECK(0 <= row_begin && row_begin < row_end && row_end <= rows,
+              "{}: rows [{}, {}) outside [0, {})", base, row_begin, row_end, rows);
+  const int64_t nr = row_end - row_begin;
+  GPTQD_CHECK(data.codes.size() == static_cast<size_t>(nr * cols),
+              "{}: {} codes for {} rows x {} cols", base, data.codes.size(), nr, cols);
+  GPTQD_CHECK(data.scales.size() == static_cast<size_t>(groups * nr) &&
+                  data.zeros.size() == static_cast<size_t>(groups * nr),
+              "{}: {} scales and {} zeros for {} groups x {} rows", base, data.scales.size(),
+              data.zeros.size(), groups, nr);
+  GPTQD_CHECK(data.bias.size() == static_cast<size_t>(nr), "{}: {} bias values for {} rows", base,
+              data.bias.size(), nr);
+  const bool first = row_begin == 0;
+  if (first) {
+    GPTQD_CHECK(data.g_idx.size() == static_cast<size_t>(cols) &&
+                    data.perm.size() == static_cast<size_t>(cols),
+                "{}: g_idx has {} and perm {} values for {} cols", base, data.g_idx.size(),
+                data.perm.size(), cols);
+    for (int32_t g : data.g_idx)
+      GPTQD_CHECK(g >= 0 && g < groups, "{}: g_idx value {} outside [0, {})", base, g, groups);
+    check_perm(data.perm, cols, base);
+  }
+
+  const hid_t x = im.xfer();
+  const hsize_t rb = row_begin, hnr = nr, hcols = cols, hgroups = groups;
+  {
+    Hid d = im.dataset(base + "/" + ckpt::kCodes, {static_cast<hsize_t>(rows), hcols});
+    const hsize_t step = std::max<hsize_t>(1, kMaxIoBytes / hcols);
+    for (hsize_t r = 0; r < hnr; r += step) {
+      const hsize_t n = std::min(step, hnr - r);
+      h5::write_slab(d.get(), H5T_NATIVE_UINT8, {rb + r, 0}, {n, hcols},
+                     data.codes.data() + r * hcols, x);
+    }
+  }
+  // scales/zeros are [groups, rows]: a row range is one strided selection, which HDF5's MPI-IO
+  // path writes piece by piece, without read-modify-write of the neighbours' rows.
+  const std::vector<hsize_t> gr_dims = {hgroups, static_cast<hsize_t>(rows)};
+  h5::write_slab(im.dataset(base + "/" + ckpt::kScales, gr_dims).get(), H5T_NATIVE_FLOAT, {0, rb},
+                 {hgroups, hnr}, data.scales.data(), x);
+  h5::write_slab(im.dataset(base + "/" + ckpt::kZeros, gr_dims).get(), H5T_NATIVE_FLOAT, {0, rb},
+                 {hgroups, hnr}, data.zeros.data(), x);
+  h5::write_slab(im.dataset(base + "/" + ckpt::kBias, {static_cast<hsize_t>(rows)}).get(),
+                 H5T_NATIVE_FLOAT, {rb}, {hnr}, data.bias.data(), x);
+  if (first) {
+    h5::write_slab(im.dataset(base + "/" + ckpt::kGIdx, {hcols}).get(), H5T_NATIVE_INT32, {}, {},
+                   data.g_idx.data(), x);
+    h5::write_slab(im.dataset(base + "/" + ckpt::kPerm, {hcols}).get(), H5T_NATIVE_INT32, {}, {},
+                   data.perm.data(), x);
+    const LayerStats& s = data.stats;
+    const double row[kLayerStatsColumns] = {s.gptq_loss, s.gptq_err, s.rtn_err, s.seconds, s.damp};
+    const std::vector<hsize_t> stats_dims = {static_cast<hsize_t>(im.layout.n_blocks),
+                                             im.layout.layers.size(), kLayerStatsColumns};
+    h5::write_slab(im.dataset(ckpt::run_path(run) + "/" + ckpt::kStats, stats_dims).get(),
+                   H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(block), static_cast<hsize_t>(li), 0},
+                   {1, 1, kLayerStatsColumns}, row, x);
+  }
+}
+
+void Checkpoint::mark_complete(const std::string& run, int64_t block) {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_writable();
+  im.run(run);
+  im.check_block(block);
+  // Order on stable storage: all data of the block, then its mark.
+  im.sync("before marking a block complete");
+  const uint8_t one = 1;
+  Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
+                     {static_cast<hsize_t>(im.layout.n_blocks)});
+  h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &one, im.xfer());
+  im.sync("after marking a block complete");
+}
+
+void Checkpoint::sync() {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  impl_->check_writable();
+  impl_->sync("on request");
+}
+
+std::vector<uint8_t> Checkpoint::completion(const std::string& run) const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_open();
+  im.run(run);
+  std::vector<uint8_t> out(im.layout.n_blocks);
+  Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
+                     {static_cast<hsize_t>(im.layout.n_blocks)});
+  h5::read_slab(d.get(), H5T_NATIVE_UINT8, {}, {}, out.data(), im.xfer());
+  for (auto& v : out) v = v != 0;
+  return out;
+}
+
+LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
+                                  const std::string& layer) const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_open();
+  im.run(run);
+  const int li = im.layer(layer);
+  im.check_block(block);
+  double row[kLayerStatsColumns] = {0};
+  const std::vector<hsize_t> stats_dims = {static_cast<hsize_t>(im.layout.n_blocks),
+                                           im.layout.layers.size(), kLayerStatsColumns};
+  h5::read_slab(im.dataset(ckpt::run_path(run) + "/" + ckpt::kStats, stats_dims).get(),
+                H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(block), static_cast<hsize_t>(li), 0},
+                {1, 1, kLayerStatsColumns}, row, im.xfer());
+  return {row[0], row[1], row[2], row[3], row[4]};
+}
+
+LayerData Checkpoint::read_layer(const std::string& run, int64_t block,
+                                 const std::string& layer) const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_open();
+  const int ri = im.run(run);
+  const int li = im.layer(layer);
+  im.check_block(block);
+  const CkptLayerShape& shape = im.layout.layers[li];
+  const hsize_t rows = shape.rows, cols = shape.cols;
+  const hsize_t groups = im.layout.runs[ri].groups(shape.cols);
+  const std::string base = ckpt::layer_path(run, block, layer);
+  const hid_t x = im.xfer();
+  LayerData out;
+  out.codes.resize(rows * cols);
+  {
+    Hid d = im.dataset(base + "/" + ckpt::kCodes, {rows, cols});
+    const hsize_t step = std::max<hsize_t>(1, kMaxIoBytes / cols);
+    for (hsize_t r = 0; r < rows; r += step) {
+      const hsize_t n = std::min(step, rows - r);
+      h5::read_slab(d.get(), H5T_NATIVE_UINT8, {r, 0}, {n, cols}, out.codes.data() + r * cols, x);
+    }
+  }
+  out.scales.resize(groups * rows);
+  out.zeros.resize(groups * rows);
+  out.g_idx.resize(cols);
+  out.perm.resize(cols);
+  out.bias.resize(rows);
+  h5::read_slab(im.dataset(base + "/" + ckpt::kScales, {groups, rows}).get(), H5T_NATIVE_FLOAT, {},
+                {}, out.scales.data(), x);
+  h5::read_slab(im.dataset(base + "/" + ckpt::kZeros, {groups, rows}).get(), H5T_NATIVE_FLOAT, {},
+                {}, out.zeros.data(), x);
+  h5::read_slab(im.dataset(base + "/" + ckpt::kGIdx, {cols}).get(), H5T_NATIVE_INT32, {}, {},
+                out.g_idx.data(), x);
+  h5::read_slab(im.dataset(base + "/" + ckpt::kPerm, {cols}).get(), H5T_NATIVE_INT32, {}, {},
+                out.perm.data(), x);
+  h5::read_slab(im.dataset(base + "/" + ckpt::kBias, {rows}).get(), H5T_NATIVE_FLOAT, {}, {},
+                out.bias.data(), x);
+  out.stats = read_stats(run, block, layer);
+  return out;
+}
+
+std::vector<float> Checkpoint::dequantize(const std::string& run, int64_t block,
+                                          const std::string& layer) const {
+  const LayerData d = read_layer(run, block, layer);
+  const CkptLayerShape& shape = impl_->layout.layers[impl_->layer(layer)];
+  const int64_t rows = shape.rows, cols = shape.cols;
+  const int64_t groups = impl_->layout.runs[impl_->run(run)].groups(cols);
+  for (int64_t c = 0; c < cols; ++c)
+    GPTQD_INPUT_CHECK(d.g_idx[c] >= 0 && d.g_idx[c] < groups,
+                      "checkpoint {}: {}/g_idx[{}] = {} is outside [0, {})", impl_->path,
+                      ckpt::layer_path(run, block, layer), c, d.g_idx[c], groups);
+  std::vector<float> w(rows * cols);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const int64_t g = d.g_idx[c];
+      const float scale = d.scales[g * rows + r], zero = d.zeros[g * rows + r];
+      w[r * cols + c] = scale * (static_cast<float>(d.codes[r * cols + c]) - zero);
+    }
+  return w;
+}
+
+void Checkpoint::close() {
+  if (!impl_ || !impl_->file.valid()) return;
+  Impl& im = *impl_;
+  if (im.sync_fd >= 0) {
+    // Data written since the last mark is not vouched for, but there is no reason to lose it.
+    const int fd = im.sync_fd;
+    im.sync_fd = -1;
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0)
+      GPTQD_LOG_WARN("checkpoint {}: fsync at close failed: {}", im.path, std::strerror(err));
+  }
+  im.dxpl.reset();
+  im.file.close_checked(fmt::format("cannot close checkpoint {}", im.path));
+}
+
+}  // namespace gptqd

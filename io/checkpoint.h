@@ -1,0 +1,112 @@
+// The shared HDF5 checkpoint of a job (DESIGN.md section 6, docs/checkpoint-format.md).
+//
+// Parallel use: create() (or open_resume()) lays out the WHOLE file collectively: every group,
+// dataset and attribute, with all raw-data space allocated. After that no metadata ever changes;
+// any rank writes its layers' raw data with independent MPI-IO and then marks the block complete
+// in a pre-created completion dataset. A rank killed at any moment leaves a file that opens, whose
+// completion map lists exactly the blocks whose data was fully written.
+//
+// Durability: write_layer() returns when the data was handed to the OS (MPI-IO pwrite; no HDF5
+// raw-data cache is involved for contiguous datasets with the MPI-IO driver). mark_complete()
+// fsyncs the file, writes the mark, and fsyncs again, so the mark never reaches stable storage
+// before the data it vouches for, even if the node itself goes down.
+//
+// Not thread-safe: one thread per process uses a Checkpoint (the HDF5 build is not thread-safe).
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint_inspect.h"
+#include "io/checkpoint_layout.h"
+
+namespace gptqd {
+
+inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
+inline constexpr int kCheckpointFormatVersion = 1;
+
+class Checkpoint {
+ public:
+  // Collective over comm. Creates (truncates) `path` and the whole layout: every group, dataset
+  // (early allocation, contiguous), attribute, and a completion dataset per run (uint8[n_blocks],
+  // all 0). The file is complete (all metadata flushed and synced) when this returns on any rank.
+  // Throws InputError when the file cannot be created (e.g. missing directory), Error when the
+  // layout is invalid (validate_layout).
+  static Checkpoint create(const std::string& path, const CkptLayout& layout, MPI_Comm comm);
+
+  // Collective. Opens an existing checkpoint for resuming. Throws InputError (on every rank, after
+  // closing the file collectively) when the file is missing, not a gptqd checkpoint, or made for a
+  // different job (layout or fingerprint differ); the message says what differs and how to start
+  // over. layout() then returns the file's layout (the stored config texts).
+  static Checkpoint open_resume(const std::string& path, const CkptLayout& layout, MPI_Comm comm);
+
+  // Serial, read-only, default (sec2) driver: inspect, export, eval, tests. Safe while a job is
+  // still writing the file (its metadata never changes after create). Throws InputError if the
+  // file is missing, not HDF5, not a gptqd checkpoint, or of a newer format version.
+  static Checkpoint open_read(const std::string& path);
+
+  Checkpoint(Checkpoint&&) noexcept;
+  Checkpoint& operator=(Checkpoint&&) noexcept;
+  Checkpoint(const Checkpoint&) = delete;
+  Checkpoint& operator=(const Checkpoint&) = delete;
+
+  // Closes like close(). For create/open_resume all ranks must destroy it; but while an exception
+  // unwinds on a communicator of more than one rank it only releases memory and leaves the file
+  // to the OS, since a collective close would wait forever for ranks that are not unwinding
+  // (the top of each rank catches, logs and MPI_Aborts).
+  ~Checkpoint();
+
+  const CkptLayout& layout() const;
+  const std::string& path() const;
+  // The gptqd version that created the file (root attribute gptqd_version).
+  const std::string& writer_version() const;
+
+  // Independent (any one rank, opened by create/open_resume): writes rows [row_begin, row_end)
+  // of a layer. Sizes: codes (nr * cols), scales and zeros (groups * nr, group-major), bias (nr),
+  // nr = row_end - row_begin. The writer with row_begin == 0 also writes g_idx and perm (cols
+  // each) and the layer's stats; other writers' g_idx/perm/stats are ignored. Throws InputError
+  // for an unknown run or layer or a block out of range, Error for wrong sizes or rows.
+  void write_layer(const std::string& run, int64_t block, const std::string& layer,
+                   int64_t row_begin, int64_t row_end, const LayerData& data);
+
+  // Independent: marks the block complete. Call it after every rank's write_layer() of that block
+  // has returned (e.g. after a barrier of the writers). The data is synced before the mark is
+  // written, and the mark is synced before this returns.
+  void mark_complete(const std::string& run, int64_t block);
+
+  // Independent: fsync of what this process wrote. mark_complete() syncs its own node's pages;
+  // writers of a block on other nodes call sync() before the barrier that precedes the mark.
+  void sync();
+
+  // [n_blocks], 1 for a complete block, 0 otherwise (any value other than 0 counts as 1).
+  std::vector<uint8_t> completion(const std::string& run) const;
+
+  // The layer's stats alone (NaN where never written), without reading its data.
+  LayerStats read_stats(const std::string& run, int64_t block, const std::string& layer) const;
+
+  // The whole layer (rows [0, rows)) as stored, stats included.
+  LayerData read_layer(const std::string& run, int64_t block, const std::string& layer) const;
+
+  // Dequantized weights [rows, cols] from the file:
+  // w[r][c] = scales[g_idx[c]][r] * (codes[r][c] - zeros[g_idx[c]][r]).
+  // Throws InputError when a stored g_idx is outside [0, groups).
+  std::vector<float> dequantize(const std::string& run, int64_t block,
+                                const std::string& layer) const;
+
+  // Collective for create/open_resume. Closes the file; writes no metadata (a crash during a
+  // metadata write could damage the file; completeness is the completion map). Idempotent.
+  void close();
+
+ private:
+  struct Impl;
+  explicit Checkpoint(std::unique_ptr<Impl> impl);
+  // Collective: opens an existing checkpoint read-write through MPI-IO.
+  static Checkpoint open_parallel(const std::string& path, MPI_Comm comm);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace gptqd

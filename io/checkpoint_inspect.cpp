@@ -1,0 +1,109 @@
+#include "io/checkpoint_inspect.h"
+
+#include <nlohmann/json.hpp>
+
+#include "io/checkpoint.h"
+#include "kernels/check.h"
+
+namespace gptqd {
+
+namespace {
+
+// "<label> <value>" for the first of `keys` present in a config.json (BLOOM configs use legacy
+// key names), or empty.
+std::string config_item(const nlohmann::json& cfg, const char* label,
+                        std::initializer_list<const char*> keys) {
+  for (const char* k : keys) {
+    auto it = cfg.find(k);
+    if (it == cfg.end()) continue;
+    return fmt::format(", {} {}", label, it->is_string() ? it->get<std::string>() : it->dump());
+  }
+  return {};
+}
+
+std::string model_summary(const CkptLayout& layout) {
+  if (layout.model_config_json.empty())
+    return fmt::format("model: {} blocks (no config stored)", layout.n_blocks);
+  const auto cfg = nlohmann::json::parse(layout.model_config_json, nullptr, false);
+  if (cfg.is_discarded() || !cfg.is_object())
+    return fmt::format("model: {} blocks (stored config is not a JSON object)", layout.n_blocks);
+  auto type = cfg.find("model_type");
+  return fmt::format(
+      "model: {}, {} blocks{}{}{}{}",
+      type != cfg.end() && type->is_string() ? type->get<std::string>() : "unknown type",
+      layout.n_blocks, config_item(cfg, "hidden", {"hidden_size", "n_embed"}),
+      config_item(cfg, "heads", {"n_head", "num_attention_heads"}),
+      config_item(cfg, "vocab", {"vocab_size"}), config_item(cfg, "dtype", {"torch_dtype"}));
+}
+
+const char* yes_no(bool b) { return b ? "true" : "false"; }
+
+std::string run_settings(const CkptRunSpec& r) {
+  return fmt::format(
+      "bits {}, group_size {}, sym {}, act_order {}, static_groups {}, true_sequential {}, "
+      "damp_percent {}, block_size {}, mse_clip {}",
+      r.bits, r.group_size, yes_no(r.sym), yes_no(r.act_order), yes_no(r.static_groups),
+      yes_no(r.true_sequential), r.damp_percent, r.block_size, yes_no(r.mse_clip));
+}
+
+}  // namespace
+
+std::string format_block_list(const std::vector<int64_t>& blocks) {
+  if (blocks.empty()) return "none";
+  std::string out;
+  for (size_t i = 0; i < blocks.size();) {
+    size_t j = i;
+    while (j + 1 < blocks.size() && blocks[j + 1] == blocks[j] + 1) ++j;
+    if (!out.empty()) out += ", ";
+    out += j == i ? fmt::format("{}", blocks[i]) : fmt::format("{}-{}", blocks[i], blocks[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string inspect_checkpoint(const std::string& path) {
+  const Checkpoint ckpt = Checkpoint::open_read(path);
+  const CkptLayout& layout = ckpt.layout();
+  std::string out = fmt::format("checkpoint {} ({} format {}, written by gptqd {})\n", path,
+                                kCheckpointFormat, kCheckpointFormatVersion, ckpt.writer_version());
+  out += model_summary(layout) + "\n";
+  out += fmt::format("fingerprint: {}\n", layout.fingerprint);
+  size_t name_width = 5;
+  for (const auto& l : layout.layers) name_width = std::max(name_width, l.name.size());
+  out += fmt::format("layers per block: {}\n", layout.layers.size());
+  for (const auto& l : layout.layers)
+    out += fmt::format("  {:<{}}  {} x {}\n", l.name, name_width, l.rows, l.cols);
+
+  for (const auto& run : layout.runs) {
+    const auto done = ckpt.completion(run.name);
+    std::vector<int64_t> missing;
+    for (int64_t b = 0; b < layout.n_blocks; ++b)
+      if (!done[b]) missing.push_back(b);
+    const int64_t n_done = layout.n_blocks - static_cast<int64_t>(missing.size());
+    out += fmt::format("\nrun {}: {}\n", run.name, run_settings(run));
+    out += fmt::format("  blocks complete: {}/{}", n_done, layout.n_blocks);
+    out += missing.empty() ? "\n" : fmt::format(", missing: {}\n", format_block_list(missing));
+    if (n_done == 0) continue;
+    out += fmt::format("  {:>5}  {:<{}}  {:>13}  {:>11}  {:>11}  {:>11}  {:>9}\n", "block", "layer",
+                       name_width, "shape", "gptq_err", "rtn_err", "loss", "seconds");
+    double sum_gptq = 0, sum_rtn = 0, sum_seconds = 0;
+    for (int64_t b = 0; b < layout.n_blocks; ++b) {
+      if (!done[b]) continue;
+      for (const auto& l : layout.layers) {
+        const LayerStats s = ckpt.read_stats(run.name, b, l.name);
+        out += fmt::format("  {:>5}  {:<{}}  {:>13}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>9.2f}\n",
+                           b, l.name, name_width, fmt::format("{}x{}", l.rows, l.cols), s.gptq_err,
+                           s.rtn_err, s.gptq_loss, s.seconds);
+        sum_gptq += s.gptq_err;
+        sum_rtn += s.rtn_err;
+        sum_seconds += s.seconds;
+      }
+    }
+    out +=
+        fmt::format("  sum over complete blocks: gptq_err {:.4e}, rtn_err {:.4e}, seconds {:.2f}\n",
+                    sum_gptq, sum_rtn, sum_seconds);
+  }
+  return out;
+}
+
+}  // namespace gptqd

@@ -1,0 +1,133 @@
+#include "io/checkpoint_layout.h"
+
+#include <cstdint>
+#include <limits>
+#include <set>
+
+#include "kernels/check.h"
+
+namespace gptqd {
+
+int64_t CkptRunSpec::groups(int64_t cols) const {
+  GPTQD_CHECK(group_size == -1 || group_size > 0, "run '{}': group_size {} is neither -1 nor > 0",
+              name, group_size);
+  GPTQD_CHECK(cols > 0, "run '{}': groups() of {} columns", name, cols);
+  if (group_size == -1) return 1;
+  return (cols + group_size - 1) / group_size;
+}
+
+namespace {
+
+// HDF5 link names may not contain '/', and "." names the group itself.
+void check_name(const std::string& what, const std::string& name) {
+  GPTQD_CHECK(!name.empty(), "checkpoint layout: empty {} name", what);
+  GPTQD_CHECK(name.find('/') == std::string::npos && name != "." && name != "..",
+              "checkpoint layout: {} name '{}' cannot be an HDF5 group name", what, name);
+}
+
+template <typename T>
+std::string show(const T& v) {
+  return fmt::format("{}", v);
+}
+std::string show(bool v) { return v ? "true" : "false"; }
+
+// "run 'x' has <field> <a> in the file, <b> now", or empty when equal.
+template <typename T>
+std::string field_difference(const std::string& run, const char* field, const T& stored,
+                             const T& wanted) {
+  if (stored == wanted) return {};
+  return fmt::format("run '{}' has {} {} in the file, {} now", run, field, show(stored),
+                     show(wanted));
+}
+
+std::string run_difference(const CkptRunSpec& s, const CkptRunSpec& w) {
+  const std::string diffs[] = {
+      field_difference(s.name, "bits", s.bits, w.bits),
+      field_difference(s.name, "group_size", s.group_size, w.group_size),
+      field_difference(s.name, "sym", s.sym, w.sym),
+      field_difference(s.name, "act_order", s.act_order, w.act_order),
+      field_difference(s.name, "static_groups", s.static_groups, w.static_groups),
+      field_difference(s.name, "true_sequential", s.true_sequential, w.true_sequential),
+      field_difference(s.name, "damp_percent", s.damp_percent, w.damp_percent),
+      field_difference(s.name, "block_size", s.block_size, w.block_size),
+      field_difference(s.name, "mse_clip", s.mse_clip, w.mse_clip),
+  };
+  for (const auto& d : diffs)
+    if (!d.empty()) return d;
+  return {};
+}
+
+}  // namespace
+
+void validate_layout(const CkptLayout& layout) {
+  GPTQD_CHECK(layout.n_blocks > 0, "checkpoint layout: n_blocks is {}", layout.n_blocks);
+  GPTQD_CHECK(!layout.layers.empty(), "checkpoint layout: no layers");
+  GPTQD_CHECK(!layout.runs.empty(), "checkpoint layout: no runs");
+  std::set<std::string> names;
+  for (const auto& l : layout.layers) {
+    check_name("layer", l.name);
+    GPTQD_CHECK(names.insert(l.name).second, "checkpoint layout: layer '{}' listed twice", l.name);
+    GPTQD_CHECK(l.rows > 0 && l.cols > 0, "checkpoint layout: layer '{}' has shape {}x{}", l.name,
+                l.rows, l.cols);
+    // g_idx and perm are int32 column indices.
+    GPTQD_CHECK(l.cols <= std::numeric_limits<int32_t>::max(),
+                "checkpoint layout: layer '{}' has {} columns, more than int32 indexes", l.name,
+                l.cols);
+  }
+  names.clear();
+  for (const auto& r : layout.runs) {
+    check_name("run", r.name);
+    GPTQD_CHECK(names.insert(r.name).second, "checkpoint layout: run '{}' listed twice", r.name);
+    GPTQD_CHECK(r.bits >= 1 && r.bits <= 8,
+                "checkpoint layout: run '{}' has bits {} (codes are uint8)", r.name, r.bits);
+    GPTQD_CHECK(r.group_size == -1 || r.group_size > 0,
+                "checkpoint layout: run '{}' has group_size {}", r.name, r.group_size);
+    GPTQD_CHECK(r.block_size > 0, "checkpoint layout: run '{}' has block_size {}", r.name,
+                r.block_size);
+  }
+}
+
+std::string layout_difference(const CkptLayout& stored, const CkptLayout& wanted) {
+  if (stored.fingerprint != wanted.fingerprint)
+    return fmt::format(
+        "fingerprint {} in the file, {} now: the model, calibration or settings changed",
+        stored.fingerprint, wanted.fingerprint);
+  if (stored.n_blocks != wanted.n_blocks)
+    return fmt::format("{} blocks in the file, {} now", stored.n_blocks, wanted.n_blocks);
+  if (stored.layers.size() != wanted.layers.size())
+    return fmt::format("{} layers per block in the file, {} now", stored.layers.size(),
+                       wanted.layers.size());
+  for (size_t i = 0; i < stored.layers.size(); ++i) {
+    const auto& s = stored.layers[i];
+    const auto& w = wanted.layers[i];
+    if (s.name != w.name)
+      return fmt::format("layer {} is '{}' in the file, '{}' now", i, s.name, w.name);
+    if (s.rows != w.rows || s.cols != w.cols)
+      return fmt::format("layer '{}' is {}x{} in the file, {}x{} now", s.name, s.rows, s.cols,
+                         w.rows, w.cols);
+  }
+  for (const auto& w : wanted.runs) {
+    const int i = run_index(stored, w.name);
+    if (i < 0) return fmt::format("run '{}' is not in the file", w.name);
+    std::string d = run_difference(stored.runs[i], w);
+    if (!d.empty()) return d;
+  }
+  for (const auto& s : stored.runs)
+    if (run_index(wanted, s.name) < 0)
+      return fmt::format("run '{}' is in the file but not in the job", s.name);
+  return {};
+}
+
+int layer_index(const CkptLayout& layout, const std::string& layer) {
+  for (size_t i = 0; i < layout.layers.size(); ++i)
+    if (layout.layers[i].name == layer) return static_cast<int>(i);
+  return -1;
+}
+
+int run_index(const CkptLayout& layout, const std::string& run) {
+  for (size_t i = 0; i < layout.runs.size(); ++i)
+    if (layout.runs[i].name == run) return static_cast<int>(i);
+  return -1;
+}
+
+}  // namespace gptqd

@@ -1,0 +1,40 @@
+// The metadata half of the checkpoint format: names and paths, and writing / reading the layout
+// (groups, datasets, attributes). io-internal; see docs/checkpoint-format.md for the format.
+#pragma once
+
+#include <hdf5.h>
+
+#include <cstdint>
+#include <string>
+
+#include "io/checkpoint_layout.h"
+
+namespace gptqd::ckpt {
+
+// Dataset names, one table so the writer, the reader and the docs agree.
+inline constexpr const char* kCodes = "codes";
+inline constexpr const char* kScales = "scales";
+inline constexpr const char* kZeros = "zeros";
+inline constexpr const char* kGIdx = "g_idx";
+inline constexpr const char* kPerm = "perm";
+inline constexpr const char* kBias = "bias";
+inline constexpr const char* kComplete = "complete";
+inline constexpr const char* kStats = "stats";
+
+std::string run_path(const std::string& run);  // "/runs/<run>"
+std::string layer_path(const std::string& run, int64_t block, const std::string& layer);
+
+// Creates every group, dataset and attribute of `layout` in an empty file. In a file opened with
+// the MPI-IO driver every rank must call it with the same layout (all of it is collective).
+// Raw-data datasets are contiguous with space allocated now and never filled; "complete" starts
+// at 0 and "stats" at NaN.
+void write_layout(hid_t file, const CkptLayout& layout);
+
+// Reads the layout back. Throws InputError naming `path` when the file is not a gptqd
+// checkpoint, is of a newer format version, or lacks part of the layout.
+CkptLayout read_layout(hid_t file, const std::string& path);
+
+// The root attribute gptqd_version of a file read_layout() accepted.
+std::string read_writer_version(hid_t file, const std::string& path);
+
+}  // namespace gptqd::ckpt
