@@ -241,7 +241,8 @@ def variants(base_json):
 
 def variant_texts():
     extra = ["a <mask> b", "a\t\n <mask>\n c", "x[SEP]  \ty", "[BOTH]", "  [BOTH]  z",
-             "hello world", "Hello <s>hello", "abcd ab abc", "x<mask><mask>y", "foo, bar, baz"]
+             "hello world", "Hello <s>hello", "abcd ab abc", "x<mask><mask>y", "foo, bar, baz",
+             "x[SEP] world", "x[SEP]  world!", "a <mask> <mask>  b"]  # rstrip overlapping a match
     return [s for s in TRICKY if len(s) <= 200] + extra
 
 
