@@ -41,7 +41,7 @@ struct MergeResult {
 
 struct BpeModel::Impl {
   std::unordered_map<std::string, int32_t> vocab;
-  std::vector<const std::string*> id_to_token;  // into vocab's keys
+  std::unordered_map<int32_t, const std::string*> id_to_token;  // into vocab's keys
   std::unordered_map<uint64_t, MergeResult> merges;
   BpeOptions options;
   int32_t unk_id = -1;
@@ -57,14 +57,12 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
   Impl& m = *impl_;
   m.vocab = std::move(vocab);
   m.options = std::move(options);
-  int32_t max_id = -1;
-  for (const auto& [token, id] : m.vocab) max_id = std::max(max_id, id);
-  m.id_to_token.assign(static_cast<size_t>(max_id + 1), nullptr);
+  // A map, not a vector indexed by id: a hostile file could name id 2^31 - 1.
+  m.id_to_token.reserve(m.vocab.size());
   for (const auto& [token, id] : m.vocab) {
-    GPTQD_INPUT_CHECK(m.id_to_token[id] == nullptr,
-                      "{}: model.vocab gives id {} to both '{}' and '{}'", where, id,
-                      *m.id_to_token[id], token);
-    m.id_to_token[id] = &token;
+    const auto [it, fresh] = m.id_to_token.emplace(id, &token);
+    GPTQD_INPUT_CHECK(fresh, "{}: model.vocab gives id {} to both '{}' and '{}'", where, id,
+                      *it->second, token);
   }
   if (m.options.unk_token) {
     const auto it = m.vocab.find(*m.options.unk_token);
@@ -189,8 +187,8 @@ std::optional<int32_t> BpeModel::token_to_id(const std::string& token) const {
 }
 
 const std::string* BpeModel::id_to_token(int32_t id) const {
-  if (id < 0 || static_cast<size_t>(id) >= impl_->id_to_token.size()) return nullptr;
-  return impl_->id_to_token[static_cast<size_t>(id)];
+  const auto it = impl_->id_to_token.find(id);
+  return it == impl_->id_to_token.end() ? nullptr : it->second;
 }
 
 int64_t BpeModel::size() const { return static_cast<int64_t>(impl_->vocab.size()); }

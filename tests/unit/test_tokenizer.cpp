@@ -384,6 +384,20 @@ TEST(TokenizerErrors, UnsupportedComponentsAreNamed) {
   expect_rejected(j, "vocab_type", {"model.vocab[\"he\"]"});
 }
 
+TEST(TokenizerErrors, HostileIds) {
+  json j = cases()["tiny"][0]["tokenizer"];
+  j["model"]["vocab"]["zz"] = 2147483647;  // sparse ids: no id-indexed table of 2^31 entries
+  const Tokenizer tok = Tokenizer::load(write_tokenizer(j, "sparse"));
+  EXPECT_EQ(tok.decode({2147483647, 7}), "zzabc");
+  EXPECT_EQ(tok.vocab_size(), 12);
+  j["model"]["vocab"]["zz"] = 2147483648LL;
+  expect_rejected(j, "id_too_big", {"model.vocab[\"zz\"]"});
+  j["model"]["vocab"]["zz"] = -1;
+  expect_rejected(j, "id_negative", {"model.vocab[\"zz\"]"});
+  j["model"]["vocab"]["zz"] = 7;
+  expect_rejected(j, "id_twice", {"id 7", "zz", "abc"});
+}
+
 TEST(TokenizerErrors, BadFilesNameTheFile) {
   const auto dir = test::scratch_dir("tokenizer-bad");
   const auto bad = (dir / "broken.json").string();
