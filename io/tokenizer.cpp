@@ -35,8 +35,9 @@ struct Tokenizer::Impl {
         bpe(std::move(spec.vocab), spec.merges, spec.bpe, file) {
     vocab_size = bpe.size();
     std::unordered_map<std::string, int32_t> added_ids;
+    int32_t max_added_id = -1;
     for (auto& t : spec.added_tokens) {
-      const int32_t id = hf_added_token_id(t.content, added_ids);
+      const int32_t id = hf_added_token_id(t.content, added_ids, max_added_id);
       if (id != t.id) {
         GPTQD_LOG_WARN(
             "{}: added token '{}' has id {} in the file but {} in the tokenizer, as HF "
@@ -52,6 +53,7 @@ struct Tokenizer::Impl {
         ++vocab_size;
       }
       added_ids.emplace(t.content, id);
+      max_added_id = std::max(max_added_id, id);
       added_by_id.emplace(id, t.content);
     }
     added = tok::AddedTokenMatcher(std::move(spec.added_tokens));
@@ -60,15 +62,15 @@ struct Tokenizer::Impl {
   // The id HF tokenizers' AddedVocabulary::add_tokens gives an added token while it loads the
   // file's list in order (it warns and ignores the id written in the file): the vocabulary's id
   // if the content is a token, else the next id after the vocabulary and the tokens added so far.
+  // max_added_id: the largest id given so far (-1 before the first).
   int32_t hf_added_token_id(const std::string& content,
-                            const std::unordered_map<std::string, int32_t>& added_ids) const {
+                            const std::unordered_map<std::string, int32_t>& added_ids,
+                            int32_t max_added_id) const {
     if (const auto it = added_ids.find(content); it != added_ids.end()) return it->second;
     if (const auto id = bpe.token_to_id(content)) return *id;
     const auto vocab_len = static_cast<int32_t>(bpe.size());
     if (added_ids.empty()) return vocab_len;
-    int32_t max_id = 0;
-    for (const auto& [c, id] : added_ids) max_id = std::max(max_id, id);
-    return max_id >= vocab_len || vocab_len == 0 ? max_id + 1 : vocab_len;
+    return max_added_id >= vocab_len || vocab_len == 0 ? max_added_id + 1 : vocab_len;
   }
 
   // Pre-tokenizer steps after the added tokens, then BPE on each piece.

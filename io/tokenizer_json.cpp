@@ -5,6 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <unordered_set>
 
 #include "kernels/check.h"
 
@@ -203,6 +204,7 @@ void parse_added_tokens(const Reader& r, const json& root, TokenizerSpec& spec) 
   if (!root.contains("added_tokens") || root["added_tokens"].is_null()) return;
   const json& list = root["added_tokens"];
   if (!list.is_array()) r.fail("added_tokens must be a list");
+  std::unordered_set<std::string> seen;
   for (size_t i = 0; i < list.size(); ++i) {
     const json& t = list[i];
     const std::string where = fmt::format("added_tokens[{}]", i);
@@ -222,9 +224,7 @@ void parse_added_tokens(const Reader& r, const json& root, TokenizerSpec& spec) 
     tok.rstrip = r.boolean(t, "rstrip", where, false);
     tok.normalized = r.boolean(t, "normalized", where, true);
     tok.special = r.boolean(t, "special", where, false);
-    for (const auto& other : spec.added_tokens) {
-      if (other.content == tok.content) r.fail("{}: '{}' is listed twice", where, tok.content);
-    }
+    if (!seen.insert(tok.content).second) r.fail("{}: '{}' is listed twice", where, tok.content);
     spec.added_tokens.push_back(std::move(tok));
   }
 }
