@@ -366,6 +366,9 @@ TEST(TokenizerErrors, UnsupportedComponentsAreNamed) {
   j = base;
   j["added_tokens"][1]["single_word"] = true;
   expect_rejected(j, "single_word", {"added_tokens[1]", "single_word"});
+  j = base;
+  j["added_tokens"].push_back(j["added_tokens"][1]);
+  expect_rejected(j, "added_twice", {"added_tokens[4]", "<s>", "twice"});
   j = cases()["tiny"][0]["tokenizer"];  // vocab ids 0..10: HF would give "<x>" id 12, taken
   j["model"]["vocab"]["zz"] = 12;
   j["added_tokens"].push_back({{"id", 11}, {"content", "<x>"}, {"special", true}});
