@@ -1,0 +1,136 @@
+// Split pre-tokenizer: find the pattern's matches, then group matches and gaps by behavior.
+#include "io/pretokenize.h"
+
+#include <algorithm>
+
+#include "io/tokenizer_unicode.h"
+
+namespace gptqd::tok {
+namespace {
+
+struct Span {
+  size_t begin, end;
+  bool is_match;
+};
+
+// Matches of BLOOM's pattern: every maximal run of non-excluded characters, with the ' ' just
+// before it when there is one (a space is excluded itself, so no earlier match can hold it).
+void bloom_matches(std::string_view s, std::vector<Span>& spans) {
+  size_t pos = 0, gap_begin = 0;
+  while (pos < s.size()) {
+    size_t next = pos;
+    if (bloom_split_excluded(next_code_point(s, next))) {
+      pos = next;
+      continue;
+    }
+    size_t begin = pos;
+    if (begin > gap_begin && s[begin - 1] == ' ') --begin;
+    size_t end = next;
+    while (end < s.size()) {
+      size_t after = end;
+      if (bloom_split_excluded(next_code_point(s, after))) break;
+      end = after;
+    }
+    if (begin > gap_begin) spans.push_back({gap_begin, begin, false});
+    spans.push_back({begin, end, true});
+    gap_begin = pos = end;
+  }
+  if (gap_begin < s.size()) spans.push_back({gap_begin, s.size(), false});
+}
+
+// Non-overlapping leftmost occurrences of a literal, scanning on from the end of each.
+void literal_matches(std::string_view s, std::string_view lit, std::vector<Span>& spans) {
+  size_t gap_begin = 0;
+  for (size_t at = s.find(lit); at != std::string_view::npos; at = s.find(lit, gap_begin)) {
+    if (at > gap_begin) spans.push_back({gap_begin, at, false});
+    spans.push_back({at, at + lit.size(), true});
+    gap_begin = at + lit.size();
+  }
+  if (gap_begin < s.size()) spans.push_back({gap_begin, s.size(), false});
+}
+
+}  // namespace
+
+bool bloom_split_excluded(char32_t cp) {
+  switch (cp) {
+    case '(':
+    case ')':
+    case '|':
+    case '.':
+    case ',':
+    case '!':
+    case '?':
+    case 0x2026:  // …
+    case 0x3002:  // 。
+    case 0xFF0C:  // ，
+    case 0x3001:  // 、
+    case 0x0964:  // ।
+    case 0x06D4:  // ۔
+    case 0x060C:  // ،
+      return true;
+    default:
+      return is_white_space(cp);
+  }
+}
+
+void apply_split(const SplitRule& rule, std::string_view piece,
+                 std::vector<std::string_view>& out) {
+  if (piece.empty()) return;
+  std::vector<Span> spans;
+  if (rule.bloom_regex) {
+    bloom_matches(piece, spans);
+  } else {
+    literal_matches(piece, rule.literal, spans);
+  }
+  if (rule.invert) {
+    for (auto& s : spans) s.is_match = !s.is_match;
+  }
+
+  // (begin, end, removed) per HF's behaviors; see NormalizedString::split.
+  std::vector<Span> parts;  // is_match here means "remove"
+  bool previous_match = false;
+  switch (rule.behavior) {
+    case SplitBehavior::kRemoved:
+      parts = spans;
+      break;
+    case SplitBehavior::kIsolated:
+      for (const auto& s : spans) parts.push_back({s.begin, s.end, false});
+      break;
+    case SplitBehavior::kContiguous:
+      for (const auto& s : spans) {
+        if (s.is_match == previous_match && !parts.empty()) {
+          parts.back().end = s.end;
+        } else {
+          parts.push_back({s.begin, s.end, false});
+        }
+        previous_match = s.is_match;
+      }
+      break;
+    case SplitBehavior::kMergedWithPrevious:
+      for (const auto& s : spans) {
+        if (s.is_match && !previous_match && !parts.empty()) {
+          parts.back().end = s.end;
+        } else {
+          parts.push_back({s.begin, s.end, false});
+        }
+        previous_match = s.is_match;
+      }
+      break;
+    case SplitBehavior::kMergedWithNext:
+      for (auto it = spans.rbegin(); it != spans.rend(); ++it) {
+        if (it->is_match && !previous_match && !parts.empty()) {
+          parts.back().begin = it->begin;
+        } else {
+          parts.push_back({it->begin, it->end, false});
+        }
+        previous_match = it->is_match;
+      }
+      std::reverse(parts.begin(), parts.end());
+      break;
+  }
+  for (const auto& p : parts) {
+    if (!p.is_match && p.end > p.begin) out.push_back(piece.substr(p.begin, p.end - p.begin));
+  }
+}
+
+}  // namespace gptqd::tok

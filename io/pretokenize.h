@@ -1,0 +1,34 @@
+// HF tokenizers' Split pre-tokenizer for the patterns gptqd supports: BLOOM's regex (written out
+// by hand; Oniguruma is not a dependency) and literal strings.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace gptqd::tok {
+
+// BLOOM's Split pattern, as it appears in its tokenizer.json (an Oniguruma regex). Read with
+// Oniguruma's rules, "[^(\s|[.,!?…。，、।۔،])]" is ONE negated class holding '(', \s, '|', the
+// nested class [.,!?…。，、।۔،] and ')': '[' opens the nested class, so '[' and ']' are not
+// excluded. A match is an optional ' ' then a maximal run of characters outside that class.
+inline constexpr std::string_view kBloomSplitRegex = " ?[^(\\s|[.,!?…。，、।۔،])]+";
+
+// True for the characters BLOOM's pattern excludes from a run: White_Space, ( ) | and the
+// punctuation . , ! ? … 。 ， 、 । ۔ ،.
+bool bloom_split_excluded(char32_t cp);
+
+enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
+
+struct SplitRule {
+  bool bloom_regex = false;  // true: kBloomSplitRegex; false: the literal below
+  std::string literal;       // non-empty when !bloom_regex
+  SplitBehavior behavior = SplitBehavior::kIsolated;
+  bool invert = false;  // the pattern's matches are the kept parts and its gaps the delimiters
+};
+
+// Splits piece (valid UTF-8) by rule and appends the non-empty results in order, exactly as HF's
+// NormalizedString::split(pattern, behavior) followed by PreTokenizedString's empty filter.
+void apply_split(const SplitRule& rule, std::string_view piece, std::vector<std::string_view>& out);
+
+}  // namespace gptqd::tok
