@@ -4,6 +4,8 @@
 #include <cstring>
 #include <type_traits>
 
+#include <spdlog/fmt/fmt.h>
+
 #include "io/bloom_names.h"
 
 namespace gptqd {

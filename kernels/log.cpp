@@ -17,9 +17,6 @@ void init_logging(int rank, int world) {
   logger->set_pattern(fmt::format("[%H:%M:%S.%e] [rank {:>{}}] [%^%l%$] %v", rank, width));
   spdlog::level::level_enum level = spdlog::level::info;
   if (const char* env = std::getenv("GPTQD_LOG_LEVEL")) level = spdlog::level::from_str(env);
-  const char* all = std::getenv("GPTQD_LOG_ALL_RANKS");
-  const bool all_ranks = all && std::string(all) == "1";
-  if (rank != 0 && !all_ranks && level == spdlog::level::info) level = spdlog::level::warn;
   logger->set_level(level);
   spdlog::set_default_logger(logger);
 }

@@ -8,8 +8,8 @@
 namespace gptqd {
 
 // Installs a stderr logger whose every line reads "[rank R] ...". Level from
-// GPTQD_LOG_LEVEL (trace|debug|info|warn|error|off), default info; ranks other
-// than 0 log at warn unless GPTQD_LOG_ALL_RANKS=1 or the level is debug/trace.
+// GPTQD_LOG_LEVEL (trace|debug|info|warn|error|off), default info on every rank:
+// each pipeline stage reports its own progress. Job-wide lines come from rank 0.
 void init_logging(int rank, int world);
 
 // The rank init_logging() was given (0 before it is called).

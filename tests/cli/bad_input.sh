@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Every kind of bad input gives one clear error line naming the culprit, a non-zero
 # exit from the 2-rank job, and no output file (issue: foundation, "Done when").
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 
 make_model "$WORK/good"
 make_tokens "$WORK/tokens.safetensors" 4000
 
 # expect_error NAME CONFIG PATTERN: the job fails, its one error line matches PATTERN.
 expect_error() {
-  local name=$1 cfg=$2 pattern=$3 out="$WORK/$name.ckpt.h5"
+  local name=$1 cfg=$2 pattern=$3
+  local out="$WORK/$name.ckpt.h5"
   set +e
   "${MPIRUN[@]}" -np 2 "$BIN" quantize "$cfg" >"$WORK/$name.out" 2>"$WORK/$name.err"
   local rc=$?
