@@ -14,6 +14,7 @@ pkgs=(
   libopenblas-dev liblapacke-dev        # CPU backend
   libgtest-dev                          # unit tests
   python3 python3-numpy python3-h5py-mpi  # checkpoint checks in tests (h5py)
+  slurmctld slurmd slurm-client munge   # the Slurm test starts a real single-node Slurm
 )
 if [[ "${1:-}" == "--python" ]]; then
   pkgs+=(python3-torch python3-venv python3-pip)
