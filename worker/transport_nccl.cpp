@@ -264,8 +264,8 @@ void NcclComm::send(const float* data, int64_t count, int peer, Tag tag) {
   const auto deadline = m.begin(m.timeout_s);
   const std::string what =
       fmt::format("send of {} floats to rank {} (tag {})", count, peer, static_cast<int>(tag));
-  // The header is staged by the driver before cudaMemcpyAsync returns
-  // (pageable source), so the local array may go out of scope.
+  // The copy reads `header` when the stream reaches it; the wait below keeps
+  // the array alive until then.
   const int64_t header[2] = {static_cast<int64_t>(tag), count};
   const cudaError_t err =
       cudaMemcpyAsync(m.header.get(), header, sizeof header, cudaMemcpyHostToDevice, m.stream);

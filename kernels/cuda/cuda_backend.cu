@@ -36,7 +36,8 @@ CudaBackend::CudaBackend(int device)
       max_shared_optin_(shared_optin_bytes(device_)),
       stream_(),
       cublas_(stream_.get()),
-      cusolver_(stream_.get()) {}
+      cusolver_(stream_.get()),
+      staging_(kStagingBytes) {}
 
 CudaBackend::~CudaBackend() {
   // Let queued work (and stream-ordered frees) finish before the handles go.

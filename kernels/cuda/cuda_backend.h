@@ -77,9 +77,11 @@ class CudaBackend final : public Backend {
   // Zero-initialised stream-ordered allocation of `bytes` (nullptr for 0).
   void* alloc_bytes(int64_t bytes);
   void release_bytes(void* p) noexcept;
-  // Queues a host -> device copy. Returns when `host` may be reused: at once
-  // for pageable memory (the driver stages it before returning), after a
-  // stream synchronization for page-locked memory (the DMA reads it later).
+  // Queues a host -> device copy and returns when `host` may be reused. Small
+  // copies (<= kStagingBytes: col_group, slopes) go through a pinned staging
+  // buffer and do not wait for the device; larger ones wait for the stream
+  // (CUDA documents no point at which an asynchronous copy has finished
+  // reading pageable memory, and page-locked memory is read by the DMA later).
   void upload(void* dst, const void* host, size_t bytes);
   // A stream-ordered device copy of a small host array (col_group, slopes).
   template <typename T>
@@ -91,11 +93,15 @@ class CudaBackend final : public Backend {
   // Queues a device -> host copy and waits for it.
   void download(void* host, const void* src, size_t bytes);
 
+  static constexpr size_t kStagingBytes = size_t{1} << 20;
+
   int device_;
   int max_shared_optin_;  // bytes of shared memory a block may opt in to
   CudaStream stream_;
   CublasHandle cublas_;
   CusolverHandle cusolver_;
+  PinnedHostBuffer staging_;  // kStagingBytes, for small uploads
+  CudaEvent staging_free_;    // recorded after the last copy out of staging_
 };
 
 }  // namespace gptqd::cuda

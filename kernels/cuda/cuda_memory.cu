@@ -4,6 +4,7 @@
 // the whole device), and memory released while ops that read it are still
 // queued is reused only after them.
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
@@ -70,15 +71,19 @@ void CudaBackend::release_u8(uint8_t* p) { release_bytes(p); }
 void CudaBackend::upload(void* dst, const void* host, size_t bytes) {
   if (bytes == 0) return;
   activate();
+  if (bytes <= kStagingBytes) {
+    // The previous small upload's copy may still be reading the staging
+    // buffer: wait for it, refill, queue the copy and mark it. The host
+    // buffer is free on return; the host runs at most one small upload ahead
+    // of the device, and the device never waits for the host.
+    GPTQD_CUDA_CHECK(cudaEventSynchronize(staging_free_.get()));
+    std::memcpy(staging_.get(), host, bytes);
+    GPTQD_CUDA_CHECK(cudaMemcpyAsync(dst, staging_.get(), bytes, cudaMemcpyHostToDevice, stream()));
+    GPTQD_CUDA_CHECK(cudaEventRecord(staging_free_.get(), stream()));
+    return;
+  }
   GPTQD_CUDA_CHECK(cudaMemcpyAsync(dst, host, bytes, cudaMemcpyHostToDevice, stream()));
-  // From pageable memory the driver copies `host` into a staging buffer before
-  // cudaMemcpyAsync returns (CUDA runtime API, "API synchronization behavior"),
-  // so the caller may overwrite it at once. Page-locked (or managed) memory is
-  // read by the DMA engine later, so wait for it: callers reuse host buffers
-  // right after to_device (worker/gptq.cpp's damping retries do).
-  cudaPointerAttributes attr{};
-  GPTQD_CUDA_CHECK(cudaPointerGetAttributes(&attr, host));
-  if (attr.type != cudaMemoryTypeUnregistered) GPTQD_CUDA_CHECK(cudaStreamSynchronize(stream()));
+  GPTQD_CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 
 void CudaBackend::download(void* host, const void* src, size_t bytes) {

@@ -81,6 +81,40 @@ class CusolverHandle {
   cusolverDnParams_t params_ = nullptr;
 };
 
+// An event for ordering host work after queued device work (timing off).
+class CudaEvent {
+ public:
+  CudaEvent() { GPTQD_CUDA_CHECK(cudaEventCreateWithFlags(&event_, cudaEventDisableTiming)); }
+  ~CudaEvent() {
+    if (event_) cudaEventDestroy(event_);
+  }
+  CudaEvent(const CudaEvent&) = delete;
+  CudaEvent& operator=(const CudaEvent&) = delete;
+  cudaEvent_t get() const { return event_; }
+
+ private:
+  cudaEvent_t event_ = nullptr;
+};
+
+// Page-locked host memory (cudaMallocHost) of `bytes` bytes.
+class PinnedHostBuffer {
+ public:
+  explicit PinnedHostBuffer(size_t bytes) : bytes_(bytes) {
+    GPTQD_CUDA_CHECK(cudaMallocHost(&ptr_, bytes));
+  }
+  ~PinnedHostBuffer() {
+    if (ptr_) cudaFreeHost(ptr_);
+  }
+  PinnedHostBuffer(const PinnedHostBuffer&) = delete;
+  PinnedHostBuffer& operator=(const PinnedHostBuffer&) = delete;
+  void* get() const { return ptr_; }
+  size_t bytes() const { return bytes_; }
+
+ private:
+  void* ptr_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 // `count` elements of T from the stream-ordered allocator (cudaMallocAsync):
 // usable by work queued on `stream` after construction, freed in stream order
 // (cudaFreeAsync) so that work queued before destruction completes first. The
