@@ -1,9 +1,10 @@
 // The CUDA backend: the Backend interface (kernels/backend.h) on one GPU, with
 // cuBLAS for the GEMMs, cuSOLVER (fp64) for the factorizations and own kernels
 // for the rest. Internal to kernels/cuda: this header names CUDA types; the
-// rest of gptqd reaches the backend through make_cuda_backend(). The methods
-// are split by concern, one file each:
-//   cuda_backend.cu      construction, make_cuda_backend, cuda_device_count
+// rest of gptqd reaches the backend through make_cuda_backend() and
+// kernels/cuda/cuda_info.h. The methods are split by concern, one file each:
+//   cuda_backend.cu      construction, the device, name
+//   cuda_device.cu       make_cuda_backend, cuda_device_count, cuda_info.h
 //   cuda_memory.cu       alloc, copies, fill, synchronize
 //   cuda_gemm.cu         gemm          cuda_xtx.cu          xtx
 //   cuda_cholesky.cu     inverse_cholesky_upper
@@ -14,8 +15,9 @@
 //
 // Execution model: every op is queued on the backend's one stream, in call
 // order, so ops see the results of earlier ops without synchronization. The
-// host waits only where the interface says so: to_host*, synchronize, and
-// inverse_cholesky_upper (its result depends on the factorization's info).
+// host waits only where the interface says so: to_host*, synchronize,
+// inverse_cholesky_upper (its result depends on the factorization's info), and
+// to_device of more than kStagingBytes (see upload()).
 // Ops make the backend's device current on the calling thread first.
 #pragma once
 
