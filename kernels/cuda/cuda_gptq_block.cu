@@ -21,6 +21,8 @@
 // column order. The update is written with __fmul_rn/__fsub_rn so it can never
 // become an FMA (the CPU build, x86-64 baseline, has none): given the same W,
 // hinv, scale and zero the codes, q, err, W and loss are bit-identical.
+#include <algorithm>
+
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_launch.cuh"
@@ -110,7 +112,7 @@ void launch_gptq_block(const GptqBlock& blk, int max_shared_bytes, cudaStream_t 
     launch<true>(blk, kRowsPerBlock, hinv_bytes + kRowsPerBlock * row_bytes, stream);
     return;
   }
-  // A block wider than ~180 columns (block_size > 128): hinv through the
+  // A block wider than ~190 (A100) / ~230 (H100) columns: hinv through the
   // caches, the rows still in shared memory, fewer rows per block if need be.
   const int rows_per_block =
       static_cast<int>(std::min<size_t>(kRowsPerBlock, max_shared / row_bytes));
