@@ -16,20 +16,41 @@ GPTQD_HD float clampf(float x, float lo, float hi) { return x < lo ? lo : (x > h
 
 GPTQD_HD int max_code(int bits) { return (1 << bits) - 1; }
 
+// The reference's range folding (IST-DASLab quant.py find_params): a symmetric
+// range becomes [-max(|xmin|, xmax), max(|xmin|, xmax)] (when xmin < 0), and an
+// all-zero range becomes [-1, 1]. Idempotent. The mse_clip search shrinks the
+// folded range, so it is exposed on its own.
+GPTQD_HD void fold_range(bool sym, float* xmin, float* xmax) {
+  if (sym) {
+    *xmax = fmaxf(fabsf(*xmin), *xmax);
+    if (*xmin < 0) *xmin = -*xmax;
+  }
+  if (*xmin == 0 && *xmax == 0) {
+    *xmin = -1;
+    *xmax = 1;
+  }
+}
+
 // Scale and zero of one row's group from its min and max (already folded with 0
 // as the reference does: xmin = min(min(w), 0), xmax = max(max(w), 0)).
 GPTQD_HD void quant_params_from_range(float xmin, float xmax, int maxq, bool sym, float* scale,
                                       float* zero) {
-  if (sym) {
-    xmax = fmaxf(fabsf(xmin), xmax);
-    if (xmin < 0) xmin = -xmax;
-  }
-  if (xmin == 0 && xmax == 0) {
-    xmin = -1;
-    xmax = 1;
-  }
+  fold_range(sym, &xmin, &xmax);
   *scale = (xmax - xmin) / maxq;
   *zero = sym ? (maxq + 1) / 2.0f : round_even(-xmin / *scale);
+}
+
+// Step i of the mse_clip grid search (quant.py's mse loop): the folded range
+// [xmin, xmax] shrunk by p = 1 - i / grid, p rounded to fp32 first as torch does
+// for a Python scalar times an fp32 tensor. sym_zero is the symmetric zero
+// (quant_params_from_range's), kept as the reference keeps it.
+GPTQD_HD void shrunk_quant_params(float xmin, float xmax, int i, int grid, int maxq, bool sym,
+                                  float sym_zero, float* scale, float* zero) {
+  const float p = static_cast<float>(1.0 - static_cast<double>(i) / grid);
+  const float xmin1 = p * xmin;
+  const float xmax1 = p * xmax;
+  *scale = (xmax1 - xmin1) / maxq;
+  *zero = sym ? sym_zero : round_even(-xmin1 / *scale);
 }
 
 // Integer code of w: clamp(round(w / scale) + zero, 0, maxq).

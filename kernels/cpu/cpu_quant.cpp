@@ -12,20 +12,6 @@
 namespace gptqd {
 namespace {
 
-// The range folding that quant_params_from_range does internally, exposed here
-// because the mse search shrinks the folded range (IST-DASLab quant.py: xmin and
-// xmax after the symmetric folding and the all-zero -1/+1 fix).
-void fold_range(bool sym, float* xmin, float* xmax) {
-  if (sym) {
-    *xmax = std::fmax(std::fabs(*xmin), *xmax);
-    if (*xmin < 0) *xmin = -*xmax;
-  }
-  if (*xmin == 0 && *xmax == 0) {
-    *xmin = -1;
-    *xmax = 1;
-  }
-}
-
 // sum_c |fake_quant(w_c) - w_c|^norm: the power in fp32 as the reference's
 // pow_ (and twice as fast as double pow, which dominates the search), the sum
 // in double so the comparison between grid points does not depend on the
@@ -51,18 +37,14 @@ void quant_params_row(const float* w, int64_t cols, const QuantGrid& grid, float
   float scale, zero;
   quant_params_from_range(xmin, xmax, maxq, grid.sym, &scale, &zero);
   if (grid.mse_clip) {
-    // The reference's grid search: shrink the range by p = 1 - i / grid and keep
-    // the first p with the smallest error. p is rounded to fp32 before the
-    // products, as torch does for a Python scalar times an fp32 tensor.
+    // The reference's grid search: shrink the range by p = 1 - i / grid
+    // (shrunk_quant_params) and keep the first p with the smallest error.
     const float sym_zero = zero;
     double best = std::numeric_limits<double>::infinity();
     const int steps = static_cast<int>(grid.mse_maxshrink * grid.mse_grid);
     for (int i = 0; i < steps; ++i) {
-      const float p = static_cast<float>(1.0 - static_cast<double>(i) / grid.mse_grid);
-      const float xmin1 = p * xmin;
-      const float xmax1 = p * xmax;
-      const float scale1 = (xmax1 - xmin1) / maxq;
-      const float zero1 = grid.sym ? sym_zero : round_even(-xmin1 / scale1);
+      float scale1, zero1;
+      shrunk_quant_params(xmin, xmax, i, grid.mse_grid, maxq, grid.sym, sym_zero, &scale1, &zero1);
       const double err = clip_error(w, cols, scale1, zero1, maxq, grid.mse_norm);
       if (err < best) {
         best = err;

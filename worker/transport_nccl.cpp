@@ -1,0 +1,329 @@
+// The NCCL transport (worker/transport_nccl.h). Built only with CUDA; without
+// it worker/no_nccl.cpp provides the same functions, throwing.
+#include "worker/transport_nccl.h"
+
+#include <cuda_runtime.h>
+#include <nccl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "kernels/check.h"
+#include "kernels/cuda/cuda_info.h"
+#include "kernels/log.h"
+
+namespace gptqd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// How often a waiting rank looks at its stream and the communicator: short
+// next to any transfer worth sending, long enough not to burn a core.
+constexpr auto kPollInterval = std::chrono::microseconds(50);
+// Finalizing only flushes operations we already waited for; it needs no peer.
+constexpr double kFinalizeTimeoutSeconds = 60;
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "unknown-host";
+  return name;
+}
+
+// nccl-tests' getHostHash: djb2 over the hostname and the kernel's boot id
+// (which tells apart containers that share a hostname on different machines).
+uint64_t host_hash() {
+  std::string id = host_name();
+  if (std::FILE* f = std::fopen("/proc/sys/kernel/random/boot_id", "r")) {
+    char boot[64] = {};
+    if (std::fgets(boot, sizeof boot, f)) id += boot;
+    std::fclose(f);
+  }
+  uint64_t h = 5381;
+  for (unsigned char c : id) h = ((h << 5) + h) ^ c;
+  return h;
+}
+
+void mpi_check(int rc, const char* call) {
+  GPTQD_CHECK(rc == MPI_SUCCESS, "{} failed (MPI error {})", call, rc);
+}
+
+void cuda_check(cudaError_t err, const char* call) {
+  GPTQD_CHECK(err == cudaSuccess, "{} failed: {}: {}", call, cudaGetErrorName(err),
+              cudaGetErrorString(err));
+}
+
+struct DeviceFree {
+  void operator()(void* p) const noexcept { cudaFree(p); }
+};
+
+}  // namespace
+
+LocalRank local_rank_of(MPI_Comm comm) {
+  int rank = 0, size = 1;
+  mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  std::vector<uint64_t> hashes(static_cast<size_t>(size));
+  hashes[rank] = host_hash();
+  mpi_check(MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, hashes.data(), sizeof(uint64_t),
+                          MPI_BYTE, comm),
+            "MPI_Allgather of host hashes");
+  LocalRank local{0, 0};
+  for (int p = 0; p < size; ++p) {
+    if (hashes[p] != hashes[rank]) continue;
+    if (p < rank) ++local.rank;
+    ++local.size;
+  }
+  return local;
+}
+
+int select_local_device(MPI_Comm comm) {
+  const LocalRank local = local_rank_of(comm);
+  const int count = cuda_device_count();
+  if (count == 0) throw Error(fmt::format("no CUDA device is visible on host {}", host_name()));
+  int device = 0;
+  if (count >= local.size) {
+    device = local.rank;
+  } else if (count != 1) {
+    throw Error(fmt::format(
+        "host {} runs {} ranks but shows {} GPUs; run at most one rank per GPU (or give each "
+        "rank exactly one GPU, e.g. srun --gpus-per-task=1)",
+        host_name(), local.size, count));
+  }
+  cuda_check(cudaSetDevice(device), "cudaSetDevice");
+  return device;
+}
+
+struct NcclComm::Impl {
+  ncclComm_t comm = nullptr;
+  cudaStream_t stream = nullptr;  // the backend's
+  int device = -1;
+  int rank = 0, size = 1;
+  double timeout_s = kDefaultNcclTimeoutSeconds;
+  std::unique_ptr<int64_t, DeviceFree> header;  // [2] on the device: tag, count
+
+  void abort() noexcept {
+    if (comm) ncclCommAbort(comm);
+    comm = nullptr;
+  }
+
+  [[noreturn]] void fail(const std::string& what, const std::string& why) {
+    const std::string last = comm ? ncclGetLastError(comm) : "";
+    abort();
+    throw Error(fmt::format("rank {}: NCCL {} {}{}; communicator aborted", rank, what, why,
+                            last.empty() ? "" : " (" + last + ")"));
+  }
+
+  // Starts an operation: this rank's device current, a live communicator, and
+  // the operation's deadline.
+  Clock::time_point begin(double seconds) {
+    GPTQD_CHECK(comm != nullptr, "rank {}: the NCCL communicator was aborted by an earlier error",
+                rank);
+    cuda_check(cudaSetDevice(device), "cudaSetDevice");
+    return Clock::now() +
+           std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(seconds));
+  }
+
+  // After an NCCL call: on a non-blocking communicator the call may return
+  // ncclInProgress, and no other NCCL call (nor work on its stream) may be
+  // issued until the communicator's state leaves it.
+  void settle(ncclResult_t result, const std::string& what, Clock::time_point deadline,
+              double seconds) {
+    if (result == ncclSuccess) return;
+    if (result != ncclInProgress) fail(what, fmt::format("failed: {}", ncclGetErrorString(result)));
+    for (;;) {
+      ncclResult_t state = ncclSuccess;
+      const ncclResult_t query = ncclCommGetAsyncError(comm, &state);
+      if (query != ncclSuccess)
+        fail(what, fmt::format("state query failed: {}", ncclGetErrorString(query)));
+      if (state == ncclSuccess) return;
+      if (state != ncclInProgress) fail(what, fmt::format("failed: {}", ncclGetErrorString(state)));
+      if (Clock::now() >= deadline) fail(what, fmt::format("timed out after {} s", seconds));
+      std::this_thread::sleep_for(kPollInterval);
+    }
+  }
+  void settle(ncclResult_t result, const std::string& what, Clock::time_point deadline) {
+    settle(result, what, deadline, timeout_s);
+  }
+
+  // nccl-tests' testStreamSynchronize: wait for the stream without blocking in
+  // the driver, so that a dead peer (an NCCL kernel that never finishes) is
+  // noticed through the communicator's error state or the deadline.
+  void wait(const std::string& what, Clock::time_point deadline) {
+    for (;;) {
+      const cudaError_t q = cudaStreamQuery(stream);
+      if (q == cudaSuccess) return;
+      if (q != cudaErrorNotReady)
+        fail(what, fmt::format("failed on the device: {}: {}", cudaGetErrorName(q),
+                               cudaGetErrorString(q)));
+      ncclResult_t state = ncclSuccess;
+      const ncclResult_t query = ncclCommGetAsyncError(comm, &state);
+      if (query != ncclSuccess)
+        fail(what, fmt::format("state query failed: {}", ncclGetErrorString(query)));
+      if (state != ncclSuccess && state != ncclInProgress)
+        fail(what, fmt::format("failed: {}", ncclGetErrorString(state)));
+      if (Clock::now() >= deadline)
+        fail(what, fmt::format("did not complete within {} s (is the peer alive?)", timeout_s));
+      std::this_thread::sleep_for(kPollInterval);
+    }
+  }
+
+  void check_peer(int peer, int64_t count) const {
+    GPTQD_CHECK(peer >= 0 && peer < size && peer != rank,
+                "rank {}: NCCL peer {} is not another rank of {}", rank, peer, size);
+    GPTQD_CHECK(count >= 0, "rank {}: NCCL message of {} floats", rank, count);
+  }
+};
+
+NcclComm::NcclComm(MPI_Comm mpi, Backend& be, double timeout_s) : impl_(std::make_unique<Impl>()) {
+  Impl& m = *impl_;
+  GPTQD_CHECK(timeout_s > 0, "NCCL timeout must be positive, got {}", timeout_s);
+  m.timeout_s = timeout_s;
+  m.device = cuda_backend_device(be);
+  GPTQD_CHECK(m.device >= 0, "the NCCL transport needs a CUDA backend, got '{}'", be.name());
+  m.stream = static_cast<cudaStream_t>(cuda_backend_stream(be));
+  mpi_check(MPI_Comm_rank(mpi, &m.rank), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(mpi, &m.size), "MPI_Comm_size");
+  cuda_check(cudaSetDevice(m.device), "cudaSetDevice");
+  void* header = nullptr;
+  cuda_check(cudaMalloc(&header, 2 * sizeof(int64_t)), "cudaMalloc of the NCCL message header");
+  m.header.reset(static_cast<int64_t*>(header));
+
+  // Rank 0 makes the id; whether that worked travels with it, so that a
+  // failure there is an error on every rank rather than a hang.
+  struct IdMessage {
+    int ok = 0;
+    ncclUniqueId id{};
+    char why[200] = {};
+  } msg;
+  if (m.rank == 0) {
+    const ncclResult_t r = ncclGetUniqueId(&msg.id);
+    msg.ok = r == ncclSuccess;
+    std::snprintf(msg.why, sizeof msg.why, "%s", ncclGetErrorString(r));
+  }
+  mpi_check(MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, mpi), "MPI_Bcast of the NCCL unique id");
+  GPTQD_CHECK(msg.ok, "rank {}: ncclGetUniqueId failed on rank 0: {}", m.rank, msg.why);
+
+  ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
+  config.blocking = 0;
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
+                                           std::chrono::duration<double>(timeout_s));
+  const ncclResult_t r = ncclCommInitRankConfig(&m.comm, m.size, msg.id, m.rank, &config);
+  m.settle(r, fmt::format("initialization of {} ranks on device {}", m.size, m.device), deadline);
+  GPTQD_LOG_DEBUG("NCCL communicator ready: rank {} of {} on device {}", m.rank, m.size, m.device);
+}
+
+NcclComm::~NcclComm() {
+  Impl& m = *impl_;
+  if (!m.comm) return;
+  try {
+    const auto deadline = m.begin(kFinalizeTimeoutSeconds);
+    m.settle(ncclCommFinalize(m.comm), "finalize", deadline, kFinalizeTimeoutSeconds);
+    ncclCommDestroy(m.comm);
+    m.comm = nullptr;
+  } catch (const std::exception& e) {
+    GPTQD_LOG_ERROR("{}", e.what());
+    m.abort();
+  }
+}
+
+int NcclComm::rank() const { return impl_->rank; }
+int NcclComm::size() const { return impl_->size; }
+
+void NcclComm::allreduce_sum(float* data, int64_t count) {
+  GPTQD_CHECK(count >= 0, "allreduce of {} floats", count);
+  if (count == 0) return;
+  Impl& m = *impl_;
+  const auto deadline = m.begin(m.timeout_s);
+  const std::string what = fmt::format("allreduce of {} floats", count);
+  m.settle(
+      ncclAllReduce(data, data, static_cast<size_t>(count), ncclFloat, ncclSum, m.comm, m.stream),
+      what, deadline);
+  m.wait(what, deadline);
+}
+
+void NcclComm::allgather(const float* send, float* recv, int64_t count) {
+  GPTQD_CHECK(count >= 0, "allgather of {} floats", count);
+  if (count == 0) return;
+  Impl& m = *impl_;
+  const auto deadline = m.begin(m.timeout_s);
+  const std::string what = fmt::format("allgather of {} floats per rank", count);
+  m.settle(ncclAllGather(send, recv, static_cast<size_t>(count), ncclFloat, m.comm, m.stream), what,
+           deadline);
+  m.wait(what, deadline);
+}
+
+void NcclComm::send(const float* data, int64_t count, int peer, Tag tag) {
+  Impl& m = *impl_;
+  m.check_peer(peer, count);
+  const auto deadline = m.begin(m.timeout_s);
+  const std::string what =
+      fmt::format("send of {} floats to rank {} (tag {})", count, peer, static_cast<int>(tag));
+  // The copy reads `header` when the stream reaches it; the wait below keeps
+  // the array alive until then.
+  const int64_t header[2] = {static_cast<int64_t>(tag), count};
+  const cudaError_t err =
+      cudaMemcpyAsync(m.header.get(), header, sizeof header, cudaMemcpyHostToDevice, m.stream);
+  if (err != cudaSuccess)
+    m.fail(what, fmt::format("header copy failed: {}", cudaGetErrorString(err)));
+  m.settle(ncclSend(m.header.get(), 2, ncclInt64, peer, m.comm, m.stream), what, deadline);
+  if (count > 0)
+    m.settle(ncclSend(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
+             deadline);
+  m.wait(what, deadline);
+}
+
+void NcclComm::recv(float* data, int64_t count, int peer, Tag tag) {
+  Impl& m = *impl_;
+  m.check_peer(peer, count);
+  const auto deadline = m.begin(m.timeout_s);
+  const std::string what =
+      fmt::format("recv of {} floats from rank {} (tag {})", count, peer, static_cast<int>(tag));
+  m.settle(ncclRecv(m.header.get(), 2, ncclInt64, peer, m.comm, m.stream), what, deadline);
+  m.wait(what, deadline);
+  int64_t header[2] = {0, 0};
+  const cudaError_t err =
+      cudaMemcpyAsync(header, m.header.get(), sizeof header, cudaMemcpyDeviceToHost, m.stream);
+  if (err != cudaSuccess)
+    m.fail(what, fmt::format("header copy failed: {}", cudaGetErrorString(err)));
+  m.wait(what, deadline);
+  // A mismatch leaves the peer's payload send unmatched: abort rather than
+  // let either side wait for a message that will not come.
+  if (header[0] != static_cast<int64_t>(tag) || header[1] != count)
+    m.fail(what, fmt::format("does not match: rank {} sent {} floats with tag {}", peer, header[1],
+                             header[0]));
+  if (count > 0) {
+    m.settle(ncclRecv(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
+             deadline);
+    m.wait(what, deadline);
+  }
+}
+
+namespace {
+
+class NcclTransport final : public Transport {
+ public:
+  explicit NcclTransport(NcclComm& comm) : comm_(comm) {}
+  void send(const float* data, int64_t count, int peer, Tag tag) override {
+    comm_.send(data, count, peer, tag);
+  }
+  void recv(float* data, int64_t count, int peer, Tag tag) override {
+    comm_.recv(data, count, peer, tag);
+  }
+
+ private:
+  NcclComm& comm_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> make_nccl_transport(NcclComm& comm) {
+  return std::make_unique<NcclTransport>(comm);
+}
+
+}  // namespace gptqd

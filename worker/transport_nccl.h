@@ -1,0 +1,92 @@
+// The GPU transport: NCCL between the ranks of an MPI communicator, for the
+// activations between pipeline stages (a Transport) and for the collectives
+// inside a replica group (Hessian allreduce, allgather of quantized rows).
+// Buffers are device memory of a CUDA backend. This header names no CUDA or
+// NCCL type; in a build without CUDA every function throws gptqd::Error.
+//
+// Bootstrap, as nccl-tests does it (src/common.cu): every rank hashes its
+// hostname, the hashes are allgathered over MPI, the local rank is the number
+// of lower ranks on the same host; the device is chosen from it
+// (select_local_device) and the backend made on it; then rank 0 creates the
+// NCCL unique id, MPI_Bcast sends it, and every rank joins (NcclComm).
+//
+// No hang when a peer dies: every NCCL call is followed by a wait that polls
+// cudaStreamQuery and ncclCommGetAsyncError until a deadline; on an NCCL
+// error or at the deadline the communicator is aborted (ncclCommAbort) and
+// gptqd::Error thrown, naming the operation, the peer and the time waited.
+// The communicator is non-blocking (ncclConfig_t::blocking = 0), so its
+// initialization and connection set-up are bounded by the same deadline.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <memory>
+
+#include "kernels/backend.h"
+#include "worker/transport.h"
+
+namespace gptqd {
+
+struct LocalRank {
+  int rank = 0;  // among the ranks of the communicator on this host, in rank order
+  int size = 1;  // ranks of the communicator on this host
+};
+
+// nccl-tests' local rank from allgathered hostname hashes. Collective over comm.
+LocalRank local_rank_of(MPI_Comm comm);
+
+// Chooses this rank's GPU and makes it current: the local rank when the host
+// shows at least as many GPUs as it runs ranks of comm, device 0 when each rank
+// sees exactly one GPU (the scheduler bound one per task, e.g. srun
+// --gpus-per-task=1). Collective over comm. Throws gptqd::Error when no GPU is
+// visible or the host's ranks outnumber its GPUs.
+int select_local_device(MPI_Comm comm);
+
+// Default bound on each NCCL operation, in seconds. An operation also waits
+// for its peer to reach it, so this is the longest one stage may wait for the
+// next (a 176B block's quantization takes minutes), not a transfer time.
+constexpr double kDefaultNcclTimeoutSeconds = 1800;
+
+class NcclComm {
+ public:
+  // Joins every rank of comm (collective) into one NCCL communicator with the
+  // same ranks, on the device of `be`, which must be a CUDA backend and must
+  // outlive this. NCCL work is queued on be's stream, so it is ordered after
+  // the ops that produced a buffer and before those that read it. timeout_s > 0
+  // bounds the initialization and every later operation.
+  NcclComm(MPI_Comm comm, Backend& be, double timeout_s = kDefaultNcclTimeoutSeconds);
+  // Finalizes and destroys the communicator (aborts it if that fails or times
+  // out). Never throws.
+  ~NcclComm();
+  NcclComm(const NcclComm&) = delete;
+  NcclComm& operator=(const NcclComm&) = delete;
+
+  int rank() const;
+  int size() const;
+
+  // Every call below is collective over its participants and returns when the
+  // buffers may be reused (the backend's stream has completed the operation).
+
+  // data[0:count] = sum over all ranks of their data[0:count], in place (the
+  // replicas' Hessian sums). The summation order is NCCL's.
+  void allreduce_sum(float* data, int64_t count);
+  // recv[r*count : (r+1)*count] = rank r's send[0:count] for every rank r; recv
+  // holds size() * count floats. send may be recv + rank() * count (in place).
+  void allgather(const float* send, float* recv, int64_t count);
+  // Point to point: `count` floats to / from rank `peer`, preceded by a small
+  // header (tag, count) that the receiver checks, so a mismatched pair is an
+  // error naming both sides instead of a hang or a silent truncation. A send
+  // completes when the peer has received it (no buffering), as MPI_Ssend.
+  void send(const float* data, int64_t count, int peer, Tag tag);
+  void recv(float* data, int64_t count, int peer, Tag tag);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// A Transport (worker/transport.h) over `comm`, which must outlive it.
+std::unique_ptr<Transport> make_nccl_transport(NcclComm& comm);
+
+}  // namespace gptqd
