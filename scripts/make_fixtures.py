@@ -8,7 +8,7 @@ python-env.sh pins transformers 4.36.2 (with Debian's torch 1.13, the versions t
 were made with). The C++ tests that read them: tests/unit/test_bloom_forward.cpp and
 tests/unit/test_perplexity.cpp.
 
-Writes tests/fixtures/bloom/ (about 1 MB in all):
+Writes tests/fixtures/bloom/ (1.6 MB in all; the script refuses to exceed 2 MB):
   <name>/config.json, <name>/model.safetensors  a tiny random BloomForCausalLM saved with
       save_pretrained(safe_serialization=True). Every parameter is drawn from a seeded torch
       generator with non-trivial values (layer-norm weights around 1 and non-zero biases, linear
@@ -44,7 +44,10 @@ import json
 import math
 from pathlib import Path
 
+import sys
+
 import torch
+import transformers
 from safetensors.torch import save_file
 from transformers import BloomConfig, BloomForCausalLM
 from transformers.models.bloom.modeling_bloom import build_alibi_tensor
@@ -167,6 +170,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
+    if transformers.__version__ != "4.36.2":
+        print(f"warning: transformers {transformers.__version__}; the fixtures were made with 4.36.2",
+              file=sys.stderr)
     torch.set_num_threads(1)  # the same summation order on any machine
     a.out.mkdir(parents=True, exist_ok=True)
     for name, spec in MODELS.items():
