@@ -245,6 +245,15 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
     return 1;
   }
 
+  if (rank == 0) {
+    for (const QuantConfig& q : s.job.runs) {
+      if (run_index(s.ckpt->layout(), q.name) < 0) {
+        GPTQD_LOG_WARN("run {} of {} is not in {}: quantize it first to evaluate it", q.name,
+                       opt.config_path, s.job.checkpoint);
+      }
+    }
+  }
+
   // 2. Rank 0 tokenizes the eval text and cuts the windows; everyone gets them.
   std::vector<int32_t> windows;
   int64_t text_tokens = 0;
