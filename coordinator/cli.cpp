@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "coordinator/eval_cmd.h"
 #include "coordinator/export_cmd.h"
 #include "coordinator/quantize_job.h"
 #include "io/checkpoint.h"
@@ -76,7 +77,8 @@ int cmd_inspect(const std::vector<std::string>& args, MPI_Comm comm) {
 std::string usage() {
   return "usage:\n"
          "  gptqd quantize CONFIG [--restart] [--threads N]   quantize a model (run under mpirun/srun)\n"
-         "  gptqd inspect FILE                                runs, settings, per-layer errors, completeness\n" +
+         "  gptqd inspect FILE                                runs, settings, per-layer errors, completeness\n"
+         "  gptqd eval CONFIG [--run NAME] [--threads N]      perplexity: original, RTN and GPTQ of each run\n" +
          std::string(kExportUsage);
 }
 
@@ -91,6 +93,7 @@ int run_cli(const std::vector<std::string>& args, MPI_Comm comm) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "quantize") return cmd_quantize(rest, comm);
   if (cmd == "inspect") return cmd_inspect(rest, comm);
+  if (cmd == "eval") return cmd_eval(rest, comm);
   if (cmd == "export") return cmd_export(rest, comm);
   return argument_error(comm, fmt::format("unknown command '{}'\n{}", cmd, usage()));
 }

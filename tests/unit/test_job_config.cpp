@@ -329,7 +329,7 @@ TEST(JobConfigExamples, TinyBloomIsTheDocumentedJob) {
   EXPECT_EQ(j.calibration.nsamples, 32);
   EXPECT_EQ(j.calibration.seqlen, 128);
   EXPECT_EQ(j.calibration.seed, 0u);
-  EXPECT_EQ(names(j), (std::vector<std::string>{"w4g64"}));
+  EXPECT_EQ(names(j), (std::vector<std::string>{"w4g128", "w3g128"}));
   EXPECT_EQ(j.checkpoint, "out/tiny-bloom.h5");
   EXPECT_EQ(j.eval.text, "data/austen-eval.txt");
   EXPECT_EQ(j.eval.seqlen, 128);

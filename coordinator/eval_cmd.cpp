@@ -1,0 +1,385 @@
+#include "coordinator/eval_cmd.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <thread>
+
+#include "coordinator/calibration_input.h"
+#include "coordinator/collective.h"
+#include "io/bloom_names.h"
+#include "io/calibration.h"
+#include "io/checkpoint.h"
+#include "io/hf_model.h"
+#include "io/job_config.h"
+#include "io/tokenizer.h"
+#include "kernels/check.h"
+#include "kernels/log.h"
+#include "worker/bloom_weights.h"
+#include "worker/gptq.h"
+#include "worker/perplexity.h"
+
+namespace gptqd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// "2-5, 7": block lists in error messages.
+std::string ranges(const std::vector<int64_t>& v) {
+  std::string out;
+  for (size_t i = 0; i < v.size();) {
+    size_t j = i;
+    while (j + 1 < v.size() && v[j + 1] == v[j] + 1) ++j;
+    if (!out.empty()) out += ", ";
+    out += j == i ? std::to_string(v[i]) : fmt::format("{}-{}", v[i], v[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+// The runs to evaluate: all of the checkpoint's, or the one named by --run.
+std::vector<CkptRunSpec> select_runs(const Checkpoint& ckpt, const std::string& wanted) {
+  const CkptLayout& l = ckpt.layout();
+  if (wanted.empty()) return l.runs;
+  const int i = run_index(l, wanted);
+  if (i < 0) {
+    std::string names;
+    for (const CkptRunSpec& r : l.runs) names += (names.empty() ? "" : ", ") + r.name;
+    throw InputError(
+        fmt::format("--run {}: no such run in {} (it has: {})", wanted, ckpt.path(), names));
+  }
+  return {l.runs[static_cast<size_t>(i)]};
+}
+
+// The checkpoint must describe this model: same blocks and layer shapes, every selected run
+// complete, and the biases it stored (copied from the model at quantization time) equal to
+// the model's, which catches a checkpoint of other weights with the same shapes.
+void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const BloomDims& d,
+                      const std::vector<CkptRunSpec>& runs) {
+  const CkptLayout& l = ckpt.layout();
+  GPTQD_INPUT_CHECK(l.n_blocks == d.n_layer, "checkpoint {} has {} blocks but the model {} has {}",
+                    ckpt.path(), l.n_blocks, model.dir(), d.n_layer);
+  const auto shapes = linear_shapes(d);
+  for (int i = 0; i < kNumLinears; ++i) {
+    const char* name = block_linears()[i].module;
+    const int k = layer_index(l, name);
+    GPTQD_INPUT_CHECK(k >= 0, "checkpoint {} has no layer {}", ckpt.path(), name);
+    const CkptLayerShape& s = l.layers[static_cast<size_t>(k)];
+    GPTQD_INPUT_CHECK(s.rows == shapes[i][0] && s.cols == shapes[i][1],
+                      "checkpoint {}: layer {} is {}x{} but the model {} has {}x{}", ckpt.path(),
+                      name, s.rows, s.cols, model.dir(), shapes[i][0], shapes[i][1]);
+  }
+  for (const CkptRunSpec& r : runs) {
+    const std::vector<uint8_t> done = ckpt.completion(r.name);
+    std::vector<int64_t> missing;
+    for (int64_t b = 0; b < static_cast<int64_t>(done.size()); ++b) {
+      if (done[static_cast<size_t>(b)] == 0) missing.push_back(b);
+    }
+    GPTQD_INPUT_CHECK(
+        missing.empty(),
+        "run {} in {} is incomplete: block(s) {} of {} missing (finish it with gptqd quantize)",
+        r.name, ckpt.path(), ranges(missing), done.size());
+  }
+  if (runs.empty()) return;
+  const LinearName& qkv = block_linears()[kQkv];
+  const std::vector<float> bias = model.read_f32(block_tensor_name(0, qkv.bias), {shapes[kQkv][0]});
+  const LayerData stored = ckpt.read_layer(runs.front().name, 0, qkv.module);
+  GPTQD_INPUT_CHECK(
+      stored.bias == bias,
+      "checkpoint {} was made from other weights than the model {} (block 0 {} bias differs)",
+      ckpt.path(), model.dir(), qkv.module);
+  if (l.model_config_json != model.config().json) {
+    GPTQD_LOG_WARN("checkpoint {}: its config.json differs from {}'s", ckpt.path(), model.dir());
+  }
+}
+
+// Same choice as the quantize job: parallel.device, a GPU when one is there for auto.
+std::unique_ptr<Backend> make_eval_backend(const JobConfig& job, int threads) {
+  const std::string& dev = job.parallel.device;
+  if (dev == "cuda") {
+    GPTQD_INPUT_CHECK(cuda_device_count() > 0,
+                      "parallel.device: cuda requested but no CUDA device is available");
+    return make_cuda_backend(0);
+  }
+  if (dev == "auto" && cuda_device_count() > 0) {
+    try {
+      return make_cuda_backend(0);
+    } catch (const Error& e) {
+      GPTQD_LOG_WARN("parallel.device auto: {}; using the CPU", e.what());
+    }
+  }
+  return make_cpu_backend(threads);
+}
+
+GptqOptions rtn_options(const CkptRunSpec& r, const std::string& label) {
+  GptqOptions o;
+  o.bits = r.bits;
+  o.group_size = r.group_size;
+  o.sym = r.sym;
+  o.act_order = r.act_order;
+  o.static_groups = r.static_groups;
+  o.damp_percent = r.damp_percent;
+  o.block_size = r.block_size;
+  o.mse_clip = r.mse_clip;
+  o.label = label;
+  return o;
+}
+
+// Everything the evaluation of one model variant needs, the same on every rank.
+struct EvalSetup {
+  JobConfig job;
+  std::unique_ptr<HfModel> model;
+  BloomDims dims;
+  std::unique_ptr<Checkpoint> ckpt;
+  std::vector<CkptRunSpec> runs;
+  std::string tokenizer_path;
+};
+
+// Perplexity of one variant: this rank's windows, the losses gathered on rank 0 in window
+// order, the result broadcast. Returns false (after one error line) if any rank failed.
+bool evaluate(MPI_Comm comm, Backend& be, const EvalSetup& s, const std::vector<int32_t>& windows,
+              int64_t nwin, const std::string& label, const BlockWeightsHook& hook, double* ppl) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+  const int64_t seqlen = s.job.eval.seqlen;
+  auto first_of = [&](int r) { return nwin * r / world; };
+  const int64_t w0 = first_of(rank), w1 = first_of(rank + 1);
+  const auto t0 = Clock::now();
+  std::vector<double> mine;
+  if (!collective_try(comm, [&] {
+        const std::vector<int32_t> part(windows.begin() + w0 * seqlen,
+                                        windows.begin() + w1 * seqlen);
+        WindowNllOptions opt;
+        opt.hook = hook;
+        mine = window_nlls(be, *s.model, s.dims, part, seqlen, opt);
+      })) {
+    return false;
+  }
+  std::vector<int> counts(static_cast<size_t>(world)), displs(static_cast<size_t>(world));
+  for (int r = 0; r < world; ++r) {
+    displs[r] = static_cast<int>(first_of(r));
+    counts[r] = static_cast<int>(first_of(r + 1) - first_of(r));
+  }
+  std::vector<double> all(rank == 0 ? static_cast<size_t>(nwin) : 0);
+  MPI_Gatherv(mine.data(), static_cast<int>(mine.size()), MPI_DOUBLE, all.data(), counts.data(),
+              displs.data(), MPI_DOUBLE, 0, comm);
+  if (rank == 0) {
+    *ppl = perplexity_from_nlls(all);
+    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    GPTQD_LOG_INFO("eval {}: perplexity {:.4f} ({} windows on {} rank(s), {:.1f} s, {:.0f} tok/s)",
+                   label, *ppl, nwin, world, sec, nwin * seqlen / std::max(sec, 1e-9));
+  }
+  MPI_Bcast(ppl, 1, MPI_DOUBLE, 0, comm);
+  return true;
+}
+
+int parse_threads(const std::string& v) {
+  try {
+    size_t used = 0;
+    const int n = std::stoi(v, &used);
+    if (used == v.size() && n >= 0) return n;
+  } catch (const std::exception&) {
+  }
+  throw InputError(fmt::format("--threads: '{}' is not a non-negative integer", v));
+}
+
+EvalOptions parse_eval(const std::vector<std::string>& args) {
+  EvalOptions opt;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (a == "--run") {
+      GPTQD_INPUT_CHECK(i + 1 < args.size(), "--run needs a run name");
+      opt.run = args[++i];
+    } else if (a == "--threads") {
+      GPTQD_INPUT_CHECK(i + 1 < args.size(), "--threads needs a value");
+      opt.threads = parse_threads(args[++i]);
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError(fmt::format("eval: unknown option '{}'", a));
+    } else {
+      GPTQD_INPUT_CHECK(opt.config_path.empty(), "eval takes one CONFIG, got '{}' and '{}'",
+                        opt.config_path, a);
+      opt.config_path = a;
+    }
+  }
+  GPTQD_INPUT_CHECK(!opt.config_path.empty(),
+                    "eval: missing CONFIG (gptqd eval CONFIG [--run NAME])");
+  return opt;
+}
+
+}  // namespace
+
+int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
+  int rank = 0, world = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &world);
+
+  // 1. Every rank validates the job, the model and the checkpoint.
+  EvalSetup s;
+  if (!collective_try(comm, [&] {
+        s.job = load_job_config(opt.config_path);
+        GPTQD_INPUT_CHECK(!s.job.eval.text.empty(),
+                          "{}: eval.text is not set: there is no text to evaluate on",
+                          opt.config_path);
+        GPTQD_INPUT_CHECK(
+            s.job.eval.seqlen >= 2,
+            "{}: eval.seqlen {} must be at least 2 (a window of one token predicts nothing)",
+            opt.config_path, s.job.eval.seqlen);
+        s.model = std::make_unique<HfModel>(HfModel::open(s.job.model_path));
+        s.dims = BloomDims::from(s.model->config());
+        validate_model_tensors(*s.model, s.dims);
+        s.tokenizer_path = (std::filesystem::path(s.job.model_path) / "tokenizer.json").string();
+        GPTQD_INPUT_CHECK(std::filesystem::exists(s.tokenizer_path),
+                          "eval.text needs the model's tokenizer: {} does not exist",
+                          s.tokenizer_path);
+        GPTQD_INPUT_CHECK(std::filesystem::exists(s.job.checkpoint),
+                          "output.checkpoint {} does not exist: run gptqd quantize {} first",
+                          s.job.checkpoint, opt.config_path);
+        s.ckpt = std::make_unique<Checkpoint>(Checkpoint::open_read(s.job.checkpoint));
+        s.runs = select_runs(*s.ckpt, opt.run);
+        check_checkpoint(*s.ckpt, *s.model, s.dims, s.runs);
+      })) {
+    return 1;
+  }
+
+  if (rank == 0) {
+    for (const QuantConfig& q : s.job.runs) {
+      if (run_index(s.ckpt->layout(), q.name) < 0) {
+        GPTQD_LOG_WARN("run {} of {} is not in {}: quantize it first to evaluate it", q.name,
+                       opt.config_path, s.job.checkpoint);
+      }
+    }
+  }
+
+  // 2. Rank 0 tokenizes the eval text and cuts the windows; everyone gets them.
+  std::vector<int32_t> windows;
+  int64_t text_tokens = 0;
+  if (!collective_try(comm, [&] {
+        if (rank != 0) return;
+        const Tokenizer tok = Tokenizer::load(s.tokenizer_path);
+        const std::vector<int32_t> ids = tok.encode(read_text_file(s.job.eval.text, "eval.text"));
+        text_tokens = static_cast<int64_t>(ids.size());
+        int64_t n = 0;
+        try {
+          windows = eval_windows(ids, s.job.eval.seqlen, &n);
+        } catch (const InputError& e) {
+          throw InputError(fmt::format("eval.text {}: {}", s.job.eval.text, e.what()));
+        }
+      })) {
+    return 1;
+  }
+  broadcast(comm, 0, &windows);
+  MPI_Bcast(&text_tokens, 1, MPI_INT64_T, 0, comm);
+  const int64_t nwin = static_cast<int64_t>(windows.size()) / s.job.eval.seqlen;
+
+  EvalReport rep;
+  rep.model = s.job.model_path;
+  rep.text = s.job.eval.text;
+  rep.checkpoint = s.job.checkpoint;
+  rep.seqlen = s.job.eval.seqlen;
+  rep.windows = nwin;
+  rep.text_tokens = text_tokens;
+  if (rank == 0) {
+    GPTQD_LOG_INFO(
+        "eval: {} ({} tokens) in {} windows of {} on {} rank(s); model {}, checkpoint {}, {} "
+        "run(s)",
+        rep.text, text_tokens, nwin, rep.seqlen, world, rep.model, rep.checkpoint, s.runs.size());
+  }
+
+  // 3. The variants, one at a time.
+  const int threads = opt.threads > 0
+                          ? opt.threads
+                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
+                                            local_rank_count(comm));
+  std::unique_ptr<Backend> be;
+  if (!collective_try(comm, [&] { be = make_eval_backend(s.job, threads); })) return 1;
+  Backend& b = *be;
+
+  EvalRow orig;
+  orig.method = "original";
+  if (!evaluate(comm, b, s, windows, nwin, "original", {}, &orig.perplexity)) return 1;
+  rep.rows.push_back(orig);
+  for (const CkptRunSpec& r : s.runs) {
+    EvalRow rtn{r.name, r.bits, r.group_size, "RTN", 0};
+    auto rtn_hook = [&](int64_t block, BlockWeights& w) {
+      for (int i = 0; i < kNumLinears; ++i) {
+        LinearWeights& lw = w.linears[i];
+        const std::string label =
+            fmt::format("RTN {} block {} {}", r.name, block, block_linears()[i].module);
+        set_linear_weights(
+            b, lw, rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, rtn_options(r, label)).dequant);
+      }
+    };
+    if (!evaluate(comm, b, s, windows, nwin, fmt::format("[{}] RTN", r.name), rtn_hook,
+                  &rtn.perplexity))
+      return 1;
+    rep.rows.push_back(rtn);
+
+    EvalRow gptq{r.name, r.bits, r.group_size, "GPTQ", 0};
+    auto gptq_hook = [&](int64_t block, BlockWeights& w) {
+      for (int i = 0; i < kNumLinears; ++i) {
+        set_linear_weights(b, w.linears[i],
+                           s.ckpt->dequantize(r.name, block, block_linears()[i].module));
+      }
+    };
+    if (!evaluate(comm, b, s, windows, nwin, fmt::format("[{}] GPTQ", r.name), gptq_hook,
+                  &gptq.perplexity)) {
+      return 1;
+    }
+    rep.rows.push_back(gptq);
+  }
+  *report = std::move(rep);
+  return 0;
+}
+
+std::string format_eval_table(const EvalReport& r) {
+  std::string out =
+      fmt::format("perplexity on {}: {} windows of {} tokens ({} tokens in the text), model {}\n",
+                  r.text, r.windows, r.seqlen, r.text_tokens, r.model);
+  double base = NAN;
+  for (const EvalRow& row : r.rows) {
+    if (row.method == "original") base = row.perplexity;
+  }
+  size_t wrun = 3;
+  for (const EvalRow& row : r.rows) wrun = std::max(wrun, row.run.size());
+  out += fmt::format("{:<{}}  {:>4}  {:>5}  {:<8}  {:>12}  {}\n", "run", wrun, "bits", "group",
+                     "method", "perplexity", "delta vs original");
+  for (const EvalRow& row : r.rows) {
+    const bool orig = row.method == "original";
+    const std::string delta = orig || std::isnan(base)
+                                  ? ""
+                                  : fmt::format("{:+.4f} ({:+.2f}%)", row.perplexity - base,
+                                                100.0 * (row.perplexity - base) / base);
+    std::string line =
+        fmt::format("{:<{}}  {:>4}  {:>5}  {:<8}  {:>12.4f}  {}", orig ? "-" : row.run, wrun,
+                    orig ? "-" : std::to_string(row.bits),
+                    orig ? "-" : std::to_string(row.group_size), row.method, row.perplexity, delta);
+    line.erase(line.find_last_not_of(' ') + 1);
+    out += line + "\n";
+  }
+  return out;
+}
+
+int cmd_eval(const std::vector<std::string>& args, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  EvalOptions opt;
+  try {
+    opt = parse_eval(args);
+  } catch (const InputError& e) {
+    if (rank == 0) GPTQD_LOG_ERROR("error: {}", e.what());
+    return 1;
+  }
+  EvalReport report;
+  const int rc = run_eval(opt, comm, &report);
+  if (rc == 0 && rank == 0) {
+    fmt::print("{}", format_eval_table(report));
+    std::fflush(stdout);
+  }
+  return rc;
+}
+
+}  // namespace gptqd

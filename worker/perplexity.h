@@ -1,0 +1,52 @@
+// Perplexity as the GPTQ paper measures it (IST-DASLab/gptq bloom.py, bloom_eval): the eval
+// text is cut into non-overlapping windows of seqlen tokens (io/calibration.h eval_windows);
+// each window runs through the whole model on its own; its loss is the mean next-token NLL
+// over its seqlen - 1 predictions; and
+//   ppl = exp(sum_w loss_w * seqlen / (nwin * seqlen)) = exp(mean_w loss_w).
+// The model's linear weights can be replaced block by block (RTN, dequantized GPTQ) by a hook.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "io/hf_model.h"
+#include "kernels/backend.h"
+#include "worker/bloom_dims.h"
+#include "worker/bloom_weights.h"
+
+namespace gptqd {
+
+// Called once per block and pass, after the block's original weights are loaded and before
+// the block runs: may replace any linear's forward weights (w.linears[i].w) with
+// set_linear_weights. w.linears[i].host_w keeps the original weights.
+using BlockWeightsHook = std::function<void(int64_t block, BlockWeights& w)>;
+
+// Copies `weights` (host, [out, in]) into the weights the forward uses. Error when the size
+// is not out * in.
+void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>& weights);
+
+struct WindowNllOptions {
+  // Windows whose activations ([windows, seqlen, hidden] fp32) are held at once. The blocks
+  // run one at a time over them, as the reference does (one block's weights in memory), and
+  // are read again for each further pass. 0: all windows in one pass.
+  int64_t windows_per_pass = 0;
+  // Tokens per block forward call (a micro-batch holds max(1, this / seqlen) windows).
+  int64_t micro_tokens = 2048;
+  BlockWeightsHook hook;  // empty: the original weights
+};
+
+// The loss of every window: windows holds nwin * seqlen token ids back to back (nwin >= 0,
+// seqlen >= 2); returns nwin values, loss_w = mean over t < seqlen - 1 of
+// -log softmax(logits[t])[token[t + 1]], logits from embedding -> every block -> ln_f -> tied
+// LM head in fp32 on `be`, the log-softmax in fp32 with a double sum. Each window's loss depends
+// only on its own tokens (splitting the windows over ranks changes nothing but BLAS rounding).
+// InputError for a token id outside the vocabulary; Error for a bad seqlen or size.
+std::vector<double> window_nlls(Backend& be, const HfModel& model, const BloomDims& dims,
+                                const std::vector<int32_t>& windows, int64_t seqlen,
+                                const WindowNllOptions& opt = {});
+
+// exp(mean of the window losses), bloom_eval's formula. Error when `nlls` is empty.
+double perplexity_from_nlls(const std::vector<double>& nlls);
+
+}  // namespace gptqd
