@@ -39,11 +39,11 @@ PY
 grep -qi "2/2" "$WORK/inspect.out" || { cat "$WORK/inspect.out"; fail "inspect does not report 2/2 blocks complete"; }
 
 # Rerun: resumes, recomputes nothing, same file content.
-sum1=$(/usr/bin/python3 -c "import h5py,hashlib,sys; f=h5py.File(sys.argv[1]); print(hashlib.basha1(f['runs/w4g32/blocks/1/mlp.dense_4h_to_h/codes'][()].tobytes()).hexdigest())" "$WORK/out/ckpt.h5")
+sum1=$(/usr/bin/python3 -c "import h5py,hashlib,sys; f=h5py.File(sys.argv[1]); print(hashlib.sha1(f['runs/w4g32/blocks/1/mlp.dense_4h_to_h/codes'][()].tobytes()).hexdigest())" "$WORK/out/ckpt.h5")
 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/job.yaml" >"$WORK/run2.out" 2>"$WORK/run2.err" ||
   { cat "$WORK/run2.err"; fail "rerun failed"; }
 [[ $(grep -c "(resumed)" "$WORK/run2.out") -eq 8 ]] || { cat "$WORK/run2.out"; fail "rerun did not resume all 8 layers"; }
-sum2=$(/usr/bin/python3 -c "import h5py,hashlib,sys; f=h5py.File(sys.argv[1]); print(hashlib.basha1(f['runs/w4g32/blocks/1/mlp.dense_4h_to_h/codes'][()].tobytes()).hexdigest())" "$WORK/out/ckpt.h5")
+sum2=$(/usr/bin/python3 -c "import h5py,hashlib,sys; f=h5py.File(sys.argv[1]); print(hashlib.sha1(f['runs/w4g32/blocks/1/mlp.dense_4h_to_h/codes'][()].tobytes()).hexdigest())" "$WORK/out/ckpt.h5")
 [[ $sum1 == "$sum2" ]] || fail "resume changed the checkpoint"
 
 # A rerun with other settings is refused, and the file is left alone.
