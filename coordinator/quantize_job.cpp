@@ -198,7 +198,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   auto transport = make_mpi_transport(comm);
   const std::vector<LayerReport> mine = run_stage(*be, *transport, *ckpt, in);
 
-  // 5. Report and close (collective).
+  // 5. Report and close (collective). Earlier stages finish first: they wait here asleep.
+  yielding_barrier(comm);
   const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
   ckpt->close();
   group.reset();

@@ -48,8 +48,11 @@ class StreamReceiver {
     GPTQD_CHECK(first == consumed_ && !pending_.empty() && pending_.front().count == count,
                 "activation stream from rank {}: micro-batch [{}, +{}) read out of order", peer_,
                 first, count);
+    const auto t0 = Clock::now();
     pending_.front().transfer->wait();
     pending_.pop_front();
+    GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} from rank {} in, waited {:.4f} s", first,
+                    first + count, act_.nseq, peer_, since(t0));
     consumed_ += count;
     post();
   }
@@ -97,6 +100,8 @@ class StreamSender {
     }
     pending_.push_back(
         tp_.isend(act_.h.data() + first * row_, count * row_, peer_, Tag::kActivations));
+    GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} to rank {} posted", first, first + count,
+                    act_.nseq, peer_);
     sent_ += count;
   }
 

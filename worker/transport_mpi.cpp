@@ -1,5 +1,7 @@
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <thread>
 #include <vector>
 
 #include "kernels/check.h"
@@ -14,6 +16,12 @@ void check_rc(int rc, const char* what, int64_t n, int peer) {
   GPTQD_CHECK(rc == MPI_SUCCESS, "{} of {} floats with rank {} failed (MPI error {})", what, n,
               peer, rc);
 }
+
+// Polls without sleeping for this long first: short waits (a collective among balanced
+// replicas) keep MPI's latency.
+constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kFirstSleep = std::chrono::microseconds(50);
+constexpr auto kMaxSleep = std::chrono::microseconds(2000);
 
 // One logical transfer: one MPI request per chunk.
 class MpiPending final : public PendingTransfer {
@@ -38,8 +46,8 @@ class MpiPending final : public PendingTransfer {
     for (size_t i = 0; i < reqs_.size(); ++i) {
       if (reqs_[i] == MPI_REQUEST_NULL) continue;
       MPI_Status st;
-      check_rc(MPI_Wait(&reqs_[i], &st), is_recv_ ? "MPI_Irecv" : "MPI_Issend", expected_[i],
-               peer_);
+      check_rc(mpi_wait_yielding(&reqs_[i], &st), is_recv_ ? "MPI_Irecv" : "MPI_Issend",
+               expected_[i], peer_);
       if (is_recv_) {
         int got = 0;
         MPI_Get_count(&st, MPI_FLOAT, &got);
@@ -127,10 +135,13 @@ class MpiReplicaGroup final : public ReplicaGroup {
     if (size_ == 1) return;
     for (int64_t off = 0; off < count; off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      int rc = rank_ == 0 ? MPI_Reduce(MPI_IN_PLACE, data + off, n, MPI_FLOAT, MPI_SUM, 0, comm_)
-                          : MPI_Reduce(data + off, nullptr, n, MPI_FLOAT, MPI_SUM, 0, comm_);
-      check_rc(rc, "MPI_Reduce", n, 0);
-      check_rc(MPI_Bcast(data + off, n, MPI_FLOAT, 0, comm_), "MPI_Bcast", n, 0);
+      MPI_Request r;
+      const void* send = rank_ == 0 ? MPI_IN_PLACE : data + off;
+      void* recv = rank_ == 0 ? data + off : nullptr;
+      int rc = MPI_Ireduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_, &r);
+      check_rc(rc == MPI_SUCCESS ? finish(&r) : rc, "MPI_Reduce", n, 0);
+      rc = MPI_Ibcast(data + off, n, MPI_FLOAT, 0, comm_, &r);
+      check_rc(rc == MPI_SUCCESS ? finish(&r) : rc, "MPI_Bcast", n, 0);
     }
   }
 
@@ -149,8 +160,11 @@ class MpiReplicaGroup final : public ReplicaGroup {
         break;
     }
     GPTQD_CHECK(count < INT_MAX, "allreduce of {} doubles exceeds one MPI call", count);
-    check_rc(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_),
-             "MPI_Allreduce", count, -1);
+    MPI_Request r;
+    check_rc(
+        MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_, &r),
+        "MPI_Allreduce", count, -1);
+    check_rc(finish(&r), "MPI_Allreduce", count, -1);
   }
 
   // One row is one MPI element (a contiguous type of `cols` floats), so the counts stay far
@@ -171,20 +185,42 @@ class MpiReplicaGroup final : public ReplicaGroup {
     MPI_Datatype row;
     MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row);
     MPI_Type_commit(&row);
-    const int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
-                                  displs.data(), row, comm_);
+    MPI_Request r;
+    int rc = MPI_Iallgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(), displs.data(),
+                             row, comm_, &r);
+    if (rc == MPI_SUCCESS) rc = finish(&r);
     MPI_Type_free(&row);
     check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
   }
 
-  void barrier() override { check_rc(MPI_Barrier(comm_), "MPI_Barrier", 0, -1); }
+  void barrier() override {
+    MPI_Request r;
+    check_rc(MPI_Ibarrier(comm_, &r), "MPI_Barrier", 0, -1);
+    check_rc(finish(&r), "MPI_Barrier", 0, -1);
+  }
 
  private:
+  static int finish(MPI_Request* r) { return mpi_wait_yielding(r, MPI_STATUS_IGNORE); }
+
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
 };
 
 }  // namespace
+
+int mpi_wait_yielding(MPI_Request* request, MPI_Status* status) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto sleep = kFirstSleep;
+  for (;;) {
+    int done = 0;
+    const int rc = MPI_Test(request, &done, status);
+    if (rc != MPI_SUCCESS || done) return rc;
+    if (Clock::now() - t0 < kSpin) continue;
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(2 * sleep, kMaxSleep);
+  }
+}
 
 std::unique_ptr<Transport> make_mpi_transport(MPI_Comm comm) {
   return std::make_unique<MpiTransport>(comm);
