@@ -2,7 +2,10 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include "coordinator/calibration_input.h"
@@ -77,6 +80,35 @@ Workload workload_of(const JobConfig& job, const BloomDims& dims, const HfModel&
   const uint64_t elems = static_cast<uint64_t>(dims.vocab) * static_cast<uint64_t>(dims.hidden);
   w.file_dtype_bytes = static_cast<int64_t>(model.bytes_of(kWordEmbeddings) / elems);
   return w;
+}
+
+// Debug: how much of each model file this rank has touched, from the resident size of its
+// mappings in /proc/self/smaps (Linux; silent elsewhere). A rank reads only the byte ranges of
+// its own blocks (and the embedding on stage 0), so files holding other stages' blocks stay
+// at most a few pages resident (headers, and the kernel's fault-around of neighbouring pages).
+void log_model_residency(const std::string& model_dir) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  std::error_code ec;
+  const std::string dir = std::filesystem::weakly_canonical(model_dir, ec).string() + "/";
+  std::ifstream in("/proc/self/smaps");
+  std::map<std::string, uint64_t> kb;
+  std::string line, path;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string first;
+    fields >> first;
+    if (first == "Rss:") {
+      uint64_t v = 0;
+      fields >> v;
+      if (!path.empty()) kb[path] += v;
+    } else if (first.find('-') != std::string::npos && first.back() != ':') {
+      std::string perms, offset, dev, inode;
+      path.clear();
+      fields >> perms >> offset >> dev >> inode >> path;
+      if (path.compare(0, dir.size(), dir) != 0) path.clear();
+    }
+  }
+  for (const auto& [file, v] : kb) GPTQD_LOG_DEBUG("model file {}: {} kB resident", file, v);
 }
 
 std::unique_ptr<Backend> make_backend(const JobConfig& job, int threads) {
@@ -197,6 +229,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.micro_batch = 1;
   auto transport = make_mpi_transport(comm);
   const std::vector<LayerReport> mine = run_stage(*be, *transport, *ckpt, in);
+
+  log_model_residency(job.model_path);
 
   // 5. Report and close (collective). Earlier stages finish first: they wait here asleep.
   yielding_barrier(comm);
