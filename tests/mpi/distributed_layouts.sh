@@ -6,7 +6,8 @@
 #    zeros, g_idx, perm, bias and the stats), so pipelining and the streamed activations change
 #    nothing;
 #  - other replica counts differ only by the Hessian's summation order: >= 99.9% identical
-#    codes and every layer's GPTQ loss within 0.1% of the 1-rank run;
+#    codes (and scales and zeros within 0.1%) and every layer's GPTQ loss within 0.1% of the
+#    1-rank run;
 #  - every layer is reported once, by one replica, and every block is complete.
 source "$(dirname "$0")/../cli/lib.bash"
 
@@ -81,6 +82,11 @@ for r, t in sorted(first.items()):
     worst = max(float(np.max(np.abs(x_stats[rn][:, :, 0] / ref_stats[rn][:, :, 0] - 1))) for rn in ref_stats)
     print(f"{r} replicas ({t}) vs 1 rank: {same}/{total} codes identical ({same / total:.5%}), "
           f"largest per-layer GPTQ loss difference {worst:.2e}")
+    # Every replica's slice of scales and zeros reached the file (a lost or misplaced slice
+    # would show as fill values or another row's numbers, far beyond rounding).
+    close = sum(int(np.isclose(ref[k][n], x[k][n], rtol=1e-3, atol=0).sum()) for k in ref for n in ("scales", "zeros"))
+    params = sum(ref[k][n].size for k in ref for n in ("scales", "zeros"))
+    assert close >= 0.999 * params, f"{t}: only {close}/{params} scales and zeros agree with 1 rank"
     assert same >= 0.999 * total, f"{t}: only {same}/{total} codes agree with 1 rank"
     assert worst <= 1e-3, f"{t}: a layer's loss differs by {worst:.2e} from 1 rank"
 PY
