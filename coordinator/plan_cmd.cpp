@@ -17,6 +17,10 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 constexpr int kDefaultRanksPerNode = 8;  // GPUs of one HGX/DGX node
 constexpr uint64_t kDefaultGpuMem = 80ull << 30;
 constexpr uint64_t kDefaultHostMem = 1ull << 40;
+constexpr const char* kOptions =
+    "gptqd plan CONFIG --ranks N [--stages N|auto] [--ranks-per-node N (8)] [--gpu-mem SIZE "
+    "(80GiB)] [--host-mem SIZE (1TiB per node)] [--tflops X (50)] [--link-gbs X (150)] "
+    "[--net-gbs X (25)] [--disk-gbs X (2)] [--dtype bf16|f16|f32]";
 
 double parse_number(const std::string& flag, const std::string& v) {
   try {
@@ -41,9 +45,36 @@ int parse_count(const std::string& flag, const std::string& v) {
 double gib(uint64_t bytes) { return static_cast<double>(bytes) / kGiB; }
 
 std::string duration(double s) {
+  if (s < 1) return fmt::format("{:.0f} ms", s * 1000);
   if (s < 120) return fmt::format("{:.0f} s", s);
   if (s < 7200) return fmt::format("{:.1f} min", s / 60);
   return fmt::format("{:.2f} h", s / 3600);
+}
+
+// Seconds in a few characters, for table cells.
+std::string secs(double s) {
+  if (s >= 10) return fmt::format("{:.1f}s", s);
+  if (s >= 0.1) return fmt::format("{:.2f}s", s);
+  return fmt::format("{:.1f}ms", s * 1000);
+}
+
+// A unit for a table of sizes or counts: the largest that keeps its biggest entry >= 1.
+struct Unit {
+  double div;
+  const char* name;
+};
+Unit bytes_unit(double largest) {
+  return largest >= kGiB ? Unit{kGiB, "GiB"} : Unit{1024.0 * 1024.0, "MiB"};
+}
+Unit flops_unit(double largest) {
+  if (largest >= 1e12) return {1e12, "TFLOP"};
+  if (largest >= 1e9) return {1e9, "GFLOP"};
+  return {1e6, "MFLOP"};
+}
+
+std::string size_str(uint64_t bytes) {
+  const Unit u = bytes_unit(static_cast<double>(bytes));
+  return fmt::format("{:.1f} {}", static_cast<double>(bytes) / u.div, u.name);
 }
 
 std::string blocks(int64_t a, int64_t b) { return fmt::format("[{}, {})", a, b); }
@@ -113,15 +144,15 @@ PlanCmdOptions parse_plan_args(const std::vector<std::string>& args) {
       GPTQD_INPUT_CHECK(dtype_bytes(opt.dtype) > 0, "--dtype: unknown dtype '{}' (bf16, f16, f32)",
                         opt.dtype);
     } else if (!a.empty() && a[0] == '-') {
-      throw InputError(fmt::format("plan: unknown option '{}'", a));
+      throw InputError(fmt::format("plan: unknown option '{}'; usage: {}", a, kOptions));
     } else {
       GPTQD_INPUT_CHECK(opt.config_path.empty(), "plan takes one CONFIG, got '{}' and '{}'",
                         opt.config_path, a);
       opt.config_path = a;
     }
   }
-  GPTQD_INPUT_CHECK(!opt.config_path.empty(), "plan: missing CONFIG");
-  GPTQD_INPUT_CHECK(opt.ranks >= 1, "plan: missing --ranks N");
+  GPTQD_INPUT_CHECK(!opt.config_path.empty(), "plan: missing CONFIG; usage: {}", kOptions);
+  GPTQD_INPUT_CHECK(opt.ranks >= 1, "plan: missing --ranks N; usage: {}", kOptions);
   if (opt.machine.ranks_per_node == 0)
     opt.machine.ranks_per_node = std::min(opt.ranks, kDefaultRanksPerNode);
   return opt;
@@ -165,10 +196,13 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
                         static_cast<double>(embedding_weight_bytes(d)) / 4;
   out += fmt::format("gptqd plan {} --ranks {}\n", opt.config_path, opt.ranks);
   out += fmt::format(
-      "model    {}: {} blocks, hidden {}, {} heads, vocab {}; {:.1f} B parameters, {:.1f} GB as {} "
-      "({})\n",
-      job.model_path, d.n_layer, d.hidden, d.n_head, d.vocab, params / 1e9,
-      params * w.file_dtype_bytes / 1e9, dtype, dtype_note);
+      "model    {}: {} blocks, hidden {}, {} heads, vocab {}; {} parameters, {} as {} ({})\n",
+      job.model_path, d.n_layer, d.hidden, d.n_head, d.vocab,
+      params >= 1e9 ? fmt::format("{:.1f} B", params / 1e9) : fmt::format("{:.1f} M", params / 1e6),
+      params * w.file_dtype_bytes >= 1e9
+          ? fmt::format("{:.1f} GB", params * w.file_dtype_bytes / 1e9)
+          : fmt::format("{:.1f} MB", params * w.file_dtype_bytes / 1e6),
+      dtype, dtype_note);
   out += fmt::format(
       "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1\n",
       w.nsamples, w.seqlen, w.runs, run_names,
@@ -192,16 +226,23 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
   const Plan plan = choose_plan(d, opt.ranks, stages_requested, w, m);
   for (int s : feasible_stage_counts(d, opt.ranks, w.nsamples)) {
     const PlanEstimate e = estimate_plan(make_plan(d, opt.ranks, s, w.nsamples), d, w, m);
-    out += fmt::format("{} {:>6} {:>8} {:>11} {:>15} {:>9.1f} GiB {:>6}\n",
-                       s == plan.stages ? "*" : " ", s, opt.ranks / s, duration(e.run_seconds),
-                       duration(e.job_seconds), gib(device_peak(e)), e.fits() ? "yes" : "no");
+    out += fmt::format("{} {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}\n", s == plan.stages ? "*" : " ",
+                       s, opt.ranks / s, duration(e.run_seconds), duration(e.job_seconds),
+                       size_str(device_peak(e)), e.fits() ? "yes" : "no");
   }
 
   const PlanEstimate e = estimate_plan(plan, d, w, m);
   out += fmt::format("\nlayout   {}\n", plan.describe());
+  double largest = 0;
+  for (const RankEstimate& r : e.ranks)
+    largest = std::max({largest, static_cast<double>(r.weights_file),
+                        static_cast<double>(r.device_peak), static_cast<double>(r.host_peak)});
+  const Unit mu = bytes_unit(largest);
+  auto mem = [&](uint64_t b) { return static_cast<double>(b) / mu.div; };
   out += fmt::format(
-      "\nmemory per rank, GiB (read: the stage's weights as stored, read once per run; the rest is "
-      "device memory at the peak):\n");
+      "\nmemory per rank, {} (read: the stage's weights as stored, read once per run; the rest is "
+      "device memory at the peak):\n",
+      mu.name);
   out += fmt::format(
       "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>10} {:>9} {:>11} {:>9} {:>8} "
       "{:>11} {:>8}  {}\n",
@@ -214,8 +255,8 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
         "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8.2f} {:>10.2f} {:>9.2f} {:>11.2f} {:>9.2f} {:>8.2f} "
         "{:>11.2f} {:>8.2f}  {}\n",
         r.rank, r.stage, r.replica, blocks(sp.first_block, sp.end_block), r.samples,
-        gib(r.weights_file), gib(r.block_fp32), gib(r.embedding), gib(r.activations),
-        gib(r.workspace), gib(r.hessians), gib(r.device_peak), gib(r.host_peak),
+        mem(r.weights_file), mem(r.block_fp32), mem(r.embedding), mem(r.activations),
+        mem(r.workspace), mem(r.hessians), mem(r.device_peak), mem(r.host_peak),
         r.fits_device ? "ok" : "DOES NOT FIT");
     if (!r.fits_device && rep.misfit.empty()) {
       rep.misfit = fmt::format(
@@ -224,8 +265,11 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
     }
   }
 
-  out +=
-      fmt::format("\ntime per stage: TFLOP of one block on one replica by phase, then seconds:\n");
+  double most = 0;
+  for (const StageEstimate& st : e.stages) most = std::max(most, st.flops_per_block.total());
+  const Unit fu = flops_unit(most);
+  out += fmt::format("\ntime per stage: {} of one block on one replica by phase, then seconds:\n",
+                     fu.name);
   out += fmt::format(
       "{:>5} {:>10} {:>8} {:>8} {:>7} {:>6} {:>6} {:>7} {:>10} {:>12} {:>8} "
       "{:>8} {:>10}\n",
@@ -235,12 +279,12 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
     const StageEstimate& st = e.stages[s];
     const PhaseFlops& f = st.flops_per_block;
     out += fmt::format(
-        "{:>5} {:>10} {:>8.1f} {:>8.1f} {:>7.1f} {:>6.1f} {:>6.1f} {:>7.1f} {:>9.1f}s {:>11.2f}s "
-        "{:>8.1f} {:>7.0f}s {:>10}\n",
-        s, blocks(st.first_block, st.end_block), f.forward / 1e12, f.hessian / 1e12,
-        f.factor / 1e12, f.sweep / 1e12, f.stats / 1e12, f.total() / 1e12, st.compute_s_per_block,
-        st.collective_s_per_block, st.collective_bytes_per_block / 1e9, st.read_s,
-        duration(st.seconds_per_run));
+        "{:>5} {:>10} {:>8.1f} {:>8.1f} {:>7.1f} {:>6.1f} {:>6.1f} {:>7.1f} {:>10} {:>12} "
+        "{:>8.3g} {:>8} {:>10}\n",
+        s, blocks(st.first_block, st.end_block), f.forward / fu.div, f.hessian / fu.div,
+        f.factor / fu.div, f.sweep / fu.div, f.stats / fu.div, f.total() / fu.div,
+        secs(st.compute_s_per_block), secs(st.collective_s_per_block),
+        st.collective_bytes_per_block / 1e9, secs(st.read_s), duration(st.seconds_per_run));
   }
   std::string crossing = "one stage: no activations cross between ranks";
   if (e.stages.size() > 1) {
@@ -253,8 +297,8 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
       "\nestimate: one run {} (the stages one after the other); the job's {} run(s) {} (a sweep "
       "fills the pipeline); {}\n",
       duration(e.run_seconds), w.runs, duration(e.job_seconds), crossing);
-  out += fmt::format("host memory per node: {:.1f} GiB of {:.0f} GiB{}\n", gib(e.host_per_node),
-                     gib(m.host_mem), e.fits_host ? "" : "  DOES NOT FIT");
+  out += fmt::format("host memory per node: {} of {}{}\n", size_str(e.host_per_node),
+                     size_str(m.host_mem), e.fits_host ? "" : "  DOES NOT FIT");
   if (!e.fits_host && rep.misfit.empty()) {
     rep.misfit =
         fmt::format("a node needs {:.1f} GiB of host memory, {:.1f} GiB available (--host-mem)",
