@@ -143,6 +143,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   std::unique_ptr<HfModel> model;
   BloomDims dims;
   Plan plan;
+  PlanEstimate estimate;
   if (!collective_try(comm, [&] {
         job = load_job_config(opt.config_path);
         model = std::make_unique<HfModel>(HfModel::open(job.model_path));
@@ -150,8 +151,9 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         validate_model_tensors(*model, dims);
         Machine machine;
         machine.ranks_per_node = ranks_per_node;
-        plan =
-            choose_plan(dims, world, job.parallel.stages, workload_of(job, dims, *model), machine);
+        const Workload work = workload_of(job, dims, *model);
+        plan = choose_plan(dims, world, job.parallel.stages, work, machine);
+        estimate = estimate_plan(plan, dims, work, machine);
       })) {
     return 1;
   }
@@ -162,6 +164,20 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     GPTQD_LOG_INFO("plan ({}): {}",
                    job.parallel.stages > 0 ? "parallel.stages" : "auto, the fastest estimate",
                    plan.describe());
+    uint64_t device = 0, host = 0;
+    for (const RankEstimate& r : estimate.ranks) {
+      device = std::max(device, r.device_peak);
+      host = std::max(host, r.host_peak);
+    }
+    auto size = [](uint64_t b) {
+      const double x = static_cast<double>(b);
+      return x >= (1 << 30) ? fmt::format("{:.2f} GiB", x / (1 << 30))
+                            : fmt::format("{:.1f} MiB", x / (1 << 20));
+    };
+    GPTQD_LOG_INFO(
+        "estimated peak memory per rank: {} of backend buffers + {} of host working memory "
+        "(`gptqd plan CONFIG --ranks {}` details it)",
+        size(device), size(host), world);
   }
 
   // 2. Rank 0 draws the calibration windows; everyone gets them (they enter the fingerprint).
