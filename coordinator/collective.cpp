@@ -4,6 +4,7 @@
 
 #include "kernels/check.h"
 #include "kernels/log.h"
+#include "worker/transport.h"
 
 namespace gptqd {
 
@@ -45,6 +46,13 @@ void broadcast(MPI_Comm comm, int root, bool* b) {
   int v = *b ? 1 : 0;
   MPI_Bcast(&v, 1, MPI_INT, root, comm);
   *b = v != 0;
+}
+
+void yielding_barrier(MPI_Comm comm) {
+  MPI_Request r;
+  const int rc = MPI_Ibarrier(comm, &r);
+  GPTQD_CHECK(rc == MPI_SUCCESS && mpi_wait_yielding(&r, MPI_STATUS_IGNORE) == MPI_SUCCESS,
+              "MPI barrier failed");
 }
 
 int local_rank_count(MPI_Comm comm) {

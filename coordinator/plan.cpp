@@ -37,12 +37,33 @@ std::vector<StagePlan> balance(int64_t n, int k, uint64_t block_bytes, uint64_t 
   uint64_t lo = block_bytes, hi = extra + block_bytes * static_cast<uint64_t>(n);
   while (lo < hi) {
     const uint64_t mid = lo + (hi - lo) / 2;
-    if (fits(mid, nullptr)) hi = mid;
-    else lo = mid + 1;
+    if (fits(mid, nullptr))
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   std::vector<StagePlan> out;
   GPTQD_CHECK(fits(lo, &out), "stage balancing failed for {} blocks on {} stages", n, k);
   return out;
+}
+
+// Empty when the layout works, else why not (one phrase).
+std::string infeasible(const BloomDims& d, int world, int stages, int64_t nsamples) {
+  if (stages < 1 || stages > d.n_layer)
+    return fmt::format("parallel.stages: {} stages for a model of {} blocks", stages, d.n_layer);
+  if (world % stages != 0)
+    return fmt::format("parallel.stages: {} ranks cannot be split into {} stages of equal replicas",
+                       world, stages);
+  const int replicas = world / stages;
+  if (replicas > nsamples)
+    return fmt::format(
+        "calibration.nsamples: {} ranks in {} stage(s) make {} replicas per stage, but there are "
+        "only {} samples to share (every replica needs one): use more stages or more samples",
+        world, stages, replicas, nsamples);
+  if (replicas > d.hidden)
+    return fmt::format("parallel.stages: {} replicas per stage exceed the {} rows of a layer",
+                       replicas, d.hidden);
+  return "";
 }
 
 }  // namespace
@@ -55,30 +76,27 @@ uint64_t block_weight_bytes(const BloomDims& d) {
 }
 
 uint64_t embedding_weight_bytes(const BloomDims& d) {
-  return (static_cast<uint64_t>(d.vocab) * d.hidden + 2 * static_cast<uint64_t>(d.hidden)) * sizeof(float);
+  return (static_cast<uint64_t>(d.vocab) * d.hidden + 2 * static_cast<uint64_t>(d.hidden)) *
+         sizeof(float);
 }
 
-Plan make_plan(const BloomDims& d, int world, int64_t stages_requested) {
+Plan make_plan(const BloomDims& d, int world, int stages, int64_t nsamples) {
   GPTQD_INPUT_CHECK(world >= 1, "world size must be positive");
+  const std::string why = infeasible(d, world, stages, nsamples);
+  GPTQD_INPUT_CHECK(why.empty(), "{}", why);
   Plan p;
   p.world = world;
-  if (stages_requested > 0) {
-    GPTQD_INPUT_CHECK(stages_requested <= d.n_layer, "parallel.stages: {} stages for a model of {} blocks",
-                      stages_requested, d.n_layer);
-    GPTQD_INPUT_CHECK(world % stages_requested == 0,
-                      "parallel.stages: {} ranks cannot be split into {} stages of equal replicas", world,
-                      stages_requested);
-    p.stages = static_cast<int>(stages_requested);
-  } else {
-    // auto: as many stages as ranks (memory capacity), capped by the block count and
-    // kept a divisor of the world so every stage gets the same number of replicas.
-    int s = static_cast<int>(std::min<int64_t>(world, d.n_layer));
-    while (world % s != 0) --s;
-    p.stages = s;
-  }
-  p.replicas = world / p.stages;
+  p.stages = stages;
+  p.replicas = world / stages;
   p.stage = balance(d.n_layer, p.stages, block_weight_bytes(d), embedding_weight_bytes(d));
   return p;
+}
+
+std::vector<int> feasible_stage_counts(const BloomDims& d, int world, int64_t nsamples) {
+  std::vector<int> out;
+  for (int s = 1; s <= world; ++s)
+    if (infeasible(d, world, s, nsamples).empty()) out.push_back(s);
+  return out;
 }
 
 std::string Plan::describe() const {

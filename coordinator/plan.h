@@ -1,6 +1,8 @@
 // How a job is laid out over the ranks (DESIGN.md §3 step 1): world = stages x
 // replicas; each stage owns a contiguous range of blocks balanced by weight bytes;
-// stage 0 also owns the embeddings, the last stage the final layer norm.
+// stage 0 also owns the embeddings, the last stage the final layer norm. The replicas
+// of a stage split its calibration samples and the rows of every layer.
+// The automatic choice of the stage count is coordinator/plan_estimate.h's choose_plan.
 #pragma once
 
 #include <cstdint>
@@ -14,7 +16,7 @@ namespace gptqd {
 struct StagePlan {
   int64_t first_block = 0;  // [first_block, end_block)
   int64_t end_block = 0;
-  uint64_t weight_bytes = 0;  // fp32 bytes of the weights this stage holds
+  uint64_t weight_bytes = 0;  // fp32 bytes of the weights this stage owns (embedding included)
 };
 
 struct Plan {
@@ -22,19 +24,25 @@ struct Plan {
   int stages = 1;
   int replicas = 1;
   std::vector<StagePlan> stage;  // [stages]
-  // rank = stage * replicas + replica: replicas of a stage are neighbours.
+  // rank = stage * replicas + replica: replicas of a stage are neighbours (so, with ranks
+  // placed node by node, on the same node when replicas divide the ranks per node).
   int stage_of(int rank) const { return rank / replicas; }
   int replica_of(int rank) const { return rank % replicas; }
   int rank_of(int stage_index, int replica) const { return stage_index * replicas + replica; }
   std::string describe() const;
 };
 
-// Bytes (fp32) of one block's weights and of the embedding.
+// Bytes (fp32) of one block's weights and of the embedding (+ its layer norm).
 uint64_t block_weight_bytes(const BloomDims& dims);
 uint64_t embedding_weight_bytes(const BloomDims& dims);
 
-// stages_requested 0 = auto. Throws InputError for a layout that cannot work
-// (more stages than blocks, world not a multiple of stages, ...).
-Plan make_plan(const BloomDims& dims, int world, int64_t stages_requested);
+// The layout with exactly `stages` stages. Throws InputError (naming parallel.stages or
+// calibration.nsamples) when it cannot work: stages outside [1, n_layer], world not a multiple
+// of stages, a replica without a calibration sample (replicas > nsamples) or without a row of
+// the smallest layer (replicas > hidden).
+Plan make_plan(const BloomDims& dims, int world, int stages, int64_t nsamples);
+
+// The stage counts make_plan accepts for this world, ascending (empty when none).
+std::vector<int> feasible_stage_counts(const BloomDims& dims, int world, int64_t nsamples);
 
 }  // namespace gptqd

@@ -2,13 +2,17 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <map>
 #include <memory>
+#include <sstream>
 #include <thread>
 
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/fingerprint.h"
 #include "coordinator/plan.h"
+#include "coordinator/plan_estimate.h"
 #include "coordinator/report.h"
 #include "io/bloom_names.h"
 #include "io/checkpoint.h"
@@ -61,10 +65,57 @@ CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDi
   return l;
 }
 
+// The job's work as the layout estimate sees it (coordinator/plan_estimate.h).
+Workload workload_of(const JobConfig& job, const BloomDims& dims, const HfModel& model) {
+  Workload w;
+  w.nsamples = job.calibration.nsamples;
+  w.seqlen = job.calibration.seqlen;
+  w.runs = static_cast<int64_t>(job.runs.size());
+  w.true_sequential = false;
+  w.block_size = 0;
+  for (const QuantConfig& q : job.runs) {
+    w.true_sequential = w.true_sequential || q.true_sequential;
+    w.block_size = std::max(w.block_size, q.block_size);
+  }
+  const uint64_t elems = static_cast<uint64_t>(dims.vocab) * static_cast<uint64_t>(dims.hidden);
+  w.file_dtype_bytes = static_cast<int64_t>(model.bytes_of(kWordEmbeddings) / elems);
+  return w;
+}
+
+// Debug: how much of each model file this rank has touched, from the resident size of its
+// mappings in /proc/self/smaps (Linux; silent elsewhere). A rank reads only the byte ranges of
+// its own blocks (and the embedding on stage 0), so files holding other stages' blocks stay
+// at most a few pages resident (headers, and the kernel's fault-around of neighbouring pages).
+void log_model_residency(const std::string& model_dir) {
+  if (!spdlog::should_log(spdlog::level::debug)) return;
+  std::error_code ec;
+  const std::string dir = std::filesystem::weakly_canonical(model_dir, ec).string() + "/";
+  std::ifstream in("/proc/self/smaps");
+  std::map<std::string, uint64_t> kb;
+  std::string line, path;
+  while (std::getline(in, line)) {
+    std::istringstream fields(line);
+    std::string first;
+    fields >> first;
+    if (first == "Rss:") {
+      uint64_t v = 0;
+      fields >> v;
+      if (!path.empty()) kb[path] += v;
+    } else if (first.find('-') != std::string::npos && first.back() != ':') {
+      std::string perms, offset, dev, inode;
+      path.clear();
+      fields >> perms >> offset >> dev >> inode >> path;
+      if (path.compare(0, dir.size(), dir) != 0) path.clear();
+    }
+  }
+  for (const auto& [file, v] : kb) GPTQD_LOG_DEBUG("model file {}: {} kB resident", file, v);
+}
+
 std::unique_ptr<Backend> make_backend(const JobConfig& job, int threads) {
   const std::string& dev = job.parallel.device;
   if (dev == "cuda") {
-    GPTQD_INPUT_CHECK(cuda_device_count() > 0, "parallel.device: cuda requested but no CUDA device is available");
+    GPTQD_INPUT_CHECK(cuda_device_count() > 0,
+                      "parallel.device: cuda requested but no CUDA device is available");
     return make_cuda_backend(0);
   }
   if (dev == "auto" && cuda_device_count() > 0) {
@@ -84,32 +135,49 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
 
-  // 1. Every rank validates the job and the model (cheap, same message everywhere).
+  // 1. Every rank validates the job and the model (cheap, same message everywhere) and
+  //    computes the same plan (the node size that the automatic layout uses is agreed first).
+  int local = local_rank_count(comm), ranks_per_node = 1;
+  MPI_Allreduce(&local, &ranks_per_node, 1, MPI_INT, MPI_MAX, comm);
   JobConfig job;
   std::unique_ptr<HfModel> model;
   BloomDims dims;
   Plan plan;
+  PlanEstimate estimate;
   if (!collective_try(comm, [&] {
         job = load_job_config(opt.config_path);
         model = std::make_unique<HfModel>(HfModel::open(job.model_path));
         dims = BloomDims::from(model->config());
         validate_model_tensors(*model, dims);
-        plan = make_plan(dims, world, job.parallel.stages);
+        Machine machine;
+        machine.ranks_per_node = ranks_per_node;
+        const Workload work = workload_of(job, dims, *model);
+        plan = choose_plan(dims, world, job.parallel.stages, work, machine);
+        estimate = estimate_plan(plan, dims, work, machine);
       })) {
     return 1;
   }
   if (rank == 0) {
-    GPTQD_LOG_INFO("job {}: model {} ({} blocks, hidden {}, {} heads), {} run(s)", opt.config_path, job.model_path,
-                   dims.n_layer, dims.hidden, dims.n_head, job.runs.size());
+    GPTQD_LOG_INFO("job {}: model {} ({} blocks, hidden {}, {} heads), {} run(s)", opt.config_path,
+                   job.model_path, dims.n_layer, dims.hidden, dims.n_head, job.runs.size());
     GPTQD_LOG_INFO("resolved config:\n{}", job.resolved_yaml());
-    GPTQD_LOG_INFO("plan: {}", plan.describe());
-  }
-  if (plan.replicas != 1) {
-    if (rank == 0) {
-      GPTQD_LOG_ERROR("error: {} ranks give {} replicas per stage; this build runs one rank per stage "
-                      "(at most {} ranks for this model)", world, plan.replicas, dims.n_layer);
+    GPTQD_LOG_INFO("plan ({}): {}",
+                   job.parallel.stages > 0 ? "parallel.stages" : "auto, the fastest estimate",
+                   plan.describe());
+    uint64_t device = 0, host = 0;
+    for (const RankEstimate& r : estimate.ranks) {
+      device = std::max(device, r.device_peak);
+      host = std::max(host, r.host_peak);
     }
-    return 1;
+    auto size = [](uint64_t b) {
+      const double x = static_cast<double>(b);
+      return x >= (1 << 30) ? fmt::format("{:.2f} GiB", x / (1 << 30))
+                            : fmt::format("{:.1f} MiB", x / (1 << 20));
+    };
+    GPTQD_LOG_INFO(
+        "estimated peak memory per rank: {} of backend buffers + {} of host working memory "
+        "(`gptqd plan CONFIG --ranks {}` details it)",
+        size(device), size(host), world);
   }
 
   // 2. Rank 0 draws the calibration windows; everyone gets them (they enter the fingerprint).
@@ -130,7 +198,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   std::unique_ptr<Checkpoint> ckpt;
   if (!collective_try(comm, [&] {
         if (exists && !opt.restart) {
-          ckpt = std::make_unique<Checkpoint>(Checkpoint::open_resume(job.checkpoint, layout, comm));
+          ckpt =
+              std::make_unique<Checkpoint>(Checkpoint::open_resume(job.checkpoint, layout, comm));
         } else {
           if (rank == 0) {
             const auto parent = std::filesystem::path(job.checkpoint).parent_path();
@@ -143,7 +212,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     return 1;
   }
   if (rank == 0) {
-    GPTQD_LOG_INFO("checkpoint {} ({})", job.checkpoint, exists && !opt.restart ? "resuming" : "new");
+    GPTQD_LOG_INFO("checkpoint {} ({})", job.checkpoint,
+                   exists && !opt.restart ? "resuming" : "new");
   }
 
   // 4. This rank's stage.
@@ -153,24 +223,37 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                                             local_rank_count(comm));
   std::unique_ptr<Backend> be = make_backend(job, threads);
   const int stage = plan.stage_of(rank);
+  const int replica = plan.replica_of(rank);
+  MPI_Comm stage_comm;
+  MPI_Comm_split(comm, stage, replica, &stage_comm);
+  std::unique_ptr<ReplicaGroup> group;
+  if (plan.replicas > 1) group = make_mpi_replica_group(stage_comm);
   StageInputs in;
   in.job = &job;
   in.model = model.get();
   in.dims = dims;
   in.role.stage = stage;
   in.role.stages = plan.stages;
+  in.role.replica = replica;
+  in.role.replicas = plan.replicas;
   in.role.first_block = plan.stage[stage].first_block;
   in.role.end_block = plan.stage[stage].end_block;
-  in.role.prev_rank = stage > 0 ? plan.rank_of(stage - 1, 0) : -1;
-  in.role.next_rank = stage + 1 < plan.stages ? plan.rank_of(stage + 1, 0) : -1;
+  in.role.prev_rank = stage > 0 ? plan.rank_of(stage - 1, replica) : -1;
+  in.role.next_rank = stage + 1 < plan.stages ? plan.rank_of(stage + 1, replica) : -1;
+  in.group = group.get();
   in.calib_tokens = &tokens;
   in.micro_batch = 1;
   auto transport = make_mpi_transport(comm);
   const std::vector<LayerReport> mine = run_stage(*be, *transport, *ckpt, in);
 
-  // 5. Report and close (collective).
+  log_model_residency(job.model_path);
+
+  // 5. Report and close (collective). Earlier stages finish first: they wait here asleep.
+  yielding_barrier(comm);
   const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
   ckpt->close();
+  group.reset();
+  MPI_Comm_free(&stage_comm);
   if (rank == 0 && opt.print_report) {
     fmt::print("{}", format_report(job, all));
     fmt::print("checkpoint: {}\n", job.checkpoint);

@@ -10,14 +10,46 @@
 namespace gptqd {
 namespace {
 
+using SliceHook = std::function<void(int64_t, int64_t)>;
+
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-// Accumulates the Hessians of the linears in `which` over one forward of all samples.
+int group_size(const ReplicaContext& rc) { return rc.group ? rc.group->size() : 1; }
+int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 0; }
+
+// One pass of the block over every sequence of act.h, micro-batch by micro-batch. In place:
+// act.h becomes the output. Otherwise each micro-batch is copied to act.scratch first and
+// act.h is left untouched (capture passes, which may stop early).
+void forward_pass(Backend& be, const BloomDims& d, const BlockWeights& w, Activations& act,
+                  int64_t micro, BlockWorkspace& ws, bool in_place, const LinearCapture& capture,
+                  int stop_after, const SliceHook& before, const SliceHook& after) {
+  GPTQD_CHECK(micro > 0, "micro-batch size must be positive");
+  const int64_t row = act.seq * d.hidden;
+  GPTQD_CHECK(in_place || act.scratch.size() >= std::min(micro, act.nseq) * row,
+              "activation scratch of {} floats is smaller than a micro-batch ({})",
+              act.scratch.size(), std::min(micro, act.nseq) * row);
+  for (int64_t s = 0; s < act.nseq; s += micro) {
+    const int64_t b = std::min(micro, act.nseq - s);
+    if (before) before(s, b);
+    float* x = act.h.data() + s * row;
+    if (!in_place) {
+      be.copy(act.scratch.data(), x, b * row);
+      x = act.scratch.data();
+    }
+    block_forward(be, d, w, b, act.seq, x, ws, capture, stop_after);
+    if (after) {
+      be.synchronize();  // the hook hands the slice to a transport
+      after(s, b);
+    }
+  }
+}
+
+// Accumulates this replica's Hessians of the linears in `which` over one forward of its samples.
 std::array<std::unique_ptr<HessianAccumulator>, kNumLinears> accumulate_hessians(
     Backend& be, const BloomDims& d, const BlockWeights& w, Activations& act, int64_t micro,
-    BlockWorkspace& ws, const std::array<bool, kNumLinears>& which) {
+    BlockWorkspace& ws, const std::array<bool, kNumLinears>& which, const SliceHook& before) {
   std::array<std::unique_ptr<HessianAccumulator>, kNumLinears> acc;
   int last = -1;
   for (int i = 0; i < kNumLinears; ++i) {
@@ -28,28 +60,72 @@ std::array<std::unique_ptr<HessianAccumulator>, kNumLinears> accumulate_hessians
   LinearCapture capture = [&](int idx, const float* x, int64_t tokens, int64_t samples) {
     if (acc[idx]) acc[idx]->add(x, tokens, samples);
   };
-  block_forward_all(be, d, w, act.nseq, act.seq, micro, act.h.data(), act.scratch.data(), ws, capture,
-                    last);
+  forward_pass(be, d, w, act, micro, ws, false, capture, last, before, {});
   return acc;
 }
 
-LinearResult quantize_linear(Backend& be, LinearWeights& lw, HessianAccumulator& acc,
-                             const GptqOptions& opt) {
+// The stage's H on the host: this replica's (2 / n_r) sum x x^T weighted by n_r / N and summed
+// over the replicas. One replica: its H untouched (weight 1), the single-rank result exactly.
+std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaContext& rc) {
+  std::vector<float> h = acc.to_host();
+  if (group_size(rc) == 1) return h;
+  GPTQD_CHECK(rc.total_samples > 0, "replicated Hessian needs the stage's sample count");
+  const float weight = static_cast<float>(static_cast<double>(acc.samples()) /
+                                          static_cast<double>(rc.total_samples));
+  for (float& v : h) v *= weight;
+  rc.group->allreduce_sum(h.data(), static_cast<int64_t>(h.size()));
+  return h;
+}
+
+LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<float>& h,
+                             const GptqOptions& opt, const ReplicaContext& rc) {
+  const int parts = group_size(rc);
+  const ShareRange rows = share_of(lw.out, group_rank(rc), parts);
+  GPTQD_CHECK(rows.size() > 0, "{}: {} rows cannot be split over {} replicas", opt.label, lw.out,
+              parts);
+  const float* w = lw.host_w.data() + rows.begin * lw.in;
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<float> h = acc.to_host();
   LinearResult r;
-  r.q = gptq_quantize(be, lw.host_w.data(), lw.out, lw.in, h.data(), opt);
+  r.row_begin = rows.begin;
+  r.row_end = rows.end;
+  r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt);
   r.stats.seconds = seconds_since(t0);
-  const QuantizedLayer rtn = rtn_quantize(be, lw.host_w.data(), lw.out, lw.in, opt);
+  const QuantizedLayer rtn = rtn_quantize(be, w, rows.size(), lw.in, opt);
   r.stats.gptq_loss = r.q.loss;
-  r.stats.gptq_err = output_error(be, lw.host_w.data(), r.q.dequant.data(), lw.out, lw.in, h.data());
-  r.stats.rtn_err = output_error(be, lw.host_w.data(), rtn.dequant.data(), lw.out, lw.in, h.data());
+  r.stats.gptq_err = output_error(be, w, r.q.dequant.data(), rows.size(), lw.in, h.data());
+  r.stats.rtn_err = output_error(be, w, rtn.dequant.data(), rows.size(), lw.in, h.data());
   r.stats.damp = r.q.damp_used;
-  be.to_device(lw.w.data(), r.q.dequant.data(), lw.out * lw.in);
+  if (parts == 1) {
+    be.to_device(lw.w.data(), r.q.dequant.data(), lw.out * lw.in);
+    return r;
+  }
+  // Whole-layer stats: the error terms are sums over rows; time and damp the largest.
+  double sums[3] = {r.stats.gptq_loss, r.stats.gptq_err, r.stats.rtn_err};
+  double maxes[2] = {r.stats.seconds, r.stats.damp};
+  rc.group->allreduce(sums, 3, ReduceOp::kSum);
+  rc.group->allreduce(maxes, 2, ReduceOp::kMax);
+  r.stats.gptq_loss = sums[0];
+  r.stats.gptq_err = sums[1];
+  r.stats.rtn_err = sums[2];
+  r.stats.seconds = maxes[0];
+  r.stats.damp = maxes[1];
+  // Every replica forwards its samples through the whole quantized layer.
+  std::vector<float> full(static_cast<size_t>(lw.out * lw.in));
+  std::copy(r.q.dequant.begin(), r.q.dequant.end(), full.begin() + rows.begin * lw.in);
+  std::vector<int64_t> offsets(static_cast<size_t>(parts) + 1);
+  for (int i = 0; i < parts; ++i) offsets[i + 1] = share_of(lw.out, i, parts).end;
+  rc.group->allgather_rows(full.data(), offsets, lw.in);
+  be.to_device(lw.w.data(), full.data(), lw.out * lw.in);
   return r;
 }
 
 }  // namespace
+
+ShareRange share_of(int64_t n, int part, int parts) {
+  GPTQD_CHECK(parts >= 1 && part >= 0 && part < parts && n >= 0, "share {} of {} of {} items", part,
+              parts, n);
+  return ShareRange{n * part / parts, n * (part + 1) / parts};
+}
 
 GptqOptions gptq_options(const QuantConfig& q, const std::string& label) {
   GptqOptions o;
@@ -66,7 +142,8 @@ GptqOptions gptq_options(const QuantConfig& q, const std::string& label) {
 }
 
 BlockResult quantize_block(Backend& be, const BloomDims& d, BlockWeights& w, Activations& act,
-                           int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block) {
+                           int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
+                           const ReplicaContext& rc, const MicroBatchHooks& hooks) {
   BlockResult result;
   auto label = [&](int i) {
     return fmt::format("run {} block {} {}", q.name, block, block_linears()[i].module);
@@ -76,22 +153,27 @@ BlockResult quantize_block(Backend& be, const BloomDims& d, BlockWeights& w, Act
     for (int i = 0; i < kNumLinears; ++i) {
       std::array<bool, kNumLinears> which{};
       which[i] = true;
-      auto acc = accumulate_hessians(be, d, w, act, micro, ws, which);
-      result[i] = quantize_linear(be, w.linears[i], *acc[i], gptq_options(q, label(i)));
+      auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
+                                     i == 0 ? hooks.before_read : SliceHook());
+      result[i] = quantize_linear(be, w.linears[i], stage_hessian(*acc[i], rc),
+                                  gptq_options(q, label(i)), rc);
     }
   } else {
-    auto acc = accumulate_hessians(be, d, w, act, micro, ws, {true, true, true, true});
+    auto acc =
+        accumulate_hessians(be, d, w, act, micro, ws, {true, true, true, true}, hooks.before_read);
     for (int i = 0; i < kNumLinears; ++i) {
-      result[i] = quantize_linear(be, w.linears[i], *acc[i], gptq_options(q, label(i)));
+      result[i] = quantize_linear(be, w.linears[i], stage_hessian(*acc[i], rc),
+                                  gptq_options(q, label(i)), rc);
     }
   }
-  block_forward_all(be, d, w, act.nseq, act.seq, micro, act.h.data(), act.h.data(), ws);
+  forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
   return result;
 }
 
 void forward_quantized_block(Backend& be, const BloomDims& d, BlockWeights& w,
                              const std::array<std::vector<float>, kNumLinears>& dequant,
-                             Activations& act, int64_t micro, BlockWorkspace& ws) {
+                             Activations& act, int64_t micro, BlockWorkspace& ws,
+                             const MicroBatchHooks& hooks) {
   for (int i = 0; i < kNumLinears; ++i) {
     LinearWeights& lw = w.linears[i];
     GPTQD_CHECK(static_cast<int64_t>(dequant[i].size()) == lw.out * lw.in,
@@ -99,7 +181,7 @@ void forward_quantized_block(Backend& be, const BloomDims& d, BlockWeights& w,
                 dequant[i].size(), lw.out * lw.in);
     be.to_device(lw.w.data(), dequant[i].data(), lw.out * lw.in);
   }
-  block_forward_all(be, d, w, act.nseq, act.seq, micro, act.h.data(), act.h.data(), ws);
+  forward_pass(be, d, w, act, micro, ws, true, {}, -1, hooks.before_read, hooks.after_write);
 }
 
 }  // namespace gptqd

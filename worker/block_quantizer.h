@@ -1,42 +1,80 @@
 // DESIGN.md §3 step 4 for one block: Hessians from a forward over the calibration
 // activations, GPTQ per linear layer (true-sequential or not), RTN beside it for the
 // report, then the forward with the quantized weights that feeds the next block.
+//
+// Replicas: the R replicas of a stage each hold a share of the samples (act) and call these
+// functions together. Each accumulates its share's Hessian; the group sums them weighted by
+// share (H = sum_r (n_r / N) H_r, which is the reference's (2 / N) sum x x^T over all N
+// samples up to rounding); each replica quantizes a contiguous slice of every layer's rows
+// with that H (GPTQ is row-independent given H, so a slice's codes are the rows a single
+// rank would produce); the dequantized slices are allgathered for the quantized forward.
+// With one replica nothing is exchanged and the results are exactly the single-rank ones.
 #pragma once
 
 #include <array>
+#include <functional>
 #include <string>
 
 #include "io/checkpoint.h"
 #include "io/job_config.h"
 #include "worker/bloom_block.h"
 #include "worker/gptq.h"
+#include "worker/transport.h"
 
 namespace gptqd {
 
+// [begin, end) of part `part` of `parts` contiguous near-equal parts of n items:
+// [n * part / parts, n * (part + 1) / parts). Used for the samples and the rows of replicas.
+struct ShareRange {
+  int64_t begin = 0, end = 0;
+  int64_t size() const { return end - begin; }
+};
+ShareRange share_of(int64_t n, int part, int parts);
+
 struct LinearResult {
-  QuantizedLayer q;
-  LayerStats stats;
+  QuantizedLayer q;  // rows [row_begin, row_end) of the layer (this replica's slice)
+  int64_t row_begin = 0, row_end = 0;
+  LayerStats stats;  // the WHOLE layer's: losses and errors summed over the replicas,
+                     // seconds the slowest replica's
 };
 
 using BlockResult = std::array<LinearResult, kNumLinears>;
 
 GptqOptions gptq_options(const QuantConfig& q, const std::string& label);
 
-// Calibration activations of a stage: `nseq` sequences of `seq` tokens, [nseq*seq, hidden].
+// Calibration activations of a stage (one replica's share): `nseq` sequences of `seq`
+// tokens, [nseq*seq, hidden].
 struct Activations {
   int64_t nseq = 0, seq = 0;
   Buffer h;        // the block input; replaced by its output
-  Buffer scratch;  // same size, for forwards that must not touch h
+  Buffer scratch;  // >= micro * seq * hidden floats, for passes that must not touch h
+};
+
+// The replicas of the stage, as seen by one of them.
+struct ReplicaContext {
+  ReplicaGroup* group = nullptr;  // null or size 1: this rank alone
+  int64_t total_samples = 0;      // N, the samples of all replicas (0: act.nseq)
+};
+
+// Micro-batch streaming between stages. before_read(first, count) is called before the block's
+// FIRST pass reads sequences [first, first + count) of act.h (the stage's first block receives
+// them there); after_write(first, count) right after the LAST pass wrote them (the stage's last
+// block sends them). Either may be empty.
+struct MicroBatchHooks {
+  std::function<void(int64_t first, int64_t count)> before_read, after_write;
 };
 
 // Quantizes block `block` of the run. On return the backend weights in `w` are the
-// dequantized GPTQ weights and act.h is the block's output computed with them.
+// dequantized GPTQ weights (all rows) and act.h is the block's output computed with them.
+// Collective over rc.group.
 BlockResult quantize_block(Backend& be, const BloomDims& dims, BlockWeights& w, Activations& act,
-                           int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block);
+                           int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
+                           const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {});
 
 // Replaces w's backend weights with already-quantized ones (resume) and forwards act.h.
 void forward_quantized_block(Backend& be, const BloomDims& dims, BlockWeights& w,
                              const std::array<std::vector<float>, kNumLinears>& dequant,
-                             Activations& act, int64_t micro, BlockWorkspace& ws);
+                             Activations& act, int64_t micro, BlockWorkspace& ws,
+                             const MicroBatchHooks& hooks = {});
 
 }  // namespace gptqd

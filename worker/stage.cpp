@@ -1,8 +1,13 @@
 #include "worker/stage.h"
 
 #include <chrono>
+#include <csignal>
+#include <cstdlib>
+#include <deque>
+#include <memory>
 
 #include "io/bloom_names.h"
+#include "kernels/check.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
 #include "worker/embedding.h"
@@ -12,7 +17,9 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 LayerData to_layer_data(const LinearResult& r, const LinearWeights& lw) {
   LayerData d;
@@ -21,69 +28,238 @@ LayerData to_layer_data(const LinearResult& r, const LinearWeights& lw) {
   d.zeros = r.q.zeros;
   d.g_idx = r.q.g_idx;
   d.perm = r.q.perm;
-  d.bias = lw.host_b;
+  d.bias.assign(lw.host_b.begin() + r.row_begin, lw.host_b.begin() + r.row_end);
   d.stats = r.stats;
   return d;
 }
 
-// The input of the stage's first block for this run: embeddings or the previous stage.
-void stage_input(Backend& be, Transport& tp, const StageInputs& in, const EmbeddingWeights* emb,
-                 Activations& act) {
-  if (in.role.prev_rank < 0) {
-    embed_tokens(be, in.dims, *emb, *in.calib_tokens, act.h.data());
-  } else {
-    tp.recv(act.h.data(), act.h.size(), in.role.prev_rank, Tag::kActivations);
+// The stage's input from the previous stage, received micro-batch by micro-batch straight into
+// act.h while the first block's first pass runs: at most `window` receives are posted ahead.
+// The sender's micro-batches have the same boundaries (same samples, same micro-batch size).
+class StreamReceiver {
+ public:
+  StreamReceiver(Transport& tp, int peer, Activations& act, int64_t hidden, int64_t micro,
+                 int window)
+      : tp_(tp), peer_(peer), act_(act), row_(act.seq * hidden), micro_(micro), window_(window) {
+    post();
   }
+
+  void before_read(int64_t first, int64_t count) {
+    GPTQD_CHECK(first == consumed_ && !pending_.empty() && pending_.front().count == count,
+                "activation stream from rank {}: micro-batch [{}, +{}) read out of order", peer_,
+                first, count);
+    const auto t0 = Clock::now();
+    pending_.front().transfer->wait();
+    pending_.pop_front();
+    GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} from rank {} in, waited {:.4f} s", first,
+                    first + count, act_.nseq, peer_, since(t0));
+    consumed_ += count;
+    post();
+  }
+
+  // Every sequence must have been consumed by the first pass.
+  void finish() const {
+    GPTQD_CHECK(consumed_ == act_.nseq && pending_.empty(),
+                "activation stream from rank {}: {} of {} sequences consumed", peer_, consumed_,
+                act_.nseq);
+  }
+
+ private:
+  struct Slot {
+    int64_t count;
+    std::unique_ptr<PendingTransfer> transfer;
+  };
+  void post() {
+    while (static_cast<int>(pending_.size()) < window_ && posted_ < act_.nseq) {
+      const int64_t b = std::min(micro_, act_.nseq - posted_);
+      pending_.push_back(
+          Slot{b, tp_.irecv(act_.h.data() + posted_ * row_, b * row_, peer_, Tag::kActivations)});
+      posted_ += b;
+    }
+  }
+  Transport& tp_;
+  int peer_;
+  Activations& act_;
+  int64_t row_, micro_;
+  int window_;
+  int64_t posted_ = 0, consumed_ = 0;
+  std::deque<Slot> pending_;
+};
+
+// The stage's output to the next stage: each micro-batch of the last block's final pass is sent
+// as soon as it is computed, from act.h itself (no copy); at most `window` sends in flight.
+class StreamSender {
+ public:
+  StreamSender(Transport& tp, int peer, Activations& act, int64_t hidden, int window)
+      : tp_(tp), peer_(peer), act_(act), row_(act.seq * hidden), window_(window) {}
+
+  void after_write(int64_t first, int64_t count) {
+    if (static_cast<int>(pending_.size()) == window_) {
+      pending_.front()->wait();
+      pending_.pop_front();
+    }
+    pending_.push_back(
+        tp_.isend(act_.h.data() + first * row_, count * row_, peer_, Tag::kActivations));
+    GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} to rank {} posted", first, first + count,
+                    act_.nseq, peer_);
+    sent_ += count;
+  }
+
+  // Waits for every send (act.h may be reused after this).
+  void finish() {
+    for (auto& p : pending_) p->wait();
+    pending_.clear();
+    GPTQD_CHECK(sent_ == act_.nseq, "activation stream to rank {}: {} of {} sequences sent", peer_,
+                sent_, act_.nseq);
+  }
+
+ private:
+  Transport& tp_;
+  int peer_;
+  Activations& act_;
+  int64_t row_;
+  int window_;
+  int64_t sent_ = 0;
+  std::deque<std::unique_ptr<PendingTransfer>> pending_;
+};
+
+// The completion map as every replica of the stage sees it: a block counts as done only if
+// all of them read it as done (they read the file independently).
+std::vector<uint8_t> stage_completion(const Checkpoint& ckpt, const std::string& run,
+                                      ReplicaGroup* group) {
+  std::vector<uint8_t> done = ckpt.completion(run);
+  if (!group || group->size() == 1) return done;
+  std::vector<double> v(done.begin(), done.end());
+  group->allreduce(v.data(), static_cast<int64_t>(v.size()), ReduceOp::kMin);
+  for (size_t i = 0; i < v.size(); ++i) done[i] = v[i] != 0.0;
+  return done;
+}
+
+int64_t env_block(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return -1;
+  char* end = nullptr;
+  const long long b = std::strtoll(v, &end, 10);
+  GPTQD_INPUT_CHECK(end && *end == '\0' && b >= 0, "{}: '{}' is not a block index", name, v);
+  return b;
 }
 
 }  // namespace
 
-std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt, const StageInputs& in) {
+void test_hook_after_mark(int64_t block) {
+  static const int64_t kill_at = env_block("GPTQD_TEST_KILL_AT_BLOCK");
+  static const int64_t throw_at = env_block("GPTQD_TEST_THROW_AT_BLOCK");
+  if (block == kill_at) {
+    GPTQD_LOG_WARN("test hook: GPTQD_TEST_KILL_AT_BLOCK={}: SIGKILL after marking the block",
+                   block);
+    spdlog::default_logger()->flush();
+    std::raise(SIGKILL);
+  }
+  if (block == throw_at) {
+    throw Error(
+        fmt::format("test hook: GPTQD_TEST_THROW_AT_BLOCK={}: failing after marking it", block));
+  }
+}
+
+std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
+                                   const StageInputs& in) {
   const JobConfig& job = *in.job;
   const BloomDims& d = in.dims;
   const StageRole& role = in.role;
+  GPTQD_CHECK(in.micro_batch >= 1 && in.stream_window >= 1, "micro-batch {} / window {}",
+              in.micro_batch, in.stream_window);
+  GPTQD_CHECK((role.replicas == 1) == (in.group == nullptr || in.group->size() == 1),
+              "stage has {} replicas but the replica group has {} members", role.replicas,
+              in.group ? in.group->size() : 0);
+  const int64_t total = job.calibration.nsamples;
+  const ShareRange samples = share_of(total, role.replica, role.replicas);
+  GPTQD_CHECK(samples.size() > 0, "replica {} of {} has no samples of {}", role.replica,
+              role.replicas, total);
+  const bool leader = role.replica == 0;
+
   Activations act;
-  act.nseq = job.calibration.nsamples;
+  act.nseq = samples.size();
   act.seq = job.calibration.seqlen;
+  const int64_t micro = std::min(in.micro_batch, act.nseq);
   act.h = Buffer(be, act.nseq * act.seq * d.hidden);
-  act.scratch = Buffer(be, act.nseq * act.seq * d.hidden);
-  BlockWorkspace ws(be, d, in.micro_batch * act.seq);
+  act.scratch = Buffer(be, micro * act.seq * d.hidden);
+  BlockWorkspace ws(be, d, micro * act.seq);
+  const ReplicaContext rc{in.group, total};
 
   std::unique_ptr<EmbeddingWeights> emb;
-  if (role.prev_rank < 0) emb = std::make_unique<EmbeddingWeights>(load_embedding_weights(be, *in.model, d));
+  std::vector<int32_t> my_tokens;
+  if (role.prev_rank < 0) {
+    emb = std::make_unique<EmbeddingWeights>(load_embedding_weights(be, *in.model, d));
+    const auto& all = *in.calib_tokens;
+    GPTQD_CHECK(static_cast<int64_t>(all.size()) == total * act.seq,
+                "{} calibration tokens for {} x {}", all.size(), total, act.seq);
+    my_tokens.assign(all.begin() + samples.begin * act.seq, all.begin() + samples.end * act.seq);
+  }
 
   std::vector<LayerReport> reports;
   const int64_t nblocks = role.end_block - role.first_block;
   const auto shapes = linear_shapes(d);
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
-    const std::vector<uint8_t> done = ckpt.completion(q.name);
-    stage_input(be, tp, in, emb.get(), act);
+    const std::vector<uint8_t> done = stage_completion(ckpt, q.name, in.group);
     const auto run_t0 = Clock::now();
+    std::unique_ptr<StreamReceiver> rx;
+    if (role.prev_rank >= 0) {
+      rx = std::make_unique<StreamReceiver>(tp, role.prev_rank, act, d.hidden, micro,
+                                            in.stream_window);
+    } else {
+      embed_tokens(be, d, *emb, my_tokens, act.h.data());
+    }
+    std::unique_ptr<StreamSender> tx;
+    if (role.next_rank >= 0) {
+      tx = std::make_unique<StreamSender>(tp, role.next_rank, act, d.hidden, in.stream_window);
+    }
     int64_t computed = 0;
     double computed_seconds = 0;
     for (int64_t b = role.first_block; b < role.end_block; ++b) {
       const auto t0 = Clock::now();
+      MicroBatchHooks hooks;
+      if (rx && b == role.first_block) {
+        hooks.before_read = [&](int64_t first, int64_t count) { rx->before_read(first, count); };
+      }
+      if (tx && b + 1 == role.end_block) {
+        hooks.after_write = [&](int64_t first, int64_t count) { tx->after_write(first, count); };
+      }
       BlockWeights w = load_block_weights(be, *in.model, d, b);
       const bool resumed = done[b] != 0;
       if (resumed) {
         std::array<std::vector<float>, kNumLinears> deq;
         for (int i = 0; i < kNumLinears; ++i) {
-          deq[i] = ckpt.dequantize(q.name, b, block_linears()[i].module);
-          LayerReport rep{static_cast<int32_t>(r), static_cast<int32_t>(b), i, shapes[i][0], shapes[i][1],
-                          ckpt.read_layer(q.name, b, block_linears()[i].module).stats, 1};
-          reports.push_back(rep);
+          const std::string& layer = block_linears()[i].module;
+          deq[i] = ckpt.dequantize(q.name, b, layer);
+          if (leader) {
+            reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
+                                          shapes[i][0], shapes[i][1],
+                                          ckpt.read_stats(q.name, b, layer), 1});
+          }
         }
-        forward_quantized_block(be, d, w, deq, act, in.micro_batch, ws);
+        forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
       } else {
-        const BlockResult res = quantize_block(be, d, w, act, in.micro_batch, ws, q, b);
+        const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks);
         for (int i = 0; i < kNumLinears; ++i) {
           const LinearWeights& lw = w.linears[i];
-          ckpt.write_layer(q.name, b, block_linears()[i].module, 0, lw.out, to_layer_data(res[i], lw));
-          reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i, lw.out, lw.in,
-                                        res[i].stats, 0});
+          ckpt.write_layer(q.name, b, block_linears()[i].module, res[i].row_begin, res[i].row_end,
+                           to_layer_data(res[i], lw));
+          if (leader) {
+            reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
+                                          lw.out, lw.in, res[i].stats, 0});
+          }
         }
-        ckpt.mark_complete(q.name, b);
+        // Complete only once every replica's rows are on disk: each syncs its writes, the
+        // barrier orders them before the mark, and replica 0 (which wrote the stats) marks.
+        if (role.replicas > 1) {
+          ckpt.sync();
+          in.group->barrier();
+        }
+        if (leader) {
+          ckpt.mark_complete(q.name, b);
+          test_hook_after_mark(b);
+        }
       }
       const double sec = since(t0);
       const int64_t index = b - role.first_block + 1;
@@ -91,14 +267,19 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
         ++computed;
         computed_seconds += sec;
       }
-      const int64_t left = nblocks - index;
-      const double eta = computed > 0 ? computed_seconds / computed * left : 0.0;
-      GPTQD_LOG_INFO("[{}] block {} ({}/{} of stage {}) {} in {:.2f} s, {:.0f} tok/s, stage ETA {:.1f} s",
-                     q.name, b, index, nblocks, role.stage, resumed ? "resumed from checkpoint" : "quantized",
-                     sec, act.nseq * act.seq / std::max(sec, 1e-9), eta);
+      const double eta = computed > 0 ? computed_seconds / computed * (nblocks - index) : 0.0;
+      if (leader) {
+        GPTQD_LOG_INFO(
+            "[{}] block {} ({}/{} of stage {}, {} replica(s)) {} in {:.2f} s, {:.0f} tok/s, "
+            "stage ETA {:.1f} s",
+            q.name, b, index, nblocks, role.stage, role.replicas,
+            resumed ? "resumed from checkpoint" : "quantized", sec,
+            static_cast<double>(total * act.seq) / std::max(sec, 1e-9), eta);
+      }
     }
-    if (role.next_rank >= 0) tp.send(act.h.data(), act.h.size(), role.next_rank, Tag::kActivations);
-    GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, role.stage, since(run_t0));
+    if (rx) rx->finish();
+    if (tx) tx->finish();
+    if (leader) GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, role.stage, since(run_t0));
   }
   return reports;
 }

@@ -1,6 +1,6 @@
 // What one rank runs for a job: its pipeline stage's blocks, for every run of the
-// job, in order (DESIGN.md §3 steps 3-5). Results go into the shared checkpoint;
-// complete blocks found there are not redone (resume).
+// job, in order (DESIGN.md §3 steps 3-5), as one of the stage's replicas. Results go into
+// the shared checkpoint; complete blocks found there are not redone (resume).
 #pragma once
 
 #include <cstdint>
@@ -18,8 +18,10 @@ namespace gptqd {
 
 struct StageRole {
   int stage = 0, stages = 1;
+  int replica = 0, replicas = 1;           // this rank's place among the stage's replicas
   int64_t first_block = 0, end_block = 0;  // [first, end)
-  int prev_rank = -1, next_rank = -1;      // -1: none (first / last stage)
+  // The same replica of the previous / next stage (it holds the same samples); -1: none.
+  int prev_rank = -1, next_rank = -1;
 };
 
 // One row of the per-layer report.
@@ -37,11 +39,28 @@ struct StageInputs {
   const HfModel* model = nullptr;
   BloomDims dims;
   StageRole role;
+  // The stage's replicas (size role.replicas, rank role.replica); null when there is one.
+  ReplicaGroup* group = nullptr;
   const std::vector<int32_t>* calib_tokens = nullptr;  // [nsamples * seqlen]; read by stage 0
-  int64_t micro_batch = 1;                            // sequences per forward call
+  int64_t micro_batch = 1;                             // sequences per forward call
+  // Micro-batches in flight between two stages (sends posted, receives posted ahead): the
+  // bound on what streaming buffers, in units of one micro-batch. >= 1.
+  int stream_window = 2;
 };
 
-// Runs the stage for every run of the job. Blocks until the stage is done.
-std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt, const StageInputs& in);
+// Runs the stage for every run of the job. Blocks until the stage is done. Collective over
+// the stage's replicas; exchanges activations with the neighbouring stages. Replica r holds
+// samples share_of(nsamples, r, replicas) (worker/block_quantizer.h) and quantizes the rows
+// share_of(rows, r, replicas) of every layer; replica 0 writes the layer stats, marks blocks
+// complete (after every replica's rows are written and synced) and returns the reports
+// (the other replicas return none).
+std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
+                                   const StageInputs& in);
+
+// Test hook, the only one in gptqd (used by tests/mpi/distributed_kill.sh): called by the rank
+// that has just marked `block` complete. GPTQD_TEST_KILL_AT_BLOCK=b makes it raise SIGKILL
+// when block == b (a node failure right after a commit); GPTQD_TEST_THROW_AT_BLOCK=b makes it
+// throw gptqd::Error (a rank failing with a message). Nothing happens when neither is set.
+void test_hook_after_mark(int64_t block);
 
 }  // namespace gptqd

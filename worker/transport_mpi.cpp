@@ -1,5 +1,8 @@
 #include <algorithm>
+#include <chrono>
 #include <climits>
+#include <thread>
+#include <vector>
 
 #include "kernels/check.h"
 #include "worker/transport.h"
@@ -9,6 +12,58 @@ namespace {
 
 constexpr int64_t kMaxChunk = INT_MAX / 2;  // elements per MPI call
 
+void check_rc(int rc, const char* what, int64_t n, int peer) {
+  GPTQD_CHECK(rc == MPI_SUCCESS, "{} of {} floats with rank {} failed (MPI error {})", what, n,
+              peer, rc);
+}
+
+// Polls without sleeping for this long first: short waits (a collective among balanced
+// replicas) keep MPI's latency.
+constexpr auto kSpin = std::chrono::microseconds(200);
+constexpr auto kFirstSleep = std::chrono::microseconds(50);
+constexpr auto kMaxSleep = std::chrono::microseconds(2000);
+
+// One logical transfer: one MPI request per chunk.
+class MpiPending final : public PendingTransfer {
+ public:
+  MpiPending(bool is_recv, int peer) : is_recv_(is_recv), peer_(peer) {}
+  ~MpiPending() override {
+    // Not waited for: an exception is unwinding towards MPI_Abort. Waiting could hang on a dead
+    // peer, so the requests are released; a receive is cancelled first so nothing lands later.
+    for (MPI_Request& r : reqs_) {
+      if (r == MPI_REQUEST_NULL) continue;
+      if (is_recv_) MPI_Cancel(&r);
+      MPI_Request_free(&r);
+    }
+  }
+
+  void add(MPI_Request r, int expected) {
+    reqs_.push_back(r);
+    expected_.push_back(expected);
+  }
+
+  void wait() override {
+    for (size_t i = 0; i < reqs_.size(); ++i) {
+      if (reqs_[i] == MPI_REQUEST_NULL) continue;
+      MPI_Status st;
+      check_rc(mpi_wait_yielding(&reqs_[i], &st), is_recv_ ? "MPI_Irecv" : "MPI_Issend",
+               expected_[i], peer_);
+      if (is_recv_) {
+        int got = 0;
+        MPI_Get_count(&st, MPI_FLOAT, &got);
+        GPTQD_CHECK(got == expected_[i], "rank {} sent {} floats, expected {}", peer_, got,
+                    expected_[i]);
+      }
+    }
+  }
+
+ private:
+  bool is_recv_;
+  int peer_;
+  std::vector<MPI_Request> reqs_;
+  std::vector<int> expected_;
+};
+
 class MpiTransport final : public Transport {
  public:
   explicit MpiTransport(MPI_Comm comm) : comm_(comm) {}
@@ -16,8 +71,8 @@ class MpiTransport final : public Transport {
   void send(const float* data, int64_t count, int peer, Tag tag) override {
     for (int64_t off = 0; off < count; off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      const int rc = MPI_Send(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_);
-      GPTQD_CHECK(rc == MPI_SUCCESS, "MPI_Send of {} floats to rank {} failed ({})", n, peer, rc);
+      check_rc(MPI_Send(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_), "MPI_Send",
+               n, peer);
     }
   }
 
@@ -25,20 +80,144 @@ class MpiTransport final : public Transport {
     for (int64_t off = 0; off < count; off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - off));
       MPI_Status st;
-      const int rc = MPI_Recv(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &st);
-      GPTQD_CHECK(rc == MPI_SUCCESS, "MPI_Recv of {} floats from rank {} failed ({})", n, peer, rc);
+      check_rc(MPI_Recv(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &st),
+               "MPI_Recv", n, peer);
       int got = 0;
       MPI_Get_count(&st, MPI_FLOAT, &got);
       GPTQD_CHECK(got == n, "rank {} sent {} floats, expected {}", peer, got, n);
     }
   }
 
+  // MPI_Issend: complete only once the receive has been matched, so a bounded number of
+  // transfers in flight is a bounded amount of buffering, whatever MPI's eager limit.
+  std::unique_ptr<PendingTransfer> isend(const float* data, int64_t count, int peer,
+                                         Tag tag) override {
+    auto p = std::make_unique<MpiPending>(false, peer);
+    for (int64_t off = 0; off < count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
+      MPI_Request r;
+      check_rc(MPI_Issend(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &r),
+               "MPI_Issend", n, peer);
+      p->add(r, n);
+    }
+    return p;
+  }
+
+  std::unique_ptr<PendingTransfer> irecv(float* data, int64_t count, int peer, Tag tag) override {
+    auto p = std::make_unique<MpiPending>(true, peer);
+    for (int64_t off = 0; off < count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
+      MPI_Request r;
+      check_rc(MPI_Irecv(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &r),
+               "MPI_Irecv", n, peer);
+      p->add(r, n);
+    }
+    return p;
+  }
+
  private:
   MPI_Comm comm_;
 };
 
+// Blocking collectives: the replicas of a stage work in lock step, so their waits are short, and
+// MPI's blocking algorithms progress at full speed (a nonblocking collective advances only when
+// it is polled, which a sleeping wait slows down by orders of magnitude: 1 x 2 replicas of a
+// small job took twice as long as one rank that way).
+class MpiReplicaGroup final : public ReplicaGroup {
+ public:
+  explicit MpiReplicaGroup(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm_, &rank_);
+    MPI_Comm_size(comm_, &size_);
+  }
+
+  int size() const override { return size_; }
+  int rank() const override { return rank_; }
+
+  // Reduce to member 0, then broadcast: every member gets member 0's bytes by construction
+  // (MPI_Allreduce does not promise bitwise-equal results on all ranks).
+  void allreduce_sum(float* data, int64_t count) override {
+    if (size_ == 1) return;
+    for (int64_t off = 0; off < count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
+      const void* send = rank_ == 0 ? MPI_IN_PLACE : data + off;
+      void* recv = rank_ == 0 ? data + off : nullptr;
+      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_), "MPI_Reduce", n, 0);
+      check_rc(MPI_Bcast(data + off, n, MPI_FLOAT, 0, comm_), "MPI_Bcast", n, 0);
+    }
+  }
+
+  void allreduce(double* data, int64_t count, ReduceOp op) override {
+    if (size_ == 1) return;
+    MPI_Op mop = MPI_SUM;
+    switch (op) {
+      case ReduceOp::kSum:
+        mop = MPI_SUM;
+        break;
+      case ReduceOp::kMax:
+        mop = MPI_MAX;
+        break;
+      case ReduceOp::kMin:
+        mop = MPI_MIN;
+        break;
+    }
+    GPTQD_CHECK(count < INT_MAX, "allreduce of {} doubles exceeds one MPI call", count);
+    check_rc(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_),
+             "MPI_Allreduce", count, -1);
+  }
+
+  // One row is one MPI element (a contiguous type of `cols` floats), so the counts stay far
+  // below INT_MAX even for a 57344 x 14336 layer.
+  void allgather_rows(float* data, const std::vector<int64_t>& row_offsets, int64_t cols) override {
+    GPTQD_CHECK(static_cast<int>(row_offsets.size()) == size_ + 1 && row_offsets[0] == 0,
+                "allgather_rows: {} offsets for {} members", row_offsets.size(), size_);
+    if (size_ == 1) return;
+    GPTQD_CHECK(cols > 0 && cols < INT_MAX && row_offsets.back() < INT_MAX,
+                "allgather_rows: {} rows of {} floats exceed MPI's counts", row_offsets.back(),
+                cols);
+    std::vector<int> counts(size_), displs(size_);
+    for (int i = 0; i < size_; ++i) {
+      GPTQD_CHECK(row_offsets[i + 1] >= row_offsets[i], "allgather_rows: offsets decrease");
+      displs[i] = static_cast<int>(row_offsets[i]);
+      counts[i] = static_cast<int>(row_offsets[i + 1] - row_offsets[i]);
+    }
+    MPI_Datatype row;
+    MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row);
+    MPI_Type_commit(&row);
+    const int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
+                                  displs.data(), row, comm_);
+    MPI_Type_free(&row);
+    check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
+  }
+
+  void barrier() override { check_rc(MPI_Barrier(comm_), "MPI_Barrier", 0, -1); }
+
+ private:
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
+};
+
 }  // namespace
 
-std::unique_ptr<Transport> make_mpi_transport(MPI_Comm comm) { return std::make_unique<MpiTransport>(comm); }
+int mpi_wait_yielding(MPI_Request* request, MPI_Status* status) {
+  using Clock = std::chrono::steady_clock;
+  const auto t0 = Clock::now();
+  auto sleep = kFirstSleep;
+  for (;;) {
+    int done = 0;
+    const int rc = MPI_Test(request, &done, status);
+    if (rc != MPI_SUCCESS || done) return rc;
+    if (Clock::now() - t0 < kSpin) continue;
+    std::this_thread::sleep_for(sleep);
+    sleep = std::min(2 * sleep, kMaxSleep);
+  }
+}
+
+std::unique_ptr<Transport> make_mpi_transport(MPI_Comm comm) {
+  return std::make_unique<MpiTransport>(comm);
+}
+
+std::unique_ptr<ReplicaGroup> make_mpi_replica_group(MPI_Comm comm) {
+  return std::make_unique<MpiReplicaGroup>(comm);
+}
 
 }  // namespace gptqd

@@ -341,7 +341,7 @@ TEST(JobConfigExamples, SweepsNameTheirRunsAsTheirCommentsSay) {
                                                    "w3g64-act", "w4g-1-act", "w4g64-act"}));
   const JobConfig big = load_job_config(test::source_path("configs/bloom-176b.yaml"));
   EXPECT_EQ(names(big), (std::vector<std::string>{"w3g128", "w4g128"}));
-  EXPECT_EQ(big.model_path, "/models/bloom");
+  EXPECT_EQ(big.model_path, "configs/bloom-176b");
   const JobConfig mid = load_job_config(test::source_path("configs/bloom-7b1.yaml"));
   EXPECT_EQ(names(mid), (std::vector<std::string>{"w4g128"}));
 }

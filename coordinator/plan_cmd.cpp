@@ -1,0 +1,331 @@
+#include "coordinator/plan_cmd.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <cstdio>
+
+#include "io/hf_model.h"
+#include "io/job_config.h"
+#include "kernels/check.h"
+#include "kernels/log.h"
+
+namespace gptqd {
+namespace {
+
+constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
+constexpr int kDefaultRanksPerNode = 8;  // GPUs of one HGX/DGX node
+constexpr uint64_t kDefaultGpuMem = 80ull << 30;
+constexpr uint64_t kDefaultHostMem = 1ull << 40;
+constexpr const char* kOptions =
+    "gptqd plan CONFIG --ranks N [--stages N|auto] [--ranks-per-node N (8)] [--gpu-mem SIZE "
+    "(80GiB)] [--host-mem SIZE (1TiB per node)] [--tflops X (50)] [--link-gbs X (150)] "
+    "[--net-gbs X (25)] [--disk-gbs X (2)] [--dtype bf16|f16|f32]";
+
+double parse_number(const std::string& flag, const std::string& v) {
+  try {
+    size_t used = 0;
+    const double x = std::stod(v, &used);
+    if (used == v.size() && x > 0) return x;
+  } catch (const std::exception&) {
+  }
+  throw InputError(fmt::format("{}: '{}' is not a positive number", flag, v));
+}
+
+int parse_count(const std::string& flag, const std::string& v) {
+  try {
+    size_t used = 0;
+    const long n = std::stol(v, &used);
+    if (used == v.size() && n >= 1 && n <= (1 << 24)) return static_cast<int>(n);
+  } catch (const std::exception&) {
+  }
+  throw InputError(fmt::format("{}: '{}' is not a positive integer", flag, v));
+}
+
+double gib(uint64_t bytes) { return static_cast<double>(bytes) / kGiB; }
+
+std::string duration(double s) {
+  if (s < 1) return fmt::format("{:.0f} ms", s * 1000);
+  if (s < 120) return fmt::format("{:.0f} s", s);
+  if (s < 7200) return fmt::format("{:.1f} min", s / 60);
+  return fmt::format("{:.2f} h", s / 3600);
+}
+
+// Seconds in a few characters, for table cells.
+std::string secs(double s) {
+  if (s >= 10) return fmt::format("{:.1f}s", s);
+  if (s >= 0.1) return fmt::format("{:.2f}s", s);
+  return fmt::format("{:.1f}ms", s * 1000);
+}
+
+// A unit for a table of sizes or counts: the largest that keeps its biggest entry >= 1.
+struct Unit {
+  double div;
+  const char* name;
+};
+Unit bytes_unit(double largest) {
+  return largest >= kGiB ? Unit{kGiB, "GiB"} : Unit{1024.0 * 1024.0, "MiB"};
+}
+Unit flops_unit(double largest) {
+  if (largest >= 1e12) return {1e12, "TFLOP"};
+  if (largest >= 1e9) return {1e9, "GFLOP"};
+  return {1e6, "MFLOP"};
+}
+
+std::string size_str(uint64_t bytes) {
+  const Unit u = bytes_unit(static_cast<double>(bytes));
+  return fmt::format("{:.1f} {}", static_cast<double>(bytes) / u.div, u.name);
+}
+
+std::string blocks(int64_t a, int64_t b) { return fmt::format("[{}, {})", a, b); }
+
+uint64_t device_peak(const PlanEstimate& e) {
+  uint64_t p = 0;
+  for (const RankEstimate& r : e.ranks) p = std::max(p, r.device_peak);
+  return p;
+}
+
+}  // namespace
+
+uint64_t parse_size(const std::string& flag, const std::string& text) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  const std::string num = text.substr(0, i);
+  std::string unit;
+  for (char c : text.substr(i))
+    unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 0;
+  if (unit.empty() || unit == "b") mult = 1;
+  const char* prefixes = "kmgt";
+  for (int p = 0; p < 4; ++p) {
+    const std::string k(1, prefixes[p]);
+    const double dec = std::pow(1000.0, p + 1), bin = std::pow(1024.0, p + 1);
+    if (unit == k + "b") mult = dec;
+    if (unit == k || unit == k + "ib") mult = bin;
+  }
+  GPTQD_INPUT_CHECK(mult > 0 && !num.empty(),
+                    "{}: '{}' is not a size (e.g. 80GiB, 80GB, 1TiB, 85899345920)", flag, text);
+  return static_cast<uint64_t>(parse_number(flag, num) * mult);
+}
+
+PlanCmdOptions parse_plan_args(const std::vector<std::string>& args) {
+  PlanCmdOptions opt;
+  opt.machine.device_mem = kDefaultGpuMem;
+  opt.machine.host_mem = kDefaultHostMem;
+  opt.machine.ranks_per_node = 0;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    auto value = [&]() -> const std::string& {
+      GPTQD_INPUT_CHECK(i + 1 < args.size(), "plan: {} needs a value", a);
+      return args[++i];
+    };
+    if (a == "--ranks") {
+      opt.ranks = parse_count(a, value());
+    } else if (a == "--ranks-per-node") {
+      opt.machine.ranks_per_node = parse_count(a, value());
+    } else if (a == "--stages") {
+      const std::string& v = value();
+      opt.stages = v == "auto" ? 0 : parse_count(a, v);
+    } else if (a == "--gpu-mem") {
+      opt.machine.device_mem = parse_size(a, value());
+    } else if (a == "--host-mem") {
+      opt.machine.host_mem = parse_size(a, value());
+    } else if (a == "--tflops") {
+      opt.machine.tflops = parse_number(a, value());
+    } else if (a == "--link-gbs") {
+      opt.machine.link_gbs = parse_number(a, value());
+    } else if (a == "--net-gbs") {
+      opt.machine.net_gbs = parse_number(a, value());
+    } else if (a == "--disk-gbs") {
+      opt.machine.disk_gbs = parse_number(a, value());
+    } else if (a == "--dtype") {
+      opt.dtype = value();
+      GPTQD_INPUT_CHECK(dtype_bytes(opt.dtype) > 0, "--dtype: unknown dtype '{}' (bf16, f16, f32)",
+                        opt.dtype);
+    } else if (!a.empty() && a[0] == '-') {
+      throw InputError(fmt::format("plan: unknown option '{}'; usage: {}", a, kOptions));
+    } else {
+      GPTQD_INPUT_CHECK(opt.config_path.empty(), "plan takes one CONFIG, got '{}' and '{}'",
+                        opt.config_path, a);
+      opt.config_path = a;
+    }
+  }
+  GPTQD_INPUT_CHECK(!opt.config_path.empty(), "plan: missing CONFIG; usage: {}", kOptions);
+  GPTQD_INPUT_CHECK(opt.ranks >= 1, "plan: missing --ranks N; usage: {}", kOptions);
+  if (opt.machine.ranks_per_node == 0)
+    opt.machine.ranks_per_node = std::min(opt.ranks, kDefaultRanksPerNode);
+  return opt;
+}
+
+PlanReport make_plan_report(const PlanCmdOptions& opt) {
+  const JobConfig job = load_job_config(opt.config_path);
+  const BloomConfig cfg = load_bloom_config(job.model_path);
+  const BloomDims d = BloomDims::from(cfg);
+  const Machine& m = opt.machine;
+
+  std::string dtype = opt.dtype, dtype_note = "--dtype";
+  if (dtype.empty() && !cfg.torch_dtype.empty()) {
+    dtype = cfg.torch_dtype;
+    dtype_note = "config.json torch_dtype";
+  }
+  if (dtype.empty()) {
+    dtype = "bf16";
+    dtype_note = "assumed: config.json names no torch_dtype; --dtype to change";
+  }
+  GPTQD_INPUT_CHECK(dtype_bytes(dtype) > 0, "{}/config.json: torch_dtype '{}' is not known",
+                    job.model_path, dtype);
+
+  Workload w;
+  w.nsamples = job.calibration.nsamples;
+  w.seqlen = job.calibration.seqlen;
+  w.runs = static_cast<int64_t>(job.runs.size());
+  w.true_sequential = false;
+  w.block_size = 0;
+  std::string run_names;
+  for (const QuantConfig& q : job.runs) {
+    w.true_sequential = w.true_sequential || q.true_sequential;
+    w.block_size = std::max(w.block_size, q.block_size);
+    run_names += (run_names.empty() ? "" : ", ") + q.name;
+  }
+  w.file_dtype_bytes = dtype_bytes(dtype);
+  const int64_t stages_requested = opt.stages >= 0 ? opt.stages : job.parallel.stages;
+
+  std::string out;
+  const double params = static_cast<double>(block_weight_bytes(d)) / 4 * d.n_layer +
+                        static_cast<double>(embedding_weight_bytes(d)) / 4;
+  out += fmt::format("gptqd plan {} --ranks {}\n", opt.config_path, opt.ranks);
+  out += fmt::format(
+      "model    {}: {} blocks, hidden {}, {} heads, vocab {}; {} parameters, {} as {} ({})\n",
+      job.model_path, d.n_layer, d.hidden, d.n_head, d.vocab,
+      params >= 1e9 ? fmt::format("{:.1f} B", params / 1e9) : fmt::format("{:.1f} M", params / 1e6),
+      params * w.file_dtype_bytes >= 1e9
+          ? fmt::format("{:.1f} GB", params * w.file_dtype_bytes / 1e9)
+          : fmt::format("{:.1f} MB", params * w.file_dtype_bytes / 1e6),
+      dtype, dtype_note);
+  out += fmt::format(
+      "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1\n",
+      w.nsamples, w.seqlen, w.runs, run_names,
+      w.true_sequential ? "true_sequential" : "not true_sequential", w.block_size);
+  const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
+  out += fmt::format(
+      "machine  {} rank(s), {} per node ({} node(s)); {:.1f} GiB device memory per rank, {:.0f} "
+      "GiB "
+      "host per node; {:g} TFLOPS fp32 per rank; collectives {:g} GB/s in a node, {:g} GB/s "
+      "across nodes; disk {:g} GB/s per node\n",
+      opt.ranks, m.ranks_per_node, nodes, gib(m.device_mem), gib(m.host_mem), m.tflops, m.link_gbs,
+      m.net_gbs, m.disk_gbs);
+
+  // Every layout that works, with its estimate: the reasoning behind the automatic choice.
+  out +=
+      fmt::format("\nlayouts ({}):\n",
+                  stages_requested > 0 ? fmt::format("parallel.stages {} chosen", stages_requested)
+                                       : "parallel.stages auto: the fastest that fits");
+  out += fmt::format("  {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}\n", "stages", "replicas", "one run",
+                     fmt::format("job ({} runs)", w.runs), "device peak", "fits");
+  const Plan plan = choose_plan(d, opt.ranks, stages_requested, w, m);
+  for (int s : feasible_stage_counts(d, opt.ranks, w.nsamples)) {
+    const PlanEstimate e = estimate_plan(make_plan(d, opt.ranks, s, w.nsamples), d, w, m);
+    out += fmt::format("{} {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}\n", s == plan.stages ? "*" : " ",
+                       s, opt.ranks / s, duration(e.run_seconds), duration(e.job_seconds),
+                       size_str(device_peak(e)), e.fits() ? "yes" : "no");
+  }
+
+  const PlanEstimate e = estimate_plan(plan, d, w, m);
+  out += fmt::format("\nlayout   {}\n", plan.describe());
+  double largest = 0;
+  for (const RankEstimate& r : e.ranks)
+    largest = std::max({largest, static_cast<double>(r.weights_file),
+                        static_cast<double>(r.device_peak), static_cast<double>(r.host_peak)});
+  const Unit mu = bytes_unit(largest);
+  auto mem = [&](uint64_t b) { return static_cast<double>(b) / mu.div; };
+  out += fmt::format(
+      "\nmemory per rank, {} (read: the stage's weights as stored, read once per run; the rest is "
+      "device memory at the peak):\n",
+      mu.name);
+  out += fmt::format(
+      "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>10} {:>9} {:>11} {:>9} {:>8} "
+      "{:>11} {:>8}  {}\n",
+      "rank", "stage", "replica", "blocks", "samples", "read", "block fp32", "embedding",
+      "activations", "workspace", "hessians", "device peak", "host", "fits");
+  PlanReport rep;
+  for (const RankEstimate& r : e.ranks) {
+    const StagePlan& sp = plan.stage[r.stage];
+    out += fmt::format(
+        "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8.2f} {:>10.2f} {:>9.2f} {:>11.2f} {:>9.2f} {:>8.2f} "
+        "{:>11.2f} {:>8.2f}  {}\n",
+        r.rank, r.stage, r.replica, blocks(sp.first_block, sp.end_block), r.samples,
+        mem(r.weights_file), mem(r.block_fp32), mem(r.embedding), mem(r.activations),
+        mem(r.workspace), mem(r.hessians), mem(r.device_peak), mem(r.host_peak),
+        r.fits_device ? "ok" : "DOES NOT FIT");
+    if (!r.fits_device && rep.misfit.empty()) {
+      rep.misfit = fmt::format(
+          "rank {} (stage {}) needs {:.1f} GiB of device memory, {:.1f} GiB available (--gpu-mem)",
+          r.rank, r.stage, gib(r.device_peak), gib(m.device_mem));
+    }
+  }
+
+  double most = 0;
+  for (const StageEstimate& st : e.stages) most = std::max(most, st.flops_per_block.total());
+  const Unit fu = flops_unit(most);
+  out += fmt::format("\ntime per stage: {} of one block on one replica by phase, then seconds:\n",
+                     fu.name);
+  out += fmt::format(
+      "{:>5} {:>10} {:>8} {:>8} {:>7} {:>6} {:>6} {:>7} {:>10} {:>12} {:>8} "
+      "{:>8} {:>10}\n",
+      "stage", "blocks", "forward", "hessian", "factor", "sweep", "stats", "total", "compute/b",
+      "collective/b", "(GB/b)", "read", "stage/run");
+  for (size_t s = 0; s < e.stages.size(); ++s) {
+    const StageEstimate& st = e.stages[s];
+    const PhaseFlops& f = st.flops_per_block;
+    out += fmt::format(
+        "{:>5} {:>10} {:>8.1f} {:>8.1f} {:>7.1f} {:>6.1f} {:>6.1f} {:>7.1f} {:>10} {:>12} "
+        "{:>8.3g} {:>8} {:>10}\n",
+        s, blocks(st.first_block, st.end_block), f.forward / fu.div, f.hessian / fu.div,
+        f.factor / fu.div, f.sweep / fu.div, f.stats / fu.div, f.total() / fu.div,
+        secs(st.compute_s_per_block), secs(st.collective_s_per_block),
+        st.collective_bytes_per_block / 1e9, secs(st.read_s), duration(st.seconds_per_run));
+  }
+  std::string crossing = "one stage: no activations cross between ranks";
+  if (e.stages.size() > 1) {
+    crossing = fmt::format(
+        "{:.1f} GB of activations per replica and run cross each stage boundary, streamed in "
+        "micro-batches while the next stage works",
+        e.stages[0].activation_bytes_out / 1e9);
+  }
+  out += fmt::format(
+      "\nestimate: one run {} (the stages one after the other); the job's {} run(s) {} (a sweep "
+      "fills the pipeline); {}\n",
+      duration(e.run_seconds), w.runs, duration(e.job_seconds), crossing);
+  out += fmt::format("host memory per node: {} of {}{}\n", size_str(e.host_per_node),
+                     size_str(m.host_mem), e.fits_host ? "" : "  DOES NOT FIT");
+  if (!e.fits_host && rep.misfit.empty()) {
+    rep.misfit =
+        fmt::format("a node needs {:.1f} GiB of host memory, {:.1f} GiB available (--host-mem)",
+                    gib(e.host_per_node), gib(m.host_mem));
+  }
+  out += "formulas: coordinator/plan_estimate.h\n";
+  rep.text = out;
+  rep.fits = e.fits();
+  return rep;
+}
+
+int cmd_plan(const std::vector<std::string>& args, MPI_Comm comm) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  PlanReport rep;
+  try {
+    rep = make_plan_report(parse_plan_args(args));
+  } catch (const InputError& e) {
+    if (rank == 0) GPTQD_LOG_ERROR("error: {}", e.what());
+    return 1;
+  }
+  if (rank == 0) {
+    fmt::print("{}", rep.text);
+    std::fflush(stdout);
+    if (!rep.fits) GPTQD_LOG_ERROR("error: the layout does not fit: {}", rep.misfit);
+  }
+  return rep.fits ? 0 : 1;
+}
+
+}  // namespace gptqd

@@ -1,0 +1,47 @@
+// `gptqd plan CONFIG --ranks N [...]`: the layout of a job and its memory and time budget per
+// rank, from the job file and the model's config.json alone (no weights, no tokenizer), so a
+// 176B-parameter job can be sized on a laptop before a cluster allocation is requested.
+#pragma once
+
+#include <mpi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "coordinator/plan_estimate.h"
+
+namespace gptqd {
+
+struct PlanCmdOptions {
+  std::string config_path;
+  int ranks = 0;        // --ranks (required, >= 1)
+  int64_t stages = -1;  // --stages; -1: the job file's parallel.stages (0 = auto)
+  std::string dtype;    // --dtype; empty: config.json's torch_dtype, else bf16
+  Machine machine;      // --ranks-per-node (default min(ranks, 8)), --gpu-mem (default
+                        // 80GiB), --host-mem (default 1TiB per node), --tflops,
+                        // --link-gbs, --net-gbs, --disk-gbs
+};
+
+// Parses the arguments after "plan". Sizes take B, KB/MB/GB/TB (powers of 1000) or K/M/G/T and
+// KiB/MiB/GiB/TiB (powers of 1024), e.g. 80GiB. Throws InputError naming the bad flag.
+PlanCmdOptions parse_plan_args(const std::vector<std::string>& args);
+
+// Parses a size as above into bytes; InputError naming `flag` when it is not one.
+uint64_t parse_size(const std::string& flag, const std::string& text);
+
+struct PlanReport {
+  std::string text;    // what `gptqd plan` prints
+  bool fits = true;    // every rank's device memory and every node's host memory fit
+  std::string misfit;  // when !fits: one line naming the first rank or node that does not fit
+};
+
+// Reads the job file and <model.path>/config.json (nothing else) and lays the job out.
+// Throws InputError for a bad file or a layout that cannot work.
+PlanReport make_plan_report(const PlanCmdOptions& opt);
+
+// The command: every rank computes, rank 0 prints. Exit code 0 when the layout fits,
+// 1 for bad input or a layout that does not fit (one "error:" line says which rank).
+int cmd_plan(const std::vector<std::string>& args, MPI_Comm comm);
+
+}  // namespace gptqd

@@ -1,0 +1,186 @@
+#include "coordinator/plan_estimate.h"
+
+#include <algorithm>
+#include <array>
+#include <cctype>
+#include <cmath>
+#include <limits>
+
+#include "kernels/check.h"
+#include "kernels/dtype.h"
+#include "worker/block_quantizer.h"
+
+namespace gptqd {
+namespace {
+
+struct Linear {
+  double rows, cols;
+};
+
+std::array<Linear, 4> linears(const BloomDims& d) {
+  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
+  return {{{3 * h, h}, {h, h}, {f, h}, {h, f}}};
+}
+
+// Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
+PhaseFlops block_flops(const BloomDims& d, const Workload& w, int64_t samples, int replicas) {
+  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
+  const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
+  const double attn = 4 * t * static_cast<double>(w.seqlen) * h;
+  const double to_dense = 2 * t * 3 * h * h + attn;
+  const double to_h4h = 2 * t * 4 * h * h + attn;
+  const double to_4hh = 2 * t * (4 * h * h + h * f) + attn;
+  const double full = 2 * t * (4 * h * h + 2 * h * f) + attn;
+  PhaseFlops p;
+  p.forward = (w.true_sequential ? to_dense + to_h4h + to_4hh : to_4hh) + full;
+  for (const Linear& l : linears(d)) {
+    const double rows_r = l.rows / replicas;
+    p.hessian += 2 * t * l.cols * l.cols;
+    p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols;
+    p.sweep += rows_r * l.cols * l.cols;
+    p.stats += 4 * rows_r * l.cols * l.cols;
+  }
+  return p;
+}
+
+// Whether the replicas of one stage sit on one node (ranks are placed node by node).
+bool stage_within_node(int replicas, int ranks_per_node) {
+  return replicas <= ranks_per_node && ranks_per_node % replicas == 0;
+}
+
+uint64_t u64(double x) { return static_cast<uint64_t>(x); }
+
+}  // namespace
+
+int64_t dtype_bytes(const std::string& name) {
+  std::string s;
+  for (char c : name) s += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s == "bf16" || s == "bfloat16") return 2;
+  if (s == "f16" || s == "fp16" || s == "float16" || s == "half") return 2;
+  if (s == "f32" || s == "fp32" || s == "float32" || s == "float") return 4;
+  DType t;
+  if (parse_dtype(name, &t)) return static_cast<int64_t>(dtype_size(t));
+  return 0;
+}
+
+PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload& w,
+                           const Machine& m) {
+  GPTQD_CHECK(m.tflops > 0 && m.link_gbs > 0 && m.net_gbs > 0 && m.disk_gbs > 0,
+              "machine rates must be positive");
+  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
+  const double seq = static_cast<double>(w.seqlen);
+  const int64_t micro_max = std::max<int64_t>(1, w.micro_batch);
+  const auto lin = linears(d);
+  const int replicas = plan.replicas;
+  const double file_block = static_cast<double>(block_weight_bytes(d)) / 4 * w.file_dtype_bytes;
+  const double file_emb = static_cast<double>(embedding_weight_bytes(d)) / 4 * w.file_dtype_bytes;
+  const bool local = stage_within_node(replicas, m.ranks_per_node);
+  const double bw = (local ? m.link_gbs : m.net_gbs) * 1e9;
+  const int stages_per_node = local ? m.ranks_per_node / replicas : 1;
+
+  PlanEstimate e;
+  double max_stage = 0;
+  for (int s = 0; s < plan.stages; ++s) {
+    const StagePlan& sp = plan.stage[s];
+    const int64_t nblocks = sp.end_block - sp.first_block;
+    const double stage_file = file_block * nblocks + (s == 0 ? file_emb : 0);
+    StageEstimate st;
+    st.first_block = sp.first_block;
+    st.end_block = sp.end_block;
+    st.replicas = replicas;
+    for (int r = 0; r < replicas; ++r) {
+      const int64_t n_r = share_of(w.nsamples, r, replicas).size();
+      const int64_t micro = std::min(micro_max, n_r);
+      RankEstimate re;
+      re.rank = plan.rank_of(s, r);
+      re.stage = s;
+      re.replica = r;
+      re.samples = n_r;
+      re.weights_file = u64(stage_file);
+      re.block_fp32 = block_weight_bytes(d);
+      re.embedding = s == 0 ? embedding_weight_bytes(d) : 0;
+      re.activations = u64(4 * static_cast<double>(n_r + micro) * seq * h);
+      re.workspace = u64(4 * micro * seq * (7 * h + f) +
+                         4 * micro * static_cast<double>(d.n_head) * seq * seq);
+      double all_h = 0, worst = 0, largest_h = 0, largest_layer = 0;
+      for (const Linear& l : lin) {
+        const double rows_r = std::ceil(l.rows / replicas);
+        const double hess = 4 * l.cols * l.cols;
+        const double work = std::max(4 * l.cols * l.cols + 5 * rows_r * l.cols +
+                                         8 * rows_r * static_cast<double>(w.block_size),
+                                     8 * rows_r * l.cols);  // GPTQ, or the error gemm
+        all_h += hess;
+        worst = std::max(worst, w.true_sequential ? hess + work : work);
+        largest_h = std::max(largest_h, hess);
+        largest_layer = std::max(largest_layer, l.rows * l.cols);
+      }
+      re.hessians = u64(w.true_sequential ? worst : all_h + worst);
+      re.device_peak = re.block_fp32 + re.embedding + re.activations + re.workspace + re.hessians;
+      const double host_linears = 4 * (4 * h * h + 2 * h * f);
+      re.host_peak = u64(host_linears + 3 * largest_h + 4 * largest_layer * (1 + 1.0 / replicas));
+      re.fits_device = m.device_mem == 0 || re.device_peak <= m.device_mem;
+      e.fits_device = e.fits_device && re.fits_device;
+      e.ranks.push_back(re);
+      st.samples = std::max(st.samples, n_r);
+    }
+    st.flops_per_block = block_flops(d, w, st.samples, replicas);
+    if (replicas > 1) {
+      double hess_bytes = 0, gather_bytes = 0;
+      for (const Linear& l : lin) {
+        hess_bytes += 2 * 4 * l.cols * l.cols;
+        gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
+      }
+      st.collective_bytes_per_block = hess_bytes + gather_bytes;
+    }
+    st.compute_s_per_block = st.flops_per_block.total() / (m.tflops * 1e12);
+    st.collective_s_per_block = st.collective_bytes_per_block / bw;
+    st.read_s = stage_file * stages_per_node / (m.disk_gbs * 1e9);
+    st.seconds_per_run =
+        static_cast<double>(nblocks) * (st.compute_s_per_block + st.collective_s_per_block);
+    st.activation_bytes_out =
+        s + 1 < plan.stages ? 4 * static_cast<double>(st.samples) * seq * h : 0;
+    e.run_seconds += st.seconds_per_run + st.read_s;
+    max_stage = std::max(max_stage, st.seconds_per_run);
+    e.stages.push_back(st);
+  }
+  e.job_seconds = e.run_seconds + static_cast<double>(std::max<int64_t>(w.runs, 1) - 1) * max_stage;
+  uint64_t per_rank_host = 0;
+  for (const RankEstimate& r : e.ranks) per_rank_host = std::max(per_rank_host, r.host_peak);
+  e.host_per_node = per_rank_host * static_cast<uint64_t>(std::min(m.ranks_per_node, plan.world));
+  e.fits_host = m.host_mem == 0 || e.host_per_node <= m.host_mem;
+  return e;
+}
+
+Plan choose_plan(const BloomDims& d, int world, int64_t stages_requested, const Workload& w,
+                 const Machine& m) {
+  if (stages_requested > 0) {
+    GPTQD_INPUT_CHECK(stages_requested <= world, "parallel.stages: {} stages for {} rank(s)",
+                      stages_requested, world);
+    return make_plan(d, world, static_cast<int>(stages_requested), w.nsamples);
+  }
+  const std::vector<int> counts = feasible_stage_counts(d, world, w.nsamples);
+  GPTQD_INPUT_CHECK(!counts.empty(),
+                    "parallel.stages auto: no layout of {} rank(s) works for {} blocks and {} "
+                    "calibration samples (every replica needs a sample)",
+                    world, d.n_layer, w.nsamples);
+  Plan best_fit, smallest;
+  double best_time = std::numeric_limits<double>::infinity();
+  uint64_t best_peak = std::numeric_limits<uint64_t>::max();
+  for (int s : counts) {
+    Plan p = make_plan(d, world, s, w.nsamples);
+    const PlanEstimate e = estimate_plan(p, d, w, m);
+    uint64_t peak = 0;
+    for (const RankEstimate& r : e.ranks) peak = std::max(peak, r.device_peak);
+    if (e.fits() && e.job_seconds < best_time) {
+      best_time = e.job_seconds;
+      best_fit = p;
+    }
+    if (peak < best_peak) {
+      best_peak = peak;
+      smallest = p;
+    }
+  }
+  return best_fit.stage.empty() ? smallest : best_fit;
+}
+
+}  // namespace gptqd

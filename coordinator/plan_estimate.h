@@ -1,0 +1,122 @@
+// Memory and time of a Plan, from the model's shapes and the job's settings alone (no weights
+// are read): what `gptqd plan` prints, and what the automatic stage count minimises.
+//
+// Per block and per replica, with h = hidden, f = 4h, n_r = the replica's samples,
+// T = n_r * seqlen tokens, R = replicas, and for each linear (rows x cols):
+// qkv 3h x h, dense h x h, h_to_4h f x h, 4h_to_h h x f, rows_r = rows / R:
+//   forward   a pass up to a linear's input: qkv 0, dense 2T*3h^2 + A, h_to_4h 2T*4h^2 + A,
+//             4h_to_h 2T*(4h^2 + h f) + A; a full pass 2T*(4h^2 + 2h f) + A, where
+//             A = 4 T seqlen h (scores and context over the full seqlen^2 square).
+//             true_sequential: the four partial passes + the quantized full pass;
+//             otherwise the pass up to 4h_to_h + the quantized full pass.
+//   hessian   sum 2 T cols^2                      (X^T X, both triangles)
+//   factor    sum 4/3 cols^3                      (Cholesky cols^3/3, inverse from it
+//                                                  2cols^3/3, Cholesky of the inverse cols^3/3;
+//                                                  every replica factors the whole H)
+//   sweep     sum rows_r cols^2                   (GPTQ's lazy-batch updates)
+//   stats     sum 4 rows_r cols^2                 (tr((W-Q) H (W-Q)^T) for GPTQ and RTN)
+//   collectives (R > 1): the Hessian reduce + broadcast, 2 x 4 sum cols^2 bytes, and the
+//             allgather of the dequantized rows, 4 sum rows cols (R-1)/R bytes, at link_gbs
+//             when the stage's replicas share a node, else at net_gbs.
+// Time of a block = flops / tflops + collective bytes / bandwidth. A stage's time per run is
+// the sum over its blocks plus reading its weights once (stage bytes as stored, divided among
+// the node's disk bandwidth by the stages that share the node). A job of K runs on S stages
+// takes sum_s t_s + (K - 1) max_s t_s (the sweep fills the pipeline); the activations between
+// stages (4 T h bytes per run) are streamed while the next stage works and are not counted.
+//
+// Device memory per rank (the GPU layout; the CPU backend holds both sums in host memory):
+//   block_fp32   one block's weights in fp32 (weights are loaded one block at a time)
+//   embedding    vocab x h fp32, stage 0 only
+//   activations  4 (n_r + micro) seqlen h    (the block input, replaced in place by its
+//                                             output, + one micro-batch of scratch)
+//   workspace    4 micro seqlen (7h + f) + 4 micro n_head seqlen^2 (forward buffers, and the
+//                                             attention scores if a backend materialises them)
+//   hessians     true_sequential: max over linears of 4 cols^2 (H) + 4 cols^2 (its inverse
+//                factor) + 5 rows_r cols (W slice, codes) + 8 rows_r block_size; otherwise
+//                the four H at once + the largest working set
+// Host memory per rank: the original linear weights in fp32 (GPTQ reads them), three host
+// copies of the largest H (as accumulated, damped, working), and the largest layer's
+// dequantized rows twice (this replica's and the gathered whole).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "coordinator/plan.h"
+#include "worker/bloom_dims.h"
+
+namespace gptqd {
+
+// What the job asks for.
+struct Workload {
+  int64_t nsamples = 128, seqlen = 2048, micro_batch = 1;
+  bool true_sequential = true;
+  int64_t block_size = 128;
+  int64_t runs = 1;              // sweep points; they fill the pipeline
+  int64_t file_dtype_bytes = 2;  // weights as stored (bf16 for BLOOM)
+};
+
+// What the job runs on. Rates are sustained, per rank / per link.
+struct Machine {
+  int ranks_per_node = 8;
+  double tflops = 50;       // fp32 rate of one rank
+  double link_gbs = 150;    // collectives inside a node (GB/s)
+  double net_gbs = 25;      // collectives across nodes (GB/s)
+  double disk_gbs = 2;      // weight reading per node (GB/s)
+  uint64_t device_mem = 0;  // bytes per rank; 0 = not checked
+  uint64_t host_mem = 0;    // bytes per node; 0 = not checked
+};
+
+struct PhaseFlops {
+  double forward = 0, hessian = 0, factor = 0, sweep = 0, stats = 0;
+  double total() const { return forward + hessian + factor + sweep + stats; }
+};
+
+struct RankEstimate {
+  int rank = 0, stage = 0, replica = 0;
+  int64_t samples = 0;
+  uint64_t weights_file = 0;  // the stage's tensors as stored: what this rank reads per run
+  uint64_t block_fp32 = 0, embedding = 0, activations = 0, workspace = 0, hessians = 0;
+  uint64_t device_peak = 0;  // sum of the five above
+  uint64_t host_peak = 0;
+  bool fits_device = true;
+};
+
+struct StageEstimate {
+  int64_t first_block = 0, end_block = 0;
+  int replicas = 1;
+  int64_t samples = 0;         // of its largest replica
+  PhaseFlops flops_per_block;  // per replica
+  double collective_bytes_per_block = 0;
+  double compute_s_per_block = 0, collective_s_per_block = 0;
+  double read_s = 0;                // reading the stage's weights once
+  double seconds_per_run = 0;       // blocks x (compute + collectives) + read
+  double activation_bytes_out = 0;  // per replica per run, to the next stage
+};
+
+struct PlanEstimate {
+  std::vector<RankEstimate> ranks;
+  std::vector<StageEstimate> stages;
+  double run_seconds = 0;  // one run through all stages
+  double job_seconds = 0;  // every run, pipelined
+  uint64_t host_per_node = 0;
+  bool fits_device = true, fits_host = true;
+  bool fits() const { return fits_device && fits_host; }
+};
+
+PlanEstimate estimate_plan(const Plan& plan, const BloomDims& dims, const Workload& w,
+                           const Machine& m);
+
+// stages_requested > 0: make_plan with it. 0 (auto): among the stage counts that work
+// (feasible_stage_counts) and fit the machine's memory, the one with the smallest estimated
+// job time (ties: fewer stages); when none fits, the one with the smallest device peak.
+// Throws InputError when no layout works at all.
+Plan choose_plan(const BloomDims& dims, int world, int64_t stages_requested, const Workload& w,
+                 const Machine& m);
+
+// Bytes of one element of a safetensors / torch dtype name ("bf16", "bfloat16", "F32", ...);
+// 0 when unknown.
+int64_t dtype_bytes(const std::string& name);
+
+}  // namespace gptqd

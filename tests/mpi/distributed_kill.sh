@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# A rank that dies or fails mid-job ends the whole job within seconds, and rerunning the same
+# command finishes it with the result of an uninterrupted run (DESIGN.md §1: "loses at most
+# the block in flight"). 4 ranks = 2 stages x 2 replicas over a 4-block model; the test hook
+# of worker/stage.h (GPTQD_TEST_KILL_AT_BLOCK / GPTQD_TEST_THROW_AT_BLOCK) fires in the rank
+# that has just marked the block complete.
+source "$(dirname "$0")/../cli/lib.bash"
+MAX_SECONDS=20
+
+make_model "$WORK/model" --layers 4
+make_tokens "$WORK/tokens.safetensors" 4000
+for name in ref kill throw; do
+  write_config "$WORK/$name.yaml" "$WORK/model" "$WORK/$name.h5" "parallel:
+  stages: 2"
+done
+quantize() {  # quantize NAME LOG [env assignments]: the 4-rank job; its exit status
+  local name=$1 log=$2
+  shift 2
+  env "$@" timeout 120 "${MPIRUN[@]}" -np 4 "$BIN" quantize "$WORK/$name.yaml" --threads 1 >"$log.out" 2>"$log.err"
+}
+
+quantize ref "$WORK/ref" || { cat "$WORK/ref.err"; fail "the uninterrupted run failed"; }
+
+# check_ended LOG RC ELAPSED_MS WHAT: non-zero, prompt, not a timeout.
+check_ended() {
+  [[ $2 -eq 124 ]] && { cat "$1.err"; fail "$4: the job hung (timeout)"; }
+  [[ $2 -ne 0 ]] || { cat "$1.err"; fail "$4: the job exited 0"; }
+  (($3 <= MAX_SECONDS * 1000)) || fail "$4: the job took $3 ms to end (limit $MAX_SECONDS s)"
+  echo "$4: exit $2 after $3 ms"
+}
+# completion FILE RUN: the completion map as 0/1 digits
+completion() {
+  /usr/bin/python3 -c "import h5py,sys; print(''.join(str(int(v)) for v in h5py.File(sys.argv[1],'r')['runs/w4g32/complete'][()]))" "$1"
+}
+
+# 1. SIGKILL of rank 2 (stage 1's first replica) right after it marked block 2, its first block.
+start=$(date +%s%N)
+rc=0
+quantize kill "$WORK/kill1" GPTQD_TEST_KILL_AT_BLOCK=2 || rc=$?
+check_ended "$WORK/kill1" $rc $((($(date +%s%N) - start) / 1000000)) "SIGKILL at block 2"
+grep -q "GPTQD_TEST_KILL_AT_BLOCK=2" "$WORK/kill1.err" || { cat "$WORK/kill1.err"; fail "the kill hook never fired"; }
+grep -qiE "rank 2 .*(signal 9|killed)" "$WORK/kill1.err" "$WORK/kill1.out" ||
+  { cat "$WORK/kill1.err"; fail "nothing names the killed rank 2"; }
+map=$(completion "$WORK/kill.h5")
+echo "completion map after the kill: $map"
+[[ ${map:2:2} == "10" ]] || fail "after the kill block 2 must be complete and block 3 not, got $map"
+
+# 2. The same command resumes: block 2 (and whatever else was complete) is read back.
+quantize kill "$WORK/kill2" || { cat "$WORK/kill2.err"; fail "the rerun after the kill failed"; }
+grep -qE "^ +2 +self_attention.query_key_value .*\(resumed\)" "$WORK/kill2.out" ||
+  { cat "$WORK/kill2.out"; fail "the rerun did not resume block 2"; }
+grep -qE "^ +3 +self_attention.query_key_value .*[0-9]s$" "$WORK/kill2.out" ||
+  { cat "$WORK/kill2.out"; fail "the rerun did not quantize block 3"; }
+
+# 3. A rank that throws (rank 0, after marking block 0) ends the job with its message.
+start=$(date +%s%N)
+rc=0
+quantize throw "$WORK/throw1" GPTQD_TEST_THROW_AT_BLOCK=0 || rc=$?
+check_ended "$WORK/throw1" $rc $((($(date +%s%N) - start) / 1000000)) "throw at block 0"
+grep -q "\[rank 0\].*error: test hook: GPTQD_TEST_THROW_AT_BLOCK=0" "$WORK/throw1.err" ||
+  { cat "$WORK/throw1.err"; fail "rank 0's error line is missing"; }
+[[ $(completion "$WORK/throw.h5") == 1000 ]] || fail "after the throw only block 0 may be complete"
+quantize throw "$WORK/throw2" || { cat "$WORK/throw2.err"; fail "the rerun after the throw failed"; }
+
+# 4. Both finished files equal the uninterrupted one, bit for bit (stats but the seconds).
+/usr/bin/python3 - "$WORK/ref.h5" "$WORK/kill.h5" "$WORK/throw.h5" <<'PY' || fail "a resumed checkpoint differs"
+import sys, h5py, numpy as np
+ref = h5py.File(sys.argv[1], "r")["runs/w4g32"]
+for path in sys.argv[2:]:
+    run = h5py.File(path, "r")["runs/w4g32"]
+    assert (run["complete"][()] == 1).all(), (path, run["complete"][()])
+    n = 0
+    for b, blk in ref["blocks"].items():
+        for l, g in blk.items():
+            for k in ("codes", "scales", "zeros", "g_idx", "perm", "bias"):
+                assert np.array_equal(g[k][()], run["blocks"][b][l][k][()]), (path, b, l, k)
+            n += g["codes"].size
+    cols = [0, 1, 2, 4]
+    assert np.array_equal(ref["stats"][()][:, :, cols], run["stats"][()][:, :, cols]), path
+    print(f"{path}: all {n} codes and every array equal the uninterrupted run")
+PY
+echo "kill and resume: ok"

@@ -1,0 +1,159 @@
+// The layout of a job over ranks (coordinator/plan.h), its estimates
+// (coordinator/plan_estimate.h) and the split of samples and rows among replicas
+// (worker/block_quantizer.h share_of), against values worked out by hand.
+#include <gtest/gtest.h>
+
+#include "coordinator/plan.h"
+#include "coordinator/plan_cmd.h"
+#include "coordinator/plan_estimate.h"
+#include "kernels/check.h"
+#include "worker/block_quantizer.h"
+
+namespace gptqd {
+namespace {
+
+BloomDims dims(int64_t hidden, int64_t layers, int64_t vocab = 1000, int64_t heads = 4) {
+  BloomDims d;
+  d.hidden = hidden;
+  d.n_head = heads;
+  d.head_dim = hidden / heads;
+  d.ffn = 4 * hidden;
+  d.vocab = vocab;
+  d.n_layer = layers;
+  return d;
+}
+
+BloomDims bloom176b() { return dims(14336, 70, 250880, 112); }
+
+TEST(PlanShare, PartsCoverTheRangeAndDifferByAtMostOne) {
+  for (int64_t n : {1, 7, 8, 128, 1000}) {
+    for (int parts = 1; parts <= 9 && parts <= n; ++parts) {
+      int64_t next = 0, lo = n, hi = 0;
+      for (int p = 0; p < parts; ++p) {
+        const ShareRange r = share_of(n, p, parts);
+        EXPECT_EQ(r.begin, next);
+        next = r.end;
+        lo = std::min(lo, r.size());
+        hi = std::max(hi, r.size());
+      }
+      EXPECT_EQ(next, n);
+      EXPECT_LE(hi - lo, 1);
+    }
+  }
+  EXPECT_EQ(share_of(10, 1, 3).begin, 3);  // 10 * 1 / 3
+  EXPECT_EQ(share_of(10, 1, 3).end, 6);    // 10 * 2 / 3
+}
+
+TEST(PlanLayout, StagesAreContiguousAndBalancedByBytes) {
+  const Plan p = make_plan(bloom176b(), 64, 8, 128);
+  EXPECT_EQ(p.stages, 8);
+  EXPECT_EQ(p.replicas, 8);
+  // The embedding weighs 1.46 blocks: stage 0 takes 7 blocks, the others 9.
+  ASSERT_EQ(p.stage.size(), 8u);
+  EXPECT_EQ(p.stage[0].first_block, 0);
+  EXPECT_EQ(p.stage[0].end_block, 7);
+  for (int s = 1; s < 8; ++s) {
+    EXPECT_EQ(p.stage[s].first_block, p.stage[s - 1].end_block);
+    EXPECT_EQ(p.stage[s].end_block - p.stage[s].first_block, 9) << s;
+  }
+  EXPECT_EQ(p.stage_of(17), 2);
+  EXPECT_EQ(p.replica_of(17), 1);
+  EXPECT_EQ(p.rank_of(2, 1), 17);
+}
+
+TEST(PlanLayout, RefusesLayoutsThatCannotWork) {
+  const BloomDims d = dims(64, 4);
+  EXPECT_THROW(make_plan(d, 4, 5, 8), InputError);   // more stages than blocks
+  EXPECT_THROW(make_plan(d, 6, 4, 8), InputError);   // 6 ranks in 4 stages
+  EXPECT_THROW(make_plan(d, 16, 1, 8), InputError);  // 16 replicas, 8 samples
+  try {
+    make_plan(d, 16, 1, 8);
+  } catch (const InputError& e) {
+    EXPECT_NE(std::string(e.what()).find("calibration.nsamples"), std::string::npos) << e.what();
+  }
+  // 12 ranks, 4 blocks, 8 samples: 1 stage has 12 replicas > 8 samples; 6 and 12 stages
+  // exceed the blocks.
+  EXPECT_EQ(feasible_stage_counts(d, 12, 8), (std::vector<int>{2, 3, 4}));
+}
+
+TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
+  // h = 8, f = 32; 2 replicas of 3 samples each (6 samples), seqlen 4: T = 12 tokens.
+  const BloomDims d = dims(8, 1, 10, 2);
+  Workload w;
+  w.nsamples = 6;
+  w.seqlen = 4;
+  w.block_size = 4;
+  w.file_dtype_bytes = 2;
+  Machine m;
+  m.tflops = 1e-12;                            // 1 flop/s: seconds = flops
+  m.link_gbs = m.net_gbs = m.disk_gbs = 1e-9;  // 1 byte/s
+  const Plan p = make_plan(d, 2, 1, 6);
+  const PlanEstimate e = estimate_plan(p, d, w, m);
+  ASSERT_EQ(e.stages.size(), 1u);
+  const PhaseFlops& f = e.stages[0].flops_per_block;
+  const double T = 12, A = 4 * T * 4 * 8;  // attention: 4 T seqlen h
+  // Passes up to dense (2T 3h^2), h_to_4h (2T 4h^2), 4h_to_h (2T (4h^2 + h f)), each with
+  // attention, then the full quantized pass 2T (4h^2 + 2 h f) + A.
+  EXPECT_DOUBLE_EQ(f.forward,
+                   (2 * T * 192 + A) + (2 * T * 256 + A) + (2 * T * 512 + A) + (2 * T * 768 + A));
+  EXPECT_DOUBLE_EQ(f.hessian, 2 * T * (64 + 64 + 64 + 1024));
+  EXPECT_DOUBLE_EQ(f.factor, 4.0 / 3.0 * (512 + 512 + 512 + 32768));
+  // rows / 2 per replica: qkv 12, dense 4, h_to_4h 16, 4h_to_h 4.
+  EXPECT_DOUBLE_EQ(f.sweep, 12 * 64 + 4 * 64 + 16 * 64 + 4 * 1024);
+  EXPECT_DOUBLE_EQ(f.stats, 4 * f.sweep);
+  // Reduce + broadcast of every H (2 x 4 x cols^2) and the gather of half of every layer.
+  EXPECT_DOUBLE_EQ(e.stages[0].collective_bytes_per_block,
+                   8.0 * (64 + 64 + 64 + 1024) + 4.0 * (192 + 64 + 256 + 256) / 2);
+  const RankEstimate& r = e.ranks[1];
+  EXPECT_EQ(r.samples, 3);
+  EXPECT_EQ(r.block_fp32, 4u * (12 * 64 + 13 * 8));
+  EXPECT_EQ(r.embedding, 4u * (10 * 8 + 2 * 8));
+  EXPECT_EQ(r.activations, 4u * (3 + 1) * 4 * 8);
+  EXPECT_EQ(r.weights_file, 2u * (12 * 64 + 13 * 8) + 2u * (10 * 8 + 2 * 8));
+  // 4h_to_h: H and its factor (2 x 4 x 32^2) + 5 x 4 rows x 32 cols + 8 x 4 rows x 4.
+  EXPECT_EQ(r.hessians, 8u * 1024 + 5u * 4 * 32 + 8u * 4 * 4);
+}
+
+TEST(PlanEstimate, AutoTakesTheFastestLayoutThatFits) {
+  const BloomDims d = bloom176b();
+  Workload w;
+  w.runs = 2;
+  Machine m;
+  m.device_mem = 80ull << 30;
+  const Plan p = choose_plan(d, 64, 0, w, m);
+  double best = 1e300;
+  int best_s = 0;
+  for (int s : feasible_stage_counts(d, 64, w.nsamples)) {
+    const PlanEstimate e = estimate_plan(make_plan(d, 64, s, w.nsamples), d, w, m);
+    if (e.fits() && e.job_seconds < best) {
+      best = e.job_seconds;
+      best_s = s;
+    }
+  }
+  EXPECT_EQ(p.stages, best_s);
+  EXPECT_EQ(choose_plan(d, 64, 8, w, m).stages, 8);  // an explicit count is kept
+  // Nothing fits in 1 GiB: the layout with the smallest peak (most replicas) is returned.
+  m.device_mem = 1ull << 30;
+  EXPECT_EQ(choose_plan(d, 64, 0, w, m).replicas, 64);
+}
+
+TEST(PlanCmd, SizesAndRefusals) {
+  EXPECT_EQ(parse_size("--gpu-mem", "80GiB"), 80ull << 30);
+  EXPECT_EQ(parse_size("--gpu-mem", "80G"), 80ull << 30);
+  EXPECT_EQ(parse_size("--gpu-mem", "80GB"), 80000000000ull);
+  EXPECT_EQ(parse_size("--host-mem", "1.5TiB"), 3ull << 39);
+  EXPECT_EQ(parse_size("--gpu-mem", "1024"), 1024u);
+  EXPECT_THROW(parse_size("--gpu-mem", "80 apples"), InputError);
+  EXPECT_THROW(parse_size("--gpu-mem", "GiB"), InputError);
+  EXPECT_THROW(parse_plan_args({"job.yaml"}), InputError);  // --ranks missing
+  EXPECT_THROW(parse_plan_args({"job.yaml", "--ranks", "0"}), InputError);
+  EXPECT_THROW(parse_plan_args({"job.yaml", "--ranks", "8", "--dtype", "int3"}), InputError);
+  const PlanCmdOptions o = parse_plan_args({"job.yaml", "--ranks", "64", "--gpu-mem", "40GiB"});
+  EXPECT_EQ(o.machine.ranks_per_node, 8);
+  EXPECT_EQ(o.machine.device_mem, 40ull << 30);
+  EXPECT_EQ(dtype_bytes("bfloat16"), 2);
+  EXPECT_EQ(dtype_bytes("F32"), 4);
+}
+
+}  // namespace
+}  // namespace gptqd
