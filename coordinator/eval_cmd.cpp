@@ -10,6 +10,7 @@
 
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
+#include "coordinator/execution.h"
 #include "io/bloom_names.h"
 #include "io/calibration.h"
 #include "io/checkpoint.h"
@@ -94,24 +95,6 @@ void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const BloomD
   if (l.model_config_json != model.config().json) {
     GPTQD_LOG_WARN("checkpoint {}: its config.json differs from {}'s", ckpt.path(), model.dir());
   }
-}
-
-// Same choice as the quantize job: parallel.device, a GPU when one is there for auto.
-std::unique_ptr<Backend> make_eval_backend(const JobConfig& job, int threads) {
-  const std::string& dev = job.parallel.device;
-  if (dev == "cuda") {
-    GPTQD_INPUT_CHECK(cuda_device_count() > 0,
-                      "parallel.device: cuda requested but no CUDA device is available");
-    return make_cuda_backend(0);
-  }
-  if (dev == "auto" && cuda_device_count() > 0) {
-    try {
-      return make_cuda_backend(0);
-    } catch (const Error& e) {
-      GPTQD_LOG_WARN("parallel.device auto: {}; using the CPU", e.what());
-    }
-  }
-  return make_cpu_backend(threads);
 }
 
 GptqOptions rtn_options(const CkptRunSpec& r, const std::string& label) {
@@ -290,13 +273,13 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   }
 
   // 3. The variants, one at a time.
-  const int threads = opt.threads > 0
-                          ? opt.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                            local_rank_count(comm));
-  std::unique_ptr<Backend> be;
-  if (!collective_try(comm, [&] { be = make_eval_backend(s.job, threads); })) return 1;
-  Backend& b = *be;
+  std::unique_ptr<Execution> exec;
+  if (!collective_try(comm, [&] {
+        exec = std::make_unique<Execution>(s.job.parallel.device, threads_per_rank(opt.threads, comm), comm);
+      })) {
+    return 1;
+  }
+  Backend& b = exec->backend();
 
   EvalRow orig;
   orig.method = "original";

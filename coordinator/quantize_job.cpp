@@ -10,6 +10,7 @@
 
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
+#include "coordinator/execution.h"
 #include "coordinator/fingerprint.h"
 #include "coordinator/plan.h"
 #include "coordinator/plan_estimate.h"
@@ -111,23 +112,6 @@ void log_model_residency(const std::string& model_dir) {
   for (const auto& [file, v] : kb) GPTQD_LOG_DEBUG("model file {}: {} kB resident", file, v);
 }
 
-std::unique_ptr<Backend> make_backend(const JobConfig& job, int threads) {
-  const std::string& dev = job.parallel.device;
-  if (dev == "cuda") {
-    GPTQD_INPUT_CHECK(cuda_device_count() > 0,
-                      "parallel.device: cuda requested but no CUDA device is available");
-    return make_cuda_backend(0);
-  }
-  if (dev == "auto" && cuda_device_count() > 0) {
-    try {
-      return make_cuda_backend(0);
-    } catch (const Error& e) {
-      GPTQD_LOG_WARN("parallel.device auto: {}; using the CPU", e.what());
-    }
-  }
-  return make_cpu_backend(threads);
-}
-
 }  // namespace
 
 int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
@@ -217,11 +201,13 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   }
 
   // 4. This rank's stage.
-  const int threads = opt.threads > 0
-                          ? opt.threads
-                          : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) /
-                                            local_rank_count(comm));
-  std::unique_ptr<Backend> be = make_backend(job, threads);
+  std::unique_ptr<Execution> exec;
+  if (!collective_try(comm, [&] {
+        exec = std::make_unique<Execution>(job.parallel.device, threads_per_rank(opt.threads, comm), comm);
+      })) {
+    return 1;
+  }
+  Backend& be = exec->backend();
   const int stage = plan.stage_of(rank);
   const int replica = plan.replica_of(rank);
   MPI_Comm stage_comm;
@@ -243,8 +229,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.group = group.get();
   in.calib_tokens = &tokens;
   in.micro_batch = 1;
-  auto transport = make_mpi_transport(comm);
-  const std::vector<LayerReport> mine = run_stage(*be, *transport, *ckpt, in);
+  const std::vector<LayerReport> mine = run_stage(be, exec->transport(), *ckpt, in);
 
   log_model_residency(job.model_path);
 
