@@ -19,6 +19,7 @@
 #include "io/tokenizer.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
+#include "worker/block_quantizer.h"
 #include "worker/bloom_weights.h"
 #include "worker/gptq.h"
 #include "worker/perplexity.h"
@@ -95,20 +96,6 @@ void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const BloomD
   if (l.model_config_json != model.config().json) {
     GPTQD_LOG_WARN("checkpoint {}: its config.json differs from {}'s", ckpt.path(), model.dir());
   }
-}
-
-GptqOptions rtn_options(const CkptRunSpec& r, const std::string& label) {
-  GptqOptions o;
-  o.bits = r.bits;
-  o.group_size = r.group_size;
-  o.sym = r.sym;
-  o.act_order = r.act_order;
-  o.static_groups = r.static_groups;
-  o.damp_percent = r.damp_percent;
-  o.block_size = r.block_size;
-  o.mse_clip = r.mse_clip;
-  o.label = label;
-  return o;
 }
 
 // Everything the evaluation of one model variant needs, the same on every rank.
@@ -293,7 +280,7 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
         const std::string label =
             fmt::format("RTN {} block {} {}", r.name, block, block_linears()[i].module);
         set_linear_weights(
-            b, lw, rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, rtn_options(r, label)).dequant);
+            b, lw, rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, gptq_options(r, label)).dequant);
       }
     };
     if (!evaluate(comm, b, s, windows, nwin, fmt::format("[{}] RTN", r.name), rtn_hook,

@@ -176,19 +176,9 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
   GPTQD_INPUT_CHECK(dtype_bytes(dtype) > 0, "{}/config.json: torch_dtype '{}' is not known",
                     job.model_path, dtype);
 
-  Workload w;
-  w.nsamples = job.calibration.nsamples;
-  w.seqlen = job.calibration.seqlen;
-  w.runs = static_cast<int64_t>(job.runs.size());
-  w.true_sequential = false;
-  w.block_size = 0;
+  const Workload w = workload_of(job, dtype_bytes(dtype));
   std::string run_names;
-  for (const QuantConfig& q : job.runs) {
-    w.true_sequential = w.true_sequential || q.true_sequential;
-    w.block_size = std::max(w.block_size, q.block_size);
-    run_names += (run_names.empty() ? "" : ", ") + q.name;
-  }
-  w.file_dtype_bytes = dtype_bytes(dtype);
+  for (const QuantConfig& q : job.runs) run_names += (run_names.empty() ? "" : ", ") + q.name;
   const int64_t stages_requested = opt.stages >= 0 ? opt.stages : job.parallel.stages;
 
   std::string out;

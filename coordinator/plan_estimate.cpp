@@ -183,4 +183,19 @@ Plan choose_plan(const BloomDims& d, int world, int64_t stages_requested, const 
   return best_fit.stage.empty() ? smallest : best_fit;
 }
 
+Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
+  Workload w;
+  w.nsamples = job.calibration.nsamples;
+  w.seqlen = job.calibration.seqlen;
+  w.runs = static_cast<int64_t>(job.runs.size());
+  w.true_sequential = false;
+  w.block_size = 0;
+  for (const QuantConfig& q : job.runs) {
+    w.true_sequential = w.true_sequential || q.true_sequential;
+    w.block_size = std::max(w.block_size, q.block_size);
+  }
+  w.file_dtype_bytes = file_dtype_bytes;
+  return w;
+}
+
 }  // namespace gptqd

@@ -44,6 +44,7 @@
 #include <vector>
 
 #include "coordinator/plan.h"
+#include "io/job_config.h"
 #include "worker/bloom_dims.h"
 
 namespace gptqd {
@@ -56,6 +57,9 @@ struct Workload {
   int64_t runs = 1;              // sweep points; they fill the pipeline
   int64_t file_dtype_bytes = 2;  // weights as stored (bf16 for BLOOM)
 };
+
+// The work of a job's runs (samples, true_sequential, block size, sweep length).
+Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes);
 
 // What the job runs on. Rates are sustained, per rank / per link.
 struct Machine {

@@ -68,19 +68,8 @@ CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDi
 
 // The job's work as the layout estimate sees it (coordinator/plan_estimate.h).
 Workload workload_of(const JobConfig& job, const BloomDims& dims, const HfModel& model) {
-  Workload w;
-  w.nsamples = job.calibration.nsamples;
-  w.seqlen = job.calibration.seqlen;
-  w.runs = static_cast<int64_t>(job.runs.size());
-  w.true_sequential = false;
-  w.block_size = 0;
-  for (const QuantConfig& q : job.runs) {
-    w.true_sequential = w.true_sequential || q.true_sequential;
-    w.block_size = std::max(w.block_size, q.block_size);
-  }
   const uint64_t elems = static_cast<uint64_t>(dims.vocab) * static_cast<uint64_t>(dims.hidden);
-  w.file_dtype_bytes = static_cast<int64_t>(model.bytes_of(kWordEmbeddings) / elems);
-  return w;
+  return workload_of(job, static_cast<int64_t>(model.bytes_of(kWordEmbeddings) / elems));
 }
 
 // Debug: how much of each model file this rank has touched, from the resident size of its

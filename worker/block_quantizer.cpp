@@ -127,20 +127,6 @@ ShareRange share_of(int64_t n, int part, int parts) {
   return ShareRange{n * part / parts, n * (part + 1) / parts};
 }
 
-GptqOptions gptq_options(const QuantConfig& q, const std::string& label) {
-  GptqOptions o;
-  o.bits = q.bits;
-  o.group_size = q.group_size;
-  o.sym = q.sym;
-  o.act_order = q.act_order;
-  o.static_groups = q.static_groups;
-  o.damp_percent = q.damp_percent;
-  o.block_size = q.block_size;
-  o.mse_clip = q.mse_clip;
-  o.label = label;
-  return o;
-}
-
 BlockResult quantize_block(Backend& be, const BloomDims& d, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc, const MicroBatchHooks& hooks) {

@@ -40,7 +40,22 @@ struct LinearResult {
 
 using BlockResult = std::array<LinearResult, kNumLinears>;
 
-GptqOptions gptq_options(const QuantConfig& q, const std::string& label);
+// GPTQ options from a job's quantization settings (QuantConfig) or a checkpoint
+// run's (CkptRunSpec): both carry the same fields.
+template <class Settings>
+GptqOptions gptq_options(const Settings& q, const std::string& label) {
+  GptqOptions o;
+  o.bits = q.bits;
+  o.group_size = q.group_size;
+  o.sym = q.sym;
+  o.act_order = q.act_order;
+  o.static_groups = q.static_groups;
+  o.damp_percent = q.damp_percent;
+  o.block_size = q.block_size;
+  o.mse_clip = q.mse_clip;
+  o.label = label;
+  return o;
+}
 
 // Calibration activations of a stage (one replica's share): `nseq` sequences of `seq`
 // tokens, [nseq*seq, hidden].
