@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "coordinator/layer_cmd.h"
 #include "coordinator/quantize_job.h"
 #include "io/checkpoint.h"
 #include "kernels/check.h"
@@ -75,7 +76,8 @@ int cmd_inspect(const std::vector<std::string>& args, MPI_Comm comm) {
 std::string usage() {
   return "usage:\n"
          "  gptqd quantize CONFIG [--restart] [--threads N]   quantize a model (run under mpirun/srun)\n"
-         "  gptqd inspect FILE                                runs, settings, per-layer errors, completeness\n";
+         "  gptqd inspect FILE                                runs, settings, per-layer errors, completeness\n"
+         "  gptqd layer --in L --out R --bits B --group-size G [...]  GPTQ of one linear layer (layer --help)\n";
 }
 
 int run_cli(const std::vector<std::string>& args, MPI_Comm comm) {
@@ -89,6 +91,7 @@ int run_cli(const std::vector<std::string>& args, MPI_Comm comm) {
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   if (cmd == "quantize") return cmd_quantize(rest, comm);
   if (cmd == "inspect") return cmd_inspect(rest, comm);
+  if (cmd == "layer") return cmd_layer(rest, comm);
   return argument_error(comm, fmt::format("unknown command '{}'\n{}", cmd, usage()));
 }
 

@@ -5,6 +5,7 @@
 #include "worker/gptq.h"
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 #include "kernels/buffer.h"
@@ -82,6 +83,15 @@ double damped_inverse_factor(Backend& be, const std::vector<float>& h, int64_t n
 
 QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
                              const float* h, const GptqOptions& opt) {
+  auto mark = std::chrono::steady_clock::now();
+  // Seconds since the previous lap, with the backend's queued work included.
+  auto lap = [&]() {
+    be.synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - mark).count();
+    mark = now;
+    return s;
+  };
   gptq_detail::validate(opt, rows, cols);
   gptq_detail::check_finite(w, rows, cols, "weight", opt);
   gptq_detail::check_finite(h, cols, cols, "Hessian", opt);
@@ -132,10 +142,13 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   }
   be.to_device(wdev.data(), wh.data(), rows * cols);
 
+  out.seconds.prepare = lap();
+
   // 5. Damping and U = upper Cholesky factor of H^-1.
   Buffer hinv(be, cols * cols);
   out.damp_used = damped_inverse_factor(be, hh, cols, opt, hinv.data());
   hh = std::vector<float>();
+  out.seconds.factor = lap();
 
   // 6. The sweep, in blocks of `block` columns.
   ByteBuffer codes(be, rows * cols);
@@ -195,12 +208,15 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
               hinv.data() + i1 * cols + i2, cols, 1.0f, wdev.data() + i2, cols);
   }
 
+  out.seconds.sweep = lap();
+
   // 7. Results in original column order.
   out.scales = scales.to_host();
   out.zeros = zeros.to_host();
   out.g_idx = gptq_detail::make_g_idx(out.perm, gs, opt.act_order, static_groups);
   gptq_detail::assemble(out, codes.to_host());
   for (float l : loss.to_host()) out.loss += l;
+  out.seconds.finish = lap();
   return out;
 }
 
