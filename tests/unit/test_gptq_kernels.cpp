@@ -1,9 +1,13 @@
-// The CPU backend's optimized GPTQ pieces against their plain versions, bit
-// for bit: the row-tiled column sweep (gptq_block) against a one-row-at-a-time
-// fp32 loop of the GptqBlock contract, for row counts that do not fill a tile,
-// several groups, strides and thread counts.
+// The CPU backend's optimized GPTQ pieces against their plain versions: the
+// row-tiled column sweep (gptq_block) bit for bit against a one-row-at-a-time
+// fp32 loop of the GptqBlock contract (row counts that do not fill a tile,
+// several groups, strides, thread counts), and the factor of H^-1 (one
+// Cholesky of the reversed H and a triangular inverse) against its definition
+// for odd and even sizes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -130,6 +134,41 @@ TEST(GptqKernels, TiledSweepIsTheRowLoopBitForBit) {
       EXPECT_EQ(got.qw, want.qw);
       EXPECT_EQ(got.err, want.err);
       EXPECT_EQ(got.loss, want.loss);
+    }
+  }
+}
+
+// U upper with a positive diagonal and U^T U H = I, for sizes whose n^2 is odd
+// (the in-place reversal's middle element) and even, on 1 and 3 threads.
+TEST(GptqKernels, InverseFactorForAnySize) {
+  for (int64_t n : {1, 2, 7, 33, 64}) {
+    const auto x = test::random_vector((2 * n + 4) * n, 200 + static_cast<uint32_t>(n));
+    std::vector<double> hd(n * n, 0.0);
+    for (int64_t t = 0; t < 2 * n + 4; ++t)
+      for (int64_t i = 0; i < n; ++i)
+        for (int64_t j = 0; j < n; ++j) hd[i * n + j] += double(x[t * n + i]) * x[t * n + j];
+    std::vector<float> h(hd.begin(), hd.end());
+    for (int threads : {1, 3}) {
+      SCOPED_TRACE(::testing::Message() << "n " << n << ", " << threads << " threads");
+      CpuBackend be(threads);
+      std::vector<float> u = h;
+      ASSERT_TRUE(be.inverse_cholesky_upper(n, u.data()));
+      double worst = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        ASSERT_GT(u[i * n + i], 0.0f);
+        for (int64_t j = 0; j < i; ++j) ASSERT_EQ(u[i * n + j], 0.0f);
+        for (int64_t j = 0; j < n; ++j) {
+          double s = 0;  // (U^T U H)[i][j]
+          for (int64_t k = 0; k < n; ++k) {
+            double utu = 0;
+            for (int64_t p = 0; p <= std::min(i, k); ++p)
+              utu += double(u[p * n + i]) * u[p * n + k];
+            s += utu * h[k * n + j];
+          }
+          worst = std::max(worst, std::fabs(s - (i == j ? 1.0 : 0.0)));
+        }
+      }
+      EXPECT_LT(worst, 1e-3);
     }
   }
 }
