@@ -51,20 +51,24 @@ std::vector<float> permute_symmetric(const std::vector<float>& h, int64_t n,
 
 // Writes U (upper, H_damped^-1 = U^T U) into hinv and returns the damp_percent
 // that worked: H += damp_percent * mean(diag H) * I, retried with a doubled
-// damp_percent while the factorization fails (see GptqOptions).
-double damped_inverse_factor(Backend& be, const std::vector<float>& h, int64_t n,
-                             const GptqOptions& opt, float* hinv) {
+// damp_percent while the factorization fails (see GptqOptions). h's diagonal
+// is damped in place for the copy to the backend and restored after.
+double damped_inverse_factor(Backend& be, std::vector<float>& h, int64_t n, const GptqOptions& opt,
+                             float* hinv) {
+  std::vector<float> diag(static_cast<size_t>(n));
   double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
+  for (int64_t i = 0; i < n; ++i) {
+    diag[i] = h[i * n + i];
+    mean_diag += diag[i];
+  }
   mean_diag /= static_cast<double>(n);
 
-  std::vector<float> damped(h.size());
   double damp_percent = opt.damp_percent;
   for (int attempt = 0;; ++attempt) {
     const float damp = static_cast<float>(damp_percent * mean_diag);
-    damped = h;
-    for (int64_t i = 0; i < n; ++i) damped[i * n + i] += damp;
-    be.to_device(hinv, damped.data(), n * n);
+    for (int64_t i = 0; i < n; ++i) h[i * n + i] = diag[i] + damp;
+    be.to_device(hinv, h.data(), n * n);
+    for (int64_t i = 0; i < n; ++i) h[i * n + i] = diag[i];
     if (be.inverse_cholesky_upper(n, hinv)) return damp_percent;
     if (attempt == opt.max_damp_retries)
       throw Error(fmt::format(
@@ -94,7 +98,9 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   };
   gptq_detail::validate(opt, rows, cols);
   gptq_detail::check_finite(w, rows, cols, "weight", opt);
-  gptq_detail::check_finite(h, cols, cols, "Hessian", opt);
+  gptq_detail::check_finite(h, cols, cols, "Hessian", opt,
+                            ": the layer's calibration inputs hold NaN or Inf, or values whose "
+                            "squares overflow fp32");
   const QuantGrid grid = gptq_detail::quant_grid(opt);
   const int64_t gs = gptq_detail::effective_group_size(opt, cols);
   const int64_t block = std::min(opt.block_size, cols);
