@@ -19,6 +19,11 @@ namespace {
 
 using gptq_detail::label_of;
 
+// Columns the backend's sweep kernel takes at a time (see the sweep below):
+// small enough that most of a block's updates are GEMMs, large enough that
+// those GEMMs (inner dimension kSweepColumns) run near the machine's rate.
+constexpr int64_t kSweepColumns = 16;
+
 // perm[j] = the original column processed j-th: descending diag(H), ties by
 // index (torch.argsort is not stable; a fixed tie-break keeps results
 // independent of the sort implementation).
@@ -188,25 +193,37 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
         col_group[i] = static_cast<int32_t>(j / gs);
     }
 
-    GptqBlock blk;
-    blk.rows = rows;
-    blk.count = count;
-    blk.w = wdev.data() + i1;
-    blk.ldw = cols;
-    blk.hinv = hinv.data() + i1 * cols + i1;
-    blk.ldh = cols;
-    blk.scale = scales.data();
-    blk.zero = zeros.data();
-    blk.col_group = col_group.data();
-    blk.maxq = maxq;
-    blk.codes = codes.data() + i1;
-    blk.ldc = cols;
-    blk.qw = qblock.data();
-    blk.ldq = block;
-    blk.err = err.data();
-    blk.lde = block;
-    blk.loss = loss.data();
-    be.gptq_block(blk);
+    // The block in sub-blocks of kSweepColumns: the backend's column sweep
+    // (rank-1 updates, one column at a time) runs within a sub-block, and the
+    // rest of the block gets each sub-block's errors in one GEMM. The same
+    // arithmetic as the reference's rank-1 updates over the whole block,
+    // summed in another order, and most of the in-block work at GEMM speed.
+    for (int64_t j1 = i1; j1 < i2; j1 += kSweepColumns) {
+      const int64_t j2 = std::min(j1 + kSweepColumns, i2);
+      GptqBlock blk;
+      blk.rows = rows;
+      blk.count = j2 - j1;
+      blk.w = wdev.data() + j1;
+      blk.ldw = cols;
+      blk.hinv = hinv.data() + j1 * cols + j1;
+      blk.ldh = cols;
+      blk.scale = scales.data();
+      blk.zero = zeros.data();
+      blk.col_group = col_group.data() + (j1 - i1);
+      blk.maxq = maxq;
+      blk.codes = codes.data() + j1;
+      blk.ldc = cols;
+      blk.qw = qblock.data() + (j1 - i1);
+      blk.ldq = block;
+      blk.err = err.data() + (j1 - i1);
+      blk.lde = block;
+      blk.loss = loss.data();
+      be.gptq_block(blk);
+      // W[:, j2:i2] -= Err[:, j1:j2] Hinv[j1:j2, j2:i2]
+      if (j2 < i2)
+        be.gemm(false, false, rows, i2 - j2, j2 - j1, -1.0f, err.data() + (j1 - i1), block,
+                hinv.data() + j1 * cols + j2, cols, 1.0f, wdev.data() + j2, cols);
+    }
 
     // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
     if (i2 < cols)

@@ -74,7 +74,8 @@ void CpuBackend::xtx(int64_t n, int64_t d, const float* x, float alpha, float be
 // differs from the reference with an fp64 factorization on 0.04% of them; an
 // all-fp32 version differs on 0.6%, as the fp32 reference itself does
 // (docs/numerics.md). The fp64 Cholesky costs n^3/3 at the fp64 rate (half
-// the fp32 one on AVX2), a few percent of a layer at real calibration sizes.
+// the fp32 one on AVX2): at real calibration sizes (262,144 tokens) its extra
+// cost over fp32 is n / (3 tokens) of the Hessian's, 0.5% to 7% for BLOOM.
 //
 // Storage, all sequential passes: H is symmetric, so the row-major buffer
 // reversed (element k -> n^2 - 1 - k) is J H J in column-major order, which
