@@ -3,10 +3,13 @@
 #include <lapacke.h>
 
 #include <algorithm>
+#include <cstdlib>
+#include <memory>
 #include <vector>
 
 #include "kernels/check.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_memory.h"
 #include "kernels/cpu/cpu_parallel.h"
 
 namespace gptqd {
@@ -88,14 +91,16 @@ bool CpuBackend::inverse_cholesky_upper(int64_t n, float* h) {
   const int64_t nn = n * n;
   {
     // J H J = R^T R (column-major upper) in float64; R back to h.
-    std::vector<double> a(static_cast<size_t>(nn));
+    std::unique_ptr<double, decltype(&std::free)> a_mem(
+        static_cast<double*>(cpu::alloc_bytes(static_cast<size_t>(nn) * sizeof(double))),
+        &std::free);
+    double* a = a_mem.get();
     cpu::parallel_for(n, threads_, n, [&](int64_t r0, int64_t r1) {
-      for (int64_t k = r0 * n; k < r1 * n; ++k) a[static_cast<size_t>(k)] = h[nn - 1 - k];
+      for (int64_t k = r0 * n; k < r1 * n; ++k) a[k] = h[nn - 1 - k];
     });
-    if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', ln, a.data(), ln) != 0) return false;
+    if (LAPACKE_dpotrf_work(LAPACK_COL_MAJOR, 'U', ln, a, ln) != 0) return false;
     cpu::parallel_for(n, threads_, n, [&](int64_t r0, int64_t r1) {
-      for (int64_t k = r0 * n; k < r1 * n; ++k)
-        h[k] = static_cast<float>(a[static_cast<size_t>(k)]);
+      for (int64_t k = r0 * n; k < r1 * n; ++k) h[k] = static_cast<float>(a[k]);
     });
   }
   // R^-1 in place; its other triangle is stale input.
