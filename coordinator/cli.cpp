@@ -4,6 +4,7 @@
 
 #include "coordinator/eval_cmd.h"
 #include "coordinator/export_cmd.h"
+#include "coordinator/layer_cmd.h"
 #include "coordinator/plan_cmd.h"
 #include "coordinator/quantize_job.h"
 #include "io/checkpoint.h"
@@ -80,7 +81,8 @@ std::string usage() {
          "  gptqd quantize CONFIG [--restart] [--threads N]   quantize a model (run under mpirun/srun)\n"
          "  gptqd inspect FILE                                runs, settings, per-layer errors, completeness\n"
          "  gptqd eval CONFIG [--run NAME] [--threads N]      perplexity: original, RTN and GPTQ of each run\n"
-         "  gptqd plan CONFIG --ranks N [--gpu-mem 80GiB]     layout, memory and time per rank (no weights)\n" +
+         "  gptqd plan CONFIG --ranks N [--gpu-mem 80GiB]     layout, memory and time per rank (no weights)\n"
+         "  gptqd layer --in L --out R --bits B --group-size G [...]  GPTQ of one linear layer (layer --help)\n" +
          std::string(kExportUsage);
 }
 
@@ -98,6 +100,7 @@ int run_cli(const std::vector<std::string>& args, MPI_Comm comm) {
   if (cmd == "eval") return cmd_eval(rest, comm);
   if (cmd == "export") return cmd_export(rest, comm);
   if (cmd == "plan") return cmd_plan(rest, comm);
+  if (cmd == "layer") return cmd_layer(rest, comm);
   return argument_error(comm, fmt::format("unknown command '{}'\n{}", cmd, usage()));
 }
 

@@ -5,6 +5,7 @@
 #include "worker/gptq.h"
 
 #include <algorithm>
+#include <chrono>
 #include <numeric>
 
 #include "kernels/buffer.h"
@@ -17,6 +18,11 @@ namespace gptqd {
 namespace {
 
 using gptq_detail::label_of;
+
+// Columns the backend's sweep kernel takes at a time (see the sweep below):
+// small enough that most of a block's updates are GEMMs, large enough that
+// those GEMMs (inner dimension kSweepColumns) run near the machine's rate.
+constexpr int64_t kSweepColumns = 16;
 
 // perm[j] = the original column processed j-th: descending diag(H), ties by
 // index (torch.argsort is not stable; a fixed tie-break keeps results
@@ -50,20 +56,24 @@ std::vector<float> permute_symmetric(const std::vector<float>& h, int64_t n,
 
 // Writes U (upper, H_damped^-1 = U^T U) into hinv and returns the damp_percent
 // that worked: H += damp_percent * mean(diag H) * I, retried with a doubled
-// damp_percent while the factorization fails (see GptqOptions).
-double damped_inverse_factor(Backend& be, const std::vector<float>& h, int64_t n,
-                             const GptqOptions& opt, float* hinv) {
+// damp_percent while the factorization fails (see GptqOptions). h's diagonal
+// is damped in place for the copy to the backend and restored after.
+double damped_inverse_factor(Backend& be, std::vector<float>& h, int64_t n, const GptqOptions& opt,
+                             float* hinv) {
+  std::vector<float> diag(static_cast<size_t>(n));
   double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) mean_diag += h[i * n + i];
+  for (int64_t i = 0; i < n; ++i) {
+    diag[i] = h[i * n + i];
+    mean_diag += diag[i];
+  }
   mean_diag /= static_cast<double>(n);
 
-  std::vector<float> damped(h.size());
   double damp_percent = opt.damp_percent;
   for (int attempt = 0;; ++attempt) {
     const float damp = static_cast<float>(damp_percent * mean_diag);
-    damped = h;
-    for (int64_t i = 0; i < n; ++i) damped[i * n + i] += damp;
-    be.to_device(hinv, damped.data(), n * n);
+    for (int64_t i = 0; i < n; ++i) h[i * n + i] = diag[i] + damp;
+    be.to_device(hinv, h.data(), n * n);
+    for (int64_t i = 0; i < n; ++i) h[i * n + i] = diag[i];
     if (be.inverse_cholesky_upper(n, hinv)) return damp_percent;
     if (attempt == opt.max_damp_retries)
       throw Error(fmt::format(
@@ -82,9 +92,20 @@ double damped_inverse_factor(Backend& be, const std::vector<float>& h, int64_t n
 
 QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
                              const float* h, const GptqOptions& opt) {
+  auto mark = std::chrono::steady_clock::now();
+  // Seconds since the previous lap, with the backend's queued work included.
+  auto lap = [&]() {
+    be.synchronize();
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - mark).count();
+    mark = now;
+    return s;
+  };
   gptq_detail::validate(opt, rows, cols);
   gptq_detail::check_finite(w, rows, cols, "weight", opt);
-  gptq_detail::check_finite(h, cols, cols, "Hessian", opt);
+  gptq_detail::check_finite(h, cols, cols, "Hessian", opt,
+                            ": the layer's calibration inputs hold NaN or Inf, or values whose "
+                            "squares overflow fp32");
   const QuantGrid grid = gptq_detail::quant_grid(opt);
   const int64_t gs = gptq_detail::effective_group_size(opt, cols);
   const int64_t block = std::min(opt.block_size, cols);
@@ -132,10 +153,13 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   }
   be.to_device(wdev.data(), wh.data(), rows * cols);
 
+  out.seconds.prepare = lap();
+
   // 5. Damping and U = upper Cholesky factor of H^-1.
   Buffer hinv(be, cols * cols);
   out.damp_used = damped_inverse_factor(be, hh, cols, opt, hinv.data());
   hh = std::vector<float>();
+  out.seconds.factor = lap();
 
   // 6. The sweep, in blocks of `block` columns.
   ByteBuffer codes(be, rows * cols);
@@ -169,25 +193,37 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
         col_group[i] = static_cast<int32_t>(j / gs);
     }
 
-    GptqBlock blk;
-    blk.rows = rows;
-    blk.count = count;
-    blk.w = wdev.data() + i1;
-    blk.ldw = cols;
-    blk.hinv = hinv.data() + i1 * cols + i1;
-    blk.ldh = cols;
-    blk.scale = scales.data();
-    blk.zero = zeros.data();
-    blk.col_group = col_group.data();
-    blk.maxq = maxq;
-    blk.codes = codes.data() + i1;
-    blk.ldc = cols;
-    blk.qw = qblock.data();
-    blk.ldq = block;
-    blk.err = err.data();
-    blk.lde = block;
-    blk.loss = loss.data();
-    be.gptq_block(blk);
+    // The block in sub-blocks of kSweepColumns: the backend's column sweep
+    // (rank-1 updates, one column at a time) runs within a sub-block, and the
+    // rest of the block gets each sub-block's errors in one GEMM. The same
+    // arithmetic as the reference's rank-1 updates over the whole block,
+    // summed in another order, and most of the in-block work at GEMM speed.
+    for (int64_t j1 = i1; j1 < i2; j1 += kSweepColumns) {
+      const int64_t j2 = std::min(j1 + kSweepColumns, i2);
+      GptqBlock blk;
+      blk.rows = rows;
+      blk.count = j2 - j1;
+      blk.w = wdev.data() + j1;
+      blk.ldw = cols;
+      blk.hinv = hinv.data() + j1 * cols + j1;
+      blk.ldh = cols;
+      blk.scale = scales.data();
+      blk.zero = zeros.data();
+      blk.col_group = col_group.data() + (j1 - i1);
+      blk.maxq = maxq;
+      blk.codes = codes.data() + j1;
+      blk.ldc = cols;
+      blk.qw = qblock.data() + (j1 - i1);
+      blk.ldq = block;
+      blk.err = err.data() + (j1 - i1);
+      blk.lde = block;
+      blk.loss = loss.data();
+      be.gptq_block(blk);
+      // W[:, j2:i2] -= Err[:, j1:j2] Hinv[j1:j2, j2:i2]
+      if (j2 < i2)
+        be.gemm(false, false, rows, i2 - j2, j2 - j1, -1.0f, err.data() + (j1 - i1), block,
+                hinv.data() + j1 * cols + j2, cols, 1.0f, wdev.data() + j2, cols);
+    }
 
     // W[:, i2:] -= Err1 Hinv[i1:i2, i2:]
     if (i2 < cols)
@@ -195,12 +231,15 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
               hinv.data() + i1 * cols + i2, cols, 1.0f, wdev.data() + i2, cols);
   }
 
+  out.seconds.sweep = lap();
+
   // 7. Results in original column order.
   out.scales = scales.to_host();
   out.zeros = zeros.to_host();
   out.g_idx = gptq_detail::make_g_idx(out.perm, gs, opt.act_order, static_groups);
   gptq_detail::assemble(out, codes.to_host());
   for (float l : loss.to_host()) out.loss += l;
+  out.seconds.finish = lap();
   return out;
 }
 

@@ -39,6 +39,14 @@ struct GptqOptions {
 // damp_percent of the first retry when the configured one is 0.
 constexpr double kFirstRetryDamp = 0.01;
 
+// Wall-clock seconds of gptq_quantize's phases (the backend synchronized at
+// each boundary): checks, dead columns, permutation and static params; damping
+// and the factorization (retries included); the column sweep with its
+// trailing updates; the result in original column order.
+struct GptqSeconds {
+  double prepare = 0, factor = 0, sweep = 0, finish = 0;
+};
+
 struct QuantizedLayer {
   int64_t rows = 0, cols = 0, groups = 0;
   // [rows, cols], ORIGINAL column order.
@@ -55,6 +63,7 @@ struct QuantizedLayer {
   std::vector<float> dequant;
   double loss = 0;       // sum over all rows and columns of (w - q)^2 / U_jj^2 / 2
   double damp_used = 0;  // final damp_percent after retries
+  GptqSeconds seconds;   // gptq_quantize only (zero from rtn_quantize)
 };
 
 // GPTQ of W (host [rows, cols] row-major) with H (host [cols, cols] as
@@ -84,5 +93,12 @@ QuantizedLayer rtn_quantize(Backend& be, const float* w, int64_t rows, int64_t c
 // with one backend gemm and a double-precision sum.
 double output_error(Backend& be, const float* w, const float* q, int64_t rows, int64_t cols,
                     const float* h);
+
+// The same quantity from the inputs themselves, for H = (2 / samples) X^T X:
+// (2 / samples) ||(W - Q) X^T||_F^2, with X host [tokens, cols]. Costs
+// 2 rows cols tokens flops instead of 2 rows cols^2: the cheaper one when
+// tokens < cols. samples >= 1.
+double output_error_from_inputs(Backend& be, const float* w, const float* q, int64_t rows,
+                                int64_t cols, const float* x, int64_t tokens, int64_t samples);
 
 }  // namespace gptqd

@@ -26,12 +26,12 @@ void validate(const GptqOptions& opt, int64_t rows, int64_t cols) {
 }
 
 void check_finite(const float* x, int64_t rows, int64_t cols, const char* what,
-                  const GptqOptions& opt) {
+                  const GptqOptions& opt, const char* why) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t c = 0; c < cols; ++c)
       if (!std::isfinite(x[r * cols + c]))
-        throw Error(fmt::format("{}: {} has a non-finite value {} at [{}, {}]", label_of(opt), what,
-                                x[r * cols + c], r, c));
+        throw Error(fmt::format("{}: {} has a non-finite value {} at [{}, {}]{}", label_of(opt),
+                                what, x[r * cols + c], r, c, why));
 }
 
 QuantGrid quant_grid(const GptqOptions& opt) {

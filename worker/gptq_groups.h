@@ -19,9 +19,10 @@ std::string label_of(const GptqOptions& opt);
 void validate(const GptqOptions& opt, int64_t rows, int64_t cols);
 
 // Throws gptqd::Error naming the label and the first non-finite element of the
-// host matrix x [rows, cols] (`what`: "weight", "Hessian").
+// host matrix x [rows, cols] (`what`: "weight", "Hessian"), then `why` (may be
+// empty): what the user should look at.
 void check_finite(const float* x, int64_t rows, int64_t cols, const char* what,
-                  const GptqOptions& opt);
+                  const GptqOptions& opt, const char* why = "");
 
 QuantGrid quant_grid(const GptqOptions& opt);
 

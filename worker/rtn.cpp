@@ -55,4 +55,22 @@ double output_error(Backend& be, const float* w, const float* q, int64_t rows, i
   return total;
 }
 
+double output_error_from_inputs(Backend& be, const float* w, const float* q, int64_t rows,
+                                int64_t cols, const float* x, int64_t tokens, int64_t samples) {
+  GPTQD_CHECK(rows >= 0 && cols >= 0 && tokens >= 0 && samples >= 1,
+              "output_error_from_inputs of a [{}, {}] matrix, {} tokens, {} samples", rows, cols,
+              tokens, samples);
+  if (rows == 0 || cols == 0 || tokens == 0) return 0.0;
+  std::vector<float> diff(static_cast<size_t>(rows * cols));
+  for (size_t i = 0; i < diff.size(); ++i) diff[i] = w[i] - q[i];
+  Buffer d(be, diff), xd(be, tokens * cols), e(be, rows * tokens);
+  be.to_device(xd.data(), x, tokens * cols);
+  // E = D X^T [rows, tokens]
+  be.gemm(false, true, rows, tokens, cols, 1.0f, d.data(), cols, xd.data(), cols, 0.0f, e.data(),
+          tokens);
+  double total = 0;
+  for (float v : e.to_host()) total += static_cast<double>(v) * v;
+  return 2.0 * total / static_cast<double>(samples);
+}
+
 }  // namespace gptqd

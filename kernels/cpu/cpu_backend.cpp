@@ -10,21 +10,17 @@
 #include <thread>
 
 #include "kernels/check.h"
+#include "kernels/cpu/cpu_memory.h"
 
 namespace gptqd {
 namespace {
-
-// 64-byte alignment: a cache line and an AVX-512 vector.
-constexpr size_t kAlignment = 64;
 
 void* aligned_zeroed(int64_t count, size_t elem) {
   GPTQD_CHECK(count >= 0, "cpu alloc of a negative count {}", count);
   if (count == 0) return nullptr;
   const size_t bytes = static_cast<size_t>(count) * elem;
-  const size_t rounded = (bytes + kAlignment - 1) / kAlignment * kAlignment;
-  void* p = std::aligned_alloc(kAlignment, rounded);
-  GPTQD_CHECK(p != nullptr, "cpu alloc of {} bytes failed", rounded);
-  std::memset(p, 0, rounded);
+  void* p = cpu::alloc_bytes(bytes);
+  std::memset(p, 0, bytes);
   return p;
 }
 
