@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The real job end to end: 2 MPI ranks (2 pipeline stages) quantize a small random BLOOM
+# The real job end to end: 2 MPI ranks (the plan picks stages x replicas) quantize a small random BLOOM
 # into one HDF5 checkpoint; h5dump and h5py read it; every layer's GPTQ error is below
 # RTN's; inspect reports it complete; a rerun resumes every block and changes nothing.
 source "$(dirname "$0")/lib.bash"
