@@ -1,8 +1,8 @@
 #include "coordinator/calibration_input.h"
 
-#include <filesystem>
 #include <climits>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 
@@ -21,9 +21,11 @@ std::vector<int32_t> tokens_from_file(const JobConfig& job) {
   const TensorInfo* t = f.find("tokens");
   GPTQD_INPUT_CHECK(t != nullptr, "{}: no tensor named 'tokens'", c.tokens);
   GPTQD_INPUT_CHECK(t->dtype == DType::I32 || t->dtype == DType::I64,
-                    "{}: tensor 'tokens' must be I32 or I64, not {}", c.tokens, dtype_name(t->dtype));
+                    "{}: tensor 'tokens' must be I32 or I64, not {}", c.tokens,
+                    dtype_name(t->dtype));
   GPTQD_INPUT_CHECK(t->shape.size() == 1 || t->shape.size() == 2,
-                    "{}: tensor 'tokens' must be 1-D or 2-D, it has {} dimensions", c.tokens, t->shape.size());
+                    "{}: tensor 'tokens' must be 1-D or 2-D, it has {} dimensions", c.tokens,
+                    t->shape.size());
   std::vector<int32_t> ids(static_cast<size_t>(t->numel()));
   const uint8_t* p = f.data(*t);
   for (size_t i = 0; i < ids.size(); ++i) {
@@ -34,16 +36,17 @@ std::vector<int32_t> tokens_from_file(const JobConfig& job) {
     } else {
       int64_t v;
       memcpy(&v, p + 8 * i, 8);
-      GPTQD_INPUT_CHECK(v >= INT32_MIN && v <= INT32_MAX, "{}: token {} at {} does not fit int32", c.tokens, v, i);
+      GPTQD_INPUT_CHECK(v >= INT32_MIN && v <= INT32_MAX, "{}: token {} at {} does not fit int32",
+                        c.tokens, v, i);
       ids[i] = static_cast<int32_t>(v);
     }
   }
   if (t->shape.size() == 1) return draw_calibration_windows(ids, c.nsamples, c.seqlen, c.seed);
   const int64_t rows = t->shape[0], cols = t->shape[1];
-  GPTQD_INPUT_CHECK(cols == c.seqlen, "{}: tokens have {} columns but calibration.seqlen is {}", c.tokens, cols,
-                    c.seqlen);
-  GPTQD_INPUT_CHECK(rows >= c.nsamples, "{}: {} token rows but calibration.nsamples is {}", c.tokens, rows,
-                    c.nsamples);
+  GPTQD_INPUT_CHECK(cols == c.seqlen, "{}: tokens have {} columns but calibration.seqlen is {}",
+                    c.tokens, cols, c.seqlen);
+  GPTQD_INPUT_CHECK(rows >= c.nsamples, "{}: {} token rows but calibration.nsamples is {}",
+                    c.tokens, rows, c.nsamples);
   ids.resize(static_cast<size_t>(c.nsamples * c.seqlen));
   return ids;
 }
@@ -67,8 +70,8 @@ std::vector<int32_t> load_calibration_tokens(const JobConfig& job) {
   const Tokenizer tok = Tokenizer::load(tok_path);
   const std::string text = read_text_file(c.text, "calibration.text");
   const std::vector<int32_t> ids = tok.encode(text);
-  GPTQD_LOG_INFO("calibration: {} tokens from {}, {} windows of {} (seed {})", ids.size(), c.text, c.nsamples,
-                 c.seqlen, c.seed);
+  GPTQD_LOG_INFO("calibration: {} tokens from {}, {} windows of {} (seed {})", ids.size(), c.text,
+                 c.nsamples, c.seqlen, c.seed);
   return draw_calibration_windows(ids, c.nsamples, c.seqlen, c.seed);
 }
 

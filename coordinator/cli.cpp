@@ -45,7 +45,8 @@ QuantizeOptions parse_quantize(const std::vector<std::string>& args) {
     } else if (!a.empty() && a[0] == '-') {
       throw InputError(fmt::format("quantize: unknown option '{}'\n{}", a, usage()));
     } else {
-      GPTQD_INPUT_CHECK(opt.config_path.empty(), "quantize takes one CONFIG, got '{}' and '{}'", opt.config_path, a);
+      GPTQD_INPUT_CHECK(opt.config_path.empty(), "quantize takes one CONFIG, got '{}' and '{}'",
+                        opt.config_path, a);
       opt.config_path = a;
     }
   }
@@ -78,11 +79,16 @@ int cmd_inspect(const std::vector<std::string>& args, MPI_Comm comm) {
 
 std::string usage() {
   return "usage:\n"
-         "  gptqd quantize CONFIG [--restart] [--threads N]   quantize a model (run under mpirun/srun)\n"
-         "  gptqd inspect FILE                                runs, settings, per-layer errors, completeness\n"
-         "  gptqd eval CONFIG [--run NAME] [--threads N]      perplexity: original, RTN and GPTQ of each run\n"
-         "  gptqd plan CONFIG --ranks N [--gpu-mem 80GiB]     layout, memory and time per rank (no weights)\n"
-         "  gptqd layer --in L --out R --bits B --group-size G [...]  GPTQ of one linear layer (layer --help)\n" +
+         "  gptqd quantize CONFIG [--restart] [--threads N]   quantize a model (run under "
+         "mpirun/srun)\n"
+         "  gptqd inspect FILE                                runs, settings, per-layer errors, "
+         "completeness\n"
+         "  gptqd eval CONFIG [--run NAME] [--threads N]      perplexity: original, RTN and GPTQ "
+         "of each run\n"
+         "  gptqd plan CONFIG --ranks N [--gpu-mem 80GiB]     layout, memory and time per rank (no "
+         "weights)\n"
+         "  gptqd layer --in L --out R --bits B --group-size G [...]  GPTQ of one linear layer "
+         "(layer --help)\n" +
          std::string(kExportUsage);
 }
 

@@ -262,7 +262,8 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   // 3. The variants, one at a time.
   std::unique_ptr<Execution> exec;
   if (!collective_try(comm, [&] {
-        exec = std::make_unique<Execution>(s.job.parallel.device, threads_per_rank(opt.threads, comm), comm);
+        exec = std::make_unique<Execution>(s.job.parallel.device,
+                                           threads_per_rank(opt.threads, comm), comm);
       })) {
     return 1;
   }
@@ -280,7 +281,8 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
         const std::string label =
             fmt::format("RTN {} block {} {}", r.name, block, block_linears()[i].module);
         set_linear_weights(
-            b, lw, rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, gptq_options(r, label)).dequant);
+            b, lw,
+            rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, gptq_options(r, label)).dequant);
       }
     };
     if (!evaluate(comm, b, s, windows, nwin, fmt::format("[{}] RTN", r.name), rtn_hook,

@@ -40,7 +40,8 @@ Execution::~Execution() = default;
 
 int threads_per_rank(int requested, MPI_Comm comm) {
   if (requested > 0) return requested;
-  return std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / local_rank_count(comm));
+  return std::max(1,
+                  static_cast<int>(std::thread::hardware_concurrency()) / local_rank_count(comm));
 }
 
 }  // namespace gptqd

@@ -32,12 +32,13 @@ int cmd_export(const std::vector<std::string>& args, MPI_Comm comm) {
     } else if (!a.empty() && a[0] == '-') {
       throw InputError(fmt::format("export: unknown option '{}'\nusage:\n{}", a, kExportUsage));
     } else {
-      GPTQD_INPUT_CHECK(opt.checkpoint.empty(), "export takes one FILE, got '{}' and '{}'", opt.checkpoint, a);
+      GPTQD_INPUT_CHECK(opt.checkpoint.empty(), "export takes one FILE, got '{}' and '{}'",
+                        opt.checkpoint, a);
       opt.checkpoint = a;
     }
   }
-  GPTQD_INPUT_CHECK(!opt.checkpoint.empty() && !opt.out_dir.empty(), "export needs FILE and --out DIR\nusage:\n{}",
-                    kExportUsage);
+  GPTQD_INPUT_CHECK(!opt.checkpoint.empty() && !opt.out_dir.empty(),
+                    "export needs FILE and --out DIR\nusage:\n{}", kExportUsage);
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   if (rank != 0) return 0;  // one writer; the work is serial I/O

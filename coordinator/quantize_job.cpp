@@ -192,7 +192,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   // 4. This rank's stage.
   std::unique_ptr<Execution> exec;
   if (!collective_try(comm, [&] {
-        exec = std::make_unique<Execution>(job.parallel.device, threads_per_rank(opt.threads, comm), comm);
+        exec = std::make_unique<Execution>(job.parallel.device, threads_per_rank(opt.threads, comm),
+                                           comm);
       })) {
     return 1;
   }

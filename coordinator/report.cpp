@@ -1,10 +1,10 @@
 #include "coordinator/report.h"
 
+#include <spdlog/fmt/fmt.h>
+
 #include <algorithm>
 #include <cstring>
 #include <type_traits>
-
-#include <spdlog/fmt/fmt.h>
 
 #include "io/bloom_names.h"
 
@@ -12,7 +12,8 @@ namespace gptqd {
 
 static_assert(std::is_trivially_copyable<LayerReport>::value, "LayerReport travels as bytes");
 
-std::vector<LayerReport> gather_reports(MPI_Comm comm, int root, const std::vector<LayerReport>& mine) {
+std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
+                                        const std::vector<LayerReport>& mine) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
@@ -25,7 +26,8 @@ std::vector<LayerReport> gather_reports(MPI_Comm comm, int root, const std::vect
     total += counts[i];
   }
   std::vector<LayerReport> all(rank == root ? total / sizeof(LayerReport) : 0);
-  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE, root, comm);
+  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
+              root, comm);
   std::sort(all.begin(), all.end(), [](const LayerReport& a, const LayerReport& b) {
     return std::tie(a.run, a.block, a.layer) < std::tie(b.run, b.block, b.layer);
   });
@@ -36,31 +38,36 @@ std::string format_report(const JobConfig& job, const std::vector<LayerReport>& 
   std::string out;
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
-    out += fmt::format("\nrun {}: {}-bit, group {}, {}{}{}{}{}\n", q.name, q.bits, q.group_size,
-                       q.sym ? "sym" : "asym", q.act_order ? ", act_order" : "",
-                       q.static_groups ? ", static_groups" : "",
-                       q.true_sequential ? ", true_sequential" : "", q.mse_clip ? ", mse_clip" : "");
-    out += fmt::format("{:>5}  {:<32} {:>11}  {:>11} {:>11} {:>8}  {:>7} {:>8}\n", "block", "layer", "shape",
-                       "GPTQ err", "RTN err", "GPTQ/RTN", "damp", "time");
+    out +=
+        fmt::format("\nrun {}: {}-bit, group {}, {}{}{}{}{}\n", q.name, q.bits, q.group_size,
+                    q.sym ? "sym" : "asym", q.act_order ? ", act_order" : "",
+                    q.static_groups ? ", static_groups" : "",
+                    q.true_sequential ? ", true_sequential" : "", q.mse_clip ? ", mse_clip" : "");
+    out += fmt::format("{:>5}  {:<32} {:>11}  {:>11} {:>11} {:>8}  {:>7} {:>8}\n", "block", "layer",
+                       "shape", "GPTQ err", "RTN err", "GPTQ/RTN", "damp", "time");
     double gptq = 0, rtn = 0, secs = 0;
     int resumed = 0;
     for (const LayerReport& row : rows) {
       if (row.run != static_cast<int32_t>(r)) continue;
       const LayerStats& s = row.stats;
       const double ratio = s.rtn_err > 0 ? s.gptq_err / s.rtn_err : 0.0;
-      out += fmt::format("{:>5}  {:<32} {:>11}  {:>11.4e} {:>11.4e} {:>8.3f}  {:>7.4f} {:>7.2f}s{}\n", row.block,
-                         block_linears()[row.layer].module, fmt::format("{}x{}", row.rows, row.cols), s.gptq_err,
-                         s.rtn_err, ratio, s.damp, s.seconds, row.resumed ? " (resumed)" : "");
+      out += fmt::format(
+          "{:>5}  {:<32} {:>11}  {:>11.4e} {:>11.4e} {:>8.3f}  {:>7.4f} {:>7.2f}s{}\n", row.block,
+          block_linears()[row.layer].module, fmt::format("{}x{}", row.rows, row.cols), s.gptq_err,
+          s.rtn_err, ratio, s.damp, s.seconds, row.resumed ? " (resumed)" : "");
       gptq += s.gptq_err;
       rtn += s.rtn_err;
       secs += s.seconds;
       resumed += row.resumed;
     }
-    out += fmt::format("total: GPTQ err {:.4e}, RTN err {:.4e} (GPTQ/RTN {:.3f}), GPTQ time {:.2f} s{}\n", gptq,
-                       rtn, rtn > 0 ? gptq / rtn : 0.0, secs,
-                       resumed ? fmt::format(", {} layers resumed from the checkpoint", resumed) : "");
+    out += fmt::format(
+        "total: GPTQ err {:.4e}, RTN err {:.4e} (GPTQ/RTN {:.3f}), GPTQ time {:.2f} s{}\n", gptq,
+        rtn, rtn > 0 ? gptq / rtn : 0.0, secs,
+        resumed ? fmt::format(", {} layers resumed from the checkpoint", resumed) : "");
   }
-  out += "\nerr = tr((W-Q) H (W-Q)^T) = (2/nsamples) * sum over calibration tokens x of ||W x - Q x||^2\n";
+  out +=
+      "\nerr = tr((W-Q) H (W-Q)^T) = (2/nsamples) * sum over calibration tokens x of ||W x - Q "
+      "x||^2\n";
   return out;
 }
 

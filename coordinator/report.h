@@ -10,7 +10,8 @@
 namespace gptqd {
 
 // Rows of every rank, gathered on `root` (empty elsewhere), sorted by run, block, layer.
-std::vector<LayerReport> gather_reports(MPI_Comm comm, int root, const std::vector<LayerReport>& mine);
+std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
+                                        const std::vector<LayerReport>& mine);
 
 // One table per run: shape, GPTQ and RTN output error, their ratio, damping, time.
 std::string format_report(const JobConfig& job, const std::vector<LayerReport>& rows);

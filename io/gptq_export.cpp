@@ -19,9 +19,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-const CkptRunSpec& find_run(const CkptLayout& layout, const std::string& name, const std::string& path) {
+const CkptRunSpec& find_run(const CkptLayout& layout, const std::string& name,
+                            const std::string& path) {
   if (name.empty()) {
-    GPTQD_INPUT_CHECK(layout.runs.size() == 1, "{} holds {} runs: name one with --run", path, layout.runs.size());
+    GPTQD_INPUT_CHECK(layout.runs.size() == 1, "{} holds {} runs: name one with --run", path,
+                      layout.runs.size());
     return layout.runs[0];
   }
   for (const CkptRunSpec& r : layout.runs) {
@@ -82,14 +84,17 @@ std::string export_gptq(const ExportOptions& opt) {
   for (int64_t b = 0; b < layout.n_blocks; ++b) {
     if (!done[b]) missing.push_back(b);
   }
-  GPTQD_INPUT_CHECK(missing.empty(), "{}: run {} is incomplete, blocks missing: {} (rerun the job to finish it)",
+  GPTQD_INPUT_CHECK(missing.empty(),
+                    "{}: run {} is incomplete, blocks missing: {} (rerun the job to finish it)",
                     opt.checkpoint, run.name, format_block_list(missing));
   const std::string model_dir =
-      opt.model_dir.empty() ? parse_job_config(layout.job_config_yaml, opt.checkpoint + " (job_config)").model_path
-                            : opt.model_dir;
+      opt.model_dir.empty()
+          ? parse_job_config(layout.job_config_yaml, opt.checkpoint + " (job_config)").model_path
+          : opt.model_dir;
   const HfModel model = HfModel::open(model_dir);
-  GPTQD_INPUT_CHECK(model.config().n_layer == layout.n_blocks, "{} has {} blocks but the checkpoint has {}",
-                    model_dir, model.config().n_layer, layout.n_blocks);
+  GPTQD_INPUT_CHECK(model.config().n_layer == layout.n_blocks,
+                    "{} has {} blocks but the checkpoint has {}", model_dir, model.config().n_layer,
+                    layout.n_blocks);
 
   // The original tensors that stay as they are (everything but the linear weights/biases).
   std::map<std::string, std::string> quantized;  // canonical weight name -> module
@@ -119,7 +124,8 @@ std::string export_gptq(const ExportOptions& opt) {
       const CkptLayerShape& shape = layout.layers[li];
       const LayerData d = ck.read_layer(run.name, b, ln.module);
       const int64_t groups = run.groups(shape.cols);
-      const std::string base = std::string(kTransformerPrefix) + "h." + std::to_string(b) + "." + ln.module + ".";
+      const std::string base =
+          std::string(kTransformerPrefix) + "h." + std::to_string(b) + "." + ln.module + ".";
       try {
         out.add(base + "qweight", DType::I32, {shape.cols * run.bits / 32, shape.rows},
                 pack_qweight(d.codes, shape.rows, shape.cols, run.bits));
@@ -143,9 +149,10 @@ std::string export_gptq(const ExportOptions& opt) {
   write_json(dir / "config.json", config);
   write_json(dir / "quantize_config.json", quantize_config(run));
   const fs::path tok = fs::path(model_dir) / "tokenizer.json";
-  if (fs::exists(tok)) fs::copy_file(tok, dir / "tokenizer.json", fs::copy_options::overwrite_existing);
-  return fmt::format("exported run {} ({}-bit, group {}) of {} to {}: {} tensors", run.name, run.bits,
-                     run.group_size, opt.checkpoint, opt.out_dir, out.tensors.size());
+  if (fs::exists(tok))
+    fs::copy_file(tok, dir / "tokenizer.json", fs::copy_options::overwrite_existing);
+  return fmt::format("exported run {} ({}-bit, group {}) of {} to {}: {} tensors", run.name,
+                     run.bits, run.group_size, opt.checkpoint, opt.out_dir, out.tensors.size());
 }
 
 }  // namespace gptqd

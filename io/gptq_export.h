@@ -11,7 +11,8 @@ struct ExportOptions {
   std::string checkpoint;  // the HDF5 checkpoint
   std::string run;         // run name; may be empty when the checkpoint has exactly one
   std::string out_dir;     // created; existing files of the same names are replaced
-  std::string model_dir;   // the original model; empty = model.path of the job stored in the checkpoint
+  std::string
+      model_dir;  // the original model; empty = model.path of the job stored in the checkpoint
 };
 
 // Writes out_dir/{model.safetensors, config.json (+ quantization_config),

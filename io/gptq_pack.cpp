@@ -35,10 +35,13 @@ void check_bits(int bits) {
 
 }  // namespace
 
-std::vector<int32_t> pack_qweight(const std::vector<uint8_t>& codes, int64_t out, int64_t in, int bits) {
+std::vector<int32_t> pack_qweight(const std::vector<uint8_t>& codes, int64_t out, int64_t in,
+                                  int bits) {
   check_bits(bits);
-  GPTQD_INPUT_CHECK(in % 32 == 0, "GPTQ packing needs the input dimension to be a multiple of 32, got {}", in);
-  GPTQD_CHECK(static_cast<int64_t>(codes.size()) == out * in, "codes size {} != {}x{}", codes.size(), out, in);
+  GPTQD_INPUT_CHECK(in % 32 == 0,
+                    "GPTQ packing needs the input dimension to be a multiple of 32, got {}", in);
+  GPTQD_CHECK(static_cast<int64_t>(codes.size()) == out * in, "codes size {} != {}x{}",
+              codes.size(), out, in);
   const int64_t prow = in * bits / 32;
   std::vector<uint32_t> packed(static_cast<size_t>(prow * out), 0u);
   // Column c of qweight is the bit stream of output row c's codes along the input.
@@ -51,16 +54,19 @@ std::vector<int32_t> pack_qweight(const std::vector<uint8_t>& codes, int64_t out
   return std::vector<int32_t>(packed.begin(), packed.end());
 }
 
-std::vector<int32_t> pack_qzeros(const std::vector<float>& zeros, int64_t groups, int64_t out, int bits) {
+std::vector<int32_t> pack_qzeros(const std::vector<float>& zeros, int64_t groups, int64_t out,
+                                 int bits) {
   check_bits(bits);
-  GPTQD_INPUT_CHECK(out % 32 == 0, "GPTQ packing needs the output dimension to be a multiple of 32, got {}", out);
+  GPTQD_INPUT_CHECK(out % 32 == 0,
+                    "GPTQ packing needs the output dimension to be a multiple of 32, got {}", out);
   const int64_t pcol = out * bits / 32;
   const uint32_t mask = (1u << bits) - 1;
   std::vector<uint32_t> packed(static_cast<size_t>(groups * pcol), 0u);
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t o = 0; o < out; ++o) {
       const float z = zeros[g * out + o];
-      GPTQD_CHECK(z == std::floor(z) && z >= 0 && z <= mask + 1, "zero {} is not a {}-bit integer", z, bits);
+      GPTQD_CHECK(z == std::floor(z) && z >= 0 && z <= mask + 1, "zero {} is not a {}-bit integer",
+                  z, bits);
       const uint32_t v = static_cast<uint32_t>(static_cast<int64_t>(z) - 1) & mask;  // v1: zero - 1
       put(packed.data() + g * pcol, o, bits, v);
     }
@@ -68,8 +74,8 @@ std::vector<int32_t> pack_qzeros(const std::vector<float>& zeros, int64_t groups
   return std::vector<int32_t>(packed.begin(), packed.end());
 }
 
-int unpack_code(const std::vector<int32_t>& packed, int64_t rows, int64_t cols, bool along_rows, int bits,
-                int64_t r, int64_t c) {
+int unpack_code(const std::vector<int32_t>& packed, int64_t rows, int64_t cols, bool along_rows,
+                int bits, int64_t r, int64_t c) {
   const auto* words = reinterpret_cast<const uint32_t*>(packed.data());
   if (along_rows) {
     // qweight: column c holds a bit stream over r; word p of it is packed[p * cols + c].

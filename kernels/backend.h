@@ -20,10 +20,10 @@ namespace gptqd {
 
 // Quantizer settings that the per-group parameter search needs (DESIGN.md §4).
 struct QuantGrid {
-  int bits = 4;          // 2, 3, 4 or 8
-  bool sym = false;      // symmetric: zero = (maxq + 1) / 2
-  bool mse_clip = false; // grid-search a shrink of the range minimising |w - q|^norm
-  float mse_norm = 2.4f; // the reference's defaults
+  int bits = 4;           // 2, 3, 4 or 8
+  bool sym = false;       // symmetric: zero = (maxq + 1) / 2
+  bool mse_clip = false;  // grid-search a shrink of the range minimising |w - q|^norm
+  float mse_norm = 2.4f;  // the reference's defaults
   int mse_grid = 100;
   float mse_maxshrink = 0.8f;
 };
@@ -41,22 +41,22 @@ struct QuantGrid {
 // is a separate gemm by the caller.
 struct GptqBlock {
   int64_t rows = 0;
-  int64_t count = 0;             // columns in this block (<= block_size)
-  float* w = nullptr;            // W[:, block]; updated in place
+  int64_t count = 0;   // columns in this block (<= block_size)
+  float* w = nullptr;  // W[:, block]; updated in place
   int64_t ldw = 0;
-  const float* hinv = nullptr;   // the count x count diagonal block of the upper factor
+  const float* hinv = nullptr;  // the count x count diagonal block of the upper factor
   int64_t ldh = 0;
-  const float* scale = nullptr;  // [ngroups, rows]
-  const float* zero = nullptr;   // [ngroups, rows]
+  const float* scale = nullptr;        // [ngroups, rows]
+  const float* zero = nullptr;         // [ngroups, rows]
   const int32_t* col_group = nullptr;  // [count], host memory: group of each column
   int maxq = 15;
-  uint8_t* codes = nullptr;      // [rows, ldc]
+  uint8_t* codes = nullptr;  // [rows, ldc]
   int64_t ldc = 0;
-  float* qw = nullptr;           // dequantized weights [rows, ldq]
+  float* qw = nullptr;  // dequantized weights [rows, ldq]
   int64_t ldq = 0;
-  float* err = nullptr;          // [rows, lde]
+  float* err = nullptr;  // [rows, lde]
   int64_t lde = 0;
-  float* loss = nullptr;         // [rows], accumulated (+=)
+  float* loss = nullptr;  // [rows], accumulated (+=)
 };
 
 class Backend {
@@ -108,9 +108,10 @@ class Backend {
   // y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta; y may alias x.
   virtual void layer_norm(int64_t rows, int64_t cols, const float* x, const float* gamma,
                           const float* beta, float eps, float* y) = 0;
-  virtual void gelu(int64_t n, float* x) = 0;                      // in place, gelu_bloom
-  virtual void add(int64_t n, const float* a, float* y) = 0;        // y += a
-  virtual void add_bias(int64_t rows, int64_t cols, const float* bias, float* y) = 0;  // y[r,:] += b
+  virtual void gelu(int64_t n, float* x) = 0;                 // in place, gelu_bloom
+  virtual void add(int64_t n, const float* a, float* y) = 0;  // y += a
+  virtual void add_bias(int64_t rows, int64_t cols, const float* bias,
+                        float* y) = 0;  // y[r,:] += b
   // Causal self-attention with ALiBi for `batch` sequences of `seq` tokens.
   // qkv: [batch*seq, n_head*3*head_dim], per token grouped [n_head, 3, head_dim]
   // (BLOOM's fused layout). ctx: [batch*seq, n_head*head_dim]. Scores

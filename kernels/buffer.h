@@ -13,8 +13,10 @@ namespace gptqd {
 class Buffer {
  public:
   Buffer() = default;
-  Buffer(Backend& be, int64_t count) : be_(&be), ptr_(count > 0 ? be.alloc(count) : nullptr), n_(count) {}
-  Buffer(Backend& be, const std::vector<float>& host) : Buffer(be, static_cast<int64_t>(host.size())) {
+  Buffer(Backend& be, int64_t count)
+      : be_(&be), ptr_(count > 0 ? be.alloc(count) : nullptr), n_(count) {}
+  Buffer(Backend& be, const std::vector<float>& host)
+      : Buffer(be, static_cast<int64_t>(host.size())) {
     if (n_ > 0) be_->to_device(ptr_, host.data(), n_);
   }
   ~Buffer() { reset(); }
@@ -56,13 +58,17 @@ class Buffer {
 class ByteBuffer {
  public:
   ByteBuffer() = default;
-  ByteBuffer(Backend& be, int64_t count) : be_(&be), ptr_(count > 0 ? be.alloc_u8(count) : nullptr), n_(count) {}
+  ByteBuffer(Backend& be, int64_t count)
+      : be_(&be), ptr_(count > 0 ? be.alloc_u8(count) : nullptr), n_(count) {}
   ~ByteBuffer() {
     if (ptr_) be_->release_u8(ptr_);
   }
   ByteBuffer(const ByteBuffer&) = delete;
   ByteBuffer& operator=(const ByteBuffer&) = delete;
-  ByteBuffer(ByteBuffer&& o) noexcept : be_(o.be_), ptr_(o.ptr_), n_(o.n_) { o.ptr_ = nullptr; o.n_ = 0; }
+  ByteBuffer(ByteBuffer&& o) noexcept : be_(o.be_), ptr_(o.ptr_), n_(o.n_) {
+    o.ptr_ = nullptr;
+    o.n_ = 0;
+  }
 
   uint8_t* data() { return ptr_; }
   int64_t size() const { return n_; }

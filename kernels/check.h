@@ -3,10 +3,10 @@
 // formatted message; the top of each rank catches, logs with the rank, and aborts.
 #pragma once
 
+#include <spdlog/fmt/fmt.h>
+
 #include <stdexcept>
 #include <string>
-
-#include <spdlog/fmt/fmt.h>
 
 namespace gptqd {
 
@@ -31,13 +31,13 @@ namespace detail {
 }  // namespace gptqd
 
 // Internal invariant: failing means a bug or a broken environment.
-#define GPTQD_CHECK(cond, ...)                                                       \
-  do {                                                                               \
+#define GPTQD_CHECK(cond, ...)                                                               \
+  do {                                                                                       \
     if (!(cond)) ::gptqd::detail::throw_check(__FILE__, __LINE__, fmt::format(__VA_ARGS__)); \
   } while (0)
 
 // Bad user input: the message must name the culprit (file, key, tensor).
-#define GPTQD_INPUT_CHECK(cond, ...)                                   \
-  do {                                                                 \
+#define GPTQD_INPUT_CHECK(cond, ...)                                  \
+  do {                                                                \
     if (!(cond)) throw ::gptqd::InputError(fmt::format(__VA_ARGS__)); \
   } while (0)

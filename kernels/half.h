@@ -57,7 +57,7 @@ GPTQD_HD uint16_t f32_to_f16(float f) {
   const uint32_t u = f32_to_bits(f);
   const uint32_t sign = (u >> 16) & 0x8000u;
   const uint32_t absu = u & 0x7fffffffu;
-  if (absu > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // nan
+  if (absu > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // nan
   if (absu >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
   if (absu < 0x38800000u) {                                               // subnormal or zero
     if (absu < 0x33000000u) return static_cast<uint16_t>(sign);

@@ -17,9 +17,10 @@ struct TinyBloomSpec {
 };
 
 inline void make_random_bloom(const std::string& dir, const TinyBloomSpec& s) {
-  std::ofstream(dir + "/config.json") << "{\"model_type\": \"bloom\", \"n_layer\": " << s.layers
-                                      << ", \"hidden_size\": " << s.hidden << ", \"n_head\": " << s.heads
-                                      << ", \"vocab_size\": " << s.vocab << ", \"layer_norm_epsilon\": 1e-05}\n";
+  std::ofstream(dir + "/config.json")
+      << "{\"model_type\": \"bloom\", \"n_layer\": " << s.layers
+      << ", \"hidden_size\": " << s.hidden << ", \"n_head\": " << s.heads
+      << ", \"vocab_size\": " << s.vocab << ", \"layer_norm_epsilon\": 1e-05}\n";
   std::mt19937 gen(s.seed);
   std::normal_distribution<float> normal(0.0f, 0.02f);
   std::uniform_real_distribution<float> around_one(0.8f, 1.2f);
@@ -29,7 +30,8 @@ inline void make_random_bloom(const std::string& dir, const TinyBloomSpec& s) {
     int64_t n = 1;
     for (auto d : shape) n *= d;
     std::vector<float> v(static_cast<size_t>(n));
-    for (auto& x : v) x = kind == 0 ? normal(gen) : (kind == 1 ? around_one(gen) : normal(gen) * 0.5f);
+    for (auto& x : v)
+      x = kind == 0 ? normal(gen) : (kind == 1 ? around_one(gen) : normal(gen) * 0.5f);
     store.push_back(std::move(v));
     out.push_back(TensorOut{"transformer." + name, DType::F32, shape, nullptr});
   };

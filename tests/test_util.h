@@ -10,11 +10,14 @@
 
 namespace gptqd::test {
 
-inline std::string source_path(const std::string& rel) { return std::string(GPTQD_SOURCE_DIR) + "/" + rel; }
+inline std::string source_path(const std::string& rel) {
+  return std::string(GPTQD_SOURCE_DIR) + "/" + rel;
+}
 
 // A fresh empty directory under the system temp dir, unique per test.
 inline std::filesystem::path scratch_dir(const std::string& name) {
-  auto dir = std::filesystem::temp_directory_path() / ("gptqd-test-" + name + "-" + std::to_string(::getpid()));
+  auto dir = std::filesystem::temp_directory_path() /
+             ("gptqd-test-" + name + "-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;

@@ -24,8 +24,9 @@ BlockWorkspace::BlockWorkspace(Backend& be, const BloomDims& d, int64_t max_toke
       f(be, max_tokens * d.ffn),
       max_tokens_(max_tokens) {}
 
-void block_forward(Backend& be, const BloomDims& d, const BlockWeights& w, int64_t batch, int64_t seq,
-                   float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
+void block_forward(Backend& be, const BloomDims& d, const BlockWeights& w, int64_t batch,
+                   int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
+                   int stop_after) {
   const int64_t tokens = batch * seq;
   GPTQD_CHECK(tokens <= ws.max_tokens(), "micro-batch of {} tokens exceeds workspace of {}", tokens,
               ws.max_tokens());

@@ -12,7 +12,8 @@ namespace gptqd {
 
 // Called with the input of linear `linear` for `tokens` tokens of `samples`
 // sequences: x is backend memory [tokens, in].
-using LinearCapture = std::function<void(int linear, const float* x, int64_t tokens, int64_t samples)>;
+using LinearCapture =
+    std::function<void(int linear, const float* x, int64_t tokens, int64_t samples)>;
 
 // Scratch buffers for a micro-batch of up to `max_tokens` tokens; reused across calls.
 class BlockWorkspace {

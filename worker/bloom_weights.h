@@ -36,7 +36,8 @@ struct FinalNormWeights {
 };
 
 // Reads block `block` (only its tensors' byte ranges). Shapes are checked against dims.
-BlockWeights load_block_weights(Backend& be, const HfModel& model, const BloomDims& dims, int64_t block);
+BlockWeights load_block_weights(Backend& be, const HfModel& model, const BloomDims& dims,
+                                int64_t block);
 EmbeddingWeights load_embedding_weights(Backend& be, const HfModel& model, const BloomDims& dims);
 FinalNormWeights load_final_norm_weights(Backend& be, const HfModel& model, const BloomDims& dims);
 

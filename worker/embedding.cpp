@@ -9,8 +9,9 @@ void embed_tokens(Backend& be, const BloomDims& d, const EmbeddingWeights& e,
   const int64_t n = static_cast<int64_t>(tokens.size());
   for (int64_t t = 0; t < n; ++t) {
     const int32_t id = tokens[t];
-    GPTQD_INPUT_CHECK(id >= 0 && id < d.vocab, "token id {} at position {} is outside the vocabulary (size {})",
-                      id, t, d.vocab);
+    GPTQD_INPUT_CHECK(id >= 0 && id < d.vocab,
+                      "token id {} at position {} is outside the vocabulary (size {})", id, t,
+                      d.vocab);
     be.copy(h + t * d.hidden, e.table.data() + static_cast<int64_t>(id) * d.hidden, d.hidden);
   }
   be.layer_norm(n, d.hidden, h, e.ln_w.data(), e.ln_b.data(), d.ln_eps, h);

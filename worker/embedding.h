@@ -16,7 +16,8 @@ void embed_tokens(Backend& be, const BloomDims& dims, const EmbeddingWeights& e,
                   const std::vector<int32_t>& tokens, float* h);
 
 // logits [ntokens, vocab] = LayerNorm_f(h) E^T; h is left untouched.
-void lm_head(Backend& be, const BloomDims& dims, const FinalNormWeights& f, const EmbeddingWeights& e,
-             int64_t ntokens, const float* h, float* normed, float* logits);
+void lm_head(Backend& be, const BloomDims& dims, const FinalNormWeights& f,
+             const EmbeddingWeights& e, int64_t ntokens, const float* h, float* normed,
+             float* logits);
 
 }  // namespace gptqd

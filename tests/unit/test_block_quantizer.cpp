@@ -18,7 +18,8 @@ CkptLayout layout_for(const BloomDims& d, const QuantConfig& q) {
   CkptLayout l;
   l.n_blocks = d.n_layer;
   const auto shapes = linear_shapes(d);
-  for (int i = 0; i < kNumLinears; ++i) l.layers.push_back({block_linears()[i].module, shapes[i][0], shapes[i][1]});
+  for (int i = 0; i < kNumLinears; ++i)
+    l.layers.push_back({block_linears()[i].module, shapes[i][0], shapes[i][1]});
   CkptRunSpec r;
   r.name = q.name;
   r.bits = q.bits;

@@ -11,7 +11,8 @@ namespace gptqd {
 namespace {
 
 // AutoGPTQ's loop over rows of `intweight` [n, m] (uint32), packing along n.
-std::vector<uint32_t> autogptq_pack_rows(const std::vector<uint32_t>& iw, int64_t n, int64_t m, int bits) {
+std::vector<uint32_t> autogptq_pack_rows(const std::vector<uint32_t>& iw, int64_t n, int64_t m,
+                                         int bits) {
   std::vector<uint32_t> q(static_cast<size_t>(n / 32 * bits * m), 0u);
   auto row_of = [&](int64_t r) { return &q[r * m]; };
   int64_t i = 0, row = 0;
@@ -60,7 +61,8 @@ TEST_P(GptqPackTest, QweightMatchesAutoGptqLoop) {
   const std::vector<uint32_t> want = autogptq_pack_rows(iw, in, out, bits);
   const std::vector<int32_t> got = pack_qweight(codes, out, in, bits);
   ASSERT_EQ(got.size(), want.size());
-  for (size_t k = 0; k < want.size(); ++k) ASSERT_EQ(static_cast<uint32_t>(got[k]), want[k]) << "word " << k;
+  for (size_t k = 0; k < want.size(); ++k)
+    ASSERT_EQ(static_cast<uint32_t>(got[k]), want[k]) << "word " << k;
   for (int64_t o = 0; o < out; ++o)
     for (int64_t i = 0; i < in; ++i)
       ASSERT_EQ(unpack_code(got, in, out, true, bits, i, o), codes[o * in + i]) << i << "," << o;
@@ -75,9 +77,11 @@ TEST_P(GptqPackTest, QzerosMatchAutoGptqLoopWithZeroMinusOne) {
   // AutoGPTQ: zeros -= 1, then packs along columns: the same loop on the transpose.
   std::vector<uint32_t> zt(out * groups);
   for (int64_t g = 0; g < groups; ++g)
-    for (int64_t o = 0; o < out; ++o) zt[o * groups + g] = static_cast<uint32_t>(zeros[g * out + o]) - 1;
-  const std::vector<uint32_t> packed_t = autogptq_pack_rows(zt, out, groups, bits);  // [out*bits/32, groups]
-  const std::vector<int32_t> got = pack_qzeros(zeros, groups, out, bits);            // [groups, out*bits/32]
+    for (int64_t o = 0; o < out; ++o)
+      zt[o * groups + g] = static_cast<uint32_t>(zeros[g * out + o]) - 1;
+  const std::vector<uint32_t> packed_t =
+      autogptq_pack_rows(zt, out, groups, bits);                           // [out*bits/32, groups]
+  const std::vector<int32_t> got = pack_qzeros(zeros, groups, out, bits);  // [groups, out*bits/32]
   const int64_t pc = out * bits / 32;
   for (int64_t g = 0; g < groups; ++g)
     for (int64_t p = 0; p < pc; ++p)
