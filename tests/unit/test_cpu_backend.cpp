@@ -13,6 +13,7 @@
 #include "kernels/buffer.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/quant_math.h"
+#include "tests/naive_linalg.h"
 #include "tests/test_util.h"
 
 namespace gptqd {
@@ -150,48 +151,6 @@ TEST(CpuBackendXtx, AlphaZeroIgnoresOldContents) {
   for (float v : h.to_host()) EXPECT_TRUE(std::isfinite(v));
 }
 
-// Cholesky H = L L^T in double (lower L).
-std::vector<double> naive_cholesky(std::vector<double> a, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    double s = a[j * n + j];
-    for (int64_t k = 0; k < j; ++k) s -= a[j * n + k] * a[j * n + k];
-    a[j * n + j] = std::sqrt(s);
-    for (int64_t i = j + 1; i < n; ++i) {
-      double t = a[i * n + j];
-      for (int64_t k = 0; k < j; ++k) t -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = t / a[j * n + j];
-    }
-    for (int64_t k = j + 1; k < n; ++k) a[j * n + k] = 0;
-  }
-  return a;
-}
-
-// U (upper) with H^-1 = U^T U, all in double: invert H from its Cholesky
-// factor column by column, then U = (lower Cholesky of H^-1)^T.
-std::vector<double> naive_inverse_cholesky_upper(const std::vector<float>& h, int64_t n) {
-  const auto l = naive_cholesky(std::vector<double>(h.begin(), h.end()), n);
-  std::vector<double> inv(n * n);
-  for (int64_t col = 0; col < n; ++col) {
-    std::vector<double> y(n), x(n);
-    for (int64_t i = 0; i < n; ++i) {  // L y = e_col
-      double s = i == col ? 1.0 : 0.0;
-      for (int64_t k = 0; k < i; ++k) s -= l[i * n + k] * y[k];
-      y[i] = s / l[i * n + i];
-    }
-    for (int64_t i = n - 1; i >= 0; --i) {  // L^T x = y
-      double s = y[i];
-      for (int64_t k = i + 1; k < n; ++k) s -= l[k * n + i] * x[k];
-      x[i] = s / l[i * n + i];
-    }
-    for (int64_t i = 0; i < n; ++i) inv[i * n + col] = x[i];
-  }
-  const auto m = naive_cholesky(inv, n);
-  std::vector<double> u(n * n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) u[i * n + j] = m[j * n + i];
-  return u;
-}
-
 std::vector<float> random_spd(int64_t n, uint32_t seed, double ridge) {
   const auto x = random_vector(3 * n * n, seed);
   std::vector<float> h(n * n);
@@ -243,7 +202,7 @@ TEST(CpuBackendCholesky, IllConditionedMatchesDoubleReference) {
     h_h[i * n + 1] = h_h[1 * n + i] = static_cast<float>(v[i]);
   }
   h_h[1 * n + 1] = static_cast<float>(v[0] * (1 + 1e-4));
-  const auto want = naive_inverse_cholesky_upper(h_h, n);
+  const auto want = test::naive_inverse_cholesky_upper(std::vector<double>(h_h.begin(), h_h.end()), n);
   Buffer h(*be, h_h);
   ASSERT_TRUE(be->inverse_cholesky_upper(n, h.data()));
   const auto got = h.to_host();

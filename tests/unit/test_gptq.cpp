@@ -14,6 +14,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/check.h"
+#include "tests/naive_linalg.h"
 #include "worker/gptq.h"
 
 namespace gptqd {
@@ -62,46 +63,6 @@ Problem make_problem(int64_t rows, int64_t cols, uint32_t seed) {
 }
 
 // ---- the reference, in double, without blocking ---------------------------------
-
-std::vector<double> cholesky_lower(std::vector<double> a, int64_t n) {
-  for (int64_t j = 0; j < n; ++j) {
-    double s = a[j * n + j];
-    for (int64_t k = 0; k < j; ++k) s -= a[j * n + k] * a[j * n + k];
-    a[j * n + j] = std::sqrt(s);
-    for (int64_t i = j + 1; i < n; ++i) {
-      double t = a[i * n + j];
-      for (int64_t k = 0; k < j; ++k) t -= a[i * n + k] * a[j * n + k];
-      a[i * n + j] = t / a[j * n + j];
-    }
-    for (int64_t k = j + 1; k < n; ++k) a[j * n + k] = 0;
-  }
-  return a;
-}
-
-// U upper with H^-1 = U^T U.
-std::vector<double> inverse_cholesky_upper(const std::vector<double>& h, int64_t n) {
-  const auto l = cholesky_lower(h, n);
-  std::vector<double> inv(n * n);
-  for (int64_t col = 0; col < n; ++col) {
-    std::vector<double> y(n), x(n);
-    for (int64_t i = 0; i < n; ++i) {
-      double s = i == col ? 1.0 : 0.0;
-      for (int64_t k = 0; k < i; ++k) s -= l[i * n + k] * y[k];
-      y[i] = s / l[i * n + i];
-    }
-    for (int64_t i = n - 1; i >= 0; --i) {
-      double s = y[i];
-      for (int64_t k = i + 1; k < n; ++k) s -= l[k * n + i] * x[k];
-      x[i] = s / l[i * n + i];
-    }
-    for (int64_t i = 0; i < n; ++i) inv[i * n + col] = x[i];
-  }
-  const auto m = cholesky_lower(inv, n);
-  std::vector<double> u(n * n);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) u[i * n + j] = m[j * n + i];
-  return u;
-}
 
 struct RefParams {
   std::vector<double> scale, zero;  // per row
@@ -191,7 +152,7 @@ RefResult reference_gptq(const Problem& pb, const GptqOptions& opt) {
   for (int64_t i = 0; i < cols; ++i) mean += hp[i * cols + i];
   mean /= cols;
   for (int64_t i = 0; i < cols; ++i) hp[i * cols + i] += opt.damp_percent * mean;
-  const auto u = inverse_cholesky_upper(hp, cols);
+  const auto u = test::naive_inverse_cholesky_upper(hp, cols);
 
   RefResult out;
   out.codes.assign(rows * cols, -1);
