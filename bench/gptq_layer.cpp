@@ -240,7 +240,7 @@ void print_case(const Args& a, double rate, const Shape& s, bool act, const Phas
       {"other", 0, ours.prepare + ours.finish, ref.prepare + ref.finish},
       {"layer", fh + ff + fs, ours.total, ref.total},
   };
-  std::printf("\n%lldx%lld (out x in), %lld tokens, w4g128%s, %d threads\n",
+  std::printf("%lldx%lld (out x in), %lld tokens, w4g128%s, %d threads\n",
               static_cast<long long>(s.rows), static_cast<long long>(s.cols),
               static_cast<long long>(a.tokens), act ? " act_order" : "", a.threads);
   std::printf("  %-8s %9s | %9s %7s | %9s %7s | %8s\n", "phase", "GFLOP", "gptqd s", "%SGEMM",
@@ -276,9 +276,8 @@ int run(const Args& a) {
                                : fs::path(a.workdir);
   fs::create_directories(dir);
   auto be = make_cpu_backend(a.threads);
-  const double rate = sgemm_rate(*be, a.quick ? 2048 : 4096);
-  std::printf("gptq_layer: %d threads, SGEMM %.1f GFLOP/s (best of 3, %d^3), load average %s\n",
-              a.threads, rate, a.quick ? 2048 : 4096, load_average().c_str());
+  const int64_t rate_n = a.quick ? 2048 : 4096;
+  std::printf("gptq_layer: %d threads, load average %s\n", a.threads, load_average().c_str());
   if (a.reference) std::printf("reference: %s %s\n", a.python.c_str(), a.script.c_str());
   for (const Shape& s : a.shapes) {
     std::vector<float> w, x;
@@ -289,6 +288,11 @@ int run(const Args& a) {
       write_safetensors(in, {{"weight", DType::F32, {s.rows, s.cols}, w.data()},
                              {"inputs", DType::F32, {a.tokens, s.cols}, x.data()}});
     for (bool act : a.act_orders) {
+      // The rate each case is measured against, taken just before it: on a
+      // shared machine the rate available changes from minute to minute.
+      const double rate = sgemm_rate(*be, rate_n);
+      std::printf("\nSGEMM %.1f GFLOP/s (best of 3, %lld^3), load average %s\n", rate,
+                  static_cast<long long>(rate_n), load_average().c_str());
       Phases ours;
       Buffer xd(*be, x);
       const double cpu0 = cpu_seconds(RUSAGE_SELF);

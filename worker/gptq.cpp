@@ -27,12 +27,11 @@ constexpr int64_t kSweepColumns = 16;
 // perm[j] = the original column processed j-th: descending diag(H), ties by
 // index (torch.argsort is not stable; a fixed tie-break keeps results
 // independent of the sort implementation).
-std::vector<int32_t> act_order_perm(const std::vector<float>& h, int64_t cols) {
-  std::vector<int32_t> perm(static_cast<size_t>(cols));
+std::vector<int32_t> act_order_perm(const std::vector<float>& diag) {
+  std::vector<int32_t> perm(diag.size());
   std::iota(perm.begin(), perm.end(), 0);
-  std::stable_sort(perm.begin(), perm.end(), [&](int32_t a, int32_t b) {
-    return h[static_cast<size_t>(a) * cols + a] > h[static_cast<size_t>(b) * cols + b];
-  });
+  std::stable_sort(perm.begin(), perm.end(),
+                   [&](int32_t a, int32_t b) { return diag[a] > diag[b]; });
   return perm;
 }
 
@@ -46,34 +45,40 @@ void permute_columns(std::vector<float>& w, int64_t rows, int64_t cols,
   }
 }
 
-std::vector<float> permute_symmetric(const std::vector<float>& h, int64_t n,
-                                     const std::vector<int32_t>& perm) {
-  std::vector<float> out(h.size());
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t j = 0; j < n; ++j) out[i * n + j] = h[static_cast<size_t>(perm[i]) * n + perm[j]];
+// P H P^T for the permutation perm, with the diagonal taken from `diag`
+// (original order: the dead-column fix is applied there).
+std::vector<float> permute_symmetric(const float* h, int64_t n, const std::vector<int32_t>& perm,
+                                     const std::vector<float>& diag) {
+  std::vector<float> out(static_cast<size_t>(n * n));
+  for (int64_t i = 0; i < n; ++i) {
+    const float* src = h + static_cast<int64_t>(perm[i]) * n;
+    float* dst = out.data() + i * n;
+    for (int64_t j = 0; j < n; ++j) dst[j] = src[perm[j]];
+    dst[i] = diag[perm[i]];
+  }
   return out;
 }
 
 // Writes U (upper, H_damped^-1 = U^T U) into hinv and returns the damp_percent
 // that worked: H += damp_percent * mean(diag H) * I, retried with a doubled
-// damp_percent while the factorization fails (see GptqOptions). h's diagonal
-// is damped in place for the copy to the backend and restored after.
-double damped_inverse_factor(Backend& be, std::vector<float>& h, int64_t n, const GptqOptions& opt,
-                             float* hinv) {
-  std::vector<float> diag(static_cast<size_t>(n));
+// damp_percent while the factorization fails (see GptqOptions). h is H in
+// processing order except its diagonal, which is `diag`; h is not modified
+// (its diagonal is replaced on the backend's copy).
+double damped_inverse_factor(Backend& be, const float* h, const std::vector<float>& diag, int64_t n,
+                             const GptqOptions& opt, float* hinv) {
   double mean_diag = 0;
-  for (int64_t i = 0; i < n; ++i) {
-    diag[i] = h[i * n + i];
-    mean_diag += diag[i];
-  }
+  for (int64_t i = 0; i < n; ++i) mean_diag += diag[i];
   mean_diag /= static_cast<double>(n);
 
+  std::vector<float> damped(static_cast<size_t>(n));
+  Buffer ddev(be, n);
   double damp_percent = opt.damp_percent;
   for (int attempt = 0;; ++attempt) {
     const float damp = static_cast<float>(damp_percent * mean_diag);
-    for (int64_t i = 0; i < n; ++i) h[i * n + i] = diag[i] + damp;
-    be.to_device(hinv, h.data(), n * n);
-    for (int64_t i = 0; i < n; ++i) h[i * n + i] = diag[i];
+    for (int64_t i = 0; i < n; ++i) damped[i] = diag[i] + damp;
+    be.to_device(hinv, h, n * n);
+    be.to_device(ddev.data(), damped.data(), n);
+    be.copy_2d(n, 1, ddev.data(), 1, hinv, n + 1);  // the diagonal
     if (be.inverse_cholesky_upper(n, hinv)) return damp_percent;
     if (attempt == opt.max_damp_retries)
       throw Error(fmt::format(
@@ -115,7 +120,6 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   out.cols = cols;
   out.groups = gptq_detail::group_count(cols, gs);
   std::vector<float> wh(w, w + rows * cols);
-  std::vector<float> hh(h, h + cols * cols);
   Buffer wdev(be, rows * cols);
   Buffer scales(be, out.groups * rows), zeros(be, out.groups * rows);
 
@@ -127,10 +131,13 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
                                   zeros.data());
   }
 
-  // 2. Dead inputs: H_cc == 0 -> H_cc = 1, W[:, c] = 0.
+  // 2. Dead inputs: H_cc == 0 -> H_cc = 1, W[:, c] = 0. H itself is not copied:
+  //    its diagonal is kept apart and replaces H's on the backend's copy.
+  std::vector<float> diag(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c) {
-    if (hh[c * cols + c] != 0.0f) continue;
-    hh[c * cols + c] = 1.0f;
+    diag[c] = h[c * cols + c];
+    if (diag[c] != 0.0f) continue;
+    diag[c] = 1.0f;
     for (int64_t r = 0; r < rows; ++r) wh[r * cols + c] = 0.0f;
   }
 
@@ -146,19 +153,25 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   // 4. act_order: permute W's columns and H by descending diag(H).
   out.perm.resize(static_cast<size_t>(cols));
   std::iota(out.perm.begin(), out.perm.end(), 0);
+  std::vector<float> hperm;
+  const float* hproc = h;  // H in processing order (its diagonal: diag_proc)
+  std::vector<float> diag_proc = diag;
   if (opt.act_order) {
-    out.perm = act_order_perm(hh, cols);
+    out.perm = act_order_perm(diag);
     permute_columns(wh, rows, cols, out.perm);
-    hh = permute_symmetric(hh, cols, out.perm);
+    hperm = permute_symmetric(h, cols, out.perm, diag);
+    hproc = hperm.data();
+    for (int64_t j = 0; j < cols; ++j) diag_proc[j] = diag[out.perm[j]];
   }
   be.to_device(wdev.data(), wh.data(), rows * cols);
+  wh = std::vector<float>();
 
   out.seconds.prepare = lap();
 
   // 5. Damping and U = upper Cholesky factor of H^-1.
   Buffer hinv(be, cols * cols);
-  out.damp_used = damped_inverse_factor(be, hh, cols, opt, hinv.data());
-  hh = std::vector<float>();
+  out.damp_used = damped_inverse_factor(be, hproc, diag_proc, cols, opt, hinv.data());
+  hperm = std::vector<float>();
   out.seconds.factor = lap();
 
   // 6. The sweep, in blocks of `block` columns.
