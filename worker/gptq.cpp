@@ -1,7 +1,8 @@
 // gptq_quantize: the reference's fasterquant (IST-DASLab/gptq gptq.py, with
 // AutoGPTQ's static_groups and g_idx), step by step. Host-side preparation
-// (dead columns, permutation, damping) on copies of W and H; the sweep on the
-// backend.
+// (dead columns, permutation) on a copy of W, and of H only for act_order (the
+// damped diagonal is patched on the backend's copy); the factorization and the
+// sweep on the backend.
 #include "worker/gptq.h"
 
 #include <algorithm>

@@ -3,6 +3,7 @@
 // CUDA op is checked against. Memory is ordinary host memory, so to_device and
 // to_host are copies. The implementation is split by concern:
 //   cpu_backend.cpp  memory, copies, make_cpu_backend
+//   cpu_memory.cpp   large host allocations (huge pages)
 //   cpu_linalg.cpp   gemm, xtx, inverse_cholesky_upper
 //   cpu_quant.cpp    quant_params, quantize_rtn, gptq_block
 //   cpu_nn.cpp       layer_norm, gelu, add, add_bias
