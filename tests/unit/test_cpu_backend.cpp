@@ -202,7 +202,8 @@ TEST(CpuBackendCholesky, IllConditionedMatchesDoubleReference) {
     h_h[i * n + 1] = h_h[1 * n + i] = static_cast<float>(v[i]);
   }
   h_h[1 * n + 1] = static_cast<float>(v[0] * (1 + 1e-4));
-  const auto want = test::naive_inverse_cholesky_upper(std::vector<double>(h_h.begin(), h_h.end()), n);
+  const auto want =
+      test::naive_inverse_cholesky_upper(std::vector<double>(h_h.begin(), h_h.end()), n);
   Buffer h(*be, h_h);
   ASSERT_TRUE(be->inverse_cholesky_upper(n, h.data()));
   const auto got = h.to_host();
