@@ -59,6 +59,15 @@ struct GptqBlock {
   float* loss = nullptr;  // [rows], accumulated (+=)
 };
 
+// Bytes held through a backend, for `gptqd plan`'s memory model and the tests that
+// hold the model to what the worker allocates (coordinator/plan_estimate.h).
+struct MemoryStats {
+  // alloc / alloc_u8 and the scratch of ops (the fp64 factorization, attention
+  // scores); CUDA: the stream-ordered pool's figures, library workspaces excluded.
+  int64_t device_in_use = 0, device_peak = 0;
+  int64_t host_in_use = 0, host_peak = 0;  // alloc_host
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;
@@ -78,6 +87,18 @@ class Backend {
                        int64_t ldd) = 0;
   virtual void fill(float* dst, float value, int64_t count) = 0;
   virtual void synchronize() = 0;
+
+  // Host memory that to_device / to_host move at full speed: page-locked
+  // (cudaHostAlloc) on CUDA, ordinary aligned memory on the CPU. Holds the
+  // activations that do not fit on the device and the prefetched next block's
+  // weights. Not initialised; host memory on every backend.
+  virtual float* alloc_host(int64_t count) = 0;
+  virtual void release_host(float* p) = 0;  // never throws
+
+  // What is held now and the most held since construction or reset_peak().
+  // Waits for queued work (stream-ordered frees count when they have run).
+  virtual MemoryStats memory_stats() = 0;
+  virtual void reset_peak() = 0;
 
   // ---- dense linear algebra ----------------------------------------------
   // C[m,n] = alpha * op(A) * op(B) + beta * C; op(A) is m x k, op(B) is k x n.

@@ -84,4 +84,39 @@ class ByteBuffer {
   int64_t n_ = 0;
 };
 
+// Host memory from Backend::alloc_host (pinned on CUDA), not initialised.
+class HostBuffer {
+ public:
+  HostBuffer() = default;
+  HostBuffer(Backend& be, int64_t count)
+      : be_(&be), ptr_(count > 0 ? be.alloc_host(count) : nullptr), n_(count) {}
+  ~HostBuffer() { reset(); }
+  HostBuffer(const HostBuffer&) = delete;
+  HostBuffer& operator=(const HostBuffer&) = delete;
+  HostBuffer(HostBuffer&& o) noexcept { *this = std::move(o); }
+  HostBuffer& operator=(HostBuffer&& o) noexcept {
+    if (this != &o) {
+      reset();
+      std::swap(be_, o.be_);
+      std::swap(ptr_, o.ptr_);
+      std::swap(n_, o.n_);
+    }
+    return *this;
+  }
+
+  float* data() { return ptr_; }
+  const float* data() const { return ptr_; }
+  int64_t size() const { return n_; }
+
+ private:
+  void reset() {
+    if (ptr_) be_->release_host(ptr_);
+    ptr_ = nullptr;
+    n_ = 0;
+  }
+  Backend* be_ = nullptr;
+  float* ptr_ = nullptr;
+  int64_t n_ = 0;
+};
+
 }  // namespace gptqd

@@ -38,16 +38,59 @@ CpuBackend::CpuBackend(int threads) : threads_(resolve_threads(threads)) {
 std::string CpuBackend::name() const { return "cpu"; }
 
 float* CpuBackend::alloc(int64_t count) {
-  return static_cast<float*>(aligned_zeroed(count, sizeof(float)));
+  void* p = aligned_zeroed(count, sizeof(float));
+  if (p) device_.add(p, count * static_cast<int64_t>(sizeof(float)));
+  return static_cast<float*>(p);
 }
 
-void CpuBackend::release(float* p) { std::free(p); }
+void CpuBackend::release(float* p) {
+  device_.remove(p);
+  std::free(p);
+}
 
 uint8_t* CpuBackend::alloc_u8(int64_t count) {
-  return static_cast<uint8_t*>(aligned_zeroed(count, sizeof(uint8_t)));
+  void* p = aligned_zeroed(count, sizeof(uint8_t));
+  if (p) device_.add(p, count);
+  return static_cast<uint8_t*>(p);
 }
 
-void CpuBackend::release_u8(uint8_t* p) { std::free(p); }
+void CpuBackend::release_u8(uint8_t* p) {
+  device_.remove(p);
+  std::free(p);
+}
+
+float* CpuBackend::alloc_host(int64_t count) {
+  GPTQD_CHECK(count >= 0, "cpu host alloc of a negative count {}", count);
+  if (count == 0) return nullptr;
+  const int64_t bytes = count * static_cast<int64_t>(sizeof(float));
+  void* p = cpu::alloc_bytes(static_cast<size_t>(bytes));
+  host_.add(p, bytes);
+  return static_cast<float*>(p);
+}
+
+void CpuBackend::release_host(float* p) {
+  host_.remove(p);
+  std::free(p);
+}
+
+MemoryStats CpuBackend::memory_stats() {
+  return MemoryStats{device_.in_use(), device_.peak(), host_.in_use(), host_.peak()};
+}
+
+void CpuBackend::reset_peak() {
+  device_.reset_peak();
+  host_.reset_peak();
+}
+
+CountedScratch::CountedScratch(CpuBackend& be, int64_t bytes)
+    : be_(be), p_(cpu::alloc_bytes(static_cast<size_t>(std::max<int64_t>(bytes, 1)))) {
+  be_.device_.add(p_, bytes);
+}
+
+CountedScratch::~CountedScratch() {
+  be_.device_.remove(p_);
+  std::free(p_);
+}
 
 void CpuBackend::to_device(float* dst, const float* host, int64_t count) {
   if (count > 0) std::memcpy(dst, host, static_cast<size_t>(count) * sizeof(float));

@@ -2,7 +2,7 @@
 // loops for the rest. It is the reference every test runs and the twin each
 // CUDA op is checked against. Memory is ordinary host memory, so to_device and
 // to_host are copies. The implementation is split by concern:
-//   cpu_backend.cpp  memory, copies, make_cpu_backend
+//   cpu_backend.cpp  memory, copies, accounting, make_cpu_backend
 //   cpu_memory.cpp   large host allocations (huge pages)
 //   cpu_linalg.cpp   gemm, xtx, inverse_cholesky_upper
 //   cpu_quant.cpp    quant_params, quantize_rtn, gptq_block
@@ -14,6 +14,7 @@
 #include <string>
 
 #include "kernels/backend.h"
+#include "kernels/memory_counter.h"
 
 namespace gptqd {
 
@@ -37,6 +38,10 @@ class CpuBackend final : public Backend {
                int64_t ldd) override;
   void fill(float* dst, float value, int64_t count) override;
   void synchronize() override;
+  float* alloc_host(int64_t count) override;
+  void release_host(float* p) override;
+  MemoryStats memory_stats() override;
+  void reset_peak() override;
 
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
@@ -60,7 +65,27 @@ class CpuBackend final : public Backend {
                        const float* qkv, float* ctx) override;
 
  private:
+  friend class CountedScratch;
   int threads_;
+  MemoryCounter device_, host_;  // alloc/alloc_u8 + op scratch; alloc_host
+};
+
+// Op scratch counted as device memory for its lifetime (the CUDA twin allocates the
+// same from its pool): `bytes` from cpu::alloc_bytes, not initialised.
+class CountedScratch {
+ public:
+  CountedScratch(CpuBackend& be, int64_t bytes);
+  ~CountedScratch();
+  CountedScratch(const CountedScratch&) = delete;
+  CountedScratch& operator=(const CountedScratch&) = delete;
+  template <typename T>
+  T* as() {
+    return static_cast<T*>(p_);
+  }
+
+ private:
+  CpuBackend& be_;
+  void* p_;
 };
 
 }  // namespace gptqd

@@ -91,10 +91,8 @@ bool CpuBackend::inverse_cholesky_upper(int64_t n, float* h) {
   const int64_t nn = n * n;
   {
     // J H J = R^T R (column-major upper) in float64; R back to h.
-    std::unique_ptr<double, decltype(&std::free)> a_mem(
-        static_cast<double*>(cpu::alloc_bytes(static_cast<size_t>(nn) * sizeof(double))),
-        &std::free);
-    double* a = a_mem.get();
+    CountedScratch a_mem(*this, nn * static_cast<int64_t>(sizeof(double)));
+    double* a = a_mem.as<double>();
     cpu::parallel_for(n, threads_, n, [&](int64_t r0, int64_t r1) {
       for (int64_t k = r0 * n; k < r1 * n; ++k) a[k] = h[nn - 1 - k];
     });

@@ -5,7 +5,8 @@
 // kernels/cuda/cuda_info.h. The methods are split by concern, one file each:
 //   cuda_backend.cu      construction, the device, name
 //   cuda_device.cu       make_cuda_backend, cuda_device_count, cuda_info.h
-//   cuda_memory.cu       alloc, copies, fill, synchronize
+//   cuda_memory.cu       alloc, copies, fill, synchronize, pinned host memory,
+//                        memory_stats
 //   cuda_gemm.cu         gemm          cuda_xtx.cu          xtx
 //   cuda_cholesky.cu     inverse_cholesky_upper
 //   cuda_quant_params.cu quant_params  cuda_quantize_rtn.cu quantize_rtn
@@ -26,6 +27,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/cuda/cuda_resources.h"
+#include "kernels/memory_counter.h"
 
 namespace gptqd::cuda {
 
@@ -48,6 +50,10 @@ class CudaBackend final : public Backend {
                int64_t ldd) override;
   void fill(float* dst, float value, int64_t count) override;
   void synchronize() override;
+  float* alloc_host(int64_t count) override;
+  void release_host(float* p) override;
+  MemoryStats memory_stats() override;
+  void reset_peak() override;
 
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
@@ -104,6 +110,7 @@ class CudaBackend final : public Backend {
   CusolverHandle cusolver_;
   PinnedHostBuffer staging_;  // kStagingBytes, for small uploads
   CudaEvent staging_free_;    // recorded after the last copy out of staging_
+  MemoryCounter host_;        // alloc_host
 };
 
 }  // namespace gptqd::cuda

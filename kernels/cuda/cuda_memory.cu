@@ -147,4 +147,52 @@ void CudaBackend::synchronize() {
   GPTQD_CUDA_CHECK(cudaStreamSynchronize(stream()));
 }
 
+float* CudaBackend::alloc_host(int64_t count) {
+  GPTQD_CHECK(count >= 0, "pinned host alloc of a negative count {}", count);
+  if (count == 0) return nullptr;
+  activate();
+  const int64_t bytes = count * static_cast<int64_t>(sizeof(float));
+  void* p = nullptr;
+  const cudaError_t err = cudaHostAlloc(&p, static_cast<size_t>(bytes), cudaHostAllocPortable);
+  if (err != cudaSuccess) {
+    cudaGetLastError();
+    throw Error(fmt::format("cuda:{}: pinning {} bytes of host memory failed ({})", device_, bytes,
+                            cudaGetErrorString(err)));
+  }
+  host_.add(p, bytes);
+  return static_cast<float*>(p);
+}
+
+void CudaBackend::release_host(float* p) {
+  if (!p) return;
+  host_.remove(p);
+  // A copy queued from this memory may still be running: the stream must pass it first.
+  cudaError_t err = cudaSetDevice(device_);
+  if (err == cudaSuccess) err = cudaStreamSynchronize(stream());
+  if (err == cudaSuccess) err = cudaFreeHost(p);
+  if (err != cudaSuccess) log_destructor_error(err, "cudaFreeHost");
+}
+
+// The device side from the stream-ordered pool every allocation (alloc*, ops'
+// DeviceArray scratch) comes from; cuBLAS / cuSOLVER handle workspaces are not in it.
+MemoryStats CudaBackend::memory_stats() {
+  synchronize();
+  cudaMemPool_t pool = nullptr;
+  GPTQD_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+  uint64_t used = 0, high = 0;  // the attribute type, cuuint64_t
+  GPTQD_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemCurrent, &used));
+  GPTQD_CUDA_CHECK(cudaMemPoolGetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &high));
+  return MemoryStats{static_cast<int64_t>(used), static_cast<int64_t>(high), host_.in_use(),
+                     host_.peak()};
+}
+
+void CudaBackend::reset_peak() {
+  synchronize();
+  cudaMemPool_t pool = nullptr;
+  GPTQD_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device_));
+  uint64_t zero = 0;  // "the high watermark can only be reset to zero"
+  GPTQD_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrUsedMemHigh, &zero));
+  host_.reset_peak();
+}
+
 }  // namespace gptqd::cuda

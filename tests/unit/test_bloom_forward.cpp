@@ -223,6 +223,10 @@ class AttentionMutant final : public Backend {
   }
   void fill(float* d, float v, int64_t n) override { cpu_->fill(d, v, n); }
   void synchronize() override { cpu_->synchronize(); }
+  float* alloc_host(int64_t n) override { return cpu_->alloc_host(n); }
+  void release_host(float* p) override { cpu_->release_host(p); }
+  MemoryStats memory_stats() override { return cpu_->memory_stats(); }
+  void reset_peak() override { cpu_->reset_peak(); }
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
     cpu_->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
