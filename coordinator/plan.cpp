@@ -68,18 +68,6 @@ std::string infeasible(const BloomDims& d, int world, int stages, int64_t nsampl
 
 }  // namespace
 
-uint64_t block_weight_bytes(const BloomDims& d) {
-  const uint64_t h = static_cast<uint64_t>(d.hidden);
-  const uint64_t f = static_cast<uint64_t>(d.ffn);
-  const uint64_t params = 3 * h * h + 3 * h + h * h + h + f * h + f + h * f + h + 4 * h;
-  return params * sizeof(float);
-}
-
-uint64_t embedding_weight_bytes(const BloomDims& d) {
-  return (static_cast<uint64_t>(d.vocab) * d.hidden + 2 * static_cast<uint64_t>(d.hidden)) *
-         sizeof(float);
-}
-
 Plan make_plan(const BloomDims& d, int world, int stages, int64_t nsamples) {
   GPTQD_INPUT_CHECK(world >= 1, "world size must be positive");
   const std::string why = infeasible(d, world, stages, nsamples);

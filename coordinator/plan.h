@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "worker/bloom_dims.h"
+#include "worker/memory_model.h"  // block_weight_bytes, embedding_weight_bytes
 
 namespace gptqd {
 
@@ -31,10 +32,6 @@ struct Plan {
   int rank_of(int stage_index, int replica) const { return stage_index * replicas + replica; }
   std::string describe() const;
 };
-
-// Bytes (fp32) of one block's weights and of the embedding (+ its layer norm).
-uint64_t block_weight_bytes(const BloomDims& dims);
-uint64_t embedding_weight_bytes(const BloomDims& dims);
 
 // The layout with exactly `stages` stages. Throws InputError (naming parallel.stages or
 // calibration.nsamples) when it cannot work: stages outside [1, n_layer], world not a multiple

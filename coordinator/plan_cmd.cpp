@@ -230,24 +230,26 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
   const Unit mu = bytes_unit(largest);
   auto mem = [&](uint64_t b) { return static_cast<double>(b) / mu.div; };
   out += fmt::format(
-      "\nmemory per rank, {} (read: the stage's weights as stored, read once per run; the rest is "
-      "device memory at the peak):\n",
+      "\nmemory per rank, {} (read: the stage's weights as stored, read once per run; then device "
+      "memory, worker/memory_model.h: peak = activations + max(embedding, block + workspace + "
+      "max(scores + hessians, gptq)); acts: where the activations live):\n",
       mu.name);
   out += fmt::format(
-      "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>10} {:>9} {:>11} {:>9} {:>8} "
+      "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>8} {:>9} {:>11} {:>4} {:>9} {:>7} {:>8} {:>8} "
       "{:>11} {:>8}  {}\n",
-      "rank", "stage", "replica", "blocks", "samples", "read", "block fp32", "embedding",
-      "activations", "workspace", "hessians", "device peak", "host", "fits");
+      "rank", "stage", "replica", "blocks", "samples", "read", "block", "embedding", "activations",
+      "acts", "workspace", "scores", "hessians", "gptq", "device peak", "host", "fits");
   PlanReport rep;
   for (const RankEstimate& r : e.ranks) {
     const StagePlan& sp = plan.stage[r.stage];
+    const DeviceMemory& dm = r.device;
     out += fmt::format(
-        "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8.2f} {:>10.2f} {:>9.2f} {:>11.2f} {:>9.2f} {:>8.2f} "
-        "{:>11.2f} {:>8.2f}  {}\n",
+        "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8.2f} {:>8.2f} {:>9.2f} {:>11.2f} {:>4} {:>9.2f} "
+        "{:>7.2f} {:>8.2f} {:>8.2f} {:>11.2f} {:>8.2f}  {}\n",
         r.rank, r.stage, r.replica, blocks(sp.first_block, sp.end_block), r.samples,
-        mem(r.weights_file), mem(r.block_fp32), mem(r.embedding), mem(r.activations),
-        mem(r.workspace), mem(r.hessians), mem(r.device_peak), mem(r.host_peak),
-        r.fits_device ? "ok" : "DOES NOT FIT");
+        mem(r.weights_file), mem(dm.block_weights), mem(dm.embedding), mem(dm.activations),
+        r.activations_on_host ? "host" : "gpu", mem(dm.workspace), mem(dm.scores), mem(dm.hessians),
+        mem(dm.gptq), mem(r.device_peak), mem(r.host_peak), r.fits_device ? "ok" : "DOES NOT FIT");
     if (!r.fits_device && rep.misfit.empty()) {
       rep.misfit = fmt::format(
           "rank {} (stage {}) needs {:.1f} GiB of device memory, {:.1f} GiB available (--gpu-mem)",

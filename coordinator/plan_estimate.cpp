@@ -63,13 +63,25 @@ int64_t dtype_bytes(const std::string& name) {
   return 0;
 }
 
+MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas, bool stage0) {
+  MemoryWorkload mw;
+  mw.samples = samples;
+  mw.seqlen = w.seqlen;
+  mw.micro_batch = w.micro_batch;
+  mw.replicas = replicas;
+  mw.true_sequential = w.true_sequential;
+  mw.block_size = w.block_size;
+  mw.group_size = w.group_size;
+  mw.embedding = stage0;
+  return mw;
+}
+
 PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload& w,
                            const Machine& m) {
   GPTQD_CHECK(m.tflops > 0 && m.link_gbs > 0 && m.net_gbs > 0 && m.disk_gbs > 0,
               "machine rates must be positive");
   const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
   const double seq = static_cast<double>(w.seqlen);
-  const int64_t micro_max = std::max<int64_t>(1, w.micro_batch);
   const auto lin = linears(d);
   const int replicas = plan.replicas;
   const double file_block = static_cast<double>(block_weight_bytes(d)) / 4 * w.file_dtype_bytes;
@@ -90,34 +102,20 @@ PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload&
     st.replicas = replicas;
     for (int r = 0; r < replicas; ++r) {
       const int64_t n_r = share_of(w.nsamples, r, replicas).size();
-      const int64_t micro = std::min(micro_max, n_r);
       RankEstimate re;
       re.rank = plan.rank_of(s, r);
       re.stage = s;
       re.replica = r;
       re.samples = n_r;
       re.weights_file = u64(stage_file);
-      re.block_fp32 = block_weight_bytes(d);
-      re.embedding = s == 0 ? embedding_weight_bytes(d) : 0;
-      re.activations = u64(4 * static_cast<double>(n_r + micro) * seq * h);
-      re.workspace = u64(4 * micro * seq * (7 * h + f) +
-                         4 * micro * static_cast<double>(d.n_head) * seq * seq);
-      double all_h = 0, worst = 0, largest_h = 0, largest_layer = 0;
-      for (const Linear& l : lin) {
-        const double rows_r = std::ceil(l.rows / replicas);
-        const double hess = 4 * l.cols * l.cols;
-        const double work = std::max(4 * l.cols * l.cols + 5 * rows_r * l.cols +
-                                         8 * rows_r * static_cast<double>(w.block_size),
-                                     8 * rows_r * l.cols);  // GPTQ, or the error gemm
-        all_h += hess;
-        worst = std::max(worst, w.true_sequential ? hess + work : work);
-        largest_h = std::max(largest_h, hess);
-        largest_layer = std::max(largest_layer, l.rows * l.cols);
-      }
-      re.hessians = u64(w.true_sequential ? worst : all_h + worst);
-      re.device_peak = re.block_fp32 + re.embedding + re.activations + re.workspace + re.hessians;
-      const double host_linears = 4 * (4 * h * h + 2 * h * f);
-      re.host_peak = u64(host_linears + 3 * largest_h + 4 * largest_layer * (1 + 1.0 / replicas));
+      MemoryWorkload mw = memory_workload(w, n_r, replicas, s == 0);
+      mw.activations_on_host = w.activations == ActivationPlacement::kHost ||
+                               (w.activations == ActivationPlacement::kAuto &&
+                                activations_need_host(d, mw, m.device_mem));
+      re.activations_on_host = mw.activations_on_host;
+      re.device = device_memory(d, mw);
+      re.device_peak = re.device.peak();
+      re.host_peak = host_memory(d, mw);
       re.fits_device = m.device_mem == 0 || re.device_peak <= m.device_mem;
       e.fits_device = e.fits_device && re.fits_device;
       e.ranks.push_back(re);
@@ -190,10 +188,14 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
   w.runs = static_cast<int64_t>(job.runs.size());
   w.true_sequential = false;
   w.block_size = 0;
+  w.group_size = -1;
   for (const QuantConfig& q : job.runs) {
     w.true_sequential = w.true_sequential || q.true_sequential;
     w.block_size = std::max(w.block_size, q.block_size);
+    if (q.group_size > 0 && (w.group_size < 0 || q.group_size < w.group_size))
+      w.group_size = q.group_size;
   }
+  w.activations = parse_activation_placement(job.parallel.activations);
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

@@ -24,19 +24,9 @@
 // takes sum_s t_s + (K - 1) max_s t_s (the sweep fills the pipeline); the activations between
 // stages (4 T h bytes per run) are streamed while the next stage works and are not counted.
 //
-// Device memory per rank (the GPU layout; the CPU backend holds both sums in host memory):
-//   block_fp32   one block's weights in fp32 (weights are loaded one block at a time)
-//   embedding    vocab x h fp32, stage 0 only
-//   activations  4 (n_r + micro) seqlen h    (the block input, replaced in place by its
-//                                             output, + one micro-batch of scratch)
-//   workspace    4 micro seqlen (7h + f) + 4 micro n_head seqlen^2 (forward buffers, and the
-//                                             attention scores if a backend materialises them)
-//   hessians     true_sequential: max over linears of 4 cols^2 (H) + 4 cols^2 (its inverse
-//                factor) + 5 rows_r cols (W slice, codes) + 8 rows_r block_size; otherwise
-//                the four H at once + the largest working set
-// Host memory per rank: the original linear weights in fp32 (GPTQ reads them), three host
-// copies of the largest H (as accumulated, damped, working), and the largest layer's
-// dequantized rows twice (this replica's and the gathered whole).
+// Memory per rank is worker/memory_model.h's: the same model the worker's allocations are
+// tested against. activations auto puts a rank's activations on the host when its device
+// peak with them on the device exceeds Machine::device_mem.
 #pragma once
 
 #include <cstdint>
@@ -46,6 +36,7 @@
 #include "coordinator/plan.h"
 #include "io/job_config.h"
 #include "worker/bloom_dims.h"
+#include "worker/memory_model.h"
 
 namespace gptqd {
 
@@ -54,12 +45,18 @@ struct Workload {
   int64_t nsamples = 128, seqlen = 2048, micro_batch = 1;
   bool true_sequential = true;
   int64_t block_size = 128;
+  int64_t group_size = 128;  // the smallest positive of the runs' (-1: every run has none)
+  ActivationPlacement activations = ActivationPlacement::kAuto;
   int64_t runs = 1;              // sweep points; they fill the pipeline
   int64_t file_dtype_bytes = 2;  // weights as stored (bf16 for BLOOM)
 };
 
 // The work of a job's runs (samples, true_sequential, block size, sweep length).
 Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes);
+
+// The memory model's inputs for a replica holding `samples` of w's sequences (activations on
+// the device; the caller decides).
+MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas, bool stage0);
 
 // What the job runs on. Rates are sustained, per rank / per link.
 struct Machine {
@@ -81,9 +78,10 @@ struct RankEstimate {
   int rank = 0, stage = 0, replica = 0;
   int64_t samples = 0;
   uint64_t weights_file = 0;  // the stage's tensors as stored: what this rank reads per run
-  uint64_t block_fp32 = 0, embedding = 0, activations = 0, workspace = 0, hessians = 0;
-  uint64_t device_peak = 0;  // sum of the five above
-  uint64_t host_peak = 0;
+  DeviceMemory device;        // worker/memory_model.h
+  bool activations_on_host = false;
+  uint64_t device_peak = 0;  // device.peak()
+  uint64_t host_peak = 0;    // host_memory()
   bool fits_device = true;
 };
 

@@ -19,8 +19,11 @@
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "kernels/check.h"
+#include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
+#include "worker/block_quantizer.h"
 #include "worker/bloom_weights.h"
+#include "worker/memory_model.h"
 #include "worker/stage.h"
 
 namespace gptqd {
@@ -38,6 +41,31 @@ std::string fingerprint_of(const JobConfig& job, const BloomConfig& cfg, const H
     fp.add(&q.damp_percent, sizeof q.damp_percent);
   }
   return fp.hex();
+}
+
+// parallel.activations resolved for this rank: auto keeps them on the device unless the memory
+// model's peak with them there exceeds the GPU's free memory less a margin for the CUDA
+// context and library workspaces (worker/memory_model.h); the CPU backend never stages.
+bool activations_on_host(const JobConfig& job, const BloomDims& dims, const Plan& plan, int replica,
+                         int64_t micro, Backend& be) {
+  const ActivationPlacement where = parse_activation_placement(job.parallel.activations);
+  if (where != ActivationPlacement::kAuto) return where == ActivationPlacement::kHost;
+  const uint64_t free_bytes = cuda_backend_free_bytes(be);
+  if (free_bytes == 0) return false;
+  constexpr uint64_t kMargin = uint64_t{1} << 30;
+  const Workload w = workload_of(job, 2);
+  MemoryWorkload mw =
+      memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(), plan.replicas, false);
+  mw.micro_batch = micro;
+  const bool host =
+      activations_need_host(dims, mw, free_bytes > kMargin ? free_bytes - kMargin : 1);
+  GPTQD_LOG_INFO(
+      "activations on the {}: the memory model's device peak is {:.2f} GiB with them "
+      "on the device, {:.2f} GiB free",
+      host ? "host (pinned)" : "device",
+      static_cast<double>(device_memory(dims, mw).peak()) / (1 << 30),
+      static_cast<double>(free_bytes) / (1 << 30));
+  return host;
 }
 
 CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDims& dims) {
@@ -219,6 +247,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.group = group.get();
   in.calib_tokens = &tokens;
   in.micro_batch = 1;
+  in.activations_on_host = activations_on_host(job, dims, plan, replica, in.micro_batch, be);
   const std::vector<LayerReport> mine = run_stage(be, exec->transport(), *ckpt, in);
 
   log_model_residency(job.model_path);

@@ -30,10 +30,11 @@ const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples",
 const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
                                              "act_order",    "static_groups", "true_sequential",
                                              "damp_percent", "block_size",    "mse_clip"};
-const std::vector<std::string> kParallelKeys = {"stages", "device"};
+const std::vector<std::string> kParallelKeys = {"stages", "device", "activations"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
+const std::vector<std::string> kPlacements = {"auto", "device", "host"};
 
 const char* const kYamlInt = "tag:yaml.org,2002:int";
 const char* const kYamlFloat = "tag:yaml.org,2002:float";
@@ -480,6 +481,12 @@ ParallelConfig read_parallel(const Reader& r, const Section& s) {
       r.fail(e->value.Mark(), e->path,
              fmt::format("{} is not one of {}", shown(e->value), join(kDevices)));
   }
+  if (const Entry* e = s.find("activations")) {
+    p.activations = r.text(*e, "one of auto, device, host");
+    if (std::find(kPlacements.begin(), kPlacements.end(), p.activations) == kPlacements.end())
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of {}", shown(e->value), join(kPlacements)));
+  }
   return p;
 }
 
@@ -635,6 +642,7 @@ std::string JobConfig::resolved_yaml() const {
     out << parallel.stages;
   }
   out << YAML::Key << "device" << YAML::Value << parallel.device;
+  out << YAML::Key << "activations" << YAML::Value << parallel.activations;
   out << YAML::EndMap;
 
   out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
@@ -673,7 +681,7 @@ bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
 }
 
 bool operator==(const ParallelConfig& a, const ParallelConfig& b) {
-  return a.stages == b.stages && a.device == b.device;
+  return a.stages == b.stages && a.device == b.device && a.activations == b.activations;
 }
 
 bool operator==(const EvalConfig& a, const EvalConfig& b) {

@@ -38,6 +38,10 @@ struct CalibrationConfig {
 struct ParallelConfig {
   int64_t stages = 0;           // pipeline stages; 0 = auto (written "auto" in YAML)
   std::string device = "auto";  // auto | cuda | cpu
+  // Where each rank keeps its calibration activations: auto (on the device when the memory
+  // model says they fit, worker/memory_model.h) | device | host (pinned host memory, one
+  // micro-batch at a time on the device).
+  std::string activations = "auto";
 };
 
 struct EvalConfig {

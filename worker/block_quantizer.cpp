@@ -19,26 +19,38 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 int group_size(const ReplicaContext& rc) { return rc.group ? rc.group->size() : 1; }
 int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 0; }
 
-// One pass of the block over every sequence of act.h, micro-batch by micro-batch. In place:
-// act.h becomes the output. Otherwise each micro-batch is copied to act.scratch first and
-// act.h is left untouched (capture passes, which may stop early).
+// One pass of the block over every sequence, micro-batch by micro-batch. In place: the
+// activations become the output. Otherwise each micro-batch is worked on in a copy
+// (act.scratch on the device; the staged copy when they live on the host) and the activations
+// are left untouched (capture passes, which may stop early).
 void forward_pass(Backend& be, const BloomDims& d, const BlockWeights& w, Activations& act,
                   int64_t micro, BlockWorkspace& ws, bool in_place, const LinearCapture& capture,
                   int stop_after, const SliceHook& before, const SliceHook& after) {
   GPTQD_CHECK(micro > 0, "micro-batch size must be positive");
   const int64_t row = act.seq * d.hidden;
-  GPTQD_CHECK(in_place || act.scratch.size() >= std::min(micro, act.nseq) * row,
-              "activation scratch of {} floats is smaller than a micro-batch ({})",
-              act.scratch.size(), std::min(micro, act.nseq) * row);
+  const int64_t most = std::min(micro, act.nseq) * row;
+  if (act.on_host()) {
+    GPTQD_CHECK(act.staged.size() >= most,
+                "staged activations of {} floats are smaller than a micro-batch ({})",
+                act.staged.size(), most);
+  } else {
+    GPTQD_CHECK(in_place || act.scratch.size() >= most,
+                "activation scratch of {} floats is smaller than a micro-batch ({})",
+                act.scratch.size(), most);
+  }
   for (int64_t s = 0; s < act.nseq; s += micro) {
     const int64_t b = std::min(micro, act.nseq - s);
     if (before) before(s, b);
-    float* x = act.h.data() + s * row;
-    if (!in_place) {
+    float* x = act.seqs(s, d.hidden);
+    if (act.on_host()) {
+      be.to_device(act.staged.data(), x, b * row);
+      x = act.staged.data();
+    } else if (!in_place) {
       be.copy(act.scratch.data(), x, b * row);
       x = act.scratch.data();
     }
     block_forward(be, d, w, b, act.seq, x, ws, capture, stop_after);
+    if (act.on_host() && in_place) be.to_host(act.seqs(s, d.hidden), x, b * row);
     if (after) {
       be.synchronize();  // the hook hands the slice to a transport
       after(s, b);
@@ -121,6 +133,24 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
 
 }  // namespace
 
+Activations make_activations(Backend& be, int64_t nseq, int64_t seq, int64_t hidden, int64_t micro,
+                             bool on_host) {
+  GPTQD_CHECK(nseq >= 0 && seq > 0 && hidden > 0 && micro > 0,
+              "activations of {} x {} x {} in micro-batches of {}", nseq, seq, hidden, micro);
+  Activations act;
+  act.nseq = nseq;
+  act.seq = seq;
+  const int64_t staged = std::min(micro, nseq) * seq * hidden;
+  if (on_host) {
+    act.host = HostBuffer(be, nseq * seq * hidden);
+    act.staged = Buffer(be, staged);
+  } else {
+    act.h = Buffer(be, nseq * seq * hidden);
+    act.scratch = Buffer(be, staged);
+  }
+  return act;
+}
+
 ShareRange share_of(int64_t n, int part, int parts) {
   GPTQD_CHECK(parts >= 1 && part >= 0 && part < parts && n >= 0, "share {} of {} of {} items", part,
               parts, n);
@@ -134,6 +164,9 @@ BlockResult quantize_block(Backend& be, const BloomDims& d, BlockWeights& w, Act
   auto label = [&](int i) {
     return fmt::format("run {} block {} {}", q.name, block, block_linears()[i].module);
   };
+  // Each accumulator is taken to the host and freed before its layer is quantized: GPTQ
+  // uploads its own copy, and the accumulator of the widest layer (4h_to_h: 13 GB at
+  // BLOOM-176B) would otherwise sit beside GPTQ's working set at the device's peak.
   if (q.true_sequential) {
     // Each linear's Hessian sees the outputs of the already-quantized ones before it.
     for (int i = 0; i < kNumLinears; ++i) {
@@ -141,15 +174,21 @@ BlockResult quantize_block(Backend& be, const BloomDims& d, BlockWeights& w, Act
       which[i] = true;
       auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
                                      i == 0 ? hooks.before_read : SliceHook());
-      result[i] = quantize_linear(be, w.linears[i], stage_hessian(*acc[i], rc),
-                                  gptq_options(q, label(i)), rc);
+      const std::vector<float> h = stage_hessian(*acc[i], rc);
+      acc[i].reset();
+      result[i] = quantize_linear(be, w.linears[i], h, gptq_options(q, label(i)), rc);
     }
   } else {
     auto acc =
         accumulate_hessians(be, d, w, act, micro, ws, {true, true, true, true}, hooks.before_read);
+    std::array<std::vector<float>, kNumLinears> h;
     for (int i = 0; i < kNumLinears; ++i) {
-      result[i] = quantize_linear(be, w.linears[i], stage_hessian(*acc[i], rc),
-                                  gptq_options(q, label(i)), rc);
+      h[i] = stage_hessian(*acc[i], rc);
+      acc[i].reset();
+    }
+    for (int i = 0; i < kNumLinears; ++i) {
+      result[i] = quantize_linear(be, w.linears[i], h[i], gptq_options(q, label(i)), rc);
+      h[i] = std::vector<float>();
     }
   }
   forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);

@@ -61,9 +61,26 @@ GptqOptions gptq_options(const Settings& q, const std::string& label) {
 // tokens, [nseq*seq, hidden].
 struct Activations {
   int64_t nseq = 0, seq = 0;
-  Buffer h;        // the block input; replaced by its output
-  Buffer scratch;  // >= micro * seq * hidden floats, for passes that must not touch h
+  // On the device: the block input, replaced by its output, and >= micro * seq * hidden
+  // floats of scratch for the passes that must not touch h.
+  Buffer h;
+  Buffer scratch;
+  // Or in host memory (Backend::alloc_host: pinned on CUDA) when they do not fit the device
+  // (worker/memory_model.h): h and scratch empty, every pass copies each micro-batch into
+  // `staged` (>= micro * seq * hidden floats of device memory) and, in place, back.
+  HostBuffer host;
+  Buffer staged;
+
+  bool on_host() const { return host.size() > 0; }
+  // Sequence `first` in the memory that holds them (what the stage's transports read/write).
+  float* seqs(int64_t first, int64_t hidden) {
+    return (on_host() ? host.data() : h.data()) + first * seq * hidden;
+  }
 };
+
+// Activations for nseq sequences of seq tokens, zero on the device or uninitialised on the host.
+Activations make_activations(Backend& be, int64_t nseq, int64_t seq, int64_t hidden, int64_t micro,
+                             bool on_host);
 
 // The replicas of the stage, as seen by one of them.
 struct ReplicaContext {

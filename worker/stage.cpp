@@ -21,6 +21,25 @@ double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// Stage 0's input: the embedded calibration tokens. The embedding table (14 GB for BLOOM-176B)
+// is loaded for this and freed at once, so it is never on the device beside a block's work.
+void embed_stage_input(Backend& be, const HfModel& model, const BloomDims& d,
+                       const std::vector<int32_t>& tokens, int64_t micro, Activations& act) {
+  const EmbeddingWeights emb = load_embedding_weights(be, model, d);
+  if (!act.on_host()) {
+    embed_tokens(be, d, emb, tokens, act.h.data());
+    return;
+  }
+  const int64_t row = act.seq * d.hidden;
+  for (int64_t s = 0; s < act.nseq; s += micro) {
+    const int64_t b = std::min(micro, act.nseq - s);
+    const std::vector<int32_t> part(tokens.begin() + s * act.seq,
+                                    tokens.begin() + (s + b) * act.seq);
+    embed_tokens(be, d, emb, part, act.staged.data());
+    be.to_host(act.seqs(s, d.hidden), act.staged.data(), b * row);
+  }
+}
+
 LayerData to_layer_data(const LinearResult& r, const LinearWeights& lw) {
   LayerData d;
   d.codes = r.q.codes;
@@ -34,13 +53,19 @@ LayerData to_layer_data(const LinearResult& r, const LinearWeights& lw) {
 }
 
 // The stage's input from the previous stage, received micro-batch by micro-batch straight into
-// act.h while the first block's first pass runs: at most `window` receives are posted ahead.
-// The sender's micro-batches have the same boundaries (same samples, same micro-batch size).
+// the activations while the first block's first pass runs: at most `window` receives are posted
+// ahead. The sender's micro-batches have the same boundaries (same samples, same micro-batch size).
 class StreamReceiver {
  public:
   StreamReceiver(Transport& tp, int peer, Activations& act, int64_t hidden, int64_t micro,
                  int window)
-      : tp_(tp), peer_(peer), act_(act), row_(act.seq * hidden), micro_(micro), window_(window) {
+      : tp_(tp),
+        peer_(peer),
+        act_(act),
+        hidden_(hidden),
+        row_(act.seq * hidden),
+        micro_(micro),
+        window_(window) {
     post();
   }
 
@@ -73,25 +98,26 @@ class StreamReceiver {
     while (static_cast<int>(pending_.size()) < window_ && posted_ < act_.nseq) {
       const int64_t b = std::min(micro_, act_.nseq - posted_);
       pending_.push_back(
-          Slot{b, tp_.irecv(act_.h.data() + posted_ * row_, b * row_, peer_, Tag::kActivations)});
+          Slot{b, tp_.irecv(act_.seqs(posted_, hidden_), b * row_, peer_, Tag::kActivations)});
       posted_ += b;
     }
   }
   Transport& tp_;
   int peer_;
   Activations& act_;
-  int64_t row_, micro_;
+  int64_t hidden_, row_, micro_;
   int window_;
   int64_t posted_ = 0, consumed_ = 0;
   std::deque<Slot> pending_;
 };
 
 // The stage's output to the next stage: each micro-batch of the last block's final pass is sent
-// as soon as it is computed, from act.h itself (no copy); at most `window` sends in flight.
+// as soon as it is computed, from the activations themselves (no copy); at most `window` sends in
+// flight.
 class StreamSender {
  public:
   StreamSender(Transport& tp, int peer, Activations& act, int64_t hidden, int window)
-      : tp_(tp), peer_(peer), act_(act), row_(act.seq * hidden), window_(window) {}
+      : tp_(tp), peer_(peer), act_(act), hidden_(hidden), row_(act.seq * hidden), window_(window) {}
 
   void after_write(int64_t first, int64_t count) {
     if (static_cast<int>(pending_.size()) == window_) {
@@ -99,13 +125,13 @@ class StreamSender {
       pending_.pop_front();
     }
     pending_.push_back(
-        tp_.isend(act_.h.data() + first * row_, count * row_, peer_, Tag::kActivations));
+        tp_.isend(act_.seqs(first, hidden_), count * row_, peer_, Tag::kActivations));
     GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} to rank {} posted", first, first + count,
                     act_.nseq, peer_);
     sent_ += count;
   }
 
-  // Waits for every send (act.h may be reused after this).
+  // Waits for every send (the activations may be reused after this).
   void finish() {
     for (auto& p : pending_) p->wait();
     pending_.clear();
@@ -117,7 +143,7 @@ class StreamSender {
   Transport& tp_;
   int peer_;
   Activations& act_;
-  int64_t row_;
+  int64_t hidden_, row_;
   int window_;
   int64_t sent_ = 0;
   std::deque<std::unique_ptr<PendingTransfer>> pending_;
@@ -177,19 +203,14 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
               role.replicas, total);
   const bool leader = role.replica == 0;
 
-  Activations act;
-  act.nseq = samples.size();
-  act.seq = job.calibration.seqlen;
-  const int64_t micro = std::min(in.micro_batch, act.nseq);
-  act.h = Buffer(be, act.nseq * act.seq * d.hidden);
-  act.scratch = Buffer(be, micro * act.seq * d.hidden);
+  const int64_t micro = std::min(in.micro_batch, samples.size());
+  Activations act = make_activations(be, samples.size(), job.calibration.seqlen, d.hidden, micro,
+                                     in.activations_on_host);
   BlockWorkspace ws(be, d, micro * act.seq);
   const ReplicaContext rc{in.group, total};
 
-  std::unique_ptr<EmbeddingWeights> emb;
   std::vector<int32_t> my_tokens;
   if (role.prev_rank < 0) {
-    emb = std::make_unique<EmbeddingWeights>(load_embedding_weights(be, *in.model, d));
     const auto& all = *in.calib_tokens;
     GPTQD_CHECK(static_cast<int64_t>(all.size()) == total * act.seq,
                 "{} calibration tokens for {} x {}", all.size(), total, act.seq);
@@ -208,7 +229,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       rx = std::make_unique<StreamReceiver>(tp, role.prev_rank, act, d.hidden, micro,
                                             in.stream_window);
     } else {
-      embed_tokens(be, d, *emb, my_tokens, act.h.data());
+      embed_stage_input(be, *in.model, d, my_tokens, micro, act);
     }
     std::unique_ptr<StreamSender> tx;
     if (role.next_rank >= 0) {

@@ -46,6 +46,9 @@ struct StageInputs {
   // Micro-batches in flight between two stages (sends posted, receives posted ahead): the
   // bound on what streaming buffers, in units of one micro-batch. >= 1.
   int stream_window = 2;
+  // Keep the activations in the backend's (pinned) host memory instead of on the device
+  // (parallel.activations, resolved by the caller with worker/memory_model.h).
+  bool activations_on_host = false;
 };
 
 // Runs the stage for every run of the job. Blocks until the stage is done. Collective over

@@ -9,12 +9,15 @@
 // dimension n_head * 3 * head_dim at offsets 0, head_dim and 2 * head_dim past
 // h * 3 * head_dim: a constant stride between heads, which is what a strided
 // batch needs. Masked weights are exactly zero, so the second GEMM over all
-// seq keys adds nothing for them.
+// seq keys adds nothing for them. The scores of one chunk of heads are at most
+// kMaxScoreBytes (kernels/attention_scratch.h; 112 heads x 2048^2 fp32 would be
+// 1.9 GB for BLOOM-176B): the scratch stays bounded whatever seq is.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "kernels/alibi.h"
+#include "kernels/attention_scratch.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_launch.cuh"
@@ -22,10 +25,6 @@
 
 namespace gptqd::cuda {
 namespace {
-
-// Scores of one chunk of heads at most this large (112 heads x 2048^2 fp32 is
-// 1.9 GB for BLOOM-176B; chunking keeps the scratch bounded whatever seq is).
-constexpr int64_t kMaxScoreBytes = int64_t{1} << 30;
 
 // One thread block per score row (head h of the chunk, query i).
 __global__ void alibi_softmax_kernel(int64_t seq, int64_t head0, const float* slopes, float* s) {
@@ -79,8 +78,7 @@ void CudaBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, in
     slopes[h] = alibi_slope(static_cast<int>(h), static_cast<int>(n_head));
   const DeviceArray<float> slopes_dev = upload_array(slopes.data(), n_head);
 
-  const int64_t chunk = std::clamp<int64_t>(
-      kMaxScoreBytes / (score_stride * static_cast<int64_t>(sizeof(float))), 1, n_head);
+  const int64_t chunk = attention_head_chunk(seq, n_head);
   DeviceArray<float> scores(chunk * score_stride, stream());
 
   for (int64_t b = 0; b < batch; ++b) {

@@ -76,6 +76,18 @@ int cuda_backend_device(const Backend& be) {
   return cuda ? cuda->device() : -1;
 }
 
+uint64_t cuda_backend_free_bytes(Backend& be) {
+  auto* cuda = dynamic_cast<cuda::CudaBackend*>(&be);
+  if (!cuda) return 0;
+  cuda->synchronize();  // makes the device current; queued frees have run
+  cudaMemPool_t pool = nullptr;
+  GPTQD_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, cuda->device()));
+  GPTQD_CUDA_CHECK(cudaMemPoolTrimTo(pool, 0));
+  size_t free_bytes = 0, total_bytes = 0;
+  GPTQD_CUDA_CHECK(cudaMemGetInfo(&free_bytes, &total_bytes));
+  return static_cast<uint64_t>(free_bytes);
+}
+
 void* cuda_backend_stream(const Backend& be) {
   const auto* cuda = dynamic_cast<const cuda::CudaBackend*>(&be);
   if (!cuda) throw Error(fmt::format("backend '{}' is not a CUDA backend", be.name()));

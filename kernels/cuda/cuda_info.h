@@ -3,6 +3,7 @@
 // with and without CUDA; without it every function here says so).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "kernels/backend.h"
@@ -26,6 +27,10 @@ struct CudaDeviceInfo {
 
 // Throws gptqd::Error when built without CUDA or `device` does not exist.
 CudaDeviceInfo cuda_device_info(int device);
+
+// Bytes of device memory free now on the backend's GPU (cudaMemGetInfo, after the pool has
+// released what it holds unused); 0 for any other backend.
+uint64_t cuda_backend_free_bytes(Backend& be);
 
 // The device of a CUDA backend, -1 for any other backend.
 int cuda_backend_device(const Backend& be);

@@ -17,6 +17,8 @@ CudaDeviceInfo cuda_device_info(int) {
 
 int cuda_backend_device(const Backend&) { return -1; }
 
+uint64_t cuda_backend_free_bytes(Backend&) { return 0; }
+
 void* cuda_backend_stream(const Backend& be) {
   throw Error(
       fmt::format("backend '{}' is not a CUDA backend (this gptqd has no CUDA)", be.name()));

@@ -3,8 +3,8 @@
 # random BLOOM, a sweep of two runs (true_sequential on and off, act_order on), quantized under
 # every stage x replica split of 1 to 4 ranks. Checked with h5py:
 #  - the same replica count gives bit-identical files whatever the stage split (codes, scales,
-#    zeros, g_idx, perm, bias and the stats), so pipelining and the streamed activations change
-#    nothing;
+#    zeros, g_idx, perm, bias and the stats) and wherever the activations live, so pipelining,
+#    the streamed activations and host placement change nothing;
 #  - other replica counts differ only by the Hessian's summation order: >= 99.9% identical
 #    codes (and scales and zeros within 0.1%) and every layer's GPTQ loss within 0.1% of the
 #    1-rank run;
@@ -14,16 +14,19 @@ source "$(dirname "$0")/../cli/lib.bash"
 make_model "$WORK/model" --layers 4
 make_tokens "$WORK/tokens.safetensors" 4000
 
-# ranks:stages
-LAYOUTS=(1:1 2:2 2:1 3:3 4:4 4:2 4:1)
+# ranks:stages[:activations placement] (2:2:host: the activations live in host memory and
+# go through the device a micro-batch at a time, also as they stream between the stages)
+LAYOUTS=(1:1 2:2 2:2:host 2:1 3:3 4:4 4:2 4:1)
 for lay in "${LAYOUTS[@]}"; do
-  np=${lay%:*} st=${lay#*:}
-  tag=${np}x${st}
+  IFS=: read -r np st acts <<<"$lay"
+  acts=${acts:-device}
+  tag=${lay//:/x}
   write_config "$WORK/$tag.yaml" "$WORK/model" "$WORK/$tag.h5" "  act_order: true
 sweep:
   true_sequential: [true, false]
 parallel:
-  stages: $st"
+  stages: $st
+  activations: $acts"
   start=$(date +%s%N)
   timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN" quantize "$WORK/$tag.yaml" --threads 1 \
     >"$WORK/$tag.out" 2>"$WORK/$tag.err" || { cat "$WORK/$tag.err"; fail "$np ranks, $st stages: quantize failed"; }

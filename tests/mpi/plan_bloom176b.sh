@@ -42,23 +42,27 @@ assert len(chosen) == 1 and int(chosen[0][1]) == S
 assert secs(chosen[0][4]) == min(secs(r[4]) for r in fit), "auto did not pick the fastest fitting layout"
 
 # Per rank: placement, contiguous blocks, memory recomputed from the shapes.
-ranks = re.findall(r"^ +(\d+) +(\d+) +(\d+) +\[(\d+), (\d+)\) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(\S.*)$", text, re.M)
+ranks = re.findall(r"^ +(\d+) +(\d+) +(\d+) +\[(\d+), (\d+)\) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(gpu|host) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(\S.*)$", text, re.M)
 assert len(ranks) == n, f"{len(ranks)} rank rows"
 stage_blocks = {}
 for row in ranks:
     rank, stage, rep, b0, b1, samples = map(int, row[:6])
-    read, blk, e, act, ws, hess, peak, host = map(float, row[6:14])
+    read, blk, e, act = map(float, row[6:10])
+    ws, scores, hess, gptq, peak, host = map(float, row[11:17])
     assert (stage, rep) == divmod(rank, R), f"rank {rank} placed at stage {stage} replica {rep}"
     stage_blocks.setdefault(stage, (b0, b1))
     assert stage_blocks[stage] == (b0, b1)
     assert samples == nsamples * (rep + 1) // R - nsamples * rep // R
     assert abs(blk - block * 4 / GiB) < 0.01, blk
     assert abs(e - (emb * 4 / GiB if stage == 0 else 0)) < 0.01, e
+    assert row[10] == "gpu", "activations fit on the device"
     assert abs(act - (samples + 1) * seq * h * 4 / GiB) < 0.01, act
     assert abs(read - ((b1 - b0) * block + (emb if stage == 0 else 0)) * 2 / GiB) < 0.01, read
-    assert abs(peak - (blk + e + act + ws + hess)) < 0.03 and peak <= 80, peak
-    assert hess >= 2 * 4 * f * f / GiB, "the 4h_to_h Hessian and its factor"
-    assert row[14] == "ok", row[14]
+    assert abs(ws - seq * (7 * h + f) * 4 / GiB) < 0.01, ws
+    assert abs(hess - 4 * f * f / GiB) < 0.01, "true_sequential: the 4h_to_h accumulator alone"
+    assert gptq >= 12 * f * f / GiB, "the 4h_to_h factor U and its fp64 copy"
+    assert abs(peak - (act + max(e, blk + ws + max(scores + hess, gptq)))) < 0.03 and peak <= 80, peak
+    assert row[17] == "ok", row[17]
 edges = [stage_blocks[s] for s in range(S)]
 assert edges[0][0] == 0 and edges[-1][1] == layers and all(a[1] == b[0] and a[0] < a[1] for a, b in zip(edges, edges[1:] + [(layers, layers)]))
 print(f"{n} ranks: {S} stage(s) x {R} replica(s), stages {edges}; " + re.search(r"estimate: (one run [^;]*)", text)[1])

@@ -91,5 +91,43 @@ INSTANTIATE_TEST_SUITE_P(Settings, BlockQuantizerTest,
                                            std::make_tuple(3, int64_t{-1}, false),
                                            std::make_tuple(2, int64_t{16}, true)));
 
+// Activations in host memory (parallel.activations: host) go through the device one micro-batch
+// at a time; the block's codes, stats and output must be the device placement's, bit for bit.
+TEST(BlockQuantizerPlacement, HostActivationsGiveTheDeviceResultsExactly) {
+  const auto dir = test::scratch_dir("placement");
+  test::make_random_bloom(dir.string(), {});
+  const HfModel model = HfModel::open(dir.string());
+  const BloomDims d = BloomDims::from(model.config());
+  const int64_t nseq = 5, seq = 16, micro = 2;
+  const auto x = test::random_vector(nseq * seq * d.hidden, 9);
+  QuantConfig q;
+  q.name = "t";
+  q.group_size = 32;
+  struct Out {
+    BlockResult res;
+    std::vector<float> y;
+  };
+  auto run = [&](bool on_host) {
+    auto be = make_cpu_backend(1);
+    BlockWeights w = load_block_weights(*be, model, d, 0);
+    Activations act = make_activations(*be, nseq, seq, d.hidden, micro, on_host);
+    EXPECT_EQ(act.on_host(), on_host);
+    std::copy(x.begin(), x.end(), act.seqs(0, d.hidden));
+    BlockWorkspace ws(*be, d, micro * seq);
+    Out o;
+    o.res = quantize_block(*be, d, w, act, micro, ws, q, 0);
+    o.y.assign(act.seqs(0, d.hidden), act.seqs(nseq, d.hidden));
+    return o;
+  };
+  const Out dev = run(false), host = run(true);
+  EXPECT_EQ(0, std::memcmp(dev.y.data(), host.y.data(), dev.y.size() * sizeof(float)));
+  EXPECT_NE(0, std::memcmp(dev.y.data(), x.data(), x.size() * sizeof(float))) << "no output";
+  for (int i = 0; i < kNumLinears; ++i) {
+    EXPECT_EQ(dev.res[i].q.codes, host.res[i].q.codes) << i;
+    EXPECT_EQ(dev.res[i].q.scales, host.res[i].q.scales) << i;
+    EXPECT_EQ(dev.res[i].stats.gptq_err, host.res[i].stats.gptq_err) << i;
+  }
+}
+
 }  // namespace
 }  // namespace gptqd

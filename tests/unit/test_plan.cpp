@@ -106,12 +106,41 @@ TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
                    8.0 * (64 + 64 + 64 + 1024) + 4.0 * (192 + 64 + 256 + 256) / 2);
   const RankEstimate& r = e.ranks[1];
   EXPECT_EQ(r.samples, 3);
-  EXPECT_EQ(r.block_fp32, 4u * (12 * 64 + 13 * 8));
-  EXPECT_EQ(r.embedding, 4u * (10 * 8 + 2 * 8));
-  EXPECT_EQ(r.activations, 4u * (3 + 1) * 4 * 8);
+  EXPECT_EQ(r.device.block_weights, 4u * (12 * 64 + 13 * 8));
+  EXPECT_EQ(r.device.embedding, 4u * (10 * 8 + 2 * 8));
+  EXPECT_EQ(r.device.activations, 4u * (3 + 1) * 4 * 8);  // 3 samples + a micro-batch
+  EXPECT_EQ(r.device.workspace, 4u * 1 * 4 * (7 * 8 + 32));
+  EXPECT_EQ(r.device.scores, 4u * 2 * 4 * 4);  // both heads at once, 4 x 4 each
   EXPECT_EQ(r.weights_file, 2u * (12 * 64 + 13 * 8) + 2u * (10 * 8 + 2 * 8));
-  // 4h_to_h: H and its factor (2 x 4 x 32^2) + 5 x 4 rows x 32 cols + 8 x 4 rows x 4.
-  EXPECT_EQ(r.hessians, 8u * 1024 + 5u * 4 * 32 + 8u * 4 * 4);
+  // true_sequential: one accumulator at a time, the largest 4h_to_h's 4 x 32^2.
+  EXPECT_EQ(r.device.hessians, 4u * 1024);
+  // 4h_to_h's factorization, 4 of its rows per replica, one group: W 4rc, scales and zeros
+  // 8r, the damped diagonal 4c, U in fp32 and its fp64 copy 12c^2.
+  EXPECT_EQ(r.device.gptq, 4u * 4 * 32 + 8u * 4 + 4u * 32 + 12u * 1024);
+  // The embedding is on the device only while the input is embedded, not beside a block.
+  EXPECT_EQ(r.device_peak, 512u + 3488 + 1408 + 12960);
+  EXPECT_FALSE(r.activations_on_host);
+}
+
+TEST(PlanEstimate, ActivationsGoToTheHostOnlyWhenTheyDoNotFit) {
+  const BloomDims d = bloom176b();
+  Workload w;  // 128 x 2048, true_sequential
+  Machine m;
+  m.device_mem = 80ull << 30;
+  // One stage of 8 replicas: 16 samples each, 1.9 GB of activations, fits on the device.
+  PlanEstimate e = estimate_plan(make_plan(d, 8, 1, 128), d, w, m);
+  EXPECT_FALSE(e.ranks[0].activations_on_host);
+  EXPECT_TRUE(e.fits_device);
+  // One rank alone on 60 GiB: 128 samples (15 GB) beside a block (10 GB) and the 4h_to_h
+  // factorization (43 GB) do not fit; on the host they do.
+  m.device_mem = 60ull << 30;
+  e = estimate_plan(make_plan(d, 1, 1, 128), d, w, m);
+  EXPECT_TRUE(e.ranks[0].activations_on_host);
+  EXPECT_TRUE(e.fits_device) << e.ranks[0].device_peak;
+  w.activations = ActivationPlacement::kDevice;
+  e = estimate_plan(make_plan(d, 1, 1, 128), d, w, m);
+  EXPECT_FALSE(e.ranks[0].activations_on_host);
+  EXPECT_FALSE(e.fits_device);
 }
 
 TEST(PlanEstimate, AutoTakesTheFastestLayoutThatFits) {

@@ -1,0 +1,83 @@
+// worker/memory_model.h against what the worker allocates: one block quantized on the CPU
+// backend, whose memory_stats count every buffer the CUDA backend would hold on the device
+// (alloc, alloc_u8, the factorization's fp64 scratch). The model's peak must be the measured
+// one to the byte, over the settings that change the working set. The attention
+// score buffer is the one CUDA-only allocation (the CPU attention works row by row), so it
+// is left out of the comparison.
+#include <gtest/gtest.h>
+
+#include <tuple>
+
+#include "tests/model_fixture.h"
+#include "tests/test_util.h"
+#include "worker/block_quantizer.h"
+#include "worker/memory_model.h"
+
+namespace gptqd {
+namespace {
+
+struct Case {
+  bool true_sequential;
+  bool act_order;
+  int64_t group_size;
+  int64_t block_size;
+  int64_t micro;
+  bool on_host;
+};
+
+class MemoryModelTest : public ::testing::TestWithParam<Case> {};
+
+TEST_P(MemoryModelTest, IsTheMeasuredDevicePeakToTheByte) {
+  const Case c = GetParam();
+  const auto dir = test::scratch_dir("memmodel");
+  test::make_random_bloom(dir.string(), {1, 96, 4, 64, 7});
+  const HfModel model = HfModel::open(dir.string());
+  const BloomDims d = BloomDims::from(model.config());
+  const int64_t nseq = 5, seq = 32;
+  auto be = make_cpu_backend(1);
+
+  QuantConfig q;
+  q.name = "t";
+  q.bits = 4;
+  q.true_sequential = c.true_sequential;
+  q.act_order = c.act_order;
+  q.group_size = c.group_size;
+  q.block_size = c.block_size;
+  {
+    BlockWeights w = load_block_weights(*be, model, d, 0);
+    Activations act = make_activations(*be, nseq, seq, d.hidden, c.micro, c.on_host);
+    const auto x = test::random_vector(nseq * seq * d.hidden, 11);
+    std::copy(x.begin(), x.end(), act.seqs(0, d.hidden));  // host memory on the CPU backend
+    BlockWorkspace ws(*be, d, std::min(c.micro, nseq) * seq);
+    quantize_block(*be, d, w, act, c.micro, ws, q, 0);
+  }
+  const MemoryStats got = be->memory_stats();
+  EXPECT_EQ(got.device_in_use, 0) << "everything freed";
+
+  MemoryWorkload mw;
+  mw.samples = nseq;
+  mw.seqlen = seq;
+  mw.micro_batch = c.micro;
+  mw.true_sequential = c.true_sequential;
+  mw.block_size = c.block_size;
+  mw.group_size = c.group_size;
+  mw.activations_on_host = c.on_host;
+  DeviceMemory model_bytes = device_memory(d, mw);
+  model_bytes.scores = 0;
+  const auto predicted = static_cast<int64_t>(model_bytes.peak());
+  EXPECT_EQ(predicted, got.device_peak);
+  if (c.on_host) {
+    EXPECT_EQ(got.host_peak, nseq * seq * d.hidden * 4);
+  } else {
+    EXPECT_EQ(got.host_peak, 0);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Settings, MemoryModelTest,
+    ::testing::Values(Case{true, false, 32, 128, 1, false}, Case{true, true, -1, 16, 2, false},
+                      Case{false, false, 32, 128, 1, false}, Case{false, true, 16, 32, 5, false},
+                      Case{true, false, 32, 128, 2, true}, Case{false, false, -1, 128, 1, true}));
+
+}  // namespace
+}  // namespace gptqd

@@ -1,0 +1,81 @@
+// The memory one rank's worker holds, from the model's shapes and the job's settings: the
+// single model behind `gptqd plan`'s figures, the choice between activations on the device
+// and in pinned host memory, and docs/gpu.md §5. tests/unit/test_memory_model.cpp holds it
+// to what the worker really allocates (Backend::memory_stats on the CPU backend, which
+// counts the same buffers the CUDA backend allocates on the device).
+//
+// Device bytes, with h = hidden, f = ffn, S = seqlen, n = the replica's samples,
+// m = micro-batch, and per linear r = its rows per replica (the largest share), c = its
+// columns, g = its groups (ceil(c / group_size), 1 for group_size -1), b = min(block_size, c):
+//   block_weights  one block in fp32 (one block is on the device at a time)
+//   embedding      vocab x h fp32 + its norm, stage 0 only, while a run's input is embedded
+//                  (loaded for that and freed: never beside a block)
+//   activations    on the device: 4 (n + m) S h (the input, replaced in place by the output,
+//                  + a micro-batch of scratch for capture passes); on the host: 4 m S h (one
+//                  staged micro-batch)
+//   workspace      4 m S (7h + f), the forward's buffers
+//   scores         attention scores, attention_score_bytes(S, n_head), during forwards
+//   hessians       the accumulators alive during a capture forward: true_sequential the
+//                  largest 4 c^2, otherwise all four
+//   gptq           the largest working set of a layer's quantization, the maximum of
+//                    factorization  4rc + 8gr + 4c + 12c^2   (W, scales and zeros, damped
+//                                   diagonal, U in fp32 and its fp64 factorization copy)
+//                    sweep          5rc + 8gr + 4c^2 + 8rb + 4r (W, scales/zeros, U, codes,
+//                                   errors and quantized block, losses)
+//                    round-to-nearest 5rc + 8gr,  output error 8rc + 4c^2
+//                  (the accumulator is freed before, so it is not in this sum)
+//   peak = activations + max(embedding,
+//                            block_weights + workspace + max(scores + hessians, gptq))
+// Not counted: the CUDA context, cuBLAS / cuSOLVER workspaces, allocator rounding (a few
+// hundred MB on a GPU; keep that much free).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "worker/bloom_dims.h"
+
+namespace gptqd {
+
+// Where a stage's calibration activations live (parallel.activations in the job's YAML).
+enum class ActivationPlacement { kAuto, kDevice, kHost };
+// "auto" | "device" | "host"; throws gptqd::Error on anything else (the YAML reader has
+// already rejected it with its position).
+ActivationPlacement parse_activation_placement(const std::string& name);
+
+// Bytes (fp32) of one block's weights and of the embedding (+ its layer norm).
+uint64_t block_weight_bytes(const BloomDims& dims);
+uint64_t embedding_weight_bytes(const BloomDims& dims);
+
+struct MemoryWorkload {
+  int64_t samples = 0;  // this replica's sequences
+  int64_t seqlen = 2048;
+  int64_t micro_batch = 1;
+  int replicas = 1;
+  bool true_sequential = true;
+  int64_t block_size = 128;  // the largest of the runs'
+  int64_t group_size = 128;  // the smallest positive of the runs' (most groups); -1: none
+  bool embedding = false;    // stage 0 holds the embedding table
+  bool activations_on_host = false;
+};
+
+struct DeviceMemory {
+  uint64_t block_weights = 0, embedding = 0, activations = 0, workspace = 0, scores = 0,
+           hessians = 0, gptq = 0;
+  uint64_t peak() const;
+};
+
+DeviceMemory device_memory(const BloomDims& dims, const MemoryWorkload& w);
+
+// Host bytes of the same rank: the current block's original weights (GPTQ reads them) and
+// the prefetched next block (pinned staging), both fp32; the Hessians on the host (one per
+// layer being worked on, all four without true_sequential, + a permuted copy for
+// act_order); the largest layer's results (dequantized rows, and the gathered whole with
+// replicas); the activations when they live on the host.
+uint64_t host_memory(const BloomDims& dims, const MemoryWorkload& w);
+
+// Whether the activations must go to the host: the device peak with them on the device
+// exceeds `device_bytes` (0: unknown, never).
+bool activations_need_host(const BloomDims& dims, MemoryWorkload w, uint64_t device_bytes);
+
+}  // namespace gptqd
