@@ -43,29 +43,39 @@ std::string fingerprint_of(const JobConfig& job, const BloomConfig& cfg, const H
   return fp.hex();
 }
 
-// parallel.activations resolved for this rank: auto keeps them on the device unless the memory
-// model's peak with them there exceeds the GPU's free memory less a margin for the CUDA
-// context and library workspaces (worker/memory_model.h); the CPU backend never stages.
-bool activations_on_host(const JobConfig& job, const BloomDims& dims, const Plan& plan, int replica,
+// parallel.activations resolved for this rank, and its GPU budget checked before any work: the
+// memory model's peak (worker/memory_model.h, what `gptqd plan` prints) with the activations
+// where they will be must fit the GPU's free memory less a margin for the CUDA context and the
+// library workspaces. auto puts them on the host only when they do not fit on the device. The
+// CPU backend has no budget to check and never stages (host placement is honoured as asked).
+bool activations_on_host(const JobConfig& job, const BloomDims& dims, const Plan& plan, int rank,
                          int64_t micro, Backend& be) {
   const ActivationPlacement where = parse_activation_placement(job.parallel.activations);
-  if (where != ActivationPlacement::kAuto) return where == ActivationPlacement::kHost;
   const uint64_t free_bytes = cuda_backend_free_bytes(be);
-  if (free_bytes == 0) return false;
+  if (free_bytes == 0) return where == ActivationPlacement::kHost;
   constexpr uint64_t kMargin = uint64_t{1} << 30;
+  const uint64_t budget = free_bytes > kMargin ? free_bytes - kMargin : 0;
+  const int stage = plan.stage_of(rank), replica = plan.replica_of(rank);
   const Workload w = workload_of(job, 2);
-  MemoryWorkload mw =
-      memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(), plan.replicas, false);
+  MemoryWorkload mw = memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(),
+                                      plan.replicas, stage == 0);
   mw.micro_batch = micro;
-  const bool host =
-      activations_need_host(dims, mw, free_bytes > kMargin ? free_bytes - kMargin : 1);
-  GPTQD_LOG_INFO(
-      "activations on the {}: the memory model's device peak is {:.2f} GiB with them "
-      "on the device, {:.2f} GiB free",
-      host ? "host (pinned)" : "device",
-      static_cast<double>(device_memory(dims, mw).peak()) / (1 << 30),
-      static_cast<double>(free_bytes) / (1 << 30));
-  return host;
+  mw.activations_on_host =
+      where == ActivationPlacement::kHost ||
+      (where == ActivationPlacement::kAuto && activations_need_host(dims, mw, budget));
+  const double peak = static_cast<double>(device_memory(dims, mw).peak()) / (1 << 30);
+  const double avail = static_cast<double>(budget) / (1 << 30);
+  GPTQD_INPUT_CHECK(
+      peak <= avail,
+      "rank {} needs {:.2f} GiB of GPU memory at its peak with the activations on the {} "
+      "(`gptqd plan` shows the budget), but {:.2f} GiB are free on {} after a 1 GiB margin: use "
+      "more "
+      "ranks per stage (replicas){}",
+      rank, peak, mw.activations_on_host ? "host" : "device", avail, be.name(),
+      mw.activations_on_host ? "" : " or parallel.activations: host");
+  GPTQD_LOG_INFO("activations on the {}: device peak {:.2f} GiB of {:.2f} GiB free on {}",
+                 mw.activations_on_host ? "host (pinned)" : "device", peak, avail, be.name());
+  return mw.activations_on_host;
 }
 
 CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDims& dims) {
@@ -226,6 +236,12 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     return 1;
   }
   Backend& be = exec->backend();
+  constexpr int64_t kMicroBatch = 1;
+  bool on_host = false;
+  if (!collective_try(
+          comm, [&] { on_host = activations_on_host(job, dims, plan, rank, kMicroBatch, be); })) {
+    return 1;
+  }
   const int stage = plan.stage_of(rank);
   const int replica = plan.replica_of(rank);
   MPI_Comm stage_comm;
@@ -246,8 +262,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.role.next_rank = stage + 1 < plan.stages ? plan.rank_of(stage + 1, replica) : -1;
   in.group = group.get();
   in.calib_tokens = &tokens;
-  in.micro_batch = 1;
-  in.activations_on_host = activations_on_host(job, dims, plan, replica, in.micro_batch, be);
+  in.micro_batch = kMicroBatch;
+  in.activations_on_host = on_host;
   const std::vector<LayerReport> mine = run_stage(be, exec->transport(), *ckpt, in);
 
   log_model_residency(job.model_path);
