@@ -1,4 +1,5 @@
-// RAII owners of backend memory.
+// RAII owners of backend memory: device buffers of fp32 (Buffer) and bytes (ByteBuffer),
+// zero-initialised, and host buffers from alloc_host (HostBuffer).
 #pragma once
 
 #include <cstdint>
@@ -9,21 +10,46 @@
 
 namespace gptqd {
 
-// A backend-owned fp32 buffer of `size()` elements, zero-initialised.
-class Buffer {
+// How a backend allocates, frees and downloads each element type.
+template <typename T>
+struct BackendMemory;
+template <>
+struct BackendMemory<float> {
+  static float* alloc(Backend& be, int64_t n) { return be.alloc(n); }
+  static void release(Backend& be, float* p) { be.release(p); }
+  static void to_host(Backend& be, float* h, const float* s, int64_t n) { be.to_host(h, s, n); }
+};
+template <>
+struct BackendMemory<uint8_t> {
+  static uint8_t* alloc(Backend& be, int64_t n) { return be.alloc_u8(n); }
+  static void release(Backend& be, uint8_t* p) { be.release_u8(p); }
+  static void to_host(Backend& be, uint8_t* h, const uint8_t* s, int64_t n) {
+    be.to_host_u8(h, s, n);
+  }
+};
+// Host memory from alloc_host (not initialised).
+struct PinnedHostMemory {
+  static float* alloc(Backend& be, int64_t n) { return be.alloc_host(n); }
+  static void release(Backend& be, float* p) { be.release_host(p); }
+};
+
+// `size()` elements from Memory::alloc, released with the owner.
+template <typename T, typename Memory = BackendMemory<T>>
+class BasicBuffer {
  public:
-  Buffer() = default;
-  Buffer(Backend& be, int64_t count)
-      : be_(&be), ptr_(count > 0 ? be.alloc(count) : nullptr), n_(count) {}
-  Buffer(Backend& be, const std::vector<float>& host)
-      : Buffer(be, static_cast<int64_t>(host.size())) {
+  BasicBuffer() = default;
+  BasicBuffer(Backend& be, int64_t count)
+      : be_(&be), ptr_(count > 0 ? Memory::alloc(be, count) : nullptr), n_(count) {}
+  // A device copy of host data (fp32 only).
+  BasicBuffer(Backend& be, const std::vector<T>& host)
+      : BasicBuffer(be, static_cast<int64_t>(host.size())) {
     if (n_ > 0) be_->to_device(ptr_, host.data(), n_);
   }
-  ~Buffer() { reset(); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  Buffer(Buffer&& o) noexcept { *this = std::move(o); }
-  Buffer& operator=(Buffer&& o) noexcept {
+  ~BasicBuffer() { reset(); }
+  BasicBuffer(const BasicBuffer&) = delete;
+  BasicBuffer& operator=(const BasicBuffer&) = delete;
+  BasicBuffer(BasicBuffer&& o) noexcept { *this = std::move(o); }
+  BasicBuffer& operator=(BasicBuffer&& o) noexcept {
     if (this != &o) {
       reset();
       std::swap(be_, o.be_);
@@ -33,90 +59,30 @@ class Buffer {
     return *this;
   }
 
-  float* data() { return ptr_; }
-  const float* data() const { return ptr_; }
+  T* data() { return ptr_; }
+  const T* data() const { return ptr_; }
   int64_t size() const { return n_; }
 
-  std::vector<float> to_host() const {
-    std::vector<float> out(static_cast<size_t>(n_));
-    if (n_ > 0) be_->to_host(out.data(), ptr_, n_);
+  // A host copy (device buffers only).
+  std::vector<T> to_host() const {
+    std::vector<T> out(static_cast<size_t>(n_));
+    if (n_ > 0) Memory::to_host(*be_, out.data(), ptr_, n_);
     return out;
   }
 
  private:
   void reset() {
-    if (ptr_) be_->release(ptr_);
+    if (ptr_) Memory::release(*be_, ptr_);
     ptr_ = nullptr;
     n_ = 0;
   }
   Backend* be_ = nullptr;
-  float* ptr_ = nullptr;
+  T* ptr_ = nullptr;
   int64_t n_ = 0;
 };
 
-// The same for uint8 codes.
-class ByteBuffer {
- public:
-  ByteBuffer() = default;
-  ByteBuffer(Backend& be, int64_t count)
-      : be_(&be), ptr_(count > 0 ? be.alloc_u8(count) : nullptr), n_(count) {}
-  ~ByteBuffer() {
-    if (ptr_) be_->release_u8(ptr_);
-  }
-  ByteBuffer(const ByteBuffer&) = delete;
-  ByteBuffer& operator=(const ByteBuffer&) = delete;
-  ByteBuffer(ByteBuffer&& o) noexcept : be_(o.be_), ptr_(o.ptr_), n_(o.n_) {
-    o.ptr_ = nullptr;
-    o.n_ = 0;
-  }
-
-  uint8_t* data() { return ptr_; }
-  int64_t size() const { return n_; }
-  std::vector<uint8_t> to_host() const {
-    std::vector<uint8_t> out(static_cast<size_t>(n_));
-    if (n_ > 0) be_->to_host_u8(out.data(), ptr_, n_);
-    return out;
-  }
-
- private:
-  Backend* be_ = nullptr;
-  uint8_t* ptr_ = nullptr;
-  int64_t n_ = 0;
-};
-
-// Host memory from Backend::alloc_host (pinned on CUDA), not initialised.
-class HostBuffer {
- public:
-  HostBuffer() = default;
-  HostBuffer(Backend& be, int64_t count)
-      : be_(&be), ptr_(count > 0 ? be.alloc_host(count) : nullptr), n_(count) {}
-  ~HostBuffer() { reset(); }
-  HostBuffer(const HostBuffer&) = delete;
-  HostBuffer& operator=(const HostBuffer&) = delete;
-  HostBuffer(HostBuffer&& o) noexcept { *this = std::move(o); }
-  HostBuffer& operator=(HostBuffer&& o) noexcept {
-    if (this != &o) {
-      reset();
-      std::swap(be_, o.be_);
-      std::swap(ptr_, o.ptr_);
-      std::swap(n_, o.n_);
-    }
-    return *this;
-  }
-
-  float* data() { return ptr_; }
-  const float* data() const { return ptr_; }
-  int64_t size() const { return n_; }
-
- private:
-  void reset() {
-    if (ptr_) be_->release_host(ptr_);
-    ptr_ = nullptr;
-    n_ = 0;
-  }
-  Backend* be_ = nullptr;
-  float* ptr_ = nullptr;
-  int64_t n_ = 0;
-};
+using Buffer = BasicBuffer<float>;
+using ByteBuffer = BasicBuffer<uint8_t>;
+using HostBuffer = BasicBuffer<float, PinnedHostMemory>;
 
 }  // namespace gptqd
