@@ -7,6 +7,7 @@
 #include "kernels/check.h"
 #include "worker/bloom_block.h"
 #include "worker/embedding.h"
+#include "worker/weight_prefetch.h"
 
 namespace gptqd {
 namespace {
@@ -61,6 +62,10 @@ std::vector<double> window_nlls(Backend& be, const HfModel& model, const BloomDi
   const int64_t per_pass = opt.windows_per_pass > 0 ? std::min(opt.windows_per_pass, nwin) : nwin;
   const int64_t micro = std::min(per_pass, std::max<int64_t>(1, opt.micro_tokens / seqlen));
 
+  // The next block's weights are read on a background thread while this one computes (block
+  // 0's while the embedding loads).
+  BlockPrefetcher weights(be, model, d);
+  if (d.n_layer > 0) weights.prefetch(0);
   const EmbeddingWeights emb = load_embedding_weights(be, model, d);
   const FinalNormWeights fin = load_final_norm_weights(be, model, d);
   Buffer h(be, per_pass * seqlen * d.hidden);
@@ -75,7 +80,12 @@ std::vector<double> window_nlls(Backend& be, const HfModel& model, const BloomDi
     const auto first = windows.begin() + w0 * seqlen;
     embed_tokens(be, d, emb, std::vector<int32_t>(first, first + n * seqlen), h.data());
     for (int64_t b = 0; b < d.n_layer; ++b) {
-      BlockWeights w = load_block_weights(be, model, d, b);
+      BlockWeights w = weights.take(b);
+      if (b + 1 < d.n_layer) {
+        weights.prefetch(b + 1);
+      } else if (w0 + per_pass < nwin) {
+        weights.prefetch(0);
+      }
       if (opt.hook) opt.hook(b, w);
       block_forward_all(be, d, w, n, seqlen, micro, h.data(), h.data(), ws);
     }

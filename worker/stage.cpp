@@ -11,6 +11,7 @@
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
 #include "worker/embedding.h"
+#include "worker/weight_prefetch.h"
 
 namespace gptqd {
 namespace {
@@ -220,6 +221,10 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   std::vector<LayerReport> reports;
   const int64_t nblocks = role.end_block - role.first_block;
   const auto shapes = linear_shapes(d);
+  // Block b+1's weights are read on a background thread while block b computes (the first
+  // block's while the first run starts); after the stage's last block, the next run's first.
+  BlockPrefetcher weights(be, *in.model, d);
+  if (nblocks > 0) weights.prefetch(role.first_block);
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
     const std::vector<uint8_t> done = stage_completion(ckpt, q.name, in.group);
@@ -246,7 +251,12 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       if (tx && b + 1 == role.end_block) {
         hooks.after_write = [&](int64_t first, int64_t count) { tx->after_write(first, count); };
       }
-      BlockWeights w = load_block_weights(be, *in.model, d, b);
+      BlockWeights w = weights.take(b);
+      if (b + 1 < role.end_block) {
+        weights.prefetch(b + 1);
+      } else if (r + 1 < job.runs.size()) {
+        weights.prefetch(role.first_block);
+      }
       const bool resumed = done[b] != 0;
       if (resumed) {
         std::array<std::vector<float>, kNumLinears> deq;

@@ -1,0 +1,157 @@
+#include "worker/weight_prefetch.h"
+
+#include <chrono>
+#include <cstring>
+#include <utility>
+
+#include "kernels/check.h"
+#include "kernels/log.h"
+
+namespace gptqd {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+}  // namespace
+
+BlockPrefetcher::BlockPrefetcher(Backend& be, const HfModel& model, const BloomDims& dims,
+                                 ReadHook hook)
+    : be_(be),
+      model_(model),
+      dims_(dims),
+      hook_(std::move(hook)),
+      specs_(block_tensor_specs(dims)) {
+  for (int i = 0; i < kNumBlockTensors; ++i) {
+    offsets_[i] = block_floats_;
+    block_floats_ += specs_[i].numel();
+  }
+  reader_ = std::thread([this] { reader_loop(); });
+}
+
+BlockPrefetcher::~BlockPrefetcher() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+    cancel_ = true;
+  }
+  cv_.notify_all();
+  if (reader_.joinable()) reader_.join();
+}
+
+void BlockPrefetcher::reader_loop() {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    cv_.wait(lk, [this] { return stop_ || state_ == State::kQueued; });
+    if (stop_) return;
+    state_ = State::kReading;
+    const int64_t block = block_;
+    float* staging = staging_.data();
+    lk.unlock();
+    BlockHostTensors host;
+    std::exception_ptr error;
+    const auto t0 = Clock::now();
+    // Everything the read throws (a bad tensor, bad_alloc) goes to take(); nothing may
+    // escape a thread's function.
+    try {
+      read_block(block, staging, host);
+    } catch (...) {
+      error = std::current_exception();
+    }
+    const double seconds = since(t0);
+    lk.lock();
+    host_ = std::move(host);
+    error_ = error;
+    read_seconds_ = seconds;
+    state_ = State::kReady;
+    cv_.notify_all();
+  }
+}
+
+void BlockPrefetcher::read_block(int64_t block, float* staging, BlockHostTensors& host) {
+  for (int i = 0; i < kNumBlockTensors; ++i) {
+    if (hook_) hook_(block, i, cancel_);
+    if (cancel_) return;
+    host[i] = read_block_tensor(model_, block, specs_[i]);
+    // The vector becomes host_w / host_b (GPTQ reads them); the staging copy is what the
+    // upload reads, at DMA speed where alloc_host is pinned.
+    std::memcpy(staging + offsets_[i], host[i].data(), host[i].size() * sizeof(float));
+  }
+}
+
+void BlockPrefetcher::abandon() {
+  std::unique_lock<std::mutex> lk(mu_);
+  if (state_ == State::kIdle) return;
+  if (state_ != State::kQueued) {
+    cancel_ = true;
+    cv_.wait(lk, [this] { return state_ == State::kReady; });
+  }
+  GPTQD_LOG_DEBUG("weights of block {}: prefetch abandoned", block_);
+  state_ = State::kIdle;
+  block_ = -1;
+  host_ = BlockHostTensors{};
+  error_ = nullptr;
+  cancel_ = false;
+}
+
+void BlockPrefetcher::prefetch(int64_t block) {
+  GPTQD_CHECK(block >= 0 && block < dims_.n_layer, "prefetch of block {} of a {}-block model",
+              block, dims_.n_layer);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    if (state_ != State::kIdle && block_ == block) return;
+  }
+  abandon();
+  // On the calling thread: the backend is not to be called from the reader.
+  if (staging_.size() == 0 && block_floats_ > 0) staging_ = HostBuffer(be_, block_floats_);
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    block_ = block;
+    state_ = State::kQueued;
+  }
+  cv_.notify_all();
+}
+
+BlockWeights BlockPrefetcher::take(int64_t block) {
+  GPTQD_CHECK(block >= 0 && block < dims_.n_layer, "take of block {} of a {}-block model", block,
+              dims_.n_layer);
+  std::unique_lock<std::mutex> lk(mu_);
+  if (state_ == State::kIdle || block_ != block) {
+    lk.unlock();
+    abandon();
+    const auto t0 = Clock::now();
+    BlockWeights w = load_block_weights(be_, model_, dims_, block);
+    GPTQD_LOG_DEBUG("weights of block {}: not prefetched, read and uploaded in {:.4f} s", block,
+                    since(t0));
+    return w;
+  }
+  const auto t0 = Clock::now();
+  cv_.wait(lk, [this] { return state_ == State::kReady; });
+  const double waited = since(t0);
+  BlockHostTensors host = std::move(host_);
+  const std::exception_ptr error = error_;
+  const double read_seconds = read_seconds_;
+  state_ = State::kIdle;
+  block_ = -1;
+  host_ = BlockHostTensors{};
+  error_ = nullptr;
+  lk.unlock();
+  if (error) {
+    GPTQD_LOG_DEBUG("weights of block {}: the prefetched read failed", block);
+    std::rethrow_exception(error);
+  }
+  std::array<const float*, kNumBlockTensors> upload{};
+  for (int i = 0; i < kNumBlockTensors; ++i) upload[i] = staging_.data() + offsets_[i];
+  const auto t1 = Clock::now();
+  BlockWeights w = assemble_block_weights(be_, dims_, std::move(host), upload);
+  GPTQD_LOG_DEBUG(
+      "weights of block {}: prefetched (read {:.4f} s on the prefetch thread), take() waited "
+      "{:.4f} s, upload {:.4f} s",
+      block, read_seconds, waited, since(t1));
+  return w;
+}
+
+}  // namespace gptqd
