@@ -80,7 +80,7 @@ PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload&
                            const Machine& m) {
   GPTQD_CHECK(m.tflops > 0 && m.link_gbs > 0 && m.net_gbs > 0 && m.disk_gbs > 0,
               "machine rates must be positive");
-  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
+  const double h = static_cast<double>(d.hidden);
   const double seq = static_cast<double>(w.seqlen);
   const auto lin = linears(d);
   const int replicas = plan.replicas;

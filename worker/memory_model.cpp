@@ -90,7 +90,8 @@ uint64_t host_memory(const BloomDims& d, const MemoryWorkload& w) {
     all_h += 4 * l.cols * l.cols;
     largest_layer = std::max(largest_layer, l.rows * l.cols);
   }
-  const double weights = 2 * 4 * block_weight_floats(d);
+  // The current block's host copy, the next one's as read and its pinned staging.
+  const double weights = 3 * 4 * block_weight_floats(d);
   const double hessians = (w.true_sequential ? largest_h : all_h) + largest_h;
   const double results = 4 * largest_layer * (1 + 1.0 / std::max(1, w.replicas));
   const double acts = w.activations_on_host

@@ -68,7 +68,8 @@ struct DeviceMemory {
 DeviceMemory device_memory(const BloomDims& dims, const MemoryWorkload& w);
 
 // Host bytes of the same rank: the current block's original weights (GPTQ reads them) and
-// the prefetched next block (pinned staging), both fp32; the Hessians on the host (one per
+// the prefetched next block, as read and in its pinned staging (worker/weight_prefetch.h),
+// all fp32; the Hessians on the host (one per
 // layer being worked on, all four without true_sequential, + a permuted copy for
 // act_order); the largest layer's results (dequantized rows, and the gathered whole with
 // replicas); the activations when they live on the host.
