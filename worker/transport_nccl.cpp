@@ -6,6 +6,7 @@
 #include <nccl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
@@ -28,6 +29,8 @@ using Clock = std::chrono::steady_clock;
 constexpr auto kPollInterval = std::chrono::microseconds(50);
 // Finalizing only flushes operations we already waited for; it needs no peer.
 constexpr double kFinalizeTimeoutSeconds = 60;
+// The least time NCCL's initialization gets, whatever the operation timeout.
+constexpr double kMinInitSeconds = 120;
 
 std::string host_name() {
   char name[256] = {};
@@ -57,10 +60,6 @@ void cuda_check(cudaError_t err, const char* call) {
   GPTQD_CHECK(err == cudaSuccess, "{} failed: {}: {}", call, cudaGetErrorName(err),
               cudaGetErrorString(err));
 }
-
-struct DeviceFree {
-  void operator()(void* p) const noexcept { cudaFree(p); }
-};
 
 }  // namespace
 
@@ -105,7 +104,9 @@ struct NcclComm::Impl {
   int device = -1;
   int rank = 0, size = 1;
   double timeout_s = kDefaultNcclTimeoutSeconds;
-  std::unique_ptr<int64_t, DeviceFree> header;  // [2] on the device: tag, count
+  // A duplicate of the MPI communicator for the rendezvous of point-to-point transfers (its
+  // own tag space: nothing else can match these messages).
+  MPI_Comm mpi = MPI_COMM_NULL;
 
   void abort() noexcept {
     if (comm) ncclCommAbort(comm);
@@ -190,9 +191,7 @@ NcclComm::NcclComm(MPI_Comm mpi, Backend& be, double timeout_s) : impl_(std::mak
   mpi_check(MPI_Comm_rank(mpi, &m.rank), "MPI_Comm_rank");
   mpi_check(MPI_Comm_size(mpi, &m.size), "MPI_Comm_size");
   cuda_check(cudaSetDevice(m.device), "cudaSetDevice");
-  void* header = nullptr;
-  cuda_check(cudaMalloc(&header, 2 * sizeof(int64_t)), "cudaMalloc of the NCCL message header");
-  m.header.reset(static_cast<int64_t*>(header));
+  mpi_check(MPI_Comm_dup(mpi, &m.mpi), "MPI_Comm_dup");
 
   // Rank 0 makes the id; whether that worked travels with it, so that a
   // failure there is an error on every rank rather than a hang.
@@ -211,15 +210,20 @@ NcclComm::NcclComm(MPI_Comm mpi, Backend& be, double timeout_s) : impl_(std::mak
 
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
+  // A cold initialization (topology discovery, proxy threads) can take longer than a short
+  // operation timeout: it gets at least kMinInitSeconds.
+  const double init_s = std::max(timeout_s, kMinInitSeconds);
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
-                                           std::chrono::duration<double>(timeout_s));
+                                           std::chrono::duration<double>(init_s));
   const ncclResult_t r = ncclCommInitRankConfig(&m.comm, m.size, msg.id, m.rank, &config);
-  m.settle(r, fmt::format("initialization of {} ranks on device {}", m.size, m.device), deadline);
+  m.settle(r, fmt::format("initialization of {} ranks on device {}", m.size, m.device), deadline,
+           init_s);
   GPTQD_LOG_DEBUG("NCCL communicator ready: rank {} of {} on device {}", m.rank, m.size, m.device);
 }
 
 NcclComm::~NcclComm() {
   Impl& m = *impl_;
+  if (m.mpi != MPI_COMM_NULL) MPI_Comm_free(&m.mpi);
   if (!m.comm) return;
   try {
     const auto deadline = m.begin(kFinalizeTimeoutSeconds);
@@ -258,50 +262,62 @@ void NcclComm::allgather(const float* send, float* recv, int64_t count) {
   m.wait(what, deadline);
 }
 
+// Point to point in two steps. The rendezvous goes over MPI and has no deadline: a stage may
+// wait for its neighbour for as long as the neighbour computes (a whole stage of blocks), and
+// a dead process ends the MPI job anyway. The receiver announces (tag, count); the sender
+// answers with its own and whether they match, so a mismatch is an error on both sides naming
+// both. Only then does the payload go over NCCL, under the deadline: both sides are in the
+// transfer, so a timeout there means a peer or link has failed.
+namespace {
+
+constexpr int kReadyTag = 1, kGoTag = 2;
+
+void mpi_wait(MPI_Request* r, const std::string& what) {
+  if (mpi_wait_yielding(r, MPI_STATUS_IGNORE) != MPI_SUCCESS)
+    throw Error(fmt::format("{}: the MPI rendezvous failed", what));
+}
+
+}  // namespace
+
 void NcclComm::send(const float* data, int64_t count, int peer, Tag tag) {
   Impl& m = *impl_;
   m.check_peer(peer, count);
-  const auto deadline = m.begin(m.timeout_s);
   const std::string what =
       fmt::format("send of {} floats to rank {} (tag {})", count, peer, static_cast<int>(tag));
-  // The copy reads `header` when the stream reaches it; the wait below keeps
-  // the array alive until then.
-  const int64_t header[2] = {static_cast<int64_t>(tag), count};
-  const cudaError_t err =
-      cudaMemcpyAsync(m.header.get(), header, sizeof header, cudaMemcpyHostToDevice, m.stream);
-  if (err != cudaSuccess)
-    m.fail(what, fmt::format("header copy failed: {}", cudaGetErrorString(err)));
-  m.settle(ncclSend(m.header.get(), 2, ncclInt64, peer, m.comm, m.stream), what, deadline);
-  if (count > 0)
-    m.settle(ncclSend(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
-             deadline);
+  int64_t ready[2] = {0, 0};
+  MPI_Request r;
+  mpi_check(MPI_Irecv(ready, 2, MPI_INT64_T, peer, kReadyTag, m.mpi, &r), "MPI_Irecv");
+  mpi_wait(&r, what);
+  const bool match = ready[0] == static_cast<int64_t>(tag) && ready[1] == count;
+  const int64_t go[3] = {match ? 1 : 0, static_cast<int64_t>(tag), count};
+  mpi_check(MPI_Send(go, 3, MPI_INT64_T, peer, kGoTag, m.mpi), "MPI_Send");
+  GPTQD_CHECK(match, "rank {}: {} does not match: rank {} expects {} floats with tag {}", m.rank,
+              what, peer, ready[1], ready[0]);
+  if (count == 0) return;
+  const auto deadline = m.begin(m.timeout_s);
+  m.settle(ncclSend(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
+           deadline);
   m.wait(what, deadline);
 }
 
 void NcclComm::recv(float* data, int64_t count, int peer, Tag tag) {
   Impl& m = *impl_;
   m.check_peer(peer, count);
-  const auto deadline = m.begin(m.timeout_s);
   const std::string what =
       fmt::format("recv of {} floats from rank {} (tag {})", count, peer, static_cast<int>(tag));
-  m.settle(ncclRecv(m.header.get(), 2, ncclInt64, peer, m.comm, m.stream), what, deadline);
+  const int64_t ready[2] = {static_cast<int64_t>(tag), count};
+  mpi_check(MPI_Send(ready, 2, MPI_INT64_T, peer, kReadyTag, m.mpi), "MPI_Send");
+  int64_t go[3] = {0, 0, 0};
+  MPI_Request r;
+  mpi_check(MPI_Irecv(go, 3, MPI_INT64_T, peer, kGoTag, m.mpi, &r), "MPI_Irecv");
+  mpi_wait(&r, what);
+  GPTQD_CHECK(go[0] == 1, "rank {}: {} does not match: rank {} sends {} floats with tag {}", m.rank,
+              what, peer, go[2], go[1]);
+  if (count == 0) return;
+  const auto deadline = m.begin(m.timeout_s);
+  m.settle(ncclRecv(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
+           deadline);
   m.wait(what, deadline);
-  int64_t header[2] = {0, 0};
-  const cudaError_t err =
-      cudaMemcpyAsync(header, m.header.get(), sizeof header, cudaMemcpyDeviceToHost, m.stream);
-  if (err != cudaSuccess)
-    m.fail(what, fmt::format("header copy failed: {}", cudaGetErrorString(err)));
-  m.wait(what, deadline);
-  // A mismatch leaves the peer's payload send unmatched: abort rather than
-  // let either side wait for a message that will not come.
-  if (header[0] != static_cast<int64_t>(tag) || header[1] != count)
-    m.fail(what, fmt::format("does not match: rank {} sent {} floats with tag {}", peer, header[1],
-                             header[0]));
-  if (count > 0) {
-    m.settle(ncclRecv(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
-             deadline);
-    m.wait(what, deadline);
-  }
 }
 
 namespace {

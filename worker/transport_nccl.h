@@ -10,12 +10,15 @@
 // (select_local_device) and the backend made on it; then rank 0 creates the
 // NCCL unique id, MPI_Bcast sends it, and every rank joins (NcclComm).
 //
-// No hang when a peer dies: every NCCL call is followed by a wait that polls
+// No hang when a peer fails: every NCCL call is followed by a wait that polls
 // cudaStreamQuery and ncclCommGetAsyncError until a deadline; on an NCCL
 // error or at the deadline the communicator is aborted (ncclCommAbort) and
 // gptqd::Error thrown, naming the operation, the peer and the time waited.
 // The communicator is non-blocking (ncclConfig_t::blocking = 0), so its
-// initialization and connection set-up are bounded by the same deadline.
+// initialization and connection set-up are bounded too. Point-to-point
+// transfers first meet over MPI without a deadline (a stage waits for its
+// neighbour as long as the neighbour computes; a dead process ends the MPI job),
+// so the deadline bounds only the transfer itself.
 #pragma once
 
 #include <mpi.h>
@@ -43,9 +46,9 @@ LocalRank local_rank_of(MPI_Comm comm);
 // visible or the host's ranks outnumber its GPUs.
 int select_local_device(MPI_Comm comm);
 
-// Default bound on each NCCL operation, in seconds. An operation also waits
-// for its peer to reach it, so this is the longest one stage may wait for the
-// next (a 176B block's quantization takes minutes), not a transfer time.
+// Default bound on each NCCL operation, in seconds. A collective also waits for
+// every peer to reach it (the replicas of a stage reach theirs together); a
+// point-to-point transfer is timed only once both sides are in it.
 constexpr double kDefaultNcclTimeoutSeconds = 1800;
 
 class NcclComm {
@@ -54,7 +57,8 @@ class NcclComm {
   // same ranks, on the device of `be`, which must be a CUDA backend and must
   // outlive this. NCCL work is queued on be's stream, so it is ordered after
   // the ops that produced a buffer and before those that read it. timeout_s > 0
-  // bounds the initialization and every later operation.
+  // bounds every later NCCL operation and the initialization (which gets at
+  // least 120 s: a cold start discovers the topology).
   NcclComm(MPI_Comm comm, Backend& be, double timeout_s = kDefaultNcclTimeoutSeconds);
   // Finalizes and destroys the communicator (aborts it if that fails or times
   // out). Never throws.
@@ -74,10 +78,11 @@ class NcclComm {
   // recv[r*count : (r+1)*count] = rank r's send[0:count] for every rank r; recv
   // holds size() * count floats. send may be recv + rank() * count (in place).
   void allgather(const float* send, float* recv, int64_t count);
-  // Point to point: `count` floats to / from rank `peer`, preceded by a small
-  // header (tag, count) that the receiver checks, so a mismatched pair is an
-  // error naming both sides instead of a hang or a silent truncation. A send
-  // completes when the peer has received it (no buffering), as MPI_Ssend.
+  // Point to point: `count` floats to / from rank `peer`. The two sides first
+  // exchange (tag, count) over MPI, with no deadline, so a mismatched pair is an
+  // error on both sides naming both instead of a hang or a silent truncation;
+  // the payload then goes over NCCL under the deadline. A send returns when
+  // the peer has received it (no buffering), as MPI_Ssend.
   void send(const float* data, int64_t count, int peer, Tag tag);
   void recv(float* data, int64_t count, int peer, Tag tag);
 

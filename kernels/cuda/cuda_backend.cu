@@ -1,4 +1,6 @@
 // CudaBackend: construction, the device, the stream and its library handles.
+#include <cstdint>
+
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
@@ -20,6 +22,13 @@ int make_current(int device) {
               "CUDA device {} does not support stream-ordered allocation (cudaMallocAsync), "
               "which the CUDA backend uses for all its memory",
               device);
+  // Keep freed memory in the pool: with the default threshold (0) the pool returns it to the
+  // driver at every synchronization, and the backend synchronizes often (downloads, the
+  // factorization's info), so each layer's buffers (GBs) would be mapped again.
+  cudaMemPool_t pool = nullptr;
+  GPTQD_CUDA_CHECK(cudaDeviceGetDefaultMemPool(&pool, device));
+  uint64_t threshold = UINT64_MAX;
+  GPTQD_CUDA_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold));
   return device;
 }
 
@@ -37,7 +46,9 @@ CudaBackend::CudaBackend(int device)
       stream_(),
       cublas_(stream_.get()),
       cusolver_(stream_.get()),
-      staging_(kStagingBytes) {}
+      staging_(kStagingBytes) {
+  reset_peak();  // memory_stats' peak counts from this backend's construction
+}
 
 CudaBackend::~CudaBackend() {
   // Let queued work (and stream-ordered frees) finish before the handles go.

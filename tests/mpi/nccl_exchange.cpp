@@ -4,8 +4,8 @@
 //                            (bit-identical for 2 ranks: a sum of two floats has one order),
 //                            blocking send/recv around a ring, the streaming Transport's
 //                            isend/irecv with two micro-batches in flight, and a count
-//                            mismatch that must fail on the receiver naming both counts.
-//   nccl_exchange dead-peer  rank 1 never joins the send rank 0 posts; rank 0's send must
+//                            mismatch that must fail on both sides naming both counts.
+//   nccl_exchange dead-peer  rank 1 never joins the allreduce rank 0 starts; rank 0's must
 //                            fail within its 5 s deadline (ncclCommAbort, no hang).
 // Prints "nccl_exchange: ok" on rank 0 when everything held; exits 1 with the reason else.
 #include <mpi.h>
@@ -75,15 +75,16 @@ void check(MPI_Comm world) {
   // A ring of blocking send/recv: even ranks send first, odd ranks receive first.
   auto tp = make_nccl_transport(comm);
   const int next = (rank + 1) % size, prev = (rank + size - 1) % size;
-  Buffer in(*be, n);
+  // Each rank sends its own data, so the receiver knows exactly what must arrive.
+  Buffer own(*be, mine), in(*be, n);
   if (rank % 2 == 0) {
-    tp->send(buf.data(), n, next, Tag::kActivations);
+    tp->send(own.data(), n, next, Tag::kActivations);
     tp->recv(in.data(), n, prev, Tag::kActivations);
   } else {
     tp->recv(in.data(), n, prev, Tag::kActivations);
-    tp->send(buf.data(), n, next, Tag::kActivations);
+    tp->send(own.data(), n, next, Tag::kActivations);
   }
-  require(in.to_host() == ref, "ring send/recv delivered other data", rank);  // everyone's sum
+  require(in.to_host() == data_of(prev, n), "ring send/recv delivered other data", rank);
 
   // The stage stream: rank 0 sends four micro-batches to rank 1, two in flight at a time, as
   // worker/stage.cpp's StreamSender / StreamReceiver do.
@@ -105,49 +106,55 @@ void check(MPI_Comm world) {
     for (auto& p : pending) p->wait();
     if (rank == 1) require(acts.to_host() == src, "streamed micro-batches differ", rank);
 
-    // A count mismatch is an error on the receiver naming both counts, not a hang.
-    if (rank == 0) {
-      try {
+    // A count mismatch is an error on both sides naming both counts, not a hang, and it is
+    // caught before any NCCL transfer: the communicator stays usable.
+    auto names_both = [&](const Error& e) {
+      const std::string what = e.what();
+      const bool ok = what.find(std::to_string(micro)) != std::string::npos &&
+                      what.find(std::to_string(micro - 1)) != std::string::npos;
+      if (!ok) std::fprintf(stderr, "mismatch message: %s\n", e.what());
+      return ok;
+    };
+    bool refused = false;
+    try {
+      if (rank == 0) {
         tp->send(acts.data(), micro, 1, Tag::kActivations);
-      } catch (const Error&) {  // the receiver aborts the communicator; the send may fail
-      }
-    } else {
-      bool refused = false;
-      try {
+      } else {
         tp->recv(acts.data(), micro - 1, 0, Tag::kActivations);
-      } catch (const Error& e) {
-        const std::string what = e.what();
-        refused = what.find(std::to_string(micro)) != std::string::npos &&
-                  what.find(std::to_string(micro - 1)) != std::string::npos;
-        if (!refused) std::fprintf(stderr, "mismatch message: %s\n", e.what());
       }
-      require(refused, "a count mismatch was not refused naming both counts", rank);
+    } catch (const Error& e) {
+      refused = names_both(e);
     }
+    require(refused, "a count mismatch was not refused naming both counts", rank);
   }
+  MPI_Barrier(world);
+  comm.allreduce_sum(buf.data(), 1);  // still usable
 }
 
+// A collective that a peer never joins (a hung or failed peer): the deadline ends it with
+// ncclCommAbort on the rank that waits, instead of a hang.
 void dead_peer(MPI_Comm world) {
   int rank = 0;
   MPI_Comm_rank(world, &rank);
   auto be = make_cuda_backend(select_local_device(world));
   NcclComm comm(world, *be, 5);
-  auto tp = make_nccl_transport(comm);
   Buffer buf(*be, 1 << 20);
   if (rank == 0) {
     const auto t0 = std::chrono::steady_clock::now();
     bool failed = false;
     try {
-      tp->send(buf.data(), buf.size(), 1, Tag::kActivations);
+      comm.allreduce_sum(buf.data(), buf.size());
     } catch (const Error& e) {
       failed = true;
       std::fprintf(stderr, "rank 0 (expected): %s\n", e.what());
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    require(failed, "a send to a peer that never receives did not fail", rank);
-    require(s < 30, fmt::format("the send failed only after {:.1f} s (deadline 5 s)", s), rank);
-    std::fprintf(stderr, "rank 0: send to the silent peer failed after %.1f s\n", s);
+    require(failed, "an allreduce that the peer never joins did not fail", rank);
+    require(s < 30, fmt::format("the allreduce failed only after {:.1f} s (deadline 5 s)", s),
+            rank);
+    std::fprintf(stderr, "rank 0: allreduce without the silent peer failed after %.1f s\n", s);
   } else {
-    std::this_thread::sleep_for(std::chrono::seconds(12));  // alive, but never receives
+    std::this_thread::sleep_for(std::chrono::seconds(12));  // alive, but never joins
   }
   MPI_Barrier(world);
 }

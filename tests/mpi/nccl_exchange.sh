@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The NCCL transport between processes (tests/mpi/nccl_exchange.cpp): collectives and
 # point-to-point transfers checked against Open MPI on the same data, the stage stream's two
-# micro-batches in flight, a count mismatch refused, and a silent peer that makes a send fail
-# at its deadline instead of hanging. NCCL needs one GPU per rank: skipped (exit 77) without
+# micro-batches in flight, a count mismatch refused on both sides, and a peer that never joins a
+# collective, which must fail at its deadline instead of hanging. NCCL needs one GPU per rank: skipped (exit 77) without
 # a CUDA build or with fewer than 2 GPUs.
 source "$(dirname "$0")/../cli/lib.bash"
 EXE=$GPTQD_BINARY_DIR/tests/nccl_exchange
@@ -19,5 +19,5 @@ grep -q "nccl_exchange check: ok" "$WORK/check.out" || { cat "$WORK/check.out" "
 start=$(date +%s)
 timeout 120 "${MPIRUN[@]}" -np 2 "$EXE" dead-peer >"$WORK/dead.out" 2>"$WORK/dead.err" ||
   { cat "$WORK/dead.err"; fail "a silent peer was not handled by the deadline"; }
-grep -q "send to the silent peer failed after" "$WORK/dead.err" || { cat "$WORK/dead.err"; fail "no failure reported"; }
+grep -q "allreduce without the silent peer failed after" "$WORK/dead.err" || { cat "$WORK/dead.err"; fail "no failure reported"; }
 echo "nccl_exchange: $np ranks ok; silent peer: $(grep -o 'failed after [0-9.]* s' "$WORK/dead.err"), job $(($(date +%s) - start)) s"
