@@ -87,7 +87,8 @@ class CudaVsCpuGptqBlock : public CudaVsCpu, public ::testing::WithParamInterfac
 
 // count 128: hinv in shared memory beyond the default 48 KB; 200: past the A100's
 // opt-in shared memory with 16 rows, so the kernel reads hinv through the caches
-// there; 1 and 100: a single column, and a block that is not a multiple of 32.
+// there; 256: past the H100's (227 KB) too; 1 and 100: a single column, and a block
+// that is not a multiple of 32.
 TEST_P(CudaVsCpuGptqBlock, BitIdenticalToCpu) {
   const int64_t count = GetParam();
   const int64_t rows = 77, off = 20, cols = count + 40;  // the block sits inside a wider W
@@ -163,7 +164,7 @@ TEST_P(CudaVsCpuGptqBlock, BitIdenticalToCpu) {
   EXPECT_EQ(mismatches(L.gpu.to_host(), L.cpu.to_host()), 0) << "loss";
 }
 
-INSTANTIATE_TEST_SUITE_P(Widths, CudaVsCpuGptqBlock, ::testing::Values(1, 100, 128, 200));
+INSTANTIATE_TEST_SUITE_P(Widths, CudaVsCpuGptqBlock, ::testing::Values(1, 100, 128, 200, 256));
 
 // ---- the whole driver on each backend ----------------------------------------------
 
