@@ -13,15 +13,6 @@
 namespace gptqd {
 namespace {
 
-struct Linear {
-  double rows, cols;
-};
-
-std::array<Linear, 4> linears(const BloomDims& d) {
-  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
-  return {{{3 * h, h}, {h, h}, {f, h}, {h, f}}};
-}
-
 // Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
 PhaseFlops block_flops(const BloomDims& d, const Workload& w, int64_t samples, int replicas) {
   const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
@@ -33,7 +24,7 @@ PhaseFlops block_flops(const BloomDims& d, const Workload& w, int64_t samples, i
   const double full = 2 * t * (4 * h * h + 2 * h * f) + attn;
   PhaseFlops p;
   p.forward = (w.true_sequential ? to_dense + to_h4h + to_4hh : to_4hh) + full;
-  for (const Linear& l : linears(d)) {
+  for (const LinearDims& l : linear_dims(d)) {
     const double rows_r = l.rows / replicas;
     p.hessian += 2 * t * l.cols * l.cols;
     p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols;
@@ -82,7 +73,7 @@ PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload&
               "machine rates must be positive");
   const double h = static_cast<double>(d.hidden);
   const double seq = static_cast<double>(w.seqlen);
-  const auto lin = linears(d);
+  const auto lin = linear_dims(d);
   const int replicas = plan.replicas;
   const double file_block = static_cast<double>(block_weight_bytes(d)) / 4 * w.file_dtype_bytes;
   const double file_emb = static_cast<double>(embedding_weight_bytes(d)) / 4 * w.file_dtype_bytes;
@@ -109,9 +100,7 @@ PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload&
       re.samples = n_r;
       re.weights_file = u64(stage_file);
       MemoryWorkload mw = memory_workload(w, n_r, replicas, s == 0);
-      mw.activations_on_host = w.activations == ActivationPlacement::kHost ||
-                               (w.activations == ActivationPlacement::kAuto &&
-                                activations_need_host(d, mw, m.device_mem));
+      mw.activations_on_host = activations_on_host(d, mw, w.activations, m.device_mem);
       re.activations_on_host = mw.activations_on_host;
       re.device = device_memory(d, mw);
       re.device_peak = re.device.peak();
@@ -124,7 +113,7 @@ PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload&
     st.flops_per_block = block_flops(d, w, st.samples, replicas);
     if (replicas > 1) {
       double hess_bytes = 0, gather_bytes = 0;
-      for (const Linear& l : lin) {
+      for (const LinearDims& l : lin) {
         hess_bytes += 2 * 4 * l.cols * l.cols;
         gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
       }

@@ -48,29 +48,25 @@ std::string fingerprint_of(const JobConfig& job, const BloomConfig& cfg, const H
 // where they will be must fit the GPU's free memory less a margin for the CUDA context and the
 // library workspaces. auto puts them on the host only when they do not fit on the device. The
 // CPU backend has no budget to check and never stages (host placement is honoured as asked).
-bool activations_on_host(const JobConfig& job, const BloomDims& dims, const Plan& plan, int rank,
-                         int64_t micro, Backend& be) {
-  const ActivationPlacement where = parse_activation_placement(job.parallel.activations);
+bool rank_activations_on_host(const JobConfig& job, const BloomDims& dims, const Plan& plan,
+                              int rank, int64_t micro, Backend& be) {
+  const Workload w = workload_of(job, 2);
   const uint64_t free_bytes = cuda_backend_free_bytes(be);
-  if (free_bytes == 0) return where == ActivationPlacement::kHost;
+  if (free_bytes == 0) return w.activations == ActivationPlacement::kHost;
   constexpr uint64_t kMargin = uint64_t{1} << 30;
   const uint64_t budget = free_bytes > kMargin ? free_bytes - kMargin : 0;
   const int stage = plan.stage_of(rank), replica = plan.replica_of(rank);
-  const Workload w = workload_of(job, 2);
   MemoryWorkload mw = memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(),
                                       plan.replicas, stage == 0);
   mw.micro_batch = micro;
-  mw.activations_on_host =
-      where == ActivationPlacement::kHost ||
-      (where == ActivationPlacement::kAuto && activations_need_host(dims, mw, budget));
+  mw.activations_on_host = activations_on_host(dims, mw, w.activations, budget);
   const double peak = static_cast<double>(device_memory(dims, mw).peak()) / (1 << 30);
   const double avail = static_cast<double>(budget) / (1 << 30);
   GPTQD_INPUT_CHECK(
       peak <= avail,
       "rank {} needs {:.2f} GiB of GPU memory at its peak with the activations on the {} "
-      "(`gptqd plan` shows the budget), but {:.2f} GiB are free on {} after a 1 GiB margin: use "
-      "more "
-      "ranks per stage (replicas){}",
+      "(`gptqd plan` shows the budget), but {:.2f} GiB are free on {} after a 1 GiB margin: "
+      "use more ranks per stage (replicas){}",
       rank, peak, mw.activations_on_host ? "host" : "device", avail, be.name(),
       mw.activations_on_host ? "" : " or parallel.activations: host");
   GPTQD_LOG_INFO("activations on the {}: device peak {:.2f} GiB of {:.2f} GiB free on {}",
@@ -238,8 +234,9 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   Backend& be = exec->backend();
   constexpr int64_t kMicroBatch = 1;
   bool on_host = false;
-  if (!collective_try(
-          comm, [&] { on_host = activations_on_host(job, dims, plan, rank, kMicroBatch, be); })) {
+  if (!collective_try(comm, [&] {
+        on_host = rank_activations_on_host(job, dims, plan, rank, kMicroBatch, be);
+      })) {
     return 1;
   }
   const int stage = plan.stage_of(rank);

@@ -5,31 +5,32 @@
 
 #include "kernels/attention_scratch.h"
 #include "kernels/check.h"
+#include "worker/bloom_weights.h"
 
 namespace gptqd {
 namespace {
-
-struct Linear {
-  double rows, cols;
-};
-
-std::array<Linear, 4> linears(const BloomDims& d) {
-  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
-  return {{{3 * h, h}, {h, h}, {f, h}, {h, f}}};
-}
 
 double ceil_div(double a, double b) {
   return static_cast<double>(static_cast<int64_t>((a + b - 1) / b));
 }
 
 double block_weight_floats(const BloomDims& d) {
-  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
-  return 3 * h * h + 3 * h + h * h + h + f * h + f + h * f + h + 4 * h;
+  double n = 0;
+  for (const BlockTensorSpec& t : block_tensor_specs(d)) n += static_cast<double>(t.numel());
+  return n;
 }
 
 uint64_t u64(double x) { return static_cast<uint64_t>(x); }
 
 }  // namespace
+
+std::array<LinearDims, kNumLinears> linear_dims(const BloomDims& d) {
+  std::array<LinearDims, kNumLinears> out;
+  const auto shapes = linear_shapes(d);
+  for (int i = 0; i < kNumLinears; ++i)
+    out[i] = {static_cast<double>(shapes[i][0]), static_cast<double>(shapes[i][1])};
+  return out;
+}
 
 ActivationPlacement parse_activation_placement(const std::string& name) {
   if (name == "auto") return ActivationPlacement::kAuto;
@@ -64,7 +65,7 @@ DeviceMemory device_memory(const BloomDims& d, const MemoryWorkload& w) {
   m.workspace = u64(4 * micro * seq * (7 * h + f));
   m.scores = static_cast<uint64_t>(attention_score_bytes(w.seqlen, d.n_head));
   double all_h = 0, max_h = 0, gptq = 0;
-  for (const Linear& l : linears(d)) {
+  for (const LinearDims& l : linear_dims(d)) {
     const double r = ceil_div(l.rows, std::max(1, w.replicas)), c = l.cols;
     const double g = w.group_size > 0 ? ceil_div(c, static_cast<double>(w.group_size)) : 1;
     const double b = std::min(c, static_cast<double>(std::max<int64_t>(1, w.block_size)));
@@ -85,7 +86,7 @@ DeviceMemory device_memory(const BloomDims& d, const MemoryWorkload& w) {
 uint64_t host_memory(const BloomDims& d, const MemoryWorkload& w) {
   const double h = static_cast<double>(d.hidden);
   double largest_h = 0, all_h = 0, largest_layer = 0;
-  for (const Linear& l : linears(d)) {
+  for (const LinearDims& l : linear_dims(d)) {
     largest_h = std::max(largest_h, 4 * l.cols * l.cols);
     all_h += 4 * l.cols * l.cols;
     largest_layer = std::max(largest_layer, l.rows * l.cols);
@@ -100,7 +101,9 @@ uint64_t host_memory(const BloomDims& d, const MemoryWorkload& w) {
   return u64(weights + hessians + results + acts);
 }
 
-bool activations_need_host(const BloomDims& d, MemoryWorkload w, uint64_t device_bytes) {
+bool activations_on_host(const BloomDims& d, MemoryWorkload w, ActivationPlacement where,
+                         uint64_t device_bytes) {
+  if (where != ActivationPlacement::kAuto) return where == ActivationPlacement::kHost;
   if (device_bytes == 0) return false;
   w.activations_on_host = false;
   return device_memory(d, w).peak() > device_bytes;

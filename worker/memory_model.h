@@ -30,6 +30,7 @@
 // hundred MB on a GPU; keep that much free).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 
@@ -43,7 +44,15 @@ enum class ActivationPlacement { kAuto, kDevice, kHost };
 // already rejected it with its position).
 ActivationPlacement parse_activation_placement(const std::string& name);
 
-// Bytes (fp32) of one block's weights and of the embedding (+ its layer norm).
+// The four linears' shapes (worker/bloom_weights.h linear_shapes) as doubles, for byte and
+// flop formulas.
+struct LinearDims {
+  double rows, cols;
+};
+std::array<LinearDims, kNumLinears> linear_dims(const BloomDims& dims);
+
+// Bytes (fp32) of one block's weights (every tensor of block_tensor_specs) and of the
+// embedding (+ its layer norm).
 uint64_t block_weight_bytes(const BloomDims& dims);
 uint64_t embedding_weight_bytes(const BloomDims& dims);
 
@@ -75,8 +84,10 @@ DeviceMemory device_memory(const BloomDims& dims, const MemoryWorkload& w);
 // replicas); the activations when they live on the host.
 uint64_t host_memory(const BloomDims& dims, const MemoryWorkload& w);
 
-// Whether the activations must go to the host: the device peak with them on the device
-// exceeds `device_bytes` (0: unknown, never).
-bool activations_need_host(const BloomDims& dims, MemoryWorkload w, uint64_t device_bytes);
+// Where `where` puts the activations of the workload w describes: kHost and kDevice as
+// asked; kAuto on the host only when the device peak with them on the device exceeds
+// `device_bytes` (0: unknown, never). w.activations_on_host is ignored.
+bool activations_on_host(const BloomDims& dims, MemoryWorkload w, ActivationPlacement where,
+                         uint64_t device_bytes);
 
 }  // namespace gptqd
