@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Python environment the fixture and model scripts run in: a virtualenv .venv at the repo
 # root built on Debian's /usr/bin/python3 with --system-site-packages (so it sees python3-torch
-# 1.13, numpy and h5py), plus pinned HF packages that work with torch 1.13 on Python 3.11.
+# 1.13, numpy and h5py), plus pinned HF packages that work with torch 1.13 on Python 3.11, and
+# gguf (llama.cpp's reader and dequantizer, pure Python on numpy >= 1.17: Debian's 1.24 does)
+# for scripts/get_smollm2.py.
 # Idempotent: a second run checks the pins and installs nothing.
 #
 #   source scripts/python-env.sh   # sets and exports GPTQD_PYTHON, prints it
@@ -20,6 +22,7 @@ _gptqd_python_env() (
     "transformers==4.36.2"
     "safetensors==0.4.2"
     "huggingface-hub==0.20.3"
+    "gguf==0.17.1"
   )
   if [[ ! -x "${venv}/bin/python" ]]; then
     /usr/bin/python3 -m venv --system-site-packages "${venv}" >&2
