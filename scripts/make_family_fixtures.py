@@ -16,25 +16,30 @@ Writes tests/fixtures/families/ (the script refuses to write more than 4 MB in a
       in [0.8, 1.2), norm and linear biases N(0, 0.1), linear weights N(0, gain/sqrt(fan_in))
       (0.03-0.15; gain 1.5 for q/k so that attention is peaked and the positions matter),
       embeddings N(0, 0.25) -- so a forward that skips a bias or a norm's weight disagrees.
-      Cases (vocab 300 everywhere; see CASES for every key):
+      Cases (vocab 300 everywhere; see CASES for every key; FFN widths are small, 40 or 96,
+      only to keep the whole under 4 MB: the 9 x 64 query width of llama_gqa alone is 1.5 MB):
         llama_gqa    Llama, hidden 96, 9 heads / 3 KV, head_dim 64 given (9*64 != 96),
-                     FFN 160, 2 layers, untied, rope_theta 1e4, default rope
-        llama3_rope  Llama, hidden 64, 4 heads / 2 KV, head_dim 16 derived, FFN 96, 3 layers,
+                     FFN 40, 2 layers, untied, rope_theta 1e4, default rope
+        llama3_rope  Llama, hidden 64, 4 heads / 2 KV, head_dim 16 derived, FFN 40, 3 layers,
                      tied, rope_theta 5e5, rope_scaling llama3 (factor 8, low 1, high 4,
                      original_max_position_embeddings 64: of the 8 frequencies 1 is kept, 1 is
-                     smoothed, 6 are divided by 8), attention_bias and mlp_bias true
-        llama_linear Llama, hidden 72, 6 heads / 6 KV (no GQA), head_dim 12 derived, FFN 96,
+                     smoothed, 6 are divided by 8), attention_bias (q, k, v and o_proj) and
+                     mlp_bias (gate, up, down) true
+        llama_linear Llama, hidden 48, 6 heads / 6 KV (no GQA), head_dim 8 derived, FFN 40,
                      2 layers, tied, rope_scaling linear factor 4
-        mistral      Mistral, hidden 64, 8 heads / 2 KV, head_dim 8, FFN 96, 2 layers, untied,
-                     sliding_window 4096, rope_theta 1e6
-        qwen2        Qwen2, hidden 72, 6 heads / 2 KV, head_dim 12, FFN 96, 2 layers, tied,
-                     q/k/v biases (always there in Qwen2), rope_theta 1e6
-        qwen3        Qwen3 (dense), hidden 48, 4 heads / 2 KV, head_dim 80 given, FFN 96,
+        mistral      Mistral, hidden 48, 8 heads / 2 KV, head_dim 6 (config says null), FFN 40,
+                     2 layers, tied, sliding_window 4096, rope_theta 1e6
+        qwen2        Qwen2, hidden 48, 6 heads / 2 KV, head_dim 8, FFN 40, 2 layers, tied,
+                     q/k/v biases (always there in Qwen2; o_proj has none), rope_theta 1e6
+        qwen3        Qwen3 (dense), hidden 32, 4 heads / 2 KV, head_dim 80 given, FFN 40,
                      2 layers, untied, q_norm/k_norm (RMSNorm over each head's 80 values,
                      before rope), attention_bias false, rope_theta 1e6
-        opt_pre      OPT, hidden 64, 4 heads, FFN 160, 2 layers, max_position_embeddings 64,
+        opt_pre      OPT, hidden 64, 4 heads, FFN 96, 2 layers, max_position_embeddings 64,
                      word_embed_proj_dim 64, tied, enable_bias, do_layer_norm_before true
-        opt_post     the same with do_layer_norm_before false (OPT-350m's post-LN order)
+        opt_post     the same with do_layer_norm_before false (OPT-350m's post-LN order; no
+                     decoder-level final_layer_norm)
+      All norm eps 1e-5; bos 1, eos 2. Sizes: 3.9 MB in all, llama_gqa/model.safetensors 1.5 MB,
+      the other models 0.15-0.36 MB, each forward.safetensors 55-81 kB.
   <case>/forward.safetensors  the model on fixed token ids (2 sequences x 17 tokens, no
       attention mask, i.e. all ones; positions 0..16, OPT reads its position table at 2..18):
         input_ids    I32 [2, 17]
@@ -56,6 +61,24 @@ Writes tests/fixtures/families/ (the script refuses to write more than 4 MB in a
       {rope_type, head_dim, rope_theta, and the rope_scaling keys}.
 forward and perplexity files carry metadata "made_with": "transformers 4.57.6, torch 2.5.1".
 Byte-identical on every run (checked by running twice and comparing the trees).
+
+What transformers 4.57.6 does that a reimplementation must match (fp32 throughout):
+  RMSNorm  weight * (x * rsqrt(mean(x^2) + eps)); Qwen3's q_norm/k_norm is the same over each
+      head's head_dim values of q_proj(x) / k_proj(x) (after any bias), before rope; v untouched.
+  RoPE  inv_freq = 1 / theta^(2i/d) in fp32; linear divides inv_freq by factor (not positions);
+      llama3 keeps wavelengths < orig/high_freq_factor, divides those > orig/low_freq_factor by
+      factor, smooths in between; angle = inv_freq * pos; cos/sin multiplied by
+      attention_scaling (1.0 for these three rules); rotate_half pairs element j with j + d/2
+      (halves, not interleaved pairs).
+  Attention  softmax(q k^T * head_dim^-0.5 + causal mask) v; query head h reads KV head
+      h // (n_heads / n_kv_heads). OPT scales q after its bias: q = q_proj(x) * head_dim^-0.5.
+  Llama's attention_bias puts biases on q, k, v *and* o_proj; Qwen2 has q/k/v biases only.
+  MLP  down(silu(gate(x)) * up(x)); OPT fc2(relu(fc1(x))).
+  OPT  positions = cumsum(mask) - 1, table row = position + 2; pre-LN: h += attn(ln1(h)),
+      h += mlp(ln2(h)), decoder.final_layer_norm at the end; post-LN: h = ln1(h + attn(h)),
+      h = ln2(h + mlp(h)), no final norm. LayerNorm eps 1e-5 (not in config.json).
+  config.json: "dtype" (not "torch_dtype"); Llama writes head_dim even when derived; Mistral
+      writes "head_dim": null; Qwen2 has no attention_bias key; OPT has no norm eps key.
 """
 import argparse
 import json
