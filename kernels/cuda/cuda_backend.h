@@ -13,6 +13,9 @@
 //   cuda_gptq_block.cu   gptq_block    cuda_layer_norm.cu   layer_norm
 //   cuda_elementwise.cu  gelu, add, add_bias
 //   cuda_attention.cu    alibi_attention
+//   cuda_rms_norm.cu     rms_norm      cuda_rope.cu         rope
+//   cuda_llama_elementwise.cu  silu_mul, relu
+//   cuda_gqa_attention.cu      attention (grouped KV heads)
 //
 // Execution model: every op is queued on the backend's one stream, in call
 // order, so ops see the results of earlier ops without synchronization. The
@@ -75,6 +78,14 @@ class CudaBackend final : public Backend {
   void add_bias(int64_t rows, int64_t cols, const float* bias, float* y) override;
   void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
                        const float* qkv, float* ctx) override;
+  void rms_norm(int64_t rows, int64_t cols, const float* x, const float* gamma, float eps,
+                float* y) override;
+  void rope(int64_t tokens, int64_t seq, int64_t n_heads, int64_t head_dim, float* x,
+            const float* cos, const float* sin) override;
+  void attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
+                 const float* q, const float* k, const float* v, float scale, float* ctx) override;
+  void silu_mul(int64_t n, float* gate, const float* up) override;
+  void relu(int64_t n, float* x) override;
 
   int device() const { return device_; }
   cudaStream_t stream() const { return stream_.get(); }

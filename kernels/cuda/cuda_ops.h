@@ -71,4 +71,20 @@ void launch_add_bias(int64_t rows, int64_t cols, const float* bias, float* y, cu
 void launch_alibi_softmax(int64_t heads, int64_t seq, int64_t head0, const float* slopes, float* s,
                           cudaStream_t stream);
 
+// cuda_rms_norm.cu: see Backend::rms_norm (y may alias x).
+void launch_rms_norm(int64_t rows, int64_t cols, const float* x, const float* gamma, float eps,
+                     float* y, cudaStream_t stream);
+
+// cuda_rope.cu: see Backend::rope; x, cos and sin are device memory.
+void launch_rope(int64_t tokens, int64_t seq, int64_t n_heads, int64_t head_dim, float* x,
+                 const float* cos, const float* sin, cudaStream_t stream);
+
+// cuda_llama_elementwise.cu: gate = silu(gate) * up; x = relu(x) (kernels/nn_math.h).
+void launch_silu_mul(int64_t n, float* gate, const float* up, cudaStream_t stream);
+void launch_relu(int64_t n, float* x, cudaStream_t stream);
+
+// cuda_gqa_attention.cu: in place on `heads` score matrices s [heads, seq, seq]:
+// causal mask (j > i -> weight exactly 0), softmax over j in fp32.
+void launch_causal_softmax(int64_t heads, int64_t seq, float* s, cudaStream_t stream);
+
 }  // namespace gptqd::cuda
