@@ -87,6 +87,28 @@ void AddedTokenMatcher::split_pass(const Pass& pass, std::string_view text,
   if (emitted < text.size()) out.push_back({text.substr(emitted), -1});
 }
 
+namespace {
+void drop_empty(std::vector<Segment>& segs) {
+  segs.erase(
+      std::remove_if(segs.begin(), segs.end(), [](const Segment& s) { return s.text.empty(); }),
+      segs.end());
+}
+}  // namespace
+
+std::vector<Segment> AddedTokenMatcher::split_raw(std::string_view text) const {
+  std::vector<Segment> out;
+  split_pass(raw_, text, out);
+  drop_empty(out);
+  return out;
+}
+
+std::vector<Segment> AddedTokenMatcher::split_normalized(std::string_view text) const {
+  std::vector<Segment> out;
+  split_pass(normalized_, text, out);
+  drop_empty(out);
+  return out;
+}
+
 std::vector<Segment> AddedTokenMatcher::split(std::string_view text) const {
   std::vector<Segment> first, second;
   split_pass(raw_, text, first);

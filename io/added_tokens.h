@@ -36,6 +36,12 @@ class AddedTokenMatcher {
   // continues after it. Empty segments are dropped.
   std::vector<Segment> split(std::string_view text) const;
 
+  // The two passes of split on their own, for a tokenizer with a normalizer: split_raw on the
+  // raw text, then split_normalized on each normalized piece between the raw matches. Empty
+  // segments are dropped.
+  std::vector<Segment> split_raw(std::string_view text) const;
+  std::vector<Segment> split_normalized(std::string_view text) const;
+
  private:
   // One pass's tokens (indices into tokens_), by first byte, longest first.
   struct Pass {

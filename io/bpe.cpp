@@ -2,6 +2,7 @@
 // current adjacent pairs; stale entries are skipped when popped.
 #include "io/bpe.h"
 
+#include <array>
 #include <mutex>
 #include <queue>
 
@@ -46,6 +47,18 @@ struct BpeModel::Impl {
   BpeOptions options;
   int32_t unk_id = -1;
 
+  std::array<int32_t, 256> byte_ids;  // the id of "<0xAB>" for byte 0xAB, -1 if none
+
+  // The "<0xAB>" token ids of ch's bytes, false when one is missing (HF's format "<{:#04X}>").
+  bool byte_tokens(const std::string& ch, std::vector<int32_t>* ids) const {
+    ids->clear();
+    for (const unsigned char b : ch) {
+      if (byte_ids[b] < 0) return false;
+      ids->push_back(byte_ids[b]);
+    }
+    return true;
+  }
+
   mutable std::mutex cache_mutex;
   mutable std::unordered_map<std::string, std::vector<int32_t>> cache;
 };
@@ -69,6 +82,10 @@ BpeModel::BpeModel(std::unordered_map<std::string, int32_t> vocab,
     GPTQD_INPUT_CHECK(it != m.vocab.end(), "{}: model.unk_token '{}' is not in model.vocab", where,
                       *m.options.unk_token);
     m.unk_id = it->second;
+  }
+  for (int b = 0; b < 256; ++b) {
+    const auto it = m.vocab.find(fmt::format("<0x{:02X}>", b));
+    m.byte_ids[b] = it == m.vocab.end() ? -1 : it->second;
   }
   m.merges.reserve(merges.size());
   for (size_t rank = 0; rank < merges.size(); ++rank) {
@@ -106,6 +123,7 @@ std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
     symbols.push_back({id, n - 1, -1, false});
   };
   std::string ch;
+  std::vector<int32_t> bytes;
   size_t pos = 0;
   while (pos < word.size()) {
     const size_t begin = pos;
@@ -116,6 +134,10 @@ std::vector<int32_t> BpeModel::merge_word(std::string_view word) const {
       if (pending_unk) add(m.unk_id);
       pending_unk = false;
       add(it->second);
+    } else if (m.options.byte_fallback && m.byte_tokens(ch, &bytes)) {
+      // HF adds the byte tokens without first flushing a pending unk (only possible when some
+      // byte token is missing from the vocabulary): the unk then follows them, as here.
+      for (const int32_t id : bytes) add(id);
     } else if (m.unk_id >= 0) {
       if (pending_unk && !m.options.fuse_unk) add(m.unk_id);
       pending_unk = true;

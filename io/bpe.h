@@ -1,6 +1,7 @@
 // The BPE model of HF tokenizers (models/bpe): a word's characters become vocabulary ids, then
 // merges apply lowest rank first (leftmost on ties) until none applies. Words are byte-level
-// strings here, so every character is one byte's character.
+// strings (every character is one byte's character) or, for SentencePiece-converted files, text
+// with "▁" for spaces whose unknown characters fall back to byte tokens.
 #pragma once
 
 #include <cstdint>
@@ -18,6 +19,8 @@ struct BpeOptions {
   std::optional<std::string> unk_token;  // characters outside the vocabulary become this...
   bool fuse_unk = false;                 // ...one per run of them when fused
   bool ignore_merges = false;            // a word that is itself a token is not merged
+  bool byte_fallback = false;  // a character outside the vocabulary becomes its bytes' "<0xAB>"
+                               // tokens when all are in the vocabulary (else unk, as above)
 };
 
 class BpeModel {

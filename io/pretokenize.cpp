@@ -3,6 +3,7 @@
 
 #include <algorithm>
 
+#include "io/tokenizer_regex.h"
 #include "io/tokenizer_unicode.h"
 
 namespace gptqd::tok {
@@ -49,6 +50,30 @@ void literal_matches(std::string_view s, std::string_view lit, std::vector<Span>
   if (gap_begin < s.size()) spans.push_back({gap_begin, s.size(), false});
 }
 
+// Matches of the Llama 3 / Qwen2 regex: they tile the piece.
+void tiling_matches(std::string_view s, int max_digits, std::vector<Span>& spans) {
+  for (size_t pos = 0; pos < s.size();) {
+    const size_t end = llama3_match_end(s, pos, max_digits);
+    spans.push_back({pos, end, true});
+    pos = end;
+  }
+}
+
+// Each numeric character is a match of its own (a char pattern in HF's NormalizedString::split).
+void numeric_matches(std::string_view s, std::vector<Span>& spans) {
+  size_t pos = 0, gap_begin = 0;
+  while (pos < s.size()) {
+    size_t next = pos;
+    if (is_number(next_code_point(s, next))) {
+      if (pos > gap_begin) spans.push_back({gap_begin, pos, false});
+      spans.push_back({pos, next, true});
+      gap_begin = next;
+    }
+    pos = next;
+  }
+  if (gap_begin < s.size()) spans.push_back({gap_begin, s.size(), false});
+}
+
 }  // namespace
 
 bool bloom_split_excluded(char32_t cp) {
@@ -77,10 +102,22 @@ void apply_split(const SplitRule& rule, std::string_view piece,
                  std::vector<std::string_view>& out) {
   if (piece.empty()) return;
   std::vector<Span> spans;
-  if (rule.bloom_regex) {
-    bloom_matches(piece, spans);
-  } else {
-    literal_matches(piece, rule.literal, spans);
+  switch (rule.pattern) {
+    case SplitPattern::kLiteral:
+      literal_matches(piece, rule.literal, spans);
+      break;
+    case SplitPattern::kBloom:
+      bloom_matches(piece, spans);
+      break;
+    case SplitPattern::kLlama3:
+      tiling_matches(piece, 3, spans);
+      break;
+    case SplitPattern::kQwen2:
+      tiling_matches(piece, 1, spans);
+      break;
+    case SplitPattern::kNumeric:
+      numeric_matches(piece, spans);
+      break;
   }
   if (rule.invert) {
     for (auto& s : spans) s.is_match = !s.is_match;

@@ -1,5 +1,6 @@
-// HF tokenizers' Split pre-tokenizer for the patterns gptqd supports: BLOOM's regex (written out
-// by hand; Oniguruma is not a dependency) and literal strings.
+// HF tokenizers' Split pre-tokenizer for the patterns gptqd supports: BLOOM's, Llama 3's and
+// Qwen2's regexes (written out by hand; Oniguruma is not a dependency), literal strings, and the
+// Digits pre-tokenizer (a Split on each numeric character).
 #pragma once
 
 #include <string>
@@ -20,9 +21,17 @@ bool bloom_split_excluded(char32_t cp);
 
 enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWithNext, kContiguous };
 
+enum class SplitPattern {
+  kLiteral,  // SplitRule::literal
+  kBloom,    // kBloomSplitRegex
+  kLlama3,   // kLlama3SplitRegex (io/tokenizer_regex.h)
+  kQwen2,    // kQwen2SplitRegex
+  kNumeric,  // each numeric character (Rust's char::is_numeric: N*), as Digits splits
+};
+
 struct SplitRule {
-  bool bloom_regex = false;  // true: kBloomSplitRegex; false: the literal below
-  std::string literal;       // non-empty when !bloom_regex
+  SplitPattern pattern = SplitPattern::kLiteral;
+  std::string literal;  // non-empty for kLiteral
   SplitBehavior behavior = SplitBehavior::kIsolated;
   bool invert = false;  // the pattern's matches are the kept parts and its gaps the delimiters
 };

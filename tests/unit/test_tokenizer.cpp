@@ -340,8 +340,8 @@ TEST(TokenizerErrors, UnsupportedComponentsAreNamed) {
   j["pre_tokenizer"]["pretokenizers"][0] = {{"type", "Whitespace"}};
   expect_rejected(j, "whitespace", {"pre_tokenizer.pretokenizers[0]", "Whitespace"});
   j = base;
-  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}};
-  expect_rejected(j, "metaspace", {"Metaspace"});
+  j["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "__"}};
+  expect_rejected(j, "metaspace", {"pre_tokenizer.replacement", "one character"});
   j = base;
   j["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "\\w+";
   expect_rejected(j, "regex", {"\\w+", "Regex"});
@@ -355,8 +355,14 @@ TEST(TokenizerErrors, UnsupportedComponentsAreNamed) {
   j["decoder"] = {{"type", "WordPiece"}};
   expect_rejected(j, "decoder", {"decoder", "WordPiece"});
   j = base;
-  j["model"]["byte_fallback"] = true;
-  expect_rejected(j, "byte_fallback", {"byte_fallback"});
+  j["normalizer"] = {{"type", "Replace"}, {"pattern", {{"Regex", " +"}}}, {"content", " "}};
+  expect_rejected(j, "replace_regex", {"normalizer.pattern", "Regex"});
+  j = base;
+  j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", json::array()}};
+  expect_rejected(j, "template_no_sequence", {"post_processor.single"});
+  j = base;
+  j["post_processor"] = {{"type", "Bogus"}};
+  expect_rejected(j, "post_processor", {"post_processor", "Bogus"});
   j = base;
   j["model"]["dropout"] = 0.1;
   expect_rejected(j, "dropout", {"dropout"});
