@@ -11,9 +11,10 @@
 // and V_g have leading dimension n_kv_head * head_dim. A strided batch needs
 // one constant stride per operand, so a chunk is split into runs of query
 // heads that share a KV head (K and V stride 0: the rep heads of a group read
-// the same K_g, V_g); without grouping (rep == 1) the whole chunk is one run
-// with K and V stride head_dim. Masked weights are exactly zero, so the second
-// GEMM over all seq keys adds nothing for them. The scores of one chunk are
+// the same K_g, V_g; cuBLAS allows a zero batch stride on an input, not on
+// C); without grouping (rep == 1) the whole chunk is one run with K and V
+// stride head_dim. Masked weights are exactly zero, so the second GEMM over
+// all seq keys adds nothing for them. The scores of one chunk are
 // attention_head_chunk(seq, n_head) heads of seq x seq fp32
 // (kernels/attention_scratch.h), the size the memory model counts.
 //
