@@ -11,7 +11,6 @@
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/execution.h"
-#include "io/bloom_names.h"
 #include "io/calibration.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
@@ -20,7 +19,7 @@
 #include "kernels/check.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
-#include "worker/bloom_weights.h"
+#include "worker/model_weights.h"
 #include "worker/gptq.h"
 #include "worker/perplexity.h"
 
@@ -59,20 +58,21 @@ std::vector<CkptRunSpec> select_runs(const Checkpoint& ckpt, const std::string& 
 // The checkpoint must describe this model: same blocks and layer shapes, every selected run
 // complete, and the biases it stored (copied from the model at quantization time) equal to
 // the model's, which catches a checkpoint of other weights with the same shapes.
-void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const BloomDims& d,
+void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const ModelSpec& d,
                       const std::vector<CkptRunSpec>& runs) {
   const CkptLayout& l = ckpt.layout();
   GPTQD_INPUT_CHECK(l.n_blocks == d.n_layer, "checkpoint {} has {} blocks but the model {} has {}",
                     ckpt.path(), l.n_blocks, model.dir(), d.n_layer);
-  const auto shapes = linear_shapes(d);
-  for (int i = 0; i < kNumLinears; ++i) {
-    const char* name = block_linears()[i].module;
-    const int k = layer_index(l, name);
-    GPTQD_INPUT_CHECK(k >= 0, "checkpoint {} has no layer {}", ckpt.path(), name);
+  GPTQD_INPUT_CHECK(l.family == family_name(d.family),
+                    "checkpoint {} holds a {} model but {} is a {} model", ckpt.path(), l.family,
+                    model.dir(), family_name(d.family));
+  for (const LinearSpec& ls : d.linears) {
+    const int k = layer_index(l, ls.module);
+    GPTQD_INPUT_CHECK(k >= 0, "checkpoint {} has no layer {}", ckpt.path(), ls.module);
     const CkptLayerShape& s = l.layers[static_cast<size_t>(k)];
-    GPTQD_INPUT_CHECK(s.rows == shapes[i][0] && s.cols == shapes[i][1],
+    GPTQD_INPUT_CHECK(s.rows == ls.out && s.cols == ls.in,
                       "checkpoint {}: layer {} is {}x{} but the model {} has {}x{}", ckpt.path(),
-                      name, s.rows, s.cols, model.dir(), shapes[i][0], shapes[i][1]);
+                      ls.module, s.rows, s.cols, model.dir(), ls.out, ls.in);
   }
   for (const CkptRunSpec& r : runs) {
     const std::vector<uint8_t> done = ckpt.completion(r.name);
@@ -86,13 +86,18 @@ void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const BloomD
         r.name, ckpt.path(), ranges(missing), done.size());
   }
   if (runs.empty()) return;
-  const LinearName& qkv = block_linears()[kQkv];
-  const std::vector<float> bias = model.read_f32(block_tensor_name(0, qkv.bias), {shapes[kQkv][0]});
-  const LayerData stored = ckpt.read_layer(runs.front().name, 0, qkv.module);
-  GPTQD_INPUT_CHECK(
-      stored.bias == bias,
-      "checkpoint {} was made from other weights than the model {} (block 0 {} bias differs)",
-      ckpt.path(), model.dir(), qkv.module);
+  // The first layer with a bias (families without biases have nothing to compare here).
+  for (const LinearSpec& ls : d.linears) {
+    if (!ls.bias) continue;
+    const std::vector<float> bias =
+        model.read_f32(d.block_tensor_name(0, ls.module + ".bias"), {ls.out});
+    const LayerData stored = ckpt.read_layer(runs.front().name, 0, ls.module);
+    GPTQD_INPUT_CHECK(
+        stored.bias == bias,
+        "checkpoint {} was made from other weights than the model {} (block 0 {} bias differs)",
+        ckpt.path(), model.dir(), ls.module);
+    break;
+  }
   if (l.model_config_json != model.config().json) {
     GPTQD_LOG_WARN("checkpoint {}: its config.json differs from {}'s", ckpt.path(), model.dir());
   }
@@ -102,7 +107,7 @@ void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const BloomD
 struct EvalSetup {
   JobConfig job;
   std::unique_ptr<HfModel> model;
-  BloomDims dims;
+  ModelSpec dims;
   std::unique_ptr<Checkpoint> ckpt;
   std::vector<CkptRunSpec> runs;
   std::string tokenizer_path;
@@ -199,7 +204,8 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
             "{}: eval.seqlen {} must be at least 2 (a window of one token predicts nothing)",
             opt.config_path, s.job.eval.seqlen);
         s.model = std::make_unique<HfModel>(HfModel::open(s.job.model_path));
-        s.dims = BloomDims::from(s.model->config());
+        s.dims = s.model->spec();
+        s.dims.check_seqlen(s.job.eval.seqlen, "eval.seqlen");
         validate_model_tensors(*s.model, s.dims);
         s.tokenizer_path = (std::filesystem::path(s.job.model_path) / "tokenizer.json").string();
         GPTQD_INPUT_CHECK(std::filesystem::exists(s.tokenizer_path),
@@ -276,10 +282,10 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   for (const CkptRunSpec& r : s.runs) {
     EvalRow rtn{r.name, r.bits, r.group_size, "RTN", 0};
     auto rtn_hook = [&](int64_t block, BlockWeights& w) {
-      for (int i = 0; i < kNumLinears; ++i) {
+      for (size_t i = 0; i < w.linears.size(); ++i) {
         LinearWeights& lw = w.linears[i];
         const std::string label =
-            fmt::format("RTN {} block {} {}", r.name, block, block_linears()[i].module);
+            fmt::format("RTN {} block {} {}", r.name, block, s.dims.linears[i].module);
         set_linear_weights(
             b, lw,
             rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, gptq_options(r, label)).dequant);
@@ -292,9 +298,9 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
 
     EvalRow gptq{r.name, r.bits, r.group_size, "GPTQ", 0};
     auto gptq_hook = [&](int64_t block, BlockWeights& w) {
-      for (int i = 0; i < kNumLinears; ++i) {
+      for (size_t i = 0; i < w.linears.size(); ++i) {
         set_linear_weights(b, w.linears[i],
-                           s.ckpt->dequantize(r.name, block, block_linears()[i].module));
+                           s.ckpt->dequantize(r.name, block, s.dims.linears[i].module));
       }
     };
     if (!evaluate(comm, b, s, windows, nwin, fmt::format("[{}] GPTQ", r.name), gptq_hook,

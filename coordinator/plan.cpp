@@ -48,7 +48,7 @@ std::vector<StagePlan> balance(int64_t n, int k, uint64_t block_bytes, uint64_t 
 }
 
 // Empty when the layout works, else why not (one phrase).
-std::string infeasible(const BloomDims& d, int world, int stages, int64_t nsamples) {
+std::string infeasible(const ModelSpec& d, int world, int stages, int64_t nsamples) {
   if (stages < 1 || stages > d.n_layer)
     return fmt::format("parallel.stages: {} stages for a model of {} blocks", stages, d.n_layer);
   if (world % stages != 0)
@@ -68,7 +68,7 @@ std::string infeasible(const BloomDims& d, int world, int stages, int64_t nsampl
 
 }  // namespace
 
-Plan make_plan(const BloomDims& d, int world, int stages, int64_t nsamples) {
+Plan make_plan(const ModelSpec& d, int world, int stages, int64_t nsamples) {
   GPTQD_INPUT_CHECK(world >= 1, "world size must be positive");
   const std::string why = infeasible(d, world, stages, nsamples);
   GPTQD_INPUT_CHECK(why.empty(), "{}", why);
@@ -80,7 +80,7 @@ Plan make_plan(const BloomDims& d, int world, int stages, int64_t nsamples) {
   return p;
 }
 
-std::vector<int> feasible_stage_counts(const BloomDims& d, int world, int64_t nsamples) {
+std::vector<int> feasible_stage_counts(const ModelSpec& d, int world, int64_t nsamples) {
   std::vector<int> out;
   for (int s = 1; s <= world; ++s)
     if (infeasible(d, world, s, nsamples).empty()) out.push_back(s);

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "worker/bloom_dims.h"
+#include "io/model_spec.h"
 #include "worker/memory_model.h"  // block_weight_bytes, embedding_weight_bytes
 
 namespace gptqd {
@@ -37,9 +37,9 @@ struct Plan {
 // calibration.nsamples) when it cannot work: stages outside [1, n_layer], world not a multiple
 // of stages, a replica without a calibration sample (replicas > nsamples) or without a row of
 // the smallest layer (replicas > hidden).
-Plan make_plan(const BloomDims& dims, int world, int stages, int64_t nsamples);
+Plan make_plan(const ModelSpec& dims, int world, int stages, int64_t nsamples);
 
 // The stage counts make_plan accepts for this world, ascending (empty when none).
-std::vector<int> feasible_stage_counts(const BloomDims& dims, int world, int64_t nsamples);
+std::vector<int> feasible_stage_counts(const ModelSpec& dims, int world, int64_t nsamples);
 
 }  // namespace gptqd

@@ -160,8 +160,8 @@ PlanCmdOptions parse_plan_args(const std::vector<std::string>& args) {
 
 PlanReport make_plan_report(const PlanCmdOptions& opt) {
   const JobConfig job = load_job_config(opt.config_path);
-  const BloomConfig cfg = load_bloom_config(job.model_path);
-  const BloomDims d = BloomDims::from(cfg);
+  const ModelConfig cfg = load_model_config(job.model_path);
+  const ModelSpec d = ModelSpec::of(cfg);
   const Machine& m = opt.machine;
 
   std::string dtype = opt.dtype, dtype_note = "--dtype";

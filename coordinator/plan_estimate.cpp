@@ -14,7 +14,7 @@ namespace gptqd {
 namespace {
 
 // Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
-PhaseFlops block_flops(const BloomDims& d, const Workload& w, int64_t samples, int replicas) {
+PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas) {
   const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
   const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
   const double attn = 4 * t * static_cast<double>(w.seqlen) * h;
@@ -67,7 +67,7 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
   return mw;
 }
 
-PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload& w,
+PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload& w,
                            const Machine& m) {
   GPTQD_CHECK(m.tflops > 0 && m.link_gbs > 0 && m.net_gbs > 0 && m.disk_gbs > 0,
               "machine rates must be positive");
@@ -138,7 +138,7 @@ PlanEstimate estimate_plan(const Plan& plan, const BloomDims& d, const Workload&
   return e;
 }
 
-Plan choose_plan(const BloomDims& d, int world, int64_t stages_requested, const Workload& w,
+Plan choose_plan(const ModelSpec& d, int world, int64_t stages_requested, const Workload& w,
                  const Machine& m) {
   if (stages_requested > 0) {
     GPTQD_INPUT_CHECK(stages_requested <= world, "parallel.stages: {} stages for {} rank(s)",

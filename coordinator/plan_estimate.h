@@ -35,7 +35,7 @@
 
 #include "coordinator/plan.h"
 #include "io/job_config.h"
-#include "worker/bloom_dims.h"
+#include "io/model_spec.h"
 #include "worker/memory_model.h"
 
 namespace gptqd {
@@ -107,14 +107,14 @@ struct PlanEstimate {
   bool fits() const { return fits_device && fits_host; }
 };
 
-PlanEstimate estimate_plan(const Plan& plan, const BloomDims& dims, const Workload& w,
+PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& dims, const Workload& w,
                            const Machine& m);
 
 // stages_requested > 0: make_plan with it. 0 (auto): among the stage counts that work
 // (feasible_stage_counts) and fit the machine's memory, the one with the smallest estimated
 // job time (ties: fewer stages); when none fits, the one with the smallest device peak.
 // Throws InputError when no layout works at all.
-Plan choose_plan(const BloomDims& dims, int world, int64_t stages_requested, const Workload& w,
+Plan choose_plan(const ModelSpec& dims, int world, int64_t stages_requested, const Workload& w,
                  const Machine& m);
 
 // Bytes of one element of a safetensors / torch dtype name ("bf16", "bfloat16", "F32", ...);

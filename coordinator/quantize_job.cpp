@@ -15,25 +15,24 @@
 #include "coordinator/plan.h"
 #include "coordinator/plan_estimate.h"
 #include "coordinator/report.h"
-#include "io/bloom_names.h"
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
-#include "worker/bloom_weights.h"
+#include "worker/model_weights.h"
 #include "worker/memory_model.h"
 #include "worker/stage.h"
 
 namespace gptqd {
 namespace {
 
-std::string fingerprint_of(const JobConfig& job, const BloomConfig& cfg, const HfModel& model,
+std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const HfModel& model,
                            const std::vector<int32_t>& tokens) {
   Fingerprint fp;
   fp.add(cfg.json);
-  fp.add(static_cast<int64_t>(model.bytes_of(kWordEmbeddings)));
+  fp.add(static_cast<int64_t>(model.bytes_of(model.spec().embedding[0].name)));
   fp.add(tokens.data(), tokens.size() * sizeof(int32_t));
   for (const QuantConfig& q : job.runs) {
     fp.add(q.name).add(q.bits).add(q.group_size).add(q.sym).add(q.act_order).add(q.static_groups);
@@ -48,7 +47,7 @@ std::string fingerprint_of(const JobConfig& job, const BloomConfig& cfg, const H
 // where they will be must fit the GPU's free memory less a margin for the CUDA context and the
 // library workspaces. auto puts them on the host only when they do not fit on the device. The
 // CPU backend has no budget to check and never stages (host placement is honoured as asked).
-bool rank_activations_on_host(const JobConfig& job, const BloomDims& dims, const Plan& plan,
+bool rank_activations_on_host(const JobConfig& job, const ModelSpec& dims, const Plan& plan,
                               int rank, int64_t micro, Backend& be) {
   const Workload w = workload_of(job, 2);
   const uint64_t free_bytes = cuda_backend_free_bytes(be);
@@ -74,12 +73,12 @@ bool rank_activations_on_host(const JobConfig& job, const BloomDims& dims, const
   return mw.activations_on_host;
 }
 
-CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDims& dims) {
+CkptLayout layout_of(const JobConfig& job, const ModelConfig& cfg, const ModelSpec& dims) {
   CkptLayout l;
   l.n_blocks = dims.n_layer;
-  const auto shapes = linear_shapes(dims);
-  for (int i = 0; i < kNumLinears; ++i) {
-    l.layers.push_back(CkptLayerShape{block_linears()[i].module, shapes[i][0], shapes[i][1]});
+  l.family = family_name(dims.family);
+  for (const LinearSpec& ls : dims.linears) {
+    l.layers.push_back(CkptLayerShape{ls.module, ls.out, ls.in, ls.group, ls.bias});
   }
   for (const QuantConfig& q : job.runs) {
     CkptRunSpec s;
@@ -101,9 +100,9 @@ CkptLayout layout_of(const JobConfig& job, const BloomConfig& cfg, const BloomDi
 }
 
 // The job's work as the layout estimate sees it (coordinator/plan_estimate.h).
-Workload workload_of(const JobConfig& job, const BloomDims& dims, const HfModel& model) {
+Workload workload_of(const JobConfig& job, const ModelSpec& dims, const HfModel& model) {
   const uint64_t elems = static_cast<uint64_t>(dims.vocab) * static_cast<uint64_t>(dims.hidden);
-  return workload_of(job, static_cast<int64_t>(model.bytes_of(kWordEmbeddings) / elems));
+  return workload_of(job, static_cast<int64_t>(model.bytes_of(dims.embedding[0].name) / elems));
 }
 
 // Debug: how much of each model file this rank has touched, from the resident size of its
@@ -148,13 +147,14 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   MPI_Allreduce(&local, &ranks_per_node, 1, MPI_INT, MPI_MAX, comm);
   JobConfig job;
   std::unique_ptr<HfModel> model;
-  BloomDims dims;
+  ModelSpec dims;
   Plan plan;
   PlanEstimate estimate;
   if (!collective_try(comm, [&] {
         job = load_job_config(opt.config_path);
         model = std::make_unique<HfModel>(HfModel::open(job.model_path));
-        dims = BloomDims::from(model->config());
+        dims = model->spec();
+        dims.check_seqlen(job.calibration.seqlen, "calibration.seqlen");
         validate_model_tensors(*model, dims);
         Machine machine;
         machine.ranks_per_node = ranks_per_node;
@@ -165,8 +165,9 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     return 1;
   }
   if (rank == 0) {
-    GPTQD_LOG_INFO("job {}: model {} ({} blocks, hidden {}, {} heads), {} run(s)", opt.config_path,
-                   job.model_path, dims.n_layer, dims.hidden, dims.n_head, job.runs.size());
+    GPTQD_LOG_INFO("job {}: model {} ({} {} blocks, hidden {}, {} heads), {} run(s)",
+                   opt.config_path, job.model_path, dims.n_layer, dims.config.model_type,
+                   dims.hidden, dims.n_head, job.runs.size());
     GPTQD_LOG_INFO("resolved config:\n{}", job.resolved_yaml());
     GPTQD_LOG_INFO("plan ({}): {}",
                    job.parallel.stages > 0 ? "parallel.stages" : "auto, the fastest estimate",
@@ -272,7 +273,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   group.reset();
   MPI_Comm_free(&stage_comm);
   if (rank == 0 && opt.print_report) {
-    fmt::print("{}", format_report(job, all));
+    fmt::print("{}", format_report(job, dims, all));
     fmt::print("checkpoint: {}\n", job.checkpoint);
     std::fflush(stdout);
   }

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "io/bloom_names.h"
+#include "io/model_spec.h"
 
 namespace gptqd {
 
@@ -34,7 +34,8 @@ std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
   return all;
 }
 
-std::string format_report(const JobConfig& job, const std::vector<LayerReport>& rows) {
+std::string format_report(const JobConfig& job, const ModelSpec& spec,
+                          const std::vector<LayerReport>& rows) {
   std::string out;
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
@@ -53,7 +54,7 @@ std::string format_report(const JobConfig& job, const std::vector<LayerReport>& 
       const double ratio = s.rtn_err > 0 ? s.gptq_err / s.rtn_err : 0.0;
       out += fmt::format(
           "{:>5}  {:<32} {:>11}  {:>11.4e} {:>11.4e} {:>8.3f}  {:>7.4f} {:>7.2f}s{}\n", row.block,
-          block_linears()[row.layer].module, fmt::format("{}x{}", row.rows, row.cols), s.gptq_err,
+          spec.linears[static_cast<size_t>(row.layer)].module, fmt::format("{}x{}", row.rows, row.cols), s.gptq_err,
           s.rtn_err, ratio, s.damp, s.seconds, row.resumed ? " (resumed)" : "");
       gptq += s.gptq_err;
       rtn += s.rtn_err;

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "io/job_config.h"
+#include "io/model_spec.h"
 #include "worker/stage.h"
 
 namespace gptqd {
@@ -14,6 +15,7 @@ std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
                                         const std::vector<LayerReport>& mine);
 
 // One table per run: shape, GPTQ and RTN output error, their ratio, damping, time.
-std::string format_report(const JobConfig& job, const std::vector<LayerReport>& rows);
+std::string format_report(const JobConfig& job, const ModelSpec& spec,
+                          const std::vector<LayerReport>& rows);
 
 }  // namespace gptqd

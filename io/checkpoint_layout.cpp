@@ -92,6 +92,8 @@ std::string layout_difference(const CkptLayout& stored, const CkptLayout& wanted
     return fmt::format(
         "fingerprint {} in the file, {} now: the model, calibration or settings changed",
         stored.fingerprint, wanted.fingerprint);
+  if (stored.family != wanted.family)
+    return fmt::format("model family {} in the file, {} now", stored.family, wanted.family);
   if (stored.n_blocks != wanted.n_blocks)
     return fmt::format("{} blocks in the file, {} now", stored.n_blocks, wanted.n_blocks);
   if (stored.layers.size() != wanted.layers.size())
@@ -105,6 +107,12 @@ std::string layout_difference(const CkptLayout& stored, const CkptLayout& wanted
     if (s.rows != w.rows || s.cols != w.cols)
       return fmt::format("layer '{}' is {}x{} in the file, {}x{} now", s.name, s.rows, s.cols,
                          w.rows, w.cols);
+    // group -1: the layer is its own group (files and layouts from before model families)
+    const int sg = s.group >= 0 ? s.group : static_cast<int>(i);
+    const int wg = w.group >= 0 ? w.group : static_cast<int>(i);
+    if (sg != wg || s.bias != w.bias)
+      return fmt::format("layer '{}' has group {} and bias {} in the file, {} and {} now", s.name,
+                         sg, s.bias, wg, w.bias);
   }
   for (const auto& w : wanted.runs) {
     const int i = run_index(stored, w.name);

@@ -13,6 +13,9 @@ namespace gptqd {
 struct CkptLayerShape {
   std::string name;            // e.g. "self_attention.dense"
   int64_t rows = 0, cols = 0;  // out x in
+  int group = -1;              // its true-sequential group (layers of a group share their
+                               // input); -1 in files written before families: its own group
+  bool bias = true;            // the model's layer has a bias (stored as zeros otherwise)
 };
 
 // One run = one sweep point: the quantizer settings it was made with.
@@ -35,6 +38,7 @@ struct CkptRunSpec {
 
 struct CkptLayout {
   int64_t n_blocks = 0;
+  std::string family = "bloom";        // the model family (io/model_config.h family_name)
   std::vector<CkptLayerShape> layers;  // the linear layers of one block, in processing order
   std::vector<CkptRunSpec> runs;
   std::string model_config_json;  // config.json verbatim

@@ -109,15 +109,21 @@ void write_layout(hid_t file, const CkptLayout& layout) {
   h5::write_attr(file, "fingerprint", layout.fingerprint);
   h5::write_attr(file, "n_blocks", layout.n_blocks);
   std::vector<std::string> layer_names, run_names;
-  std::vector<int64_t> shapes;
-  for (const auto& l : layout.layers) {
+  std::vector<int64_t> shapes, groups, biases;
+  for (size_t i = 0; i < layout.layers.size(); ++i) {
+    const CkptLayerShape& l = layout.layers[i];
     layer_names.push_back(l.name);
     shapes.push_back(l.rows);
     shapes.push_back(l.cols);
+    groups.push_back(l.group >= 0 ? l.group : static_cast<int64_t>(i));
+    biases.push_back(l.bias ? 1 : 0);
   }
   for (const auto& r : layout.runs) run_names.push_back(r.name);
   h5::write_attr(file, "layers", layer_names);
   h5::write_attr(file, "layer_shapes", shapes, {layout.layers.size(), 2});
+  h5::write_attr(file, "family", layout.family);
+  h5::write_attr(file, "layer_groups", groups, {layout.layers.size()});
+  h5::write_attr(file, "layer_bias", biases, {layout.layers.size()});
   h5::write_attr(file, "runs", run_names);
 
   const Hid raw = raw_dcpl();
@@ -172,8 +178,21 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
     if (shapes.size() != 2 * names.size())
       throw Error(
           fmt::format("'layer_shapes' has {} values for {} layers", shapes.size(), names.size()));
-    for (size_t i = 0; i < names.size(); ++i)
-      layout.layers.push_back({names[i], shapes[2 * i], shapes[2 * i + 1]});
+    // family, layer_groups and layer_bias came with model families; older files are BLOOM
+    // checkpoints whose every layer is its own group and has a bias.
+    if (h5::has_attr(file, "family")) layout.family = h5::read_attr_string(file, "family");
+    std::vector<int64_t> groups, biases;
+    if (h5::has_attr(file, "layer_groups")) groups = h5::read_attr_int64s(file, "layer_groups");
+    if (h5::has_attr(file, "layer_bias")) biases = h5::read_attr_int64s(file, "layer_bias");
+    if ((!groups.empty() && groups.size() != names.size()) ||
+        (!biases.empty() && biases.size() != names.size()))
+      throw Error(fmt::format("'layer_groups'/'layer_bias' do not match {} layers", names.size()));
+    for (size_t i = 0; i < names.size(); ++i) {
+      CkptLayerShape l{names[i], shapes[2 * i], shapes[2 * i + 1]};
+      l.group = groups.empty() ? static_cast<int>(i) : static_cast<int>(groups[i]);
+      l.bias = biases.empty() || biases[i] != 0;
+      layout.layers.push_back(l);
+    }
     for (const auto& name : h5::read_attr_strings(file, "runs")) {
       Hid g = h5::open_group(file, run_path(name));
       layout.runs.push_back(read_run_attrs(g.get()));

@@ -6,7 +6,6 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "io/bloom_names.h"
 #include "io/checkpoint.h"
 #include "io/gptq_pack.h"
 #include "io/hf_model.h"
@@ -97,11 +96,16 @@ std::string export_gptq(const ExportOptions& opt) {
                     layout.n_blocks);
 
   // The original tensors that stay as they are (everything but the linear weights/biases).
+  const ModelSpec& spec = model.spec();
+  GPTQD_INPUT_CHECK(layout.layers.size() == spec.linears.size(),
+                    "{}: the checkpoint has {} layers per block, the {} model in {} has {}",
+                    opt.checkpoint, layout.layers.size(), spec.config.model_type, model_dir,
+                    spec.linears.size());
   std::map<std::string, std::string> quantized;  // canonical weight name -> module
   for (int64_t b = 0; b < layout.n_blocks; ++b) {
-    for (const LinearName& ln : block_linears()) {
-      quantized[block_tensor_name(b, ln.weight)] = ln.module;
-      quantized[block_tensor_name(b, ln.bias)] = ln.module;
+    for (const LinearSpec& l : spec.linears) {
+      quantized[spec.block_tensor_name(b, l.module + ".weight")] = l.module;
+      quantized[spec.block_tensor_name(b, l.module + ".bias")] = l.module;
     }
   }
   Pending out;
@@ -114,18 +118,21 @@ std::string export_gptq(const ExportOptions& opt) {
     const TensorInfo* t = f->find(model.info(name).name);
     GPTQD_CHECK(t != nullptr, "{}: tensor {} vanished", file, name);
     const uint8_t* p = f->data(*t);
-    out.add(std::string(kTransformerPrefix) + name, t->dtype, t->shape,
+    out.add(spec.hf_name(name), t->dtype, t->shape,
             std::vector<uint8_t>(p, p + t->nbytes()));
   }
   // The quantized linears.
   for (int64_t b = 0; b < layout.n_blocks; ++b) {
-    for (size_t li = 0; li < block_linears().size(); ++li) {
-      const LinearName& ln = block_linears()[li];
+    for (size_t li = 0; li < spec.linears.size(); ++li) {
+      const LinearSpec& ln = spec.linears[li];
       const CkptLayerShape& shape = layout.layers[li];
+      GPTQD_INPUT_CHECK(shape.name == ln.module && shape.rows == ln.out && shape.cols == ln.in,
+                        "{}: layer {} ({}x{}) does not match the model's {} ({}x{})",
+                        opt.checkpoint, shape.name, shape.rows, shape.cols, ln.module, ln.out,
+                        ln.in);
       const LayerData d = ck.read_layer(run.name, b, ln.module);
       const int64_t groups = run.groups(shape.cols);
-      const std::string base =
-          std::string(kTransformerPrefix) + "h." + std::to_string(b) + "." + ln.module + ".";
+      const std::string base = spec.hf_name(spec.block_tensor_name(b, ln.module + "."));
       try {
         out.add(base + "qweight", DType::I32, {shape.cols * run.bits / 32, shape.rows},
                 pack_qweight(d.codes, shape.rows, shape.cols, run.bits));
@@ -136,7 +143,7 @@ std::string export_gptq(const ExportOptions& opt) {
       }
       out.add(base + "scales", DType::F16, {groups, shape.rows}, to_f16(d.scales));
       out.add(base + "g_idx", DType::I32, {shape.cols}, d.g_idx);
-      out.add(base + "bias", DType::F16, {shape.rows}, to_f16(d.bias));
+      if (ln.bias) out.add(base + "bias", DType::F16, {shape.rows}, to_f16(d.bias));
     }
   }
 

@@ -10,6 +10,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "io/config_json.h"
 #include "io/json_strict.h"
 #include "kernels/check.h"
 
@@ -20,79 +21,11 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kConfigFile = "config.json";
 constexpr const char* kSingleFile = "model.safetensors";
 constexpr const char* kIndexFile = "model.safetensors.index.json";
-// config.json and the index are a few kB; anything this large is not one.
-constexpr uint64_t kMaxJsonFile = 64ull << 20;
 
 std::string join(const std::string& dir, const std::string& file) {
   return (fs::path(dir) / file).string();
-}
-
-std::string read_small_file(const std::string& path) {
-  FILE* f = std::fopen(path.c_str(), "rb");
-  GPTQD_INPUT_CHECK(f != nullptr, "cannot read {}: {}", path, std::strerror(errno));
-  std::string text;
-  char buf[1 << 16];
-  size_t got = 0;
-  while ((got = std::fread(buf, 1, sizeof buf, f)) > 0) {
-    text.append(buf, got);
-    if (text.size() > kMaxJsonFile) {
-      std::fclose(f);
-      throw InputError(
-          fmt::format("{}: larger than {} bytes, not a JSON config", path, kMaxJsonFile));
-    }
-  }
-  const bool failed = std::ferror(f) != 0;
-  std::fclose(f);
-  GPTQD_INPUT_CHECK(!failed, "cannot read {}: I/O error", path);
-  return text;
-}
-
-std::string alias_list(std::initializer_list<const char*> keys) {
-  std::string s;
-  for (const char* k : keys) {
-    s += s.empty() ? fmt::format("'{}'", k) : fmt::format(" (or '{}')", k);
-  }
-  return s;
-}
-
-// The integer under the first present key of `keys`; every present spelling must agree.
-std::optional<int64_t> get_int(const json& j, std::initializer_list<const char*> keys,
-                               const std::string& src) {
-  std::optional<int64_t> value;
-  const char* first = nullptr;
-  for (const char* k : keys) {
-    const auto it = j.find(k);
-    if (it == j.end()) continue;
-    GPTQD_INPUT_CHECK(it->is_number_integer(), "{}: key '{}' is {} ({}), expected an integer", src,
-                      k, json_type_name(*it), it->dump().substr(0, 40));
-    GPTQD_INPUT_CHECK(!(it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX),
-                      "{}: key '{}' is too large", src, k);
-    const int64_t v = it->get<int64_t>();
-    GPTQD_INPUT_CHECK(!value || *value == v, "{}: keys '{}' ({}) and '{}' ({}) disagree", src,
-                      first, *value, k, v);
-    value = v;
-    first = k;
-  }
-  return value;
-}
-
-int64_t require_positive(const json& j, std::initializer_list<const char*> keys,
-                         const std::string& src) {
-  const std::optional<int64_t> v = get_int(j, keys, src);
-  GPTQD_INPUT_CHECK(v.has_value(), "{}: missing key {}", src, alias_list(keys));
-  GPTQD_INPUT_CHECK(*v > 0, "{}: key '{}' is {}, expected a positive integer", src, *keys.begin(),
-                    *v);
-  return *v;
-}
-
-// A token id that may be absent or null (keeps `dflt`).
-int64_t optional_id(const json& j, const char* key, int64_t dflt, const std::string& src) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return dflt;
-  return *get_int(j, {key}, src);
 }
 
 // A weight_map file name must be a plain name inside the directory.
@@ -103,112 +36,13 @@ bool is_plain_file_name(const std::string& f) {
 
 }  // namespace
 
-BloomConfig parse_bloom_config(const std::string& json_text, const std::string& source_name) {
-  const std::string& src = source_name;
-  const json j = parse_json_strict(json_text, src);
-  GPTQD_INPUT_CHECK(j.is_object(), "{}: expected a JSON object, got {}", src, json_type_name(j));
-
-  if (const auto mt = j.find("model_type"); mt != j.end()) {
-    GPTQD_INPUT_CHECK(mt->is_string() && mt->get<std::string>() == "bloom",
-                      "{}: model_type is {}, only 'bloom' is supported", src,
-                      mt->dump().substr(0, 60));
-  }
-  BloomConfig c;
-  c.n_layer = require_positive(j, {"n_layer", "num_hidden_layers"}, src);
-  // HF's BloomConfig lets a legacy n_embed override hidden_size; here both must agree.
-  c.hidden = require_positive(j, {"hidden_size", "n_embed"}, src);
-  c.n_head = require_positive(j, {"n_head", "num_attention_heads"}, src);
-  c.vocab = require_positive(j, {"vocab_size"}, src);
-  GPTQD_INPUT_CHECK(c.hidden % c.n_head == 0,
-                    "{}: hidden size {} is not divisible by the number of heads {}", src, c.hidden,
-                    c.n_head);
-
-  if (const auto it = j.find("layer_norm_epsilon"); it != j.end()) {
-    GPTQD_INPUT_CHECK(it->is_number(), "{}: key 'layer_norm_epsilon' is {}, expected a number", src,
-                      json_type_name(*it));
-    c.layer_norm_epsilon = it->get<double>();
-    GPTQD_INPUT_CHECK(c.layer_norm_epsilon > 0, "{}: key 'layer_norm_epsilon' is {}, expected > 0",
-                      src, c.layer_norm_epsilon);
-  }
-  if (const auto it = j.find("apply_residual_connection_post_layernorm"); it != j.end()) {
-    GPTQD_INPUT_CHECK(
-        it->is_boolean(),
-        "{}: key 'apply_residual_connection_post_layernorm' is {}, expected a boolean", src,
-        json_type_name(*it));
-    c.apply_residual_connection_post_layernorm = it->get<bool>();
-  }
-  c.bos_token_id = optional_id(j, "bos_token_id", c.bos_token_id, src);
-  c.eos_token_id = optional_id(j, "eos_token_id", c.eos_token_id, src);
-  c.pad_token_id = optional_id(j, "pad_token_id", c.pad_token_id, src);
-  if (const auto it = j.find("torch_dtype"); it != j.end() && !it->is_null()) {
-    GPTQD_INPUT_CHECK(it->is_string(), "{}: key 'torch_dtype' is {}, expected a string", src,
-                      json_type_name(*it));
-    c.torch_dtype = it->get<std::string>();
-  }
-  c.json = json_text;
-  return c;
-}
-
-BloomConfig load_bloom_config(const std::string& model_dir) {
-  const std::string path = join(model_dir, kConfigFile);
-  return parse_bloom_config(read_small_file(path), path);
-}
-
-std::vector<int64_t> block_tensor_shape(const BloomConfig& c, BlockTensor t) {
-  const int64_t h = c.hidden;
-  switch (t) {
-    case BlockTensor::InputLnWeight:
-    case BlockTensor::InputLnBias:
-    case BlockTensor::PostLnWeight:
-    case BlockTensor::PostLnBias:
-    case BlockTensor::DenseBias:
-    case BlockTensor::FourHhBias:
-      return {h};
-    case BlockTensor::QkvWeight:
-      return {3 * h, h};
-    case BlockTensor::QkvBias:
-      return {3 * h};
-    case BlockTensor::DenseWeight:
-      return {h, h};
-    case BlockTensor::H4hWeight:
-      return {c.ffn(), h};
-    case BlockTensor::H4hBias:
-      return {c.ffn()};
-    case BlockTensor::FourHhWeight:
-      return {h, c.ffn()};
-  }
-  GPTQD_CHECK(false, "block_tensor_shape: invalid BlockTensor {}", static_cast<int>(t));
-  return {};
-}
-
-std::vector<int64_t> bloom_tensor_shape(const BloomConfig& c, const std::string& canonical) {
-  if (canonical == kWordEmbeddings) return {c.vocab, c.hidden};
-  if (canonical == kEmbLnWeight || canonical == kEmbLnBias || canonical == kFinalLnWeight ||
-      canonical == kFinalLnBias) {
-    return {c.hidden};
-  }
-  // "h.<block>.<suffix>": parse the block, then confirm by rebuilding the name.
-  const size_t dot = canonical.find('.', 2);
-  if (canonical.compare(0, 2, "h.") == 0 && dot != std::string::npos && dot > 2 && dot - 2 < 10 &&
-      std::all_of(canonical.begin() + 2, canonical.begin() + dot,
-                  [](char ch) { return ch >= '0' && ch <= '9'; })) {
-    const int64_t b = std::stoll(canonical.substr(2, dot - 2));
-    for (BlockTensor t : all_block_tensors()) {
-      if (b < c.n_layer && canonical == block_tensor_name(b, t)) return block_tensor_shape(c, t);
-    }
-  }
-  GPTQD_CHECK(false, "bloom_tensor_shape: {} is not a tensor of a {}-layer BLOOM model",
-              quote_name(canonical), c.n_layer);
-  return {};
-}
-
 struct HfModel::Impl {
   struct Entry {
     size_t shard = 0;
     std::string name_in_file;
   };
   std::string dir;
-  BloomConfig config;
+  ModelSpec spec;
   std::string listing;                   // the file that lists the tensors, for messages
   std::vector<std::string> shard_files;  // plain names inside dir
   std::vector<std::vector<std::string>> shard_names;  // names in file each shard must hold
@@ -217,7 +51,7 @@ struct HfModel::Impl {
   mutable std::vector<std::unique_ptr<SafetensorsFile>> shards;
 
   void add(const std::string& name_in_file, size_t shard) {
-    const std::string canonical = canonical_tensor_name(name_in_file);
+    const std::string canonical = spec.canonical(name_in_file);
     const auto [it, inserted] = entries.emplace(canonical, Entry{shard, name_in_file});
     GPTQD_INPUT_CHECK(inserted, "{}: tensor {} appears twice, as {} and {}", listing,
                       quote_name(canonical), quote_name(it->second.name_in_file),
@@ -268,7 +102,7 @@ HfModel::~HfModel() = default;
 HfModel HfModel::open(const std::string& dir) {
   auto m = std::make_unique<Impl>();
   m->dir = dir;
-  m->config = load_bloom_config(dir);
+  m->spec = ModelSpec::of(load_model_config(dir));
 
   const std::string single = join(dir, kSingleFile);
   const std::string index = join(dir, kIndexFile);
@@ -313,15 +147,18 @@ HfModel HfModel::open(const std::string& dir) {
   }
 
   // Fail before any work if the directory cannot hold a whole model.
-  for (const std::string& name : bloom_tensor_names(m->config.n_layer)) {
-    GPTQD_INPUT_CHECK(m->entries.count(name) != 0,
-                      "{}: tensor {} of a {}-layer BLOOM model is missing", m->listing,
-                      quote_name(name), m->config.n_layer);
+  for (const TensorSpec& t : m->spec.all_tensors()) {
+    GPTQD_INPUT_CHECK(m->entries.count(t.name) != 0,
+                      "{}: tensor {} of a {}-layer {} model is missing", m->listing,
+                      quote_name(t.name), m->spec.n_layer,
+                      m->spec.config.model_type);
   }
   return HfModel(std::move(m));
 }
 
-const BloomConfig& HfModel::config() const { return impl_->config; }
+const ModelConfig& HfModel::config() const { return impl_->spec.config; }
+
+const ModelSpec& HfModel::spec() const { return impl_->spec; }
 
 const std::string& HfModel::dir() const { return impl_->dir; }
 
@@ -362,11 +199,15 @@ uint64_t HfModel::bytes_of(const std::string& canonical) const {
 }
 
 void HfModel::validate_shapes() const {
-  for (const std::string& name : bloom_tensor_names(impl_->config.n_layer)) {
-    const Impl::Entry& e = impl_->entry(name);
+  for (const TensorSpec& spec : impl_->spec.all_tensors()) {
+    const Impl::Entry& e = impl_->entry(spec.name);
     const SafetensorsFile& f = impl_->shard(e.shard);
     const TensorInfo& t = *f.find(e.name_in_file);
-    const std::vector<int64_t> expect = bloom_tensor_shape(impl_->config, name);
+    const std::vector<int64_t>& expect = spec.shape;
+    GPTQD_INPUT_CHECK(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16 ||
+                          t.dtype == DType::F64,
+                      "{}: tensor {} is stored as {}, expected a floating-point type", f.path(),
+                      quote_name(t.name), dtype_name(t.dtype));
     GPTQD_INPUT_CHECK(t.shape == expect, "{}: tensor {}: expected shape {}, got {}", f.path(),
                       quote_name(t.name), shape_string(expect), shape_string(t.shape));
   }

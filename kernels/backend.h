@@ -125,7 +125,7 @@ class Backend {
   // One block of the GPTQ sweep, see GptqBlock.
   virtual void gptq_block(const GptqBlock& blk) = 0;
 
-  // ---- BLOOM forward --------------------------------------------------------
+  // ---- BLOOM forward (layer_norm, add and add_bias serve every family) ------
   // y[r,:] = (x[r,:] - mean) / sqrt(var + eps) * gamma + beta; y may alias x.
   virtual void layer_norm(int64_t rows, int64_t cols, const float* x, const float* gamma,
                           const float* beta, float eps, float* y) = 0;
@@ -139,6 +139,29 @@ class Backend {
   // q.k / sqrt(head_dim) + slope_h * key_pos, masked causally, softmax in fp32.
   virtual void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
                                const float* qkv, float* ctx) = 0;
+
+  // ---- Llama / OPT forward (DESIGN.md §5b) -----------------------------------
+  // y[r,:] = x[r,:] / sqrt(mean(x[r,:]^2) + eps) * gamma (transformers' RMSNorm, fp32); y may
+  // alias x. The per-head q/k norm of Qwen3 is rows = tokens * heads, cols = head_dim.
+  virtual void rms_norm(int64_t rows, int64_t cols, const float* x, const float* gamma, float eps,
+                        float* y) = 0;
+  // Rotary embedding, in place, of x [tokens, n_heads * head_dim] (contiguous) for sequences of
+  // `seq` tokens: token t sits at position p = t % seq. For each head and i < half = head_dim/2,
+  // with c = cos[p*half + i], s = sin[p*half + i] (tables [seq, half] in backend memory):
+  //   (x1, x2) = (x[i], x[i + half]);  x[i] = x1 c - x2 s;  x[i + half] = x2 c + x1 s
+  // (transformers' rotate_half convention).
+  virtual void rope(int64_t tokens, int64_t seq, int64_t n_heads, int64_t head_dim, float* x,
+                    const float* cos, const float* sin) = 0;
+  // Causal self-attention with grouped KV heads for `batch` sequences of `seq` tokens:
+  // q, ctx [batch*seq, n_head*head_dim]; k, v [batch*seq, n_kv_head*head_dim]; query head h
+  // reads KV head h / (n_head / n_kv_head). scores = scale * q.k, masked causally, softmax in
+  // fp32, ctx = P v. Needs n_head % n_kv_head == 0.
+  virtual void attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv_head,
+                         int64_t head_dim, const float* q, const float* k, const float* v,
+                         float scale, float* ctx) = 0;
+  // gate[i] = silu(gate[i]) * up[i] (the SiLU-gated MLP product; silu in kernels/nn_math.h).
+  virtual void silu_mul(int64_t n, float* gate, const float* up) = 0;
+  virtual void relu(int64_t n, float* x) = 0;  // in place
 };
 
 // CPU backend (OpenBLAS/LAPACK + loops). threads <= 0: OpenBLAS's default.

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <memory>
 
-#include "io/bloom_names.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
 
@@ -23,7 +22,7 @@ int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 
 // activations become the output. Otherwise each micro-batch is worked on in a copy
 // (act.scratch on the device; the staged copy when they live on the host) and the activations
 // are left untouched (capture passes, which may stop early).
-void forward_pass(Backend& be, const BloomDims& d, const BlockWeights& w, Activations& act,
+void forward_pass(Backend& be, const ModelSpec& d, const BlockWeights& w, Activations& act,
                   int64_t micro, BlockWorkspace& ws, bool in_place, const LinearCapture& capture,
                   int stop_after, const SliceHook& before, const SliceHook& after) {
   GPTQD_CHECK(micro > 0, "micro-batch size must be positive");
@@ -58,19 +57,19 @@ void forward_pass(Backend& be, const BloomDims& d, const BlockWeights& w, Activa
   }
 }
 
-// Accumulates this replica's Hessians of the linears in `which` over one forward of its samples.
-std::array<std::unique_ptr<HessianAccumulator>, kNumLinears> accumulate_hessians(
-    Backend& be, const BloomDims& d, const BlockWeights& w, Activations& act, int64_t micro,
-    BlockWorkspace& ws, const std::array<bool, kNumLinears>& which, const SliceHook& before) {
-  std::array<std::unique_ptr<HessianAccumulator>, kNumLinears> acc;
+// Accumulates this replica's Hessians of the groups in `which` over one forward of its samples.
+std::vector<std::unique_ptr<HessianAccumulator>> accumulate_hessians(
+    Backend& be, const ModelSpec& d, const BlockWeights& w, Activations& act, int64_t micro,
+    BlockWorkspace& ws, const std::vector<bool>& which, const SliceHook& before) {
+  std::vector<std::unique_ptr<HessianAccumulator>> acc(static_cast<size_t>(d.n_groups));
   int last = -1;
-  for (int i = 0; i < kNumLinears; ++i) {
-    if (!which[i]) continue;
-    acc[i] = std::make_unique<HessianAccumulator>(be, w.linears[i].in);
-    last = i;
+  for (int g = 0; g < d.n_groups; ++g) {
+    if (!which[g]) continue;
+    acc[g] = std::make_unique<HessianAccumulator>(be, w.linears[d.group_members(g)[0]].in);
+    last = g;
   }
-  LinearCapture capture = [&](int idx, const float* x, int64_t tokens, int64_t samples) {
-    if (acc[idx]) acc[idx]->add(x, tokens, samples);
+  LinearCapture capture = [&](int group, const float* x, int64_t tokens, int64_t samples) {
+    if (acc[group]) acc[group]->add(x, tokens, samples);
   };
   forward_pass(be, d, w, act, micro, ws, false, capture, last, before, {});
   return acc;
@@ -157,52 +156,58 @@ ShareRange share_of(int64_t n, int part, int parts) {
   return ShareRange{n * part / parts, n * (part + 1) / parts};
 }
 
-BlockResult quantize_block(Backend& be, const BloomDims& d, BlockWeights& w, Activations& act,
+BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc, const MicroBatchHooks& hooks) {
-  BlockResult result;
-  auto label = [&](int i) {
-    return fmt::format("run {} block {} {}", q.name, block, block_linears()[i].module);
+  BlockResult result(d.linears.size());
+  auto quantize_group = [&](int g, const std::vector<float>& h) {
+    for (int i : d.group_members(g)) {
+      const std::string label = fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
+      result[i] = quantize_linear(be, w.linears[i], h, gptq_options(q, label), rc);
+    }
   };
-  // Each accumulator is taken to the host and freed before its layer is quantized: GPTQ
+  // Each accumulator is taken to the host and freed before its group is quantized: GPTQ
   // uploads its own copy, and the accumulator of the widest layer (4h_to_h: 13 GB at
   // BLOOM-176B) would otherwise sit beside GPTQ's working set at the device's peak.
   if (q.true_sequential) {
-    // Each linear's Hessian sees the outputs of the already-quantized ones before it.
-    for (int i = 0; i < kNumLinears; ++i) {
-      std::array<bool, kNumLinears> which{};
-      which[i] = true;
+    // Each group's Hessian sees the outputs of the already-quantized groups before it.
+    for (int g = 0; g < d.n_groups; ++g) {
+      std::vector<bool> which(static_cast<size_t>(d.n_groups), false);
+      which[g] = true;
       auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
-                                     i == 0 ? hooks.before_read : SliceHook());
-      const std::vector<float> h = stage_hessian(*acc[i], rc);
-      acc[i].reset();
-      result[i] = quantize_linear(be, w.linears[i], h, gptq_options(q, label(i)), rc);
+                                     g == 0 ? hooks.before_read : SliceHook());
+      const std::vector<float> h = stage_hessian(*acc[g], rc);
+      acc[g].reset();
+      quantize_group(g, h);
     }
   } else {
-    auto acc =
-        accumulate_hessians(be, d, w, act, micro, ws, {true, true, true, true}, hooks.before_read);
-    std::array<std::vector<float>, kNumLinears> h;
-    for (int i = 0; i < kNumLinears; ++i) {
-      h[i] = stage_hessian(*acc[i], rc);
-      acc[i].reset();
+    auto acc = accumulate_hessians(be, d, w, act, micro, ws,
+                                   std::vector<bool>(static_cast<size_t>(d.n_groups), true),
+                                   hooks.before_read);
+    std::vector<std::vector<float>> h(static_cast<size_t>(d.n_groups));
+    for (int g = 0; g < d.n_groups; ++g) {
+      h[g] = stage_hessian(*acc[g], rc);
+      acc[g].reset();
     }
-    for (int i = 0; i < kNumLinears; ++i) {
-      result[i] = quantize_linear(be, w.linears[i], h[i], gptq_options(q, label(i)), rc);
-      h[i] = std::vector<float>();
+    for (int g = 0; g < d.n_groups; ++g) {
+      quantize_group(g, h[g]);
+      h[g] = std::vector<float>();
     }
   }
   forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
   return result;
 }
 
-void forward_quantized_block(Backend& be, const BloomDims& d, BlockWeights& w,
-                             const std::array<std::vector<float>, kNumLinears>& dequant,
+void forward_quantized_block(Backend& be, const ModelSpec& d, BlockWeights& w,
+                             const std::vector<std::vector<float>>& dequant,
                              Activations& act, int64_t micro, BlockWorkspace& ws,
                              const MicroBatchHooks& hooks) {
-  for (int i = 0; i < kNumLinears; ++i) {
+  GPTQD_CHECK(dequant.size() == w.linears.size(), "{} dequantized layers for a block of {}",
+              dequant.size(), w.linears.size());
+  for (size_t i = 0; i < w.linears.size(); ++i) {
     LinearWeights& lw = w.linears[i];
     GPTQD_CHECK(static_cast<int64_t>(dequant[i].size()) == lw.out * lw.in,
-                "checkpoint layer {} has {} weights, expected {}", block_linears()[i].module,
+                "checkpoint layer {} has {} weights, expected {}", d.linears[i].module,
                 dequant[i].size(), lw.out * lw.in);
     be.to_device(lw.w.data(), dequant[i].data(), lw.out * lw.in);
   }

@@ -11,13 +11,13 @@
 // With one replica nothing is exchanged and the results are exactly the single-rank ones.
 #pragma once
 
-#include <array>
+#include <vector>
 #include <functional>
 #include <string>
 
 #include "io/checkpoint.h"
 #include "io/job_config.h"
-#include "worker/bloom_block.h"
+#include "worker/block_forward.h"
 #include "worker/gptq.h"
 #include "worker/transport.h"
 
@@ -38,7 +38,7 @@ struct LinearResult {
                      // seconds the slowest replica's
 };
 
-using BlockResult = std::array<LinearResult, kNumLinears>;
+using BlockResult = std::vector<LinearResult>;  // one per spec.linears entry, in that order
 
 // GPTQ options from a job's quantization settings (QuantConfig) or a checkpoint
 // run's (CkptRunSpec): both carry the same fields.
@@ -99,13 +99,13 @@ struct MicroBatchHooks {
 // Quantizes block `block` of the run. On return the backend weights in `w` are the
 // dequantized GPTQ weights (all rows) and act.h is the block's output computed with them.
 // Collective over rc.group.
-BlockResult quantize_block(Backend& be, const BloomDims& dims, BlockWeights& w, Activations& act,
+BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {});
 
 // Replaces w's backend weights with already-quantized ones (resume) and forwards act.h.
-void forward_quantized_block(Backend& be, const BloomDims& dims, BlockWeights& w,
-                             const std::array<std::vector<float>, kNumLinears>& dequant,
+void forward_quantized_block(Backend& be, const ModelSpec& dims, BlockWeights& w,
+                             const std::vector<std::vector<float>>& dequant,
                              Activations& act, int64_t micro, BlockWorkspace& ws,
                              const MicroBatchHooks& hooks = {});
 

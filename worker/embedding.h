@@ -1,22 +1,23 @@
-// Embedding (stage 0) and the final norm + tied LM head (last stage, evaluation).
+// Embedding (stage 0) and the final norm + LM head (last stage, evaluation), for any family.
 #pragma once
 
 #include <cstdint>
 #include <vector>
 
-#include "kernels/buffer.h"
-#include "worker/bloom_dims.h"
-#include "worker/bloom_weights.h"
+#include "io/model_spec.h"
+#include "worker/model_weights.h"
 
 namespace gptqd {
 
-// h [ntokens, hidden] = LayerNorm_emb(Embedding(tokens)). Token ids are checked
-// against the vocabulary (an id out of range names itself and its position).
-void embed_tokens(Backend& be, const BloomDims& dims, const EmbeddingWeights& e,
-                  const std::vector<int32_t>& tokens, float* h);
+// h [ntokens, hidden] = the input of block 0 (the family's embedding) for whole sequences of
+// `seq` tokens. Token ids are checked against the vocabulary (an id out of range names itself
+// and its position).
+void embed_tokens(Backend& be, const ModelSpec& spec, const EmbeddingWeights& e,
+                  const std::vector<int32_t>& tokens, int64_t seq, float* h);
 
-// logits [ntokens, vocab] = LayerNorm_f(h) E^T; h is left untouched.
-void lm_head(Backend& be, const BloomDims& dims, const FinalNormWeights& f,
+// logits [ntokens, vocab] = final_norm(h) head^T, head the untied lm_head or the token table;
+// h is left untouched, `normed` [ntokens, hidden] is scratch.
+void lm_head(Backend& be, const ModelSpec& spec, const FinalNormWeights& f,
              const EmbeddingWeights& e, int64_t ntokens, const float* h, float* normed,
              float* logits);
 

@@ -30,11 +30,11 @@
 // hundred MB on a GPU; keep that much free).
 #pragma once
 
-#include <array>
+#include <vector>
 #include <cstdint>
 #include <string>
 
-#include "worker/bloom_dims.h"
+#include "io/model_spec.h"
 
 namespace gptqd {
 
@@ -44,17 +44,17 @@ enum class ActivationPlacement { kAuto, kDevice, kHost };
 // already rejected it with its position).
 ActivationPlacement parse_activation_placement(const std::string& name);
 
-// The four linears' shapes (worker/bloom_weights.h linear_shapes) as doubles, for byte and
+// The four linears' shapes (worker/model_weights.h linear_shapes) as doubles, for byte and
 // flop formulas.
 struct LinearDims {
   double rows, cols;
 };
-std::array<LinearDims, kNumLinears> linear_dims(const BloomDims& dims);
+std::vector<LinearDims> linear_dims(const ModelSpec& dims);  // spec.linears order
 
 // Bytes (fp32) of one block's weights (every tensor of block_tensor_specs) and of the
 // embedding (+ its layer norm).
-uint64_t block_weight_bytes(const BloomDims& dims);
-uint64_t embedding_weight_bytes(const BloomDims& dims);
+uint64_t block_weight_bytes(const ModelSpec& dims);
+uint64_t embedding_weight_bytes(const ModelSpec& dims);
 
 struct MemoryWorkload {
   int64_t samples = 0;  // this replica's sequences
@@ -74,7 +74,7 @@ struct DeviceMemory {
   uint64_t peak() const;
 };
 
-DeviceMemory device_memory(const BloomDims& dims, const MemoryWorkload& w);
+DeviceMemory device_memory(const ModelSpec& dims, const MemoryWorkload& w);
 
 // Host bytes of the same rank: the current block's original weights (GPTQ reads them) and
 // the prefetched next block, as read and in its pinned staging (worker/weight_prefetch.h),
@@ -82,12 +82,12 @@ DeviceMemory device_memory(const BloomDims& dims, const MemoryWorkload& w);
 // layer being worked on, all four without true_sequential, + a permuted copy for
 // act_order); the largest layer's results (dequantized rows, and the gathered whole with
 // replicas); the activations when they live on the host.
-uint64_t host_memory(const BloomDims& dims, const MemoryWorkload& w);
+uint64_t host_memory(const ModelSpec& dims, const MemoryWorkload& w);
 
 // Where `where` puts the activations of the workload w describes: kHost and kDevice as
 // asked; kAuto on the host only when the device peak with them on the device exceeds
 // `device_bytes` (0: unknown, never). w.activations_on_host is ignored.
-bool activations_on_host(const BloomDims& dims, MemoryWorkload w, ActivationPlacement where,
+bool activations_on_host(const ModelSpec& dims, MemoryWorkload w, ActivationPlacement where,
                          uint64_t device_bytes);
 
 }  // namespace gptqd

@@ -5,7 +5,7 @@
 
 #include "kernels/buffer.h"
 #include "kernels/check.h"
-#include "worker/bloom_block.h"
+#include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/weight_prefetch.h"
 
@@ -17,7 +17,7 @@ namespace {
 constexpr int64_t kMaxLogitFloats = int64_t{1} << 24;
 
 // Mean next-token NLL of one window whose final hidden states (before ln_f) are h [seqlen, hidden].
-double window_loss(Backend& be, const BloomDims& d, const FinalNormWeights& fin,
+double window_loss(Backend& be, const ModelSpec& d, const FinalNormWeights& fin,
                    const EmbeddingWeights& emb, const float* h, const int32_t* tokens,
                    int64_t seqlen, Buffer& normed, Buffer& logits, std::vector<float>& host) {
   const int64_t preds = seqlen - 1;  // position t predicts token t + 1; the last predicts nothing
@@ -50,7 +50,7 @@ void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>
   be.to_device(lw.w.data(), weights.data(), lw.out * lw.in);
 }
 
-std::vector<double> window_nlls(Backend& be, const HfModel& model, const BloomDims& d,
+std::vector<double> window_nlls(Backend& be, const HfModel& model, const ModelSpec& d,
                                 const std::vector<int32_t>& windows, int64_t seqlen,
                                 const WindowNllOptions& opt) {
   GPTQD_CHECK(seqlen >= 2, "perplexity needs windows of at least 2 tokens, not {}", seqlen);
@@ -78,7 +78,7 @@ std::vector<double> window_nlls(Backend& be, const HfModel& model, const BloomDi
   for (int64_t w0 = 0; w0 < nwin; w0 += per_pass) {
     const int64_t n = std::min(per_pass, nwin - w0);
     const auto first = windows.begin() + w0 * seqlen;
-    embed_tokens(be, d, emb, std::vector<int32_t>(first, first + n * seqlen), h.data());
+    embed_tokens(be, d, emb, std::vector<int32_t>(first, first + n * seqlen), seqlen, h.data());
     for (int64_t b = 0; b < d.n_layer; ++b) {
       BlockWeights w = weights.take(b);
       if (b + 1 < d.n_layer) {

@@ -12,8 +12,8 @@
 
 #include "io/hf_model.h"
 #include "kernels/backend.h"
-#include "worker/bloom_dims.h"
-#include "worker/bloom_weights.h"
+#include "io/model_spec.h"
+#include "worker/model_weights.h"
 
 namespace gptqd {
 
@@ -42,7 +42,7 @@ struct WindowNllOptions {
 // LM head in fp32 on `be`, the log-softmax in fp32 with a double sum. Each window's loss depends
 // only on its own tokens (splitting the windows over ranks changes nothing but BLAS rounding).
 // InputError for a token id outside the vocabulary; Error for a bad seqlen or size.
-std::vector<double> window_nlls(Backend& be, const HfModel& model, const BloomDims& dims,
+std::vector<double> window_nlls(Backend& be, const HfModel& model, const ModelSpec& dims,
                                 const std::vector<int32_t>& windows, int64_t seqlen,
                                 const WindowNllOptions& opt = {});
 

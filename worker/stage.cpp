@@ -6,7 +6,6 @@
 #include <deque>
 #include <memory>
 
-#include "io/bloom_names.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
@@ -24,11 +23,11 @@ double since(Clock::time_point t0) {
 
 // Stage 0's input: the embedded calibration tokens. The embedding table (14 GB for BLOOM-176B)
 // is loaded for this and freed at once, so it is never on the device beside a block's work.
-void embed_stage_input(Backend& be, const HfModel& model, const BloomDims& d,
+void embed_stage_input(Backend& be, const HfModel& model, const ModelSpec& d,
                        const std::vector<int32_t>& tokens, int64_t micro, Activations& act) {
   const EmbeddingWeights emb = load_embedding_weights(be, model, d);
   if (!act.on_host()) {
-    embed_tokens(be, d, emb, tokens, act.h.data());
+    embed_tokens(be, d, emb, tokens, act.seq, act.h.data());
     return;
   }
   const int64_t row = act.seq * d.hidden;
@@ -36,7 +35,7 @@ void embed_stage_input(Backend& be, const HfModel& model, const BloomDims& d,
     const int64_t b = std::min(micro, act.nseq - s);
     const std::vector<int32_t> part(tokens.begin() + s * act.seq,
                                     tokens.begin() + (s + b) * act.seq);
-    embed_tokens(be, d, emb, part, act.staged.data());
+    embed_tokens(be, d, emb, part, act.seq, act.staged.data());
     be.to_host(act.seqs(s, d.hidden), act.staged.data(), b * row);
   }
 }
@@ -48,7 +47,12 @@ LayerData to_layer_data(const LinearResult& r, const LinearWeights& lw) {
   d.zeros = r.q.zeros;
   d.g_idx = r.q.g_idx;
   d.perm = r.q.perm;
-  d.bias.assign(lw.host_b.begin() + r.row_begin, lw.host_b.begin() + r.row_end);
+  // A layer without a bias stores zeros (the checkpoint's layer_bias says it has none).
+  if (lw.host_b.empty()) {
+    d.bias.assign(static_cast<size_t>(r.row_end - r.row_begin), 0.0f);
+  } else {
+    d.bias.assign(lw.host_b.begin() + r.row_begin, lw.host_b.begin() + r.row_end);
+  }
   d.stats = r.stats;
   return d;
 }
@@ -191,7 +195,7 @@ void test_hook_after_mark(int64_t block) {
 std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
                                    const StageInputs& in) {
   const JobConfig& job = *in.job;
-  const BloomDims& d = in.dims;
+  const ModelSpec& d = in.dims;
   const StageRole& role = in.role;
   GPTQD_CHECK(in.micro_batch >= 1 && in.stream_window >= 1, "micro-batch {} / window {}",
               in.micro_batch, in.stream_window);
@@ -220,7 +224,6 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
 
   std::vector<LayerReport> reports;
   const int64_t nblocks = role.end_block - role.first_block;
-  const auto shapes = linear_shapes(d);
   // Block b+1's weights are read on a background thread while block b computes (the first
   // block's while the first run starts); after the stage's last block, the next run's first.
   BlockPrefetcher weights(be, *in.model, d);
@@ -259,22 +262,22 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       }
       const bool resumed = done[b] != 0;
       if (resumed) {
-        std::array<std::vector<float>, kNumLinears> deq;
-        for (int i = 0; i < kNumLinears; ++i) {
-          const std::string& layer = block_linears()[i].module;
+        std::vector<std::vector<float>> deq(d.linears.size());
+        for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
+          const std::string& layer = d.linears[i].module;
           deq[i] = ckpt.dequantize(q.name, b, layer);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
-                                          shapes[i][0], shapes[i][1],
+                                          d.linears[i].out, d.linears[i].in,
                                           ckpt.read_stats(q.name, b, layer), 1});
           }
         }
         forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
       } else {
         const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks);
-        for (int i = 0; i < kNumLinears; ++i) {
+        for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const LinearWeights& lw = w.linears[i];
-          ckpt.write_layer(q.name, b, block_linears()[i].module, res[i].row_begin, res[i].row_end,
+          ckpt.write_layer(q.name, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
                            to_layer_data(res[i], lw));
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,

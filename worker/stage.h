@@ -11,7 +11,7 @@
 #include "io/hf_model.h"
 #include "io/job_config.h"
 #include "kernels/backend.h"
-#include "worker/bloom_dims.h"
+#include "io/model_spec.h"
 #include "worker/transport.h"
 
 namespace gptqd {
@@ -37,7 +37,7 @@ struct LayerReport {
 struct StageInputs {
   const JobConfig* job = nullptr;
   const HfModel* model = nullptr;
-  BloomDims dims;
+  ModelSpec dims;
   StageRole role;
   // The stage's replicas (size role.replicas, rank role.replica); null when there is one.
   ReplicaGroup* group = nullptr;

@@ -18,14 +18,15 @@ double since(Clock::time_point t0) {
 
 }  // namespace
 
-BlockPrefetcher::BlockPrefetcher(Backend& be, const HfModel& model, const BloomDims& dims,
+BlockPrefetcher::BlockPrefetcher(Backend& be, const HfModel& model, const ModelSpec& dims,
                                  ReadHook hook)
     : be_(be),
       model_(model),
       dims_(dims),
       hook_(std::move(hook)),
-      specs_(block_tensor_specs(dims)) {
-  for (int i = 0; i < kNumBlockTensors; ++i) {
+      specs_(dims.block_tensors(0)),
+      offsets_(specs_.size()) {
+  for (size_t i = 0; i < specs_.size(); ++i) {
     offsets_[i] = block_floats_;
     block_floats_ += specs_[i].numel();
   }
@@ -72,10 +73,12 @@ void BlockPrefetcher::reader_loop() {
 }
 
 void BlockPrefetcher::read_block(int64_t block, float* staging, BlockHostTensors& host) {
-  for (int i = 0; i < kNumBlockTensors; ++i) {
-    if (hook_) hook_(block, i, cancel_);
+  const std::vector<TensorSpec> specs = dims_.block_tensors(block);
+  host.resize(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    if (hook_) hook_(block, static_cast<int>(i), cancel_);
     if (cancel_) return;
-    host[i] = read_block_tensor(model_, block, specs_[i]);
+    host[i] = read_block_tensor(model_, specs[i]);
     // The vector becomes host_w / host_b (GPTQ reads them); the staging copy is what the
     // upload reads, at DMA speed where alloc_host is pinned.
     std::memcpy(staging + offsets_[i], host[i].data(), host[i].size() * sizeof(float));
@@ -143,8 +146,8 @@ BlockWeights BlockPrefetcher::take(int64_t block) {
     GPTQD_LOG_DEBUG("weights of block {}: the prefetched read failed", block);
     std::rethrow_exception(error);
   }
-  std::array<const float*, kNumBlockTensors> upload{};
-  for (int i = 0; i < kNumBlockTensors; ++i) upload[i] = staging_.data() + offsets_[i];
+  std::vector<const float*> upload(specs_.size());
+  for (size_t i = 0; i < specs_.size(); ++i) upload[i] = staging_.data() + offsets_[i];
   const auto t1 = Clock::now();
   BlockWeights w = assemble_block_weights(be_, dims_, std::move(host), upload);
   GPTQD_LOG_DEBUG(

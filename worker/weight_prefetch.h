@@ -9,7 +9,6 @@
 // thread-safe against each other; the reading thread is internal.
 #pragma once
 
-#include <array>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -21,8 +20,8 @@
 #include "io/hf_model.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "worker/bloom_dims.h"
-#include "worker/bloom_weights.h"
+#include "io/model_spec.h"
+#include "worker/model_weights.h"
 
 namespace gptqd {
 
@@ -36,7 +35,7 @@ class BlockPrefetcher {
 
   // `be` and `model` must outlive the prefetcher. Starts the (idle) reading thread; the
   // staging memory (one block in fp32) is allocated by the first prefetch().
-  BlockPrefetcher(Backend& be, const HfModel& model, const BloomDims& dims, ReadHook hook = {});
+  BlockPrefetcher(Backend& be, const HfModel& model, const ModelSpec& dims, ReadHook hook = {});
   // Abandons a read in flight at its next tensor boundary, joins the thread and releases the
   // staging memory. Never throws, never blocks longer than one tensor's read.
   ~BlockPrefetcher();
@@ -72,10 +71,10 @@ class BlockPrefetcher {
 
   Backend& be_;
   const HfModel& model_;
-  BloomDims dims_;
+  ModelSpec dims_;
   ReadHook hook_;
-  std::array<BlockTensorSpec, kNumBlockTensors> specs_;
-  std::array<int64_t, kNumBlockTensors> offsets_{};  // of each tensor in the staging memory
+  std::vector<TensorSpec> specs_;  // block 0's (the shapes of every block)
+  std::vector<int64_t> offsets_;   // of each tensor in the staging memory
   int64_t block_floats_ = 0;
   HostBuffer staging_;  // written by the reader only while kQueued / kReading
 

@@ -52,4 +52,40 @@ void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int
   }
 }
 
+// Grouped-KV causal attention (Llama, Mistral, Qwen, OPT): as transformers' eager attention,
+// scores = scale * q k^T, causal mask, softmax in fp32, context = P v; query head h reads KV
+// head h / (n_head / n_kv_head) (repeat_kv).
+void CpuBackend::attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv_head,
+                           int64_t head_dim, const float* q, const float* k, const float* v,
+                           float scale, float* ctx) {
+  if (batch <= 0 || seq <= 0 || n_head <= 0 || head_dim <= 0 || n_kv_head <= 0) return;
+  const int64_t ld_q = n_head * head_dim, ld_kv = n_kv_head * head_dim;
+  const int64_t rep = n_head / n_kv_head;
+  std::vector<float> probs(static_cast<size_t>(seq * seq));
+  float* p = probs.data();
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t h = 0; h < n_head; ++h) {
+      const float* qh = q + b * seq * ld_q + h * head_dim;
+      const float* kh = k + b * seq * ld_kv + (h / rep) * head_dim;
+      const float* vh = v + b * seq * ld_kv + (h / rep) * head_dim;
+      gemm(false, true, seq, seq, head_dim, scale, qh, ld_q, kh, ld_kv, 0.0f, p, seq);
+      for (int64_t i = 0; i < seq; ++i) {
+        float* row = p + i * seq;
+        float mx = -INFINITY;
+        for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j]);
+        float sum = 0;
+        for (int64_t j = 0; j <= i; ++j) {
+          row[j] = std::exp(row[j] - mx);
+          sum += row[j];
+        }
+        const float inv_sum = 1.0f / sum;
+        for (int64_t j = 0; j <= i; ++j) row[j] *= inv_sum;
+        std::fill(row + i + 1, row + seq, 0.0f);
+      }
+      gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, vh, ld_kv, 0.0f,
+           ctx + b * seq * ld_q + h * head_dim, ld_q);
+    }
+  }
+}
+
 }  // namespace gptqd

@@ -7,7 +7,8 @@
 //   cpu_linalg.cpp   gemm, xtx, inverse_cholesky_upper
 //   cpu_quant.cpp    quant_params, quantize_rtn, gptq_block
 //   cpu_nn.cpp       layer_norm, gelu, add, add_bias
-//   cpu_attention.cpp alibi_attention
+//   cpu_attention.cpp alibi_attention, attention (grouped KV heads)
+//   cpu_llama_ops.cpp rms_norm, rope, silu_mul, relu
 #pragma once
 
 #include <cstdint>
@@ -63,6 +64,15 @@ class CpuBackend final : public Backend {
   void add_bias(int64_t rows, int64_t cols, const float* bias, float* y) override;
   void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
                        const float* qkv, float* ctx) override;
+  void rms_norm(int64_t rows, int64_t cols, const float* x, const float* gamma, float eps,
+                float* y) override;
+  void rope(int64_t tokens, int64_t seq, int64_t n_heads, int64_t head_dim, float* x,
+            const float* cos, const float* sin) override;
+  void attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
+                 const float* q, const float* k, const float* v, float scale,
+                 float* ctx) override;
+  void silu_mul(int64_t n, float* gate, const float* up) override;
+  void relu(int64_t n, float* x) override;
 
  private:
   friend class CountedScratch;

@@ -5,7 +5,6 @@
 
 #include <cstring>
 
-#include "io/bloom_names.h"
 #include "io/checkpoint.h"
 #include "tests/model_fixture.h"
 #include "tests/test_util.h"
@@ -14,12 +13,10 @@
 namespace gptqd {
 namespace {
 
-CkptLayout layout_for(const BloomDims& d, const QuantConfig& q) {
+CkptLayout layout_for(const ModelSpec& d, const QuantConfig& q) {
   CkptLayout l;
   l.n_blocks = d.n_layer;
-  const auto shapes = linear_shapes(d);
-  for (int i = 0; i < kNumLinears; ++i)
-    l.layers.push_back({block_linears()[i].module, shapes[i][0], shapes[i][1]});
+  for (const LinearSpec& ls : d.linears) l.layers.push_back({ls.module, ls.out, ls.in, ls.group});
   CkptRunSpec r;
   r.name = q.name;
   r.bits = q.bits;
@@ -39,7 +36,7 @@ TEST_P(BlockQuantizerTest, CheckpointDequantIsForwardWeightsAndBeatsRtn) {
   const auto dir = test::scratch_dir("blockq");
   test::make_random_bloom(dir.string(), {});
   const HfModel model = HfModel::open(dir.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   auto be = make_cpu_backend(1);
 
   QuantConfig q;
@@ -59,7 +56,7 @@ TEST_P(BlockQuantizerTest, CheckpointDequantIsForwardWeightsAndBeatsRtn) {
   const std::string path = (dir / "ckpt.h5").string();
   {
     Checkpoint ck = Checkpoint::create(path, layout_for(d, q), MPI_COMM_WORLD);
-    for (int i = 0; i < kNumLinears; ++i) {
+    for (size_t i = 0; i < d.linears.size(); ++i) {
       LayerData ld;
       ld.codes = res[i].q.codes;
       ld.scales = res[i].q.scales;
@@ -68,20 +65,20 @@ TEST_P(BlockQuantizerTest, CheckpointDequantIsForwardWeightsAndBeatsRtn) {
       ld.perm = res[i].q.perm;
       ld.bias = w.linears[i].host_b;
       ld.stats = res[i].stats;
-      ck.write_layer("t", 0, block_linears()[i].module, 0, w.linears[i].out, ld);
+      ck.write_layer("t", 0, d.linears[i].module, 0, w.linears[i].out, ld);
     }
     ck.mark_complete("t", 0);
     ck.close();
   }
   const Checkpoint rd = Checkpoint::open_read(path);
   EXPECT_EQ(rd.completion("t"), (std::vector<uint8_t>{1, 0}));
-  for (int i = 0; i < kNumLinears; ++i) {
-    const std::vector<float> from_file = rd.dequantize("t", 0, block_linears()[i].module);
+  for (size_t i = 0; i < d.linears.size(); ++i) {
+    const std::vector<float> from_file = rd.dequantize("t", 0, d.linears[i].module);
     const std::vector<float> used = w.linears[i].w.to_host();
     ASSERT_EQ(from_file.size(), used.size());
     EXPECT_EQ(0, std::memcmp(from_file.data(), used.data(), used.size() * sizeof(float)))
-        << block_linears()[i].module << ": file dequantization differs from the forward's weights";
-    EXPECT_LT(res[i].stats.gptq_err, res[i].stats.rtn_err) << block_linears()[i].module;
+        << d.linears[i].module << ": file dequantization differs from the forward's weights";
+    EXPECT_LT(res[i].stats.gptq_err, res[i].stats.rtn_err) << d.linears[i].module;
     EXPECT_GT(res[i].stats.gptq_err, 0.0);
   }
 }
@@ -97,7 +94,7 @@ TEST(BlockQuantizerPlacement, HostActivationsGiveTheDeviceResultsExactly) {
   const auto dir = test::scratch_dir("placement");
   test::make_random_bloom(dir.string(), {});
   const HfModel model = HfModel::open(dir.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   const int64_t nseq = 5, seq = 16, micro = 2;
   const auto x = test::random_vector(nseq * seq * d.hidden, 9);
   QuantConfig q;
@@ -122,7 +119,7 @@ TEST(BlockQuantizerPlacement, HostActivationsGiveTheDeviceResultsExactly) {
   const Out dev = run(false), host = run(true);
   EXPECT_EQ(0, std::memcmp(dev.y.data(), host.y.data(), dev.y.size() * sizeof(float)));
   EXPECT_NE(0, std::memcmp(dev.y.data(), x.data(), x.size() * sizeof(float))) << "no output";
-  for (int i = 0; i < kNumLinears; ++i) {
+  for (size_t i = 0; i < d.linears.size(); ++i) {
     EXPECT_EQ(dev.res[i].q.codes, host.res[i].q.codes) << i;
     EXPECT_EQ(dev.res[i].q.scales, host.res[i].q.scales) << i;
     EXPECT_EQ(dev.res[i].stats.gptq_err, host.res[i].stats.gptq_err) << i;

@@ -25,94 +25,31 @@
 #include "kernels/alibi.h"
 #include "kernels/buffer.h"
 #include "kernels/check.h"
+#include "tests/delegating_backend.h"
+#include "tests/forward_golden.h"
 #include "tests/test_util.h"
-#include "worker/bloom_block.h"
-#include "worker/bloom_weights.h"
+#include "worker/block_forward.h"
+#include "worker/model_weights.h"
 #include "worker/embedding.h"
 
 namespace gptqd {
 namespace {
 
-constexpr double kRelTol = 1e-4;
-
-double rel_err(const std::vector<float>& a, const std::vector<float>& ref) {
-  EXPECT_EQ(a.size(), ref.size());
-  double diff = 0, scale = 0;
-  for (size_t i = 0; i < std::min(a.size(), ref.size()); ++i) {
-    diff = std::max(diff, std::fabs(static_cast<double>(a[i]) - ref[i]));
-    scale = std::max(scale, std::fabs(static_cast<double>(ref[i])));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
+using test::Golden;
+using test::kRelTol;
+using test::rel_err;
+using test::run_block_alone;
+using test::run_forward;
+using test::Trace;
 
 std::string fixture_dir(const std::string& name) {
   return test::source_path("tests/fixtures/bloom/" + name);
 }
 
-// A fixture model with its golden outputs.
-struct Golden {
-  HfModel model;
-  BloomDims dims;
-  SafetensorsFile ref;
-  int64_t batch = 0, seq = 0;
-  std::vector<int32_t> ids;
-
-  explicit Golden(const std::string& name)
-      : model(HfModel::open(fixture_dir(name))),
-        dims(BloomDims::from(model.config())),
-        ref(SafetensorsFile::open(fixture_dir(name) + "/forward.safetensors")) {
-    const TensorInfo* t = ref.find("input_ids");
-    EXPECT_TRUE(t != nullptr && t->dtype == DType::I32 && t->shape.size() == 2);
-    batch = t->shape[0];
-    seq = t->shape[1];
-    ids.resize(static_cast<size_t>(t->numel()));
-    std::memcpy(ids.data(), ref.data(*t), ids.size() * sizeof(int32_t));
-  }
-  std::vector<float> tensor(const std::string& name) const { return ref.read_f32(name); }
-};
-
-// Every stage's output of the C++ forward.
-struct Trace {
-  std::vector<float> embeddings;
-  std::vector<std::vector<float>> blocks;
-  std::vector<float> logits;
-};
-
-Trace run_forward(Backend& be, const Golden& g) {
-  const BloomDims& d = g.dims;
-  const int64_t tokens = g.batch * g.seq;
-  Trace tr;
-  const EmbeddingWeights emb = load_embedding_weights(be, g.model, d);
-  Buffer h(be, tokens * d.hidden);
-  embed_tokens(be, d, emb, g.ids, h.data());
-  tr.embeddings = h.to_host();
-  BlockWorkspace ws(be, d, tokens);
-  for (int64_t b = 0; b < d.n_layer; ++b) {
-    const BlockWeights w = load_block_weights(be, g.model, d, b);
-    block_forward(be, d, w, g.batch, g.seq, h.data(), ws);
-    tr.blocks.push_back(h.to_host());
-  }
-  const FinalNormWeights fin = load_final_norm_weights(be, g.model, d);
-  Buffer normed(be, tokens * d.hidden), logits(be, tokens * d.vocab);
-  lm_head(be, d, fin, emb, tokens, h.data(), normed.data(), logits.data());
-  tr.logits = logits.to_host();
-  return tr;
-}
-
-// Block b of the C++ forward fed with transformers' input of that block (its own error only).
-std::vector<float> run_block_alone(Backend& be, const Golden& g, int64_t b) {
-  const std::vector<float> in = g.tensor(b == 0 ? "embeddings" : "block." + std::to_string(b - 1));
-  Buffer h(be, in);
-  BlockWorkspace ws(be, g.dims, g.batch * g.seq);
-  const BlockWeights w = load_block_weights(be, g.model, g.dims, b);
-  block_forward(be, g.dims, w, g.batch, g.seq, h.data(), ws);
-  return h.to_host();
-}
-
 class BloomForwardGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(BloomForwardGolden, EveryBlockAndTheLogitsMatchTransformers) {
-  const Golden g(GetParam());
+  const Golden g(fixture_dir(GetParam()));
   auto be = make_cpu_backend(1);
   const Trace tr = run_forward(*be, g);
   const double e_emb = rel_err(tr.embeddings, g.tensor("embeddings"));
@@ -131,7 +68,7 @@ TEST_P(BloomForwardGolden, EveryBlockAndTheLogitsMatchTransformers) {
 }
 
 TEST_P(BloomForwardGolden, EachBlockAloneMatchesTransformers) {
-  const Golden g(GetParam());
+  const Golden g(fixture_dir(GetParam()));
   auto be = make_cpu_backend(1);
   for (int64_t b = 0; b < g.dims.n_layer; ++b) {
     EXPECT_LE(rel_err(run_block_alone(*be, g, b), g.tensor("block." + std::to_string(b))), kRelTol)
@@ -143,11 +80,11 @@ INSTANTIATE_TEST_SUITE_P(Bloom, BloomForwardGolden, ::testing::Values("pow2", "o
                          [](const ::testing::TestParamInfo<std::string>& p) { return p.param; });
 
 TEST(BloomForwardFixtures, CoverWhatTheyClaim) {
-  const Golden pow2("pow2"), odd6("odd6"), postln("postln");
+  const Golden pow2(fixture_dir("pow2")), odd6(fixture_dir("odd6")), postln(fixture_dir("postln"));
   EXPECT_EQ(pow2.dims.n_head, 4);
   EXPECT_EQ(odd6.dims.n_head, 6);  // not a power of two: two extra ALiBi slopes
-  EXPECT_TRUE(postln.dims.post_ln_residual);
-  EXPECT_FALSE(pow2.dims.post_ln_residual);
+  EXPECT_TRUE(postln.dims.config.apply_residual_connection_post_layernorm);
+  EXPECT_FALSE(pow2.dims.config.apply_residual_connection_post_layernorm);
   EXPECT_GE(odd6.seq, 8);
 }
 
@@ -169,10 +106,10 @@ TEST(BloomForwardAlibi, SlopesEqualTransformersBuildAlibiTensor) {
 }
 
 TEST(BloomForwardCausal, ALaterTokenNeverChangesEarlierOutputs) {
-  const Golden g("odd6");
+  const Golden g(fixture_dir("odd6"));
   auto be = make_cpu_backend(1);
   const Trace base = run_forward(*be, g);
-  Golden changed("odd6");
+  Golden changed(fixture_dir("odd6"));
   const int64_t last = g.seq - 1;
   for (int64_t s = 0; s < g.batch; ++s) {
     int32_t& id = changed.ids[s * g.seq + last];
@@ -200,62 +137,16 @@ TEST(BloomForwardCausal, ALaterTokenNeverChangesEarlierOutputs) {
 
 // The CPU backend with a replaceable attention: a straightforward loop implementation whose
 // slopes, mask and position bias the test chooses.
-class AttentionMutant final : public Backend {
+class AttentionMutant final : public test::DelegatingBackend {
  public:
   struct Spec {
     std::function<float(int head, int n_head)> slope;
     bool causal = true;
     bool relative = false;  // bias slope * (key - query) instead of slope * key
   };
-  explicit AttentionMutant(Spec s) : cpu_(make_cpu_backend(1)), spec_(std::move(s)) {}
+  explicit AttentionMutant(Spec s) : spec_(std::move(s)) {}
 
   std::string name() const override { return "attention-mutant"; }
-  float* alloc(int64_t n) override { return cpu_->alloc(n); }
-  void release(float* p) override { cpu_->release(p); }
-  uint8_t* alloc_u8(int64_t n) override { return cpu_->alloc_u8(n); }
-  void release_u8(uint8_t* p) override { cpu_->release_u8(p); }
-  void to_device(float* d, const float* h, int64_t n) override { cpu_->to_device(d, h, n); }
-  void to_host(float* h, const float* s, int64_t n) override { cpu_->to_host(h, s, n); }
-  void to_host_u8(uint8_t* h, const uint8_t* s, int64_t n) override { cpu_->to_host_u8(h, s, n); }
-  void copy(float* d, const float* s, int64_t n) override { cpu_->copy(d, s, n); }
-  void copy_2d(int64_t r, int64_t c, const float* s, int64_t ls, float* d, int64_t ld) override {
-    cpu_->copy_2d(r, c, s, ls, d, ld);
-  }
-  void fill(float* d, float v, int64_t n) override { cpu_->fill(d, v, n); }
-  void synchronize() override { cpu_->synchronize(); }
-  float* alloc_host(int64_t n) override { return cpu_->alloc_host(n); }
-  void release_host(float* p) override { cpu_->release_host(p); }
-  MemoryStats memory_stats() override { return cpu_->memory_stats(); }
-  void reset_peak() override { cpu_->reset_peak(); }
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
-    cpu_->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override {
-    cpu_->xtx(n, d, x, alpha, beta, h);
-  }
-  bool inverse_cholesky_upper(int64_t n, float* h) override {
-    return cpu_->inverse_cholesky_upper(n, h);
-  }
-  void quant_params(int64_t r, int64_t c, const float* w, int64_t ldw, const QuantGrid& g, float* s,
-                    float* z) override {
-    cpu_->quant_params(r, c, w, ldw, g, s, z);
-  }
-  void quantize_rtn(int64_t r, int64_t c, const float* w, int64_t ldw, const float* s,
-                    const float* z, const int32_t* cg, int maxq, uint8_t* codes, int64_t ldc,
-                    float* qw, int64_t ldq) override {
-    cpu_->quantize_rtn(r, c, w, ldw, s, z, cg, maxq, codes, ldc, qw, ldq);
-  }
-  void gptq_block(const GptqBlock& blk) override { cpu_->gptq_block(blk); }
-  void layer_norm(int64_t r, int64_t c, const float* x, const float* g, const float* b, float eps,
-                  float* y) override {
-    cpu_->layer_norm(r, c, x, g, b, eps, y);
-  }
-  void gelu(int64_t n, float* x) override { cpu_->gelu(n, x); }
-  void add(int64_t n, const float* a, float* y) override { cpu_->add(n, a, y); }
-  void add_bias(int64_t r, int64_t c, const float* b, float* y) override {
-    cpu_->add_bias(r, c, b, y);
-  }
 
   void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t hd, const float* qkv,
                        float* ctx) override {
@@ -291,12 +182,11 @@ class AttentionMutant final : public Backend {
   }
 
  private:
-  std::unique_ptr<Backend> cpu_;
   Spec spec_;
 };
 
 double worst_block_error(const std::string& fixture, AttentionMutant::Spec spec) {
-  const Golden g(fixture);
+  const Golden g(fixture_dir(fixture));
   AttentionMutant be(std::move(spec));
   const Trace tr = run_forward(be, g);
   double worst = rel_err(tr.logits, g.tensor("logits"));

@@ -25,14 +25,14 @@ namespace {
 struct BlockSetup {
   std::unique_ptr<Backend> be = make_cpu_backend(1);
   std::filesystem::path dir = test::scratch_dir("gptq-numerics");
-  BloomDims d;
+  ModelSpec d;
   BlockWeights w;
   Activations act;
 
   BlockSetup() {
     test::make_random_bloom(dir.string(), {});
     const HfModel model = HfModel::open(dir.string());
-    d = BloomDims::from(model.config());
+    d = model.spec();
     w = load_block_weights(*be, model, d, 0);
     act.nseq = 4;
     act.seq = 16;
@@ -68,7 +68,7 @@ TEST(GptqNumerics, NanInCalibrationInputsNamesRunBlockAndLayer) {
 
 TEST(GptqNumerics, InfInWeightNamesRunBlockAndLayer) {
   BlockSetup s;
-  s.w.linears[kDense].host_w[17] = -INFINITY;
+  s.w.linears[1].host_w[17] = -INFINITY;  // BLOOM linear 1: self_attention.dense
   const std::string msg = s.run_and_catch();
   EXPECT_NE(msg.find("run w4g128 block 3 self_attention.dense"), std::string::npos) << msg;
   EXPECT_NE(msg.find("weight has a non-finite value -inf at [0, 17]"), std::string::npos) << msg;

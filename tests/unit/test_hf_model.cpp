@@ -11,7 +11,6 @@
 #include <string>
 #include <vector>
 
-#include "io/bloom_names.h"
 #include "io/hf_model.h"
 #include "kernels/check.h"
 #include "tests/test_util.h"
@@ -43,39 +42,41 @@ void expect_input_error(Fn&& fn, const std::vector<std::string>& needles) {
 // ---- names ------------------------------------------------------------------
 
 TEST(HfModelNames, CanonicalNamesAndLinearOrder) {
-  EXPECT_EQ(block_tensor_name(3, BlockTensor::QkvWeight),
+  ModelConfig c;
+  c.family = Family::kBloom;
+  c.n_layer = 2;
+  c.hidden = 8;
+  c.n_head = 2;
+  c.head_dim = 4;
+  c.ffn = 32;
+  c.vocab = 16;
+  const ModelSpec s = ModelSpec::of(c);
+  EXPECT_EQ(s.block_tensor_name(3, "self_attention.query_key_value.weight"),
             "h.3.self_attention.query_key_value.weight");
-  EXPECT_EQ(block_tensor_name(0, BlockTensor::InputLnBias), "h.0.input_layernorm.bias");
-  EXPECT_EQ(block_tensor_name(69, BlockTensor::FourHhBias), "h.69.mlp.dense_4h_to_h.bias");
-  EXPECT_EQ(block_tensor_name(1, BlockTensor::PostLnWeight), "h.1.post_attention_layernorm.weight");
-  EXPECT_EQ(block_tensor_name(2, BlockTensor::DenseBias), "h.2.self_attention.dense.bias");
-  EXPECT_EQ(block_tensor_name(2, BlockTensor::H4hWeight), "h.2.mlp.dense_h_to_4h.weight");
-  EXPECT_STREQ(kWordEmbeddings, "word_embeddings.weight");
-  EXPECT_STREQ(kEmbLnWeight, "word_embeddings_layernorm.weight");
-  EXPECT_STREQ(kEmbLnBias, "word_embeddings_layernorm.bias");
-  EXPECT_STREQ(kFinalLnWeight, "ln_f.weight");
-  EXPECT_STREQ(kFinalLnBias, "ln_f.bias");
+  ASSERT_EQ(s.linears.size(), 4u);
+  EXPECT_EQ(s.linears[0].module, "self_attention.query_key_value");
+  EXPECT_EQ(s.linears[1].module, "self_attention.dense");
+  EXPECT_EQ(s.linears[2].module, "mlp.dense_h_to_4h");
+  EXPECT_EQ(s.linears[3].module, "mlp.dense_4h_to_h");
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(s.linears[i].group, i) << "BLOOM: one layer per group";
+  EXPECT_EQ(s.embedding[0].name, "word_embeddings.weight");
+  EXPECT_EQ(s.embedding[1].name, "word_embeddings_layernorm.weight");
+  EXPECT_EQ(s.embedding[2].name, "word_embeddings_layernorm.bias");
+  EXPECT_EQ(s.final_norm[0].name, "ln_f.weight");
+  EXPECT_EQ(s.final_norm[1].name, "ln_f.bias");
+  EXPECT_EQ(s.lm_head, "") << "BLOOM's head is tied";
 
-  const auto& lin = block_linears();
-  EXPECT_STREQ(lin[0].module, "self_attention.query_key_value");
-  EXPECT_STREQ(lin[1].module, "self_attention.dense");
-  EXPECT_STREQ(lin[2].module, "mlp.dense_h_to_4h");
-  EXPECT_STREQ(lin[3].module, "mlp.dense_4h_to_h");
-  for (const LinearName& l : lin) {
-    EXPECT_EQ(block_tensor_name(5, l.weight), std::string("h.5.") + l.module + ".weight");
-    EXPECT_EQ(block_tensor_name(5, l.bias), std::string("h.5.") + l.module + ".bias");
-  }
-
-  const std::vector<std::string> all = bloom_tensor_names(2);
+  std::vector<std::string> all;
+  for (const TensorSpec& t : s.all_tensors()) all.push_back(t.name);
   ASSERT_EQ(all.size(), 3u + 2 * 12 + 2);
   EXPECT_EQ(all.front(), "word_embeddings.weight");
   EXPECT_EQ(all.back(), "ln_f.bias");
   EXPECT_EQ(std::set<std::string>(all.begin(), all.end()).size(), all.size());
 
-  EXPECT_EQ(canonical_tensor_name("transformer.h.0.input_layernorm.bias"),
-            "h.0.input_layernorm.bias");
-  EXPECT_EQ(canonical_tensor_name("h.0.input_layernorm.bias"), "h.0.input_layernorm.bias");
-  EXPECT_EQ(canonical_tensor_name("lm_head.weight"), "lm_head.weight");
+  EXPECT_EQ(s.canonical("transformer.h.0.input_layernorm.bias"), "h.0.input_layernorm.bias");
+  EXPECT_EQ(s.canonical("h.0.input_layernorm.bias"), "h.0.input_layernorm.bias");
+  EXPECT_EQ(s.canonical("lm_head.weight"), "lm_head.weight");
+  EXPECT_EQ(s.hf_name("h.0.input_layernorm.bias"), "transformer.h.0.input_layernorm.bias");
 }
 
 // ---- config.json ------------------------------------------------------------
@@ -106,14 +107,14 @@ const char* const kBloom176bConfig = R"({
 })";
 
 TEST(HfModelConfig, ParsesReleasedBloom176bLegacySpelling) {
-  const BloomConfig c = parse_bloom_config(kBloom176bConfig, "bloom/config.json");
+  const ModelConfig c = parse_model_config(kBloom176bConfig, "bloom/config.json");
   EXPECT_EQ(c.n_layer, 70);
   EXPECT_EQ(c.hidden, 14336);
   EXPECT_EQ(c.n_head, 112);
   EXPECT_EQ(c.vocab, 250880);
-  EXPECT_EQ(c.head_dim(), 128);
-  EXPECT_EQ(c.ffn(), 57344);
-  EXPECT_DOUBLE_EQ(c.layer_norm_epsilon, 1e-5);
+  EXPECT_EQ(c.head_dim, 128);
+  EXPECT_EQ(c.ffn, 57344);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
   EXPECT_FALSE(c.apply_residual_connection_post_layernorm);
   EXPECT_EQ(c.bos_token_id, 1);
   EXPECT_EQ(c.eos_token_id, 2);
@@ -123,20 +124,20 @@ TEST(HfModelConfig, ParsesReleasedBloom176bLegacySpelling) {
 }
 
 TEST(HfModelConfig, ParsesModernSpellingAndDefaults) {
-  const BloomConfig c = parse_bloom_config(
+  const ModelConfig c = parse_model_config(
       R"({"num_hidden_layers": 24, "hidden_size": 1024, "n_head": 16, "vocab_size": 250880,
           "torch_dtype": "float16", "pad_token_id": null, "apply_residual_connection_post_layernorm": true})",
       "x");
   EXPECT_EQ(c.n_layer, 24);
   EXPECT_EQ(c.hidden, 1024);
   EXPECT_EQ(c.n_head, 16);
-  EXPECT_EQ(c.head_dim(), 64);
+  EXPECT_EQ(c.head_dim, 64);
   EXPECT_EQ(c.torch_dtype, "float16");
-  EXPECT_DOUBLE_EQ(c.layer_norm_epsilon, 1e-5);
+  EXPECT_DOUBLE_EQ(c.norm_eps, 1e-5);
   EXPECT_EQ(c.pad_token_id, 3);
   EXPECT_TRUE(c.apply_residual_connection_post_layernorm);
   // Both spellings present and equal is fine.
-  EXPECT_EQ(parse_bloom_config(R"({"n_layer":2,"num_hidden_layers":2,"hidden_size":8,"n_embed":8,
+  EXPECT_EQ(parse_model_config(R"({"n_layer":2,"num_hidden_layers":2,"hidden_size":8,"n_embed":8,
                                    "n_head":2,"num_attention_heads":2,"vocab_size":4})",
                                "x")
                 .n_layer,
@@ -157,7 +158,7 @@ TEST(HfModelConfig, MissingKeysNameBothSpellings) {
       {"vocab_size", "missing key 'vocab_size'"},
   };
   for (const auto& [key, text] : without) {
-    expect_input_error([&] { parse_bloom_config(text, "/m/config.json"); },
+    expect_input_error([&] { parse_model_config(text, "/m/config.json"); },
                        {"/m/config.json: ", expected.at(key)});
   }
 }
@@ -167,7 +168,7 @@ TEST(HfModelConfig, RejectsBadValues) {
   auto bad = [&](const std::string& text, const std::vector<std::string>& needles) {
     std::vector<std::string> all = needles;
     all.push_back(src);
-    expect_input_error([&] { parse_bloom_config(text, src); }, all);
+    expect_input_error([&] { parse_model_config(text, src); }, all);
   };
   bad(R"({"n_layer":2,"num_hidden_layers":3,"hidden_size":8,"n_head":2,"vocab_size":4})",
       {"'n_layer' (2) and 'num_hidden_layers' (3) disagree"});
@@ -191,31 +192,29 @@ TEST(HfModelConfig, RejectsBadValues) {
 
 TEST(HfModelConfig, LoadNamesMissingFile) {
   const fs::path dir = test::scratch_dir("hf-noconfig");
-  expect_input_error([&] { load_bloom_config(dir.string()); }, {(dir / "config.json").string()});
+  expect_input_error([&] { load_model_config(dir.string()); }, {(dir / "config.json").string()});
   fs::remove_all(dir);
 }
 
 TEST(HfModelConfig, ExpectedShapes) {
-  BloomConfig c;
-  c.n_layer = 2;
-  c.hidden = 8;
-  c.n_head = 2;
-  c.vocab = 16;
+  ModelConfig c = parse_model_config(R"({"n_layer":2,"hidden_size":8,"n_head":2,"vocab_size":16})",
+                                     "config.json");
+  const ModelSpec s = ModelSpec::of(c);
   using S = std::vector<int64_t>;
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::QkvWeight), (S{24, 8}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::QkvBias), (S{24}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::DenseWeight), (S{8, 8}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::H4hWeight), (S{32, 8}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::H4hBias), (S{32}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::FourHhWeight), (S{8, 32}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::FourHhBias), (S{8}));
-  EXPECT_EQ(block_tensor_shape(c, BlockTensor::PostLnBias), (S{8}));
-  EXPECT_EQ(bloom_tensor_shape(c, "word_embeddings.weight"), (S{16, 8}));
-  EXPECT_EQ(bloom_tensor_shape(c, "ln_f.bias"), (S{8}));
-  EXPECT_EQ(bloom_tensor_shape(c, "h.1.mlp.dense_4h_to_h.weight"), (S{8, 32}));
-  EXPECT_THROW(bloom_tensor_shape(c, "h.2.mlp.dense_4h_to_h.weight"), Error);  // block 2 of 2
-  EXPECT_THROW(bloom_tensor_shape(c, "h.01.mlp.dense_4h_to_h.weight"), Error);
-  EXPECT_THROW(bloom_tensor_shape(c, "lm_head.weight"), Error);
+  std::map<std::string, S> shape;
+  for (const TensorSpec& t : s.all_tensors()) shape[t.name] = t.shape;
+  EXPECT_EQ(shape.at("h.0.self_attention.query_key_value.weight"), (S{24, 8}));
+  EXPECT_EQ(shape.at("h.0.self_attention.query_key_value.bias"), (S{24}));
+  EXPECT_EQ(shape.at("h.0.self_attention.dense.weight"), (S{8, 8}));
+  EXPECT_EQ(shape.at("h.0.mlp.dense_h_to_4h.weight"), (S{32, 8}));
+  EXPECT_EQ(shape.at("h.0.mlp.dense_h_to_4h.bias"), (S{32}));
+  EXPECT_EQ(shape.at("h.1.mlp.dense_4h_to_h.weight"), (S{8, 32}));
+  EXPECT_EQ(shape.at("h.1.mlp.dense_4h_to_h.bias"), (S{8}));
+  EXPECT_EQ(shape.at("h.1.post_attention_layernorm.bias"), (S{8}));
+  EXPECT_EQ(shape.at("word_embeddings.weight"), (S{16, 8}));
+  EXPECT_EQ(shape.at("ln_f.bias"), (S{8}));
+  EXPECT_EQ(shape.count("h.2.mlp.dense_4h_to_h.weight"), 0u);  // block 2 of 2
+  EXPECT_EQ(shape.count("lm_head.weight"), 0u);
 }
 
 // ---- directories --------------------------------------------------------------

@@ -32,7 +32,7 @@ TEST_P(MemoryModelTest, IsTheMeasuredDevicePeakToTheByte) {
   const auto dir = test::scratch_dir("memmodel");
   test::make_random_bloom(dir.string(), {1, 96, 4, 64, 7});
   const HfModel model = HfModel::open(dir.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   const int64_t nseq = 5, seq = 32;
   auto be = make_cpu_backend(1);
 

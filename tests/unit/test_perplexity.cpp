@@ -12,6 +12,7 @@
 #include "io/hf_model.h"
 #include "io/safetensors.h"
 #include "kernels/check.h"
+#include "tests/forward_golden.h"
 #include "tests/test_util.h"
 #include "worker/perplexity.h"
 
@@ -20,19 +21,11 @@ namespace {
 
 std::string pow2_dir() { return test::source_path("tests/fixtures/bloom/pow2"); }
 
-template <typename T>
-std::vector<T> read_raw(const SafetensorsFile& f, const std::string& name, DType dtype) {
-  const TensorInfo* t = f.find(name);
-  EXPECT_TRUE(t != nullptr && t->dtype == dtype) << name;
-  if (t == nullptr || t->dtype != dtype) return {};
-  std::vector<T> v(static_cast<size_t>(t->numel()));
-  std::memcpy(v.data(), f.data(*t), v.size() * sizeof(T));
-  return v;
-}
+using test::read_raw;
 
 struct PplFixture {
   HfModel model = HfModel::open(pow2_dir());
-  BloomDims dims = BloomDims::from(model.config());
+  ModelSpec dims = model.spec();
   SafetensorsFile ref = SafetensorsFile::open(pow2_dir() + "/perplexity.safetensors");
   std::vector<int32_t> tokens = read_raw<int32_t>(ref, "tokens", DType::I32);
   int64_t seqlen = read_raw<int64_t>(ref, "seqlen", DType::I64).at(0);
@@ -106,7 +99,7 @@ TEST(Perplexity, TheHookReplacesLinearWeightsBlockByBlock) {
   WindowNllOptions zero;
   zero.hook = [&](int64_t b, BlockWeights& w) {
     if (b != fx.dims.n_layer - 1) return;
-    LinearWeights& lw = w.linears[kFourHh];
+    LinearWeights& lw = w.linears[3];
     set_linear_weights(*be, lw, std::vector<float>(lw.host_w.size(), 0.0f));
   };
   const double zeroed =
@@ -115,7 +108,7 @@ TEST(Perplexity, TheHookReplacesLinearWeightsBlockByBlock) {
 
   WindowNllOptions bad;
   bad.hook = [&](int64_t, BlockWeights& w) {
-    set_linear_weights(*be, w.linears[kQkv], {1.0f, 2.0f});
+    set_linear_weights(*be, w.linears[0], {1.0f, 2.0f});
   };
   EXPECT_THROW(window_nlls(*be, fx.model, fx.dims, windows, fx.seqlen, bad), Error);
 }

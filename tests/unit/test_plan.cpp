@@ -12,18 +12,18 @@
 namespace gptqd {
 namespace {
 
-BloomDims dims(int64_t hidden, int64_t layers, int64_t vocab = 1000, int64_t heads = 4) {
-  BloomDims d;
-  d.hidden = hidden;
-  d.n_head = heads;
-  d.head_dim = hidden / heads;
-  d.ffn = 4 * hidden;
-  d.vocab = vocab;
-  d.n_layer = layers;
-  return d;
+ModelSpec dims(int64_t hidden, int64_t layers, int64_t vocab = 1000, int64_t heads = 4) {
+  ModelConfig c;  // a BLOOM
+  c.hidden = hidden;
+  c.n_head = heads;
+  c.head_dim = hidden / heads;
+  c.ffn = 4 * hidden;
+  c.vocab = vocab;
+  c.n_layer = layers;
+  return ModelSpec::of(c);
 }
 
-BloomDims bloom176b() { return dims(14336, 70, 250880, 112); }
+ModelSpec bloom176b() { return dims(14336, 70, 250880, 112); }
 
 TEST(PlanShare, PartsCoverTheRangeAndDifferByAtMostOne) {
   for (int64_t n : {1, 7, 8, 128, 1000}) {
@@ -62,7 +62,7 @@ TEST(PlanLayout, StagesAreContiguousAndBalancedByBytes) {
 }
 
 TEST(PlanLayout, RefusesLayoutsThatCannotWork) {
-  const BloomDims d = dims(64, 4);
+  const ModelSpec d = dims(64, 4);
   EXPECT_THROW(make_plan(d, 4, 5, 8), InputError);   // more stages than blocks
   EXPECT_THROW(make_plan(d, 6, 4, 8), InputError);   // 6 ranks in 4 stages
   EXPECT_THROW(make_plan(d, 16, 1, 8), InputError);  // 16 replicas, 8 samples
@@ -78,7 +78,7 @@ TEST(PlanLayout, RefusesLayoutsThatCannotWork) {
 
 TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
   // h = 8, f = 32; 2 replicas of 3 samples each (6 samples), seqlen 4: T = 12 tokens.
-  const BloomDims d = dims(8, 1, 10, 2);
+  const ModelSpec d = dims(8, 1, 10, 2);
   Workload w;
   w.nsamples = 6;
   w.seqlen = 4;
@@ -123,7 +123,7 @@ TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
 }
 
 TEST(PlanEstimate, ActivationsGoToTheHostOnlyWhenTheyDoNotFit) {
-  const BloomDims d = bloom176b();
+  const ModelSpec d = bloom176b();
   Workload w;  // 128 x 2048, true_sequential
   Machine m;
   m.device_mem = 80ull << 30;
@@ -144,7 +144,7 @@ TEST(PlanEstimate, ActivationsGoToTheHostOnlyWhenTheyDoNotFit) {
 }
 
 TEST(PlanEstimate, AutoTakesTheFastestLayoutThatFits) {
-  const BloomDims d = bloom176b();
+  const ModelSpec d = bloom176b();
   Workload w;
   w.runs = 2;
   Machine m;

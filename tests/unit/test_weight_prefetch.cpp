@@ -23,12 +23,16 @@
 #include "kernels/backend.h"
 #include "kernels/check.h"
 #include "tests/model_fixture.h"
+#include "tests/delegating_backend.h"
 #include "tests/test_util.h"
-#include "worker/bloom_weights.h"
+#include "worker/model_weights.h"
 #include "worker/weight_prefetch.h"
 
 namespace gptqd {
 namespace {
+
+// A BLOOM block: 4 layer-norm tensors and 4 linears with biases.
+constexpr int kTensorsPerBlock = 12;
 
 // Bounds every wait below so that a broken prefetcher fails the test instead of hanging it;
 // no assertion depends on how long anything takes.
@@ -36,70 +40,18 @@ constexpr std::chrono::seconds kHangGuard{30};
 
 // The CPU backend, counting calls made from any thread other than the one that created it
 // (the CUDA backend's stream must not be used from two threads).
-class ThreadCheckedBackend final : public Backend {
+class ThreadCheckedBackend final : public test::DelegatingBackend {
  public:
-  ThreadCheckedBackend() : cpu_(make_cpu_backend(1)), owner_(std::this_thread::get_id()) {}
+  ThreadCheckedBackend() : owner_(std::this_thread::get_id()) {}
   int foreign_calls() const { return foreign_calls_; }
-
   std::string name() const override { return "thread-checked-cpu"; }
-  float* alloc(int64_t n) override { return note(), cpu_->alloc(n); }
-  void release(float* p) override { note(), cpu_->release(p); }
-  uint8_t* alloc_u8(int64_t n) override { return note(), cpu_->alloc_u8(n); }
-  void release_u8(uint8_t* p) override { note(), cpu_->release_u8(p); }
-  void to_device(float* d, const float* h, int64_t n) override { note(), cpu_->to_device(d, h, n); }
-  void to_host(float* h, const float* s, int64_t n) override { note(), cpu_->to_host(h, s, n); }
-  void to_host_u8(uint8_t* h, const uint8_t* s, int64_t n) override {
-    note(), cpu_->to_host_u8(h, s, n);
-  }
-  void copy(float* d, const float* s, int64_t n) override { note(), cpu_->copy(d, s, n); }
-  void copy_2d(int64_t r, int64_t c, const float* s, int64_t ls, float* d, int64_t ld) override {
-    note(), cpu_->copy_2d(r, c, s, ls, d, ld);
-  }
-  void fill(float* d, float v, int64_t n) override { note(), cpu_->fill(d, v, n); }
-  void synchronize() override { note(), cpu_->synchronize(); }
-  float* alloc_host(int64_t n) override { return note(), cpu_->alloc_host(n); }
-  void release_host(float* p) override { note(), cpu_->release_host(p); }
-  MemoryStats memory_stats() override { return note(), cpu_->memory_stats(); }
-  void reset_peak() override { note(), cpu_->reset_peak(); }
-  void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
-            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
-    note(), cpu_->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  }
-  void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override {
-    note(), cpu_->xtx(n, d, x, alpha, beta, h);
-  }
-  bool inverse_cholesky_upper(int64_t n, float* h) override {
-    return note(), cpu_->inverse_cholesky_upper(n, h);
-  }
-  void quant_params(int64_t r, int64_t c, const float* w, int64_t ldw, const QuantGrid& g, float* s,
-                    float* z) override {
-    note(), cpu_->quant_params(r, c, w, ldw, g, s, z);
-  }
-  void quantize_rtn(int64_t r, int64_t c, const float* w, int64_t ldw, const float* s,
-                    const float* z, const int32_t* cg, int maxq, uint8_t* codes, int64_t ldc,
-                    float* qw, int64_t ldq) override {
-    note(), cpu_->quantize_rtn(r, c, w, ldw, s, z, cg, maxq, codes, ldc, qw, ldq);
-  }
-  void gptq_block(const GptqBlock& blk) override { note(), cpu_->gptq_block(blk); }
-  void layer_norm(int64_t r, int64_t c, const float* x, const float* g, const float* b, float eps,
-                  float* y) override {
-    note(), cpu_->layer_norm(r, c, x, g, b, eps, y);
-  }
-  void gelu(int64_t n, float* x) override { note(), cpu_->gelu(n, x); }
-  void add(int64_t n, const float* a, float* y) override { note(), cpu_->add(n, a, y); }
-  void add_bias(int64_t r, int64_t c, const float* b, float* y) override {
-    note(), cpu_->add_bias(r, c, b, y);
-  }
-  void alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t hd, const float* qkv,
-                       float* ctx) override {
-    note(), cpu_->alibi_attention(batch, seq, n_head, hd, qkv, ctx);
+
+ protected:
+  void on_call() override {
+    if (std::this_thread::get_id() != owner_) ++foreign_calls_;
   }
 
  private:
-  void note() {
-    if (std::this_thread::get_id() != owner_) ++foreign_calls_;
-  }
-  std::unique_ptr<Backend> cpu_;
   std::thread::id owner_;
   std::atomic<int> foreign_calls_{0};
 };
@@ -149,12 +101,13 @@ void expect_same_vector(const std::vector<float>& a, const std::vector<float>& b
 
 void expect_same_weights(const BlockWeights& got, const BlockWeights& want, int64_t block) {
   const std::string at = " of block " + std::to_string(block);
-  expect_same_buffer(got.ln_in_w, want.ln_in_w, "ln_in_w" + at);
-  expect_same_buffer(got.ln_in_b, want.ln_in_b, "ln_in_b" + at);
-  expect_same_buffer(got.ln_post_w, want.ln_post_w, "ln_post_w" + at);
-  expect_same_buffer(got.ln_post_b, want.ln_post_b, "ln_post_b" + at);
-  for (int i = 0; i < kNumLinears; ++i) {
-    const std::string name = std::string(block_linears()[i].module) + at;
+  ASSERT_EQ(got.norms.size(), want.norms.size());
+  ASSERT_EQ(got.norms.size(), 4u) << "BLOOM's two layer norms, weight and bias";
+  for (size_t i = 0; i < got.norms.size(); ++i)
+    expect_same_buffer(got.norms[i], want.norms[i], "norm " + std::to_string(i) + at);
+  ASSERT_EQ(got.linears.size(), want.linears.size());
+  for (size_t i = 0; i < got.linears.size(); ++i) {
+    const std::string name = "linear " + std::to_string(i) + at;
     const LinearWeights& g = got.linears[i];
     const LinearWeights& w = want.linears[i];
     EXPECT_EQ(g.out, w.out) << name;
@@ -203,7 +156,7 @@ class WeightPrefetch : public ::testing::Test {
 
 TEST_F(WeightPrefetch, TakeAfterPrefetchIsBitIdenticalToLoadForEveryBlock) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   std::mutex mu;
   std::vector<std::pair<int64_t, int>> reads;
@@ -230,11 +183,11 @@ TEST_F(WeightPrefetch, TakeAfterPrefetchIsBitIdenticalToLoadForEveryBlock) {
   }
   EXPECT_EQ(be.foreign_calls(), 0) << "the backend was called from the reading thread";
   std::lock_guard<std::mutex> lk(mu);
-  ASSERT_EQ(reads.size(), static_cast<size_t>(2 * kLayers * kNumBlockTensors))
+  ASSERT_EQ(reads.size(), static_cast<size_t>(2 * kLayers * kTensorsPerBlock))
       << "every block is read once per pass, all by the prefetch thread";
   for (size_t k = 0; k < reads.size(); ++k) {
-    EXPECT_EQ(reads[k].first, static_cast<int64_t>(k / kNumBlockTensors) % kLayers);
-    EXPECT_EQ(reads[k].second, static_cast<int>(k % kNumBlockTensors));
+    EXPECT_EQ(reads[k].first, static_cast<int64_t>(k / kTensorsPerBlock) % kLayers);
+    EXPECT_EQ(reads[k].second, static_cast<int>(k % kTensorsPerBlock));
     EXPECT_NE(readers[k], std::this_thread::get_id());
     EXPECT_EQ(readers[k], readers[0]) << "one reading thread";
   }
@@ -242,7 +195,7 @@ TEST_F(WeightPrefetch, TakeAfterPrefetchIsBitIdenticalToLoadForEveryBlock) {
 
 TEST_F(WeightPrefetch, ReadRunsOnItsOwnThreadBeforeTakeIsCalled) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   Signal started, go;
   std::atomic<bool> go_was_given{false};
@@ -265,7 +218,7 @@ TEST_F(WeightPrefetch, ReadRunsOnItsOwnThreadBeforeTakeIsCalled) {
   const BlockWeights got = p.take(1);
   EXPECT_TRUE(go_was_given.load()) << "prefetch() did not return before its read completed";
   EXPECT_NE(reader, std::this_thread::get_id());
-  EXPECT_EQ(tensors_read.load(), kNumBlockTensors);
+  EXPECT_EQ(tensors_read.load(), kTensorsPerBlock);
   expect_same_weights(got, load_block_weights(be, model, d, 1), 1);
   EXPECT_EQ(be.foreign_calls(), 0);
 }
@@ -274,7 +227,7 @@ TEST_F(WeightPrefetch, ReadRunsOnItsOwnThreadBeforeTakeIsCalled) {
 // surfaces from take(), not from prefetch(); the prefetcher stays usable after it.
 void expect_error_from_take_as_from_load(const std::string& dir, int64_t bad_block) {
   const HfModel model = HfModel::open(dir);
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   std::string sync_message;
   try {
@@ -317,7 +270,7 @@ TEST_F(WeightPrefetch, UnconvertibleTensorFailsInTakeWithTheSynchronousLoadsErro
 
 TEST_F(WeightPrefetch, DestroyingWithAReadInFlightStopsItAndReleasesEverything) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   const MemoryStats before = be.memory_stats();
   Signal held;
@@ -344,7 +297,7 @@ TEST_F(WeightPrefetch, DestroyingWithAReadInFlightStopsItAndReleasesEverything) 
 
 TEST_F(WeightPrefetch, AnExceptionOnTheCallingThreadUnwindsThroughAReadInFlight) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   const MemoryStats before = be.memory_stats();
   std::atomic<bool> saw_cancel{false};
@@ -372,7 +325,7 @@ TEST_F(WeightPrefetch, AnExceptionOnTheCallingThreadUnwindsThroughAReadInFlight)
 // fallback) and abandons the other block's read; prefetching the same block twice reads it once.
 TEST_F(WeightPrefetch, TakeOfABlockNotPrefetchedReadsItSynchronously) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   std::atomic<int> reads{0};
   std::atomic<bool> abandoned_read_saw_cancel{false};
@@ -399,13 +352,13 @@ TEST_F(WeightPrefetch, TakeOfABlockNotPrefetchedReadsItSynchronously) {
   p.prefetch(2);
   p.prefetch(2);
   expect_same_weights(p.take(2), load_block_weights(be, model, d, 2), 2);
-  EXPECT_EQ(reads.load(), 1 + kNumBlockTensors) << "block 2 read once";
+  EXPECT_EQ(reads.load(), 1 + kTensorsPerBlock) << "block 2 read once";
   EXPECT_EQ(be.foreign_calls(), 0);
 }
 
 TEST_F(WeightPrefetch, BlocksOutsideTheModelAreErrors) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   BlockPrefetcher p(be, model, d);
   EXPECT_THROW(p.prefetch(kLayers), Error);
@@ -417,11 +370,11 @@ TEST_F(WeightPrefetch, BlocksOutsideTheModelAreErrors) {
 // it handed out are gone.
 TEST_F(WeightPrefetch, HostMemoryReturnsToItsStartingValue) {
   const HfModel model = HfModel::open(dir_.string());
-  const BloomDims d = BloomDims::from(model.config());
+  const ModelSpec d = model.spec();
   ThreadCheckedBackend be;
   const MemoryStats before = be.memory_stats();
   int64_t block_bytes = 0;
-  for (const BlockTensorSpec& s : block_tensor_specs(d)) block_bytes += 4 * s.numel();
+  for (const TensorSpec& s : d.block_tensors(0)) block_bytes += 4 * s.numel();
   {
     BlockPrefetcher p(be, model, d);
     EXPECT_EQ(be.memory_stats().host_in_use, before.host_in_use);

@@ -1,0 +1,68 @@
+// The typed config.json of every supported model family (DESIGN.md §5, §5b). Each family's
+// reader (io/families/<family>.cpp) fills the fields it has, accepting every key spelling its
+// released checkpoints use; the pipeline reads only these fields, never the JSON.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace gptqd {
+
+// The block architectures gptqd implements. Mistral, Qwen2/2.5, Qwen3 and SmolLM2 are
+// Llama blocks with options (grouped KV heads, q/k/v biases, per-head q/k RMSNorm).
+enum class Family { kBloom, kLlama, kOpt };
+const char* family_name(Family f);  // "bloom", "llama", "opt"
+
+// RoPE frequency rule (transformers' rope_scaling.rope_type; absent = kDefault).
+enum class RopeType { kDefault, kLinear, kLlama3 };
+struct RopeScaling {
+  RopeType type = RopeType::kDefault;
+  double factor = 1;            // linear: positions / factor; llama3: low-frequency divisor
+  double low_freq_factor = 1;   // llama3
+  double high_freq_factor = 4;  // llama3
+  int64_t original_max_position_embeddings = 0;  // llama3
+};
+
+struct ModelConfig {
+  std::string model_type;  // config.json's: bloom, llama, mistral, qwen2, qwen3, opt
+  Family family = Family::kBloom;
+  int64_t n_layer = 0, hidden = 0, n_head = 0, vocab = 0;
+  int64_t n_kv_head = 0;  // key/value heads (grouped-query attention); n_head when absent
+  int64_t head_dim = 0;   // given (Llama 3, Qwen3) or hidden / n_head
+  int64_t ffn = 0;        // MLP width: 4 hidden (BLOOM), intermediate_size, ffn_dim (OPT)
+  double norm_eps = 1e-5;
+  bool tie_word_embeddings = true;  // the LM head is the token embedding
+  int64_t max_position_embeddings = 0;
+
+  // BLOOM
+  bool apply_residual_connection_post_layernorm = false;
+  // Llama family
+  double rope_theta = 10000;
+  RopeScaling rope_scaling;
+  bool qkv_bias = false;       // q/k/v projections have biases (attention_bias; Qwen2 always)
+  bool o_bias = false;         // output projection has a bias (attention_bias)
+  bool mlp_bias = false;       // gate/up/down have biases
+  bool qk_norm = false;        // per-head RMSNorm of q and k before RoPE (Qwen3)
+  int64_t sliding_window = 0;  // Mistral: > 0 when attention is windowed (not implemented:
+                               // jobs whose sequences exceed it are refused)
+  // OPT
+  bool do_layer_norm_before = true;  // pre-LN (every OPT but 350m)
+  bool enable_bias = true;       // the Linears have biases
+  bool final_layer_norm = true;  // the decoder ends with a LayerNorm (pre-LN and not removed)
+
+  int64_t bos_token_id = -1, eos_token_id = -1, pad_token_id = -1;  // -1: none
+  std::string torch_dtype;  // as in the file, may be empty
+  std::string json;         // the config.json text, verbatim
+};
+
+// Reads config.json of any supported family: dispatches on model_type (BLOOM when absent, as
+// the original bigscience files have none). An unsupported model_type is refused naming it and
+// the supported ones; every other error is an InputError "<source_name>: ..." naming the key.
+ModelConfig parse_model_config(const std::string& json_text, const std::string& source_name);
+// Reads and parses <model_dir>/config.json.
+ModelConfig load_model_config(const std::string& model_dir);
+
+// The model_type values gptqd reads, comma-separated, for messages and --help.
+std::string supported_model_types();
+
+}  // namespace gptqd

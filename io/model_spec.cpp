@@ -1,0 +1,100 @@
+#include "io/model_spec.h"
+
+#include "io/families/family_decl.h"
+#include "kernels/check.h"
+
+namespace gptqd {
+
+int64_t TensorSpec::numel() const {
+  int64_t n = 1;
+  for (int64_t d : shape) n *= d;
+  return n;
+}
+
+ModelSpec ModelSpec::of(const ModelConfig& c) {
+  ModelSpec s;
+  s.config = c;
+  s.family = c.family;
+  s.n_layer = c.n_layer;
+  s.hidden = c.hidden;
+  s.n_head = c.n_head;
+  s.n_kv_head = c.n_kv_head > 0 ? c.n_kv_head : c.n_head;
+  s.head_dim = c.head_dim;
+  s.ffn = c.ffn;
+  s.vocab = c.vocab;
+  s.norm_eps = static_cast<float>(c.norm_eps);
+  for (const FamilyDecl* f : all_families()) {
+    if (f->family == c.family) f->describe(s);
+  }
+  GPTQD_CHECK(!s.linears.empty() && !s.embedding.empty(), "family {} declared no tensors",
+              family_name(c.family));
+  s.n_groups = s.linears.back().group + 1;
+  for (size_t i = 1; i < s.linears.size(); ++i) {
+    const int step = s.linears[i].group - s.linears[i - 1].group;
+    GPTQD_CHECK(step == 0 || step == 1, "family {}: linear groups must be contiguous",
+                family_name(c.family));
+    GPTQD_CHECK(step == 1 || s.linears[i].in == s.linears[i - 1].in,
+                "family {}: the layers of a group must share their input",
+                family_name(c.family));
+  }
+  return s;
+}
+
+std::string ModelSpec::block_tensor_name(int64_t block, const std::string& relative) const {
+  return block_prefix + std::to_string(block) + "." + relative;
+}
+
+std::vector<TensorSpec> ModelSpec::block_tensors(int64_t block) const {
+  std::vector<TensorSpec> out;
+  for (const TensorSpec& t : block_norms) out.push_back({block_tensor_name(block, t.name), t.shape});
+  for (const LinearSpec& l : linears) {
+    out.push_back({block_tensor_name(block, l.module + ".weight"), {l.out, l.in}});
+    if (l.bias) out.push_back({block_tensor_name(block, l.module + ".bias"), {l.out}});
+  }
+  return out;
+}
+
+int ModelSpec::linear_weight_index(int i) const {
+  int idx = static_cast<int>(block_norms.size());
+  for (int k = 0; k < i; ++k) idx += linears[k].bias ? 2 : 1;
+  return idx;
+}
+
+std::vector<int> ModelSpec::group_members(int g) const {
+  std::vector<int> out;
+  for (size_t i = 0; i < linears.size(); ++i) {
+    if (linears[i].group == g) out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
+
+std::vector<TensorSpec> ModelSpec::all_tensors() const {
+  std::vector<TensorSpec> out = embedding;
+  for (int64_t b = 0; b < n_layer; ++b) {
+    for (TensorSpec& t : block_tensors(b)) out.push_back(std::move(t));
+  }
+  out.insert(out.end(), final_norm.begin(), final_norm.end());
+  if (!lm_head.empty()) out.push_back({lm_head, {vocab, hidden}});
+  return out;
+}
+
+void ModelSpec::check_seqlen(int64_t seqlen, const std::string& what) const {
+  GPTQD_INPUT_CHECK(max_seqlen <= 0 || seqlen <= max_seqlen,
+                    "{} is {} tokens, but {}: use at most {}", what, seqlen, max_seqlen_why,
+                    max_seqlen);
+}
+
+std::string ModelSpec::canonical(const std::string& name) const {
+  for (const std::string& p : strip_prefixes) {
+    if (name.compare(0, p.size(), p) == 0) return name.substr(p.size());
+  }
+  return name;
+}
+
+std::string ModelSpec::hf_name(const std::string& canonical_name) const {
+  if (!lm_head.empty() && canonical_name == lm_head) return canonical_name;
+  if (canonical_name == "lm_head.weight") return canonical_name;
+  return hf_prefix + canonical_name;
+}
+
+}  // namespace gptqd

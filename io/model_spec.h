@@ -1,0 +1,78 @@
+// What a model family declares about its checkpoint (DESIGN.md §5b): tensor names and shapes
+// of the embedding, every block and the head, and the block's linear layers in true-sequential
+// groups (the layers of a group share one input and so one Hessian). The pipeline (plan,
+// memory model, stage, checkpoint, eval, export) reads these declarations and nothing else of
+// a family; io/families/<family>.cpp fills them in, worker/families/<family>.cpp implements
+// the forward that matches them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "io/model_config.h"
+
+namespace gptqd {
+
+struct TensorSpec {
+  std::string name;  // canonical (no file prefix); relative to the block for block tensors
+  std::vector<int64_t> shape;
+  int64_t numel() const;
+};
+
+// One linear layer y = x W^T (+ b) of a block; W is [out, in].
+struct LinearSpec {
+  std::string module;  // HF module path inside the block: "self_attn.q_proj"
+  int64_t out = 0, in = 0;
+  bool bias = false;
+  int group = 0;  // its true-sequential group: the layers of a group share their input
+};
+
+struct ModelSpec {
+  ModelConfig config;
+  Family family = Family::kBloom;
+  // The shapes the pipeline works with (copied from config for brevity at the call sites).
+  int64_t n_layer = 0, hidden = 0, n_head = 0, n_kv_head = 0, head_dim = 0, ffn = 0, vocab = 0;
+  float norm_eps = 1e-5f;
+
+  // Canonical name = the name in the file less the first of these prefixes it starts with.
+  // hf_prefix is what transformers' *ForCausalLM writes (the export writes it back).
+  std::vector<std::string> strip_prefixes;
+  std::string hf_prefix;
+  std::string block_prefix;  // "h." (BLOOM) or "layers.": block b's tensors are
+                             // "<block_prefix><b>.<relative name>"
+
+  std::vector<TensorSpec> block_norms;  // a block's other tensors, in the family's order
+  std::vector<LinearSpec> linears;      // in true-sequential order, groups contiguous
+  int n_groups = 0;
+  std::vector<TensorSpec> embedding;   // [0] is the token table [vocab, hidden]
+  std::vector<TensorSpec> final_norm;  // may be empty (OPT post-LN)
+  std::string lm_head;                 // untied head "lm_head.weight" [vocab, hidden]; "" when
+                                       // the head is embedding[0]
+  int64_t max_seqlen = 0;              // > 0: longer sequences are refused (max_seqlen_why)
+  std::string max_seqlen_why;
+
+  // Builds the spec of a parsed config (the family's declarations). Throws InputError for a
+  // config the family cannot run (e.g. inconsistent head counts), naming the keys.
+  static ModelSpec of(const ModelConfig& config);
+
+  // "<block_prefix><block>.<relative>"
+  std::string block_tensor_name(int64_t block, const std::string& relative) const;
+  // Every tensor of block `block` (canonical names): the norms, then each linear's weight and,
+  // if it has one, bias, in linears order.
+  std::vector<TensorSpec> block_tensors(int64_t block) const;
+  // The linears of group g, as indices into linears.
+  std::vector<int> group_members(int g) const;
+  // Every tensor a full model needs: embedding, every block, final norm, untied head.
+  std::vector<TensorSpec> all_tensors() const;
+  // Index into block_tensors() of linear i's weight (its bias, if any, follows it).
+  int linear_weight_index(int i) const;
+  // InputError "<what> is N tokens, but <max_seqlen_why>" when seqlen exceeds max_seqlen.
+  void check_seqlen(int64_t seqlen, const std::string& what) const;
+  // The canonical form of a name found in a file.
+  std::string canonical(const std::string& name_in_file) const;
+  // The name transformers' *ForCausalLM uses for a canonical one (export).
+  std::string hf_name(const std::string& canonical) const;
+};
+
+}  // namespace gptqd

@@ -1,0 +1,38 @@
+#include "worker/block_forward.h"
+
+#include <algorithm>
+
+#include "kernels/check.h"
+#include "worker/families/family_forward.h"
+
+namespace gptqd {
+
+BlockWorkspace::BlockWorkspace(Backend& be, const ModelSpec& spec, int64_t max_tokens)
+    : max_tokens_(max_tokens) {
+  for (int64_t per_token : family_forward(spec.family).workspace(spec)) {
+    bufs.emplace_back(be, max_tokens * per_token);
+  }
+}
+
+void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,
+                   int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
+                   int stop_after) {
+  GPTQD_CHECK(batch * seq <= ws.max_tokens(), "micro-batch of {} tokens exceeds workspace of {}",
+              batch * seq, ws.max_tokens());
+  family_forward(spec.family).block(be, spec, w, batch, seq, h, ws, capture, stop_after);
+}
+
+void block_forward_all(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t nseq,
+                       int64_t seq, int64_t micro, const float* in, float* out, BlockWorkspace& ws,
+                       const LinearCapture& capture, int stop_after) {
+  GPTQD_CHECK(micro > 0, "micro-batch size must be positive");
+  const int64_t row = seq * spec.hidden;
+  for (int64_t s = 0; s < nseq; s += micro) {
+    const int64_t b = std::min(micro, nseq - s);
+    float* dst = out + s * row;
+    if (dst != in + s * row) be.copy(dst, in + s * row, b * row);
+    block_forward(be, spec, w, b, seq, dst, ws, capture, stop_after);
+  }
+}
+
+}  // namespace gptqd

@@ -1,0 +1,49 @@
+// The block forward of any family (worker/families/) over a micro-batch of sequences, with
+// optional capture of the input of each true-sequential group of linear layers (the Hessians).
+#pragma once
+
+#include <functional>
+#include <vector>
+
+#include "io/model_spec.h"
+#include "kernels/buffer.h"
+#include "worker/model_weights.h"
+
+namespace gptqd {
+
+// Called with the input of the linears of group `group` (io/model_spec.h) for `tokens` tokens
+// of `samples` sequences: x is backend memory [tokens, in].
+using LinearCapture =
+    std::function<void(int group, const float* x, int64_t tokens, int64_t samples)>;
+
+// Scratch buffers for a micro-batch of up to `max_tokens` tokens; reused across calls. Their
+// number and sizes are the family's (family_workspace_per_token()).
+class BlockWorkspace {
+ public:
+  BlockWorkspace(Backend& be, const ModelSpec& spec, int64_t max_tokens);
+  int64_t max_tokens() const { return max_tokens_; }
+  std::vector<Buffer> bufs;
+  // RoPE tables [seq, head_dim / 2] for sequences of rope_seq tokens (Llama family), filled by
+  // the forward on first use for a sequence length.
+  Buffer rope_cos, rope_sin;
+  int64_t rope_seq = 0;
+
+ private:
+  int64_t max_tokens_;
+};
+
+// h [batch*seq, hidden] is replaced by the block's output. When `capture` is set it is
+// called for the input of every group; when `stop_after` >= 0 the forward returns right
+// after capturing that group's input (h is then left partially updated: callers that stop
+// early pass a scratch copy).
+void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,
+                   int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture = {},
+                   int stop_after = -1);
+
+// out = block(in) for all `nseq` sequences in micro-batches of `micro` sequences.
+// in and out are [nseq*seq, hidden]; they may be the same buffer.
+void block_forward_all(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t nseq,
+                       int64_t seq, int64_t micro, const float* in, float* out, BlockWorkspace& ws,
+                       const LinearCapture& capture = {}, int stop_after = -1);
+
+}  // namespace gptqd

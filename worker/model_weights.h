@@ -1,0 +1,69 @@
+// The weights of one block (and of the embedding, final norm and head) of any family, loaded
+// from an HF directory as fp32 onto a backend, laid out as the family's declarations
+// (io/model_spec.h) list them. Linear weights keep a host copy of the original values: GPTQ
+// reads them, and the backend copy is replaced by the quantized weights as each layer is
+// quantized.
+#pragma once
+
+#include <vector>
+
+#include "io/hf_model.h"
+#include "io/model_spec.h"
+#include "kernels/buffer.h"
+
+namespace gptqd {
+
+struct LinearWeights {
+  int64_t out = 0, in = 0;
+  std::vector<float> host_w;  // original weights [out, in]
+  std::vector<float> host_b;  // [out]; empty when the layer has no bias
+  Buffer w;                   // what the forward uses [out, in]
+  Buffer b;                   // [out]; empty when the layer has no bias
+};
+
+struct BlockWeights {
+  std::vector<Buffer> norms;           // spec.block_norms, in that order
+  std::vector<LinearWeights> linears;  // spec.linears, in that order
+};
+
+struct EmbeddingWeights {
+  std::vector<Buffer> tensors;  // spec.embedding; [0] the token table (and the tied LM head)
+  const Buffer& table() const { return tensors.at(0); }
+};
+
+struct FinalNormWeights {
+  std::vector<Buffer> norm;  // spec.final_norm (may be empty)
+  Buffer lm_head;            // the untied head [vocab, hidden]; empty when tied
+};
+
+// Reads block `block` (only its tensors' byte ranges). Shapes are checked against the spec.
+// Equivalent to reading every tensor of spec.block_tensors(block) with read_block_tensor() (so
+// the first bad tensor in that order raises its InputError) and assemble_block_weights()
+// with uploads from the vectors read. worker/weight_prefetch.h does the same on a thread.
+BlockWeights load_block_weights(Backend& be, const HfModel& model, const ModelSpec& spec,
+                                int64_t block);
+
+// Tensor `t` (a spec.block_tensors() entry) as fp32 (HfModel::read_f32: throws InputError naming
+// the file, tensor, expected and actual shape on a mismatch). Thread-safe as HfModel's const
+// methods are; touches no backend.
+std::vector<float> read_block_tensor(const HfModel& model, const TensorSpec& t);
+
+// A block's tensors in host memory, indexed as spec.block_tensors().
+using BlockHostTensors = std::vector<std::vector<float>>;
+
+// Builds the BlockWeights of a block read into `host`: each backend Buffer is uploaded from
+// upload[i] (tensor i's numel floats of host memory: host[i].data() or a copy of it, e.g. a
+// staging buffer from Backend::alloc_host); the linears' host_w / host_b are moved out of
+// `host`, the norms' vectors dropped. Needs host[i].size() == tensor i's numel. Calls the
+// backend, so only from the thread that owns it.
+BlockWeights assemble_block_weights(Backend& be, const ModelSpec& spec, BlockHostTensors host,
+                                    const std::vector<const float*>& upload);
+
+EmbeddingWeights load_embedding_weights(Backend& be, const HfModel& model, const ModelSpec& spec);
+FinalNormWeights load_final_norm_weights(Backend& be, const HfModel& model, const ModelSpec& spec);
+
+// Checks that every tensor the job needs is present with the right shape, reading
+// headers only; throws InputError naming the first missing or mis-shaped tensor.
+void validate_model_tensors(const HfModel& model, const ModelSpec& spec);
+
+}  // namespace gptqd
