@@ -87,7 +87,7 @@ json parse_text(const Reader& r, const std::string& text) {
   }
   try {
     return json::parse(text);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1E999
     r.fail("not valid JSON: {}", e.what());
   }
 }
