@@ -29,8 +29,8 @@ std::string model_summary(const CkptLayout& layout) {
     return fmt::format("model: {} blocks (stored config is not a JSON object)", layout.n_blocks);
   auto type = cfg.find("model_type");
   return fmt::format(
-      "model: {}, {} blocks{}{}{}{}",
-      type != cfg.end() && type->is_string() ? type->get<std::string>() : "unknown type",
+      "model: {} (family {}), {} blocks{}{}{}{}",
+      type != cfg.end() && type->is_string() ? type->get<std::string>() : "bloom", layout.family,
       layout.n_blocks, config_item(cfg, "hidden", {"hidden_size", "n_embed"}),
       config_item(cfg, "heads", {"n_head", "num_attention_heads"}),
       config_item(cfg, "vocab", {"vocab_size"}), config_item(cfg, "dtype", {"torch_dtype"}));
@@ -70,9 +70,12 @@ std::string inspect_checkpoint(const std::string& path) {
   out += fmt::format("fingerprint: {}\n", layout.fingerprint);
   size_t name_width = 5;
   for (const auto& l : layout.layers) name_width = std::max(name_width, l.name.size());
-  out += fmt::format("layers per block: {}\n", layout.layers.size());
-  for (const auto& l : layout.layers)
-    out += fmt::format("  {:<{}}  {} x {}\n", l.name, name_width, l.rows, l.cols);
+  out += fmt::format("layers per block, in true-sequential groups (a group shares one input):\n");
+  for (size_t i = 0; i < layout.layers.size(); ++i) {
+    const CkptLayerShape& l = layout.layers[i];
+    out += fmt::format("  group {}  {:<{}}  {} x {}{}\n", l.group >= 0 ? l.group : static_cast<int>(i),
+                       l.name, name_width, l.rows, l.cols, l.bias ? "" : "  (no bias)");
+  }
 
   for (const auto& run : layout.runs) {
     const auto done = ckpt.completion(run.name);

@@ -12,7 +12,7 @@ model.layers.<i>.self_attn.{q,k,v,o}_proj.weight, model.layers.<i>.mlp.{gate,up,
 model.layers.<i>.{input,post_attention}_layernorm.weight, model.norm.weight, lm_head.weight) and
 tokenizer.json, a byte copy of models/tiny-bloom/tokenizer.json (the same 4096-token BPE; its
 specials <unk> <s> </s> <pad> = 0..3 give bos 1, eos 2, pad 3). README.md there is written by hand.
-Shape: vocab 4096, hidden 64, 4 layers, 4 heads / 2 KV heads (head_dim 16), FFN 172, untied
+Shape: vocab 4096, hidden 64, 4 layers, 4 heads / 2 KV heads (head_dim 16), FFN 160 (a multiple of 32, so every bit width packs in the GPTQ export; not of 64 or 128), untied
 LM head, rope_theta 10000, RMSNorm eps 1e-5, max_position_embeddings 2048. The weights are random
 (make_family_fixtures.init_weights, seed 7: norm weights in [0.8, 1.2), linear weights
 N(0, gain/sqrt(fan_in)), embeddings N(0, 0.25)), not trained: the tests compare runs with each
@@ -41,7 +41,7 @@ def main():
     a = ap.parse_args()
     torch.set_num_threads(1)
     config = LlamaConfig(
-        vocab_size=4096, hidden_size=64, intermediate_size=172, num_hidden_layers=4,
+        vocab_size=4096, hidden_size=64, intermediate_size=160, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=2048,
         rms_norm_eps=1e-5, rope_theta=10000.0, tie_word_embeddings=False, attention_bias=False,
         mlp_bias=False, attention_dropout=0.0, bos_token_id=1, eos_token_id=2, pad_token_id=3,
