@@ -7,7 +7,7 @@
 source "$(dirname "$0")/../cli/lib.bash"
 MAX_SECONDS=20
 
-make_model "$WORK/model" --layers 4
+make_family_model "$WORK/model"
 make_tokens "$WORK/tokens.safetensors" 4000
 for name in ref kill throw; do
   write_config "$WORK/$name.yaml" "$WORK/model" "$WORK/$name.h5" "parallel:
@@ -47,9 +47,9 @@ echo "completion map after the kill: $map"
 
 # 2. The same command resumes: block 2 (and whatever else was complete) is read back.
 quantize kill "$WORK/kill2" || { cat "$WORK/kill2.err"; fail "the rerun after the kill failed"; }
-grep -qE "^ +2 +self_attention.query_key_value .*\(resumed\)" "$WORK/kill2.out" ||
+grep -qE "^ +2 +$FIRST_LAYER .*\(resumed\)" "$WORK/kill2.out" ||
   { cat "$WORK/kill2.out"; fail "the rerun did not resume block 2"; }
-grep -qE "^ +3 +self_attention.query_key_value .*[0-9]s$" "$WORK/kill2.out" ||
+grep -qE "^ +3 +$FIRST_LAYER .*[0-9]s$" "$WORK/kill2.out" ||
   { cat "$WORK/kill2.out"; fail "the rerun did not quantize block 3"; }
 
 # 3. A rank that throws (rank 0, after marking block 0) ends the job with its message.

@@ -11,7 +11,7 @@
 #  - every layer is reported once, by one replica, and every block is complete.
 source "$(dirname "$0")/../cli/lib.bash"
 
-make_model "$WORK/model" --layers 4
+make_family_model "$WORK/model"
 make_tokens "$WORK/tokens.safetensors" 4000
 
 # ranks:stages[:activations placement] (2:2:host: the activations live in host memory and
@@ -33,8 +33,8 @@ parallel:
   echo "$np rank(s) = $st stage(s) x $((np / st)) replica(s): $((($(date +%s%N) - start) / 1000000)) ms"
   grep -q "plan (parallel.stages): $np rank(s) = $st stage(s) x $((np / st)) replica(s)" "$WORK/$tag.err" ||
     { cat "$WORK/$tag.err"; fail "$tag: not laid out as $st stages x $((np / st)) replicas"; }
-  rows=$(grep -cE "^ +[0-3] +(self_attention|mlp)" "$WORK/$tag.out")
-  [[ $rows -eq 32 ]] || { cat "$WORK/$tag.out"; fail "$tag: $rows report rows, expected 4 blocks x 4 layers x 2 runs"; }
+  rows=$(grep -cE "^ +[0-3] +(self_attention|self_attn|mlp)" "$WORK/$tag.out")
+  [[ $rows -eq $((8 * LAYERS_PER_BLOCK)) ]] || { cat "$WORK/$tag.out"; fail "$tag: $rows report rows, expected 4 blocks x $LAYERS_PER_BLOCK layers x 2 runs"; }
 done
 
 /usr/bin/python3 - "$WORK" "${LAYOUTS[@]}" <<'PY' || fail "checkpoints differ across layouts"

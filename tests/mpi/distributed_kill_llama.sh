@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# distributed_kill.sh on a Llama-family model (models/tiny-llama: grouped KV heads, 7 linears
+# in 4 true-sequential groups per block): the same guarantees as on BLOOM.
+GPTQD_TEST_FAMILY=llama exec bash "$(dirname "$0")/distributed_kill.sh"
