@@ -182,8 +182,10 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
   const int64_t stages_requested = opt.stages >= 0 ? opt.stages : job.parallel.stages;
 
   std::string out;
-  const double params = static_cast<double>(block_weight_bytes(d)) / 4 * d.n_layer +
-                        static_cast<double>(embedding_weight_bytes(d)) / 4;
+  double params = static_cast<double>(block_weight_bytes(d)) / 4 * d.n_layer +
+                  static_cast<double>(embedding_weight_bytes(d)) / 4;
+  for (const TensorSpec& t : d.final_norm) params += static_cast<double>(t.numel());
+  if (!d.lm_head.empty()) params += static_cast<double>(d.vocab) * static_cast<double>(d.hidden);
   out += fmt::format("gptqd plan {} --ranks {}\n", opt.config_path, opt.ranks);
   out += fmt::format(
       "model    {}: {} blocks, hidden {}, {} heads, vocab {}; {} parameters, {} as {} ({})\n",

@@ -15,18 +15,32 @@ namespace {
 
 // Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
 PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas) {
-  const double h = static_cast<double>(d.hidden), f = static_cast<double>(d.ffn);
   const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
-  const double attn = 4 * t * static_cast<double>(w.seqlen) * h;
-  const double to_dense = 2 * t * 3 * h * h + attn;
-  const double to_h4h = 2 * t * 4 * h * h + attn;
-  const double to_4hh = 2 * t * (4 * h * h + h * f) + attn;
-  const double full = 2 * t * (4 * h * h + 2 * h * f) + attn;
+  // Attention (scores and context) over the query width n_head * head_dim; it runs after the
+  // first group (the q/k/v projections) in every family.
+  const double attn = 4 * t * static_cast<double>(w.seqlen) *
+                      static_cast<double>(d.n_head) * static_cast<double>(d.head_dim);
+  // upto[g]: the forward up to the input of group g (the GEMMs of the groups before it).
+  std::vector<double> upto(static_cast<size_t>(d.n_groups) + 1, 0.0);
+  for (int g = 0; g < d.n_groups; ++g) {
+    double gemm = 0;
+    for (int i : d.group_members(g)) {
+      gemm += 2 * t * static_cast<double>(d.linears[i].out) * static_cast<double>(d.linears[i].in);
+    }
+    upto[g + 1] = upto[g] + gemm + (g == 0 ? attn : 0.0);
+  }
+  const double full = upto[d.n_groups];
   PhaseFlops p;
-  p.forward = (w.true_sequential ? to_dense + to_h4h + to_4hh : to_4hh) + full;
+  double partial = 0;  // true_sequential: one partial forward per group after the first
+  for (int g = 1; g < d.n_groups; ++g) partial += upto[g];
+  p.forward = (w.true_sequential ? partial : upto[d.n_groups - 1]) + full;
+  // One Hessian per group (its layers share the input); every layer is factorized and swept.
+  for (int g = 0; g < d.n_groups; ++g) {
+    const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
+    p.hessian += 2 * t * c * c;
+  }
   for (const LinearDims& l : linear_dims(d)) {
     const double rows_r = l.rows / replicas;
-    p.hessian += 2 * t * l.cols * l.cols;
     p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols;
     p.sweep += rows_r * l.cols * l.cols;
     p.stats += 4 * rows_r * l.cols * l.cols;
@@ -113,10 +127,11 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
     st.flops_per_block = block_flops(d, w, st.samples, replicas);
     if (replicas > 1) {
       double hess_bytes = 0, gather_bytes = 0;
-      for (const LinearDims& l : lin) {
-        hess_bytes += 2 * 4 * l.cols * l.cols;
-        gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
+      for (int g = 0; g < d.n_groups; ++g) {  // one Hessian allreduce per group
+        const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
+        hess_bytes += 2 * 4 * c * c;
       }
+      for (const LinearDims& l : lin) gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
       st.collective_bytes_per_block = hess_bytes + gather_bytes;
     }
     st.compute_s_per_block = st.flops_per_block.total() / (m.tflops * 1e12);
