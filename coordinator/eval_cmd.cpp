@@ -231,12 +231,18 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   }
 
   // 2. Rank 0 tokenizes the eval text and cuts the windows; everyone gets them.
+  // As transformers' tokenizer(text) does (the GPTQ paper's evaluation): the text as one
+  // string with the post-processor's special tokens (BOS for Llama 3, </s> for OPT, none for
+  // BLOOM and SmolLM2); the table's header says which.
   std::vector<int32_t> windows;
   int64_t text_tokens = 0;
+  std::string specials;
   if (!collective_try(comm, [&] {
         if (rank != 0) return;
         const Tokenizer tok = Tokenizer::load(s.tokenizer_path);
-        const std::vector<int32_t> ids = tok.encode(read_text_file(s.job.eval.text, "eval.text"));
+        specials = tok.special_tokens_summary();
+        const std::vector<int32_t> ids =
+            tok.encode_with_specials(read_text_file(s.job.eval.text, "eval.text"));
         text_tokens = static_cast<int64_t>(ids.size());
         int64_t n = 0;
         try {
@@ -258,6 +264,7 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   rep.seqlen = s.job.eval.seqlen;
   rep.windows = nwin;
   rep.text_tokens = text_tokens;
+  rep.specials = specials;  // rank 0's; only rank 0 prints it
   if (rank == 0) {
     GPTQD_LOG_INFO(
         "eval: {} ({} tokens) in {} windows of {} on {} rank(s); model {}, checkpoint {}, {} "
@@ -317,6 +324,7 @@ std::string format_eval_table(const EvalReport& r) {
   std::string out =
       fmt::format("perplexity on {}: {} windows of {} tokens ({} tokens in the text), model {}\n",
                   r.text, r.windows, r.seqlen, r.text_tokens, r.model);
+  if (!r.specials.empty()) out += fmt::format("tokenizer: {}\n", r.specials);
   double base = NAN;
   for (const EvalRow& row : r.rows) {
     if (row.method == "original") base = row.perplexity;

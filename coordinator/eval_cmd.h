@@ -36,6 +36,7 @@ struct EvalRow {
 struct EvalReport {
   std::string model, text, checkpoint;
   int64_t seqlen = 0, windows = 0, text_tokens = 0;
+  std::string specials;       // what the tokenizer adds (Tokenizer::special_tokens_summary)
   std::vector<EvalRow> rows;  // the original model first, then RTN and GPTQ of each run
 };
 

@@ -149,7 +149,7 @@ class Backend {
   // `seq` tokens: token t sits at position p = t % seq. For each head and i < half = head_dim/2,
   // with c = cos[p*half + i], s = sin[p*half + i] (tables [seq, half] in backend memory):
   //   (x1, x2) = (x[i], x[i + half]);  x[i] = x1 c - x2 s;  x[i + half] = x2 c + x1 s
-  // (transformers' rotate_half convention).
+  // (transformers' rotate_half convention; full-head rotation only). Needs an even head_dim.
   virtual void rope(int64_t tokens, int64_t seq, int64_t n_heads, int64_t head_dim, float* x,
                     const float* cos, const float* sin) = 0;
   // Causal self-attention with grouped KV heads for `batch` sequences of `seq` tokens:

@@ -25,8 +25,8 @@ GPTQD_NN_HD void rope_pair(float& x1, float& x2, float c, float s) {
   x2 = b * c + a * s;
 }
 
-// 1 / sqrt(mean square + eps) of a row whose sum of squares (fp64 on the CPU, fp32 on the
-// GPU) is `sum_sq` over `cols` values; fp32 like transformers' RMSNorm.
+// 1 / sqrt(mean square + eps) of a row whose sum of squares (accumulated in fp64 by both
+// backends) is `sum_sq` over `cols` values; fp32 like transformers' RMSNorm.
 GPTQD_NN_HD float rms_inverse(double sum_sq, long long cols, float eps) {
   const float mean_sq = static_cast<float>(sum_sq / static_cast<double>(cols));
   return 1.0f / sqrtf(mean_sq + eps);
