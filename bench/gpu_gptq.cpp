@@ -29,9 +29,9 @@
 #include "kernels/buffer.h"
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "worker/bloom_block.h"
-#include "worker/bloom_dims.h"
-#include "worker/bloom_weights.h"
+#include "worker/block_forward.h"
+#include "io/model_spec.h"
+#include "worker/model_weights.h"
 #include "worker/gptq.h"
 #include "worker/hessian.h"
 
@@ -121,24 +121,24 @@ struct Report {
   }
 };
 
-BlockWeights random_block(Backend& be, const BloomDims& d) {
+// The four linears of a BLOOM block (io/families/bloom.cpp), in true-sequential order.
+constexpr int kNumLinears = 4;
+constexpr int kFourHh = 3;
+
+// A BLOOM block of random weights shaped by d (unit layer-norm weights, zero biases).
+BlockWeights random_block(Backend& be, const ModelSpec& d) {
   BlockWeights w;
-  const int64_t h = d.hidden;
-  w.ln_in_w = Buffer(be, h);
-  w.ln_in_b = Buffer(be, h);
-  w.ln_post_w = Buffer(be, h);
-  w.ln_post_b = Buffer(be, h);
-  be.fill(w.ln_in_w.data(), 1.0f, h);
-  be.fill(w.ln_post_w.data(), 1.0f, h);
-  const std::array<std::array<int64_t, 2>, kNumLinears> shapes = {
-      {{3 * h, h}, {h, h}, {d.ffn, h}, {h, d.ffn}}};
-  for (int i = 0; i < kNumLinears; ++i) {
+  for (const TensorSpec& t : d.block_norms) w.norms.emplace_back(be, t.numel());
+  be.fill(w.norms[0].data(), 1.0f, d.hidden);  // input_layernorm.weight
+  be.fill(w.norms[2].data(), 1.0f, d.hidden);  // post_attention_layernorm.weight
+  w.linears.resize(d.linears.size());
+  for (size_t i = 0; i < d.linears.size(); ++i) {
     LinearWeights& l = w.linears[i];
-    l.out = shapes[i][0];
-    l.in = shapes[i][1];
+    l.out = d.linears[i].out;
+    l.in = d.linears[i].in;
     l.w = Buffer(be, l.out * l.in);
     l.b = Buffer(be, l.out);
-    random_fill(be, l.w.data(), l.out * l.in, 0.02f, 10 + i);
+    random_fill(be, l.w.data(), l.out * l.in, 0.02f, 10 + static_cast<int>(i));
   }
   return w;
 }
@@ -158,11 +158,14 @@ int run(const Args& a) {
       dev.name.c_str(), dev.cc_major, dev.cc_minor, dev.sm_count, dev.clock_ghz, dev.memory_gib,
       dev.peak_fp32_tflops, dev.peak_fp64_tflops);
 
-  BloomDims d;
-  d.hidden = a.hidden;
-  d.n_head = a.heads;
-  d.head_dim = a.hidden / a.heads;
-  d.ffn = 4 * a.hidden;
+  ModelConfig cfg;  // a BLOOM block of the asked size
+  cfg.n_layer = a.blocks;
+  cfg.hidden = a.hidden;
+  cfg.n_head = a.heads;
+  cfg.head_dim = a.hidden / a.heads;
+  cfg.ffn = 4 * a.hidden;
+  cfg.vocab = 1;
+  const ModelSpec d = ModelSpec::of(cfg);
   const int64_t h = d.hidden, tokens = a.micro * a.seq;
   const int64_t micro_batches = a.nsamples / a.micro;
   std::printf(
