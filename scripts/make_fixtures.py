@@ -47,6 +47,8 @@ from pathlib import Path
 import sys
 
 import torch
+
+from ppl_protocol import perplexity_fixture  # scripts/ppl_protocol.py
 import transformers
 from safetensors.torch import save_file
 from transformers import BloomConfig, BloomForCausalLM
@@ -132,29 +134,6 @@ def forward_fixture(model, ids):
     t["logits"] = res.logits.contiguous()
     return t
 
-
-@torch.no_grad()
-def perplexity_fixture(model, tokens, seqlen):
-    """bloom_eval's arithmetic, window by window through the whole model (the reference runs
-    the windows block by block; the per-window result is the same forward)."""
-    nsamples = tokens.numel() // seqlen
-    nlls, window_nll = [], []
-    for i in range(nsamples):
-        batch = tokens[:, i * seqlen:(i + 1) * seqlen]
-        lm_logits = model(input_ids=batch, use_cache=False).logits
-        shift_logits = lm_logits[:, :-1, :].contiguous()
-        shift_labels = batch[:, 1:]
-        loss = torch.nn.CrossEntropyLoss()(shift_logits.view(-1, shift_logits.size(-1)),
-                                           shift_labels.reshape(-1))
-        nlls.append(loss.float() * seqlen)
-        window_nll.append(loss.item())
-    ppl = torch.exp(torch.stack(nlls).sum() / (nsamples * seqlen))
-    return {
-        "tokens": tokens.reshape(-1).to(torch.int32).contiguous(),
-        "seqlen": torch.tensor([seqlen], dtype=torch.int64),
-        "window_nll": torch.tensor(window_nll, dtype=torch.float64),
-        "ppl": torch.tensor([ppl.item()], dtype=torch.float64),
-    }
 
 
 def alibi_slopes():

@@ -37,29 +37,17 @@ import time
 from pathlib import Path
 
 import torch
+
+from ppl_protocol import window_nlls  # scripts/ppl_protocol.py
 import transformers
 import tokenizers
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 
-@torch.no_grad()
 def perplexity(model, tokens, seqlen, log):
-    """make_fixtures.py's perplexity_fixture arithmetic, window by window."""
-    nsamples = tokens.numel() // seqlen
-    nlls, window_nll = [], []
-    for i in range(nsamples):
-        t = time.time()
-        batch = tokens[:, i * seqlen:(i + 1) * seqlen]
-        lm_logits = model(input_ids=batch, use_cache=False).logits
-        shift_logits = lm_logits[:, :-1, :].contiguous()
-        shift_labels = batch[:, 1:]
-        loss = torch.nn.CrossEntropyLoss()(shift_logits.view(-1, shift_logits.size(-1)),
-                                           shift_labels.reshape(-1))
-        nlls.append(loss.float() * seqlen)
-        window_nll.append(loss.item())
-        log(f"window {i + 1}/{nsamples}: nll {loss.item():.6f} ({time.time() - t:.1f}s)")
-    ppl = torch.exp(torch.stack(nlls).sum() / (nsamples * seqlen))
-    return nsamples, window_nll, ppl.item()
+    """make_fixtures.py's protocol (scripts/ppl_protocol.py), window by window."""
+    window_nll, ppl = window_nlls(model, tokens, seqlen, log)
+    return len(window_nll), window_nll, ppl.item()
 
 
 def main():
