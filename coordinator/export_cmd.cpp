@@ -9,8 +9,8 @@
 namespace gptqd {
 
 const char* const kExportUsage =
-    "  gptqd export FILE [--run NAME] --out DIR [--format gptq] [--model DIR]\n"
-    "                                                    one run as an HF GPTQ directory\n";
+    "  gptqd export FILE [--run NAME] --out DIR [--format F] [--dtype T] [--for vllm]\n"
+    "               [--model DIR]                       one run as a directory GPTQ loaders read\n";
 
 int cmd_export(const std::vector<std::string>& args, MPI_Comm comm) {
   ExportOptions opt;
@@ -27,8 +27,16 @@ int cmd_export(const std::vector<std::string>& args, MPI_Comm comm) {
     } else if (a == "--model") {
       opt.model_dir = value();
     } else if (a == "--format") {
-      const std::string& f = value();
-      GPTQD_INPUT_CHECK(f == "gptq", "export: --format {} is not supported (supported: gptq)", f);
+      opt.format = parse_export_format(value());
+    } else if (a == "--dtype") {
+      const std::string& t = value();
+      GPTQD_INPUT_CHECK(t == "float16" || t == "bfloat16" || t == "float32",
+                        "export: --dtype {} is not supported (float16, bfloat16, float32)", t);
+      opt.dtype = t;
+    } else if (a == "--for") {
+      const std::string& t = value();
+      GPTQD_INPUT_CHECK(t == "vllm", "export: --for {} is not supported (vllm)", t);
+      opt.for_vllm = true;
     } else if (!a.empty() && a[0] == '-') {
       throw InputError(fmt::format("export: unknown option '{}'\nusage:\n{}", a, kExportUsage));
     } else {

@@ -1,4 +1,5 @@
-// `gptqd export FILE [--run NAME] --out DIR [--format gptq] [--model DIR]`.
+// `gptqd export FILE [--run NAME] --out DIR [--format gptq|gptq_v2|compressed-tensors]
+//  [--dtype float16|bfloat16|float32] [--for vllm] [--model DIR]` (io/gptq_export.h).
 #pragma once
 
 #include <mpi.h>

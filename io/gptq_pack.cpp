@@ -55,7 +55,7 @@ std::vector<int32_t> pack_qweight(const std::vector<uint8_t>& codes, int64_t out
 }
 
 std::vector<int32_t> pack_qzeros(const std::vector<float>& zeros, int64_t groups, int64_t out,
-                                 int bits) {
+                                 int bits, ZeroConvention conv) {
   check_bits(bits);
   GPTQD_INPUT_CHECK(out % 32 == 0,
                     "GPTQ packing needs the output dimension to be a multiple of 32, got {}", out);
@@ -65,13 +65,51 @@ std::vector<int32_t> pack_qzeros(const std::vector<float>& zeros, int64_t groups
   for (int64_t g = 0; g < groups; ++g) {
     for (int64_t o = 0; o < out; ++o) {
       const float z = zeros[g * out + o];
-      GPTQD_CHECK(z == std::floor(z) && z >= 0 && z <= mask + 1, "zero {} is not a {}-bit integer",
-                  z, bits);
-      const uint32_t v = static_cast<uint32_t>(static_cast<int64_t>(z) - 1) & mask;  // v1: zero - 1
+      const bool v1 = conv == ZeroConvention::kV1;
+      GPTQD_CHECK(z == std::floor(z) && z >= 0 && z <= (v1 ? mask + 1 : mask),
+                  "zero {} is not a {}-bit integer", z, bits);
+      const uint32_t v = static_cast<uint32_t>(static_cast<int64_t>(z) - (v1 ? 1 : 0)) & mask;
       put(packed.data() + g * pcol, o, bits, v);
     }
   }
   return std::vector<int32_t>(packed.begin(), packed.end());
+}
+
+std::vector<int32_t> pack_ct_weight(const std::vector<uint8_t>& codes, int64_t out, int64_t in,
+                                    int bits) {
+  check_bits(bits);
+  GPTQD_CHECK(static_cast<int64_t>(codes.size()) == out * in, "codes size {} != {}x{}",
+              codes.size(), out, in);
+  const int64_t words = (in * bits + 31) / 32;
+  std::vector<uint32_t> packed(static_cast<size_t>(out * (words + 1)), 0u);  // +1: straddle room
+  std::vector<int32_t> result(static_cast<size_t>(out * words));
+  for (int64_t o = 0; o < out; ++o) {
+    uint32_t* row = packed.data() + o * (words + 1);
+    for (int64_t i = 0; i < in; ++i) put(row, i, bits, codes[o * in + i]);
+    for (int64_t w = 0; w < words; ++w) result[o * words + w] = static_cast<int32_t>(row[w]);
+  }
+  return result;
+}
+
+std::vector<int32_t> pack_ct_zero_point(const std::vector<float>& zeros, int64_t groups,
+                                        int64_t out, int bits) {
+  check_bits(bits);
+  const int64_t words = (out * bits + 31) / 32;
+  const uint32_t mask = (1u << bits) - 1;
+  // Column g of the result is the bit stream of zeros[g, 0..out).
+  std::vector<uint32_t> column(static_cast<size_t>(words + 1));
+  std::vector<int32_t> result(static_cast<size_t>(words * groups));
+  for (int64_t g = 0; g < groups; ++g) {
+    std::fill(column.begin(), column.end(), 0u);
+    for (int64_t o = 0; o < out; ++o) {
+      const float z = zeros[g * out + o];
+      GPTQD_CHECK(z == std::floor(z) && z >= 0 && z <= mask, "zero {} is not a {}-bit integer", z,
+                  bits);
+      put(column.data(), o, bits, static_cast<uint32_t>(z));
+    }
+    for (int64_t w = 0; w < words; ++w) result[w * groups + g] = static_cast<int32_t>(column[w]);
+  }
+  return result;
 }
 
 int unpack_code(const std::vector<int32_t>& packed, int64_t rows, int64_t cols, bool along_rows,

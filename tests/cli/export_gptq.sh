@@ -2,7 +2,8 @@
 # `gptqd export` writes the HF GPTQ layout: qweight/qzeros/scales/g_idx unpack (with
 # an independent numpy reading of AutoGPTQ's layout) to exactly the checkpoint's codes
 # and zeros, scales are its fp16 values, other tensors are copied, and config.json
-# carries quantization_config. 4-bit act_order and 3-bit runs.
+# carries quantization_config. 4-bit act_order and 3-bit runs; scales and bias in the model's
+# dtype (fp32 here, the bias exact).
 source "$(dirname "$0")/lib.bash"
 
 make_model "$WORK/model"
@@ -55,6 +56,7 @@ for run, bits in (("w4g32-act", 4), ("w3g32-act", 3)):
     cfg = json.load(open(f"{work}/export-{run}/config.json"))
     qc = cfg["quantization_config"]
     assert qc["bits"] == bits and qc["group_size"] == 32 and qc["desc_act"] is True and qc["quant_method"] == "gptq", qc
+    assert cfg["torch_dtype"] == "float32", cfg["torch_dtype"]
     for b in range(2):
         for layer in ("self_attention.query_key_value", "self_attention.dense", "mlp.dense_h_to_4h", "mlp.dense_4h_to_h"):
             g = ck[f"runs/{run}/blocks/{b}/{layer}"]
@@ -66,9 +68,9 @@ for run, bits in (("w4g32-act", 4), ("w3g32-act", 3)):
             assert (unpack_rows(qw, cols, bits).T == codes).all(), f"{run} {b} {layer}: qweight"
             z = unpack_rows(qz.T, rows, bits).T + 1          # v1: stored zero - 1
             assert (z == zeros).all(), f"{run} {b} {layer}: qzeros"
-            assert (ex[p + "scales"] == scales.astype(np.float16)).all()
+            assert (ex[p + "scales"] == scales).all()          # the model's dtype (fp32 here)
             assert (ex[p + "g_idx"] == g_idx).all()
-            assert (ex[p + "bias"] == g["bias"][()].astype(np.float16)).all()
+            assert (ex[p + "bias"] == g["bias"][()]).all() and (ex[p + "bias"] == orig[p + "bias"]).all()
             assert p + "weight" not in ex
     for k, v in orig.items():
         if not any(s in k for s in ("query_key_value", "dense")):
