@@ -18,6 +18,7 @@
 #include "io/hf_model.h"
 #include "io/safetensors.h"
 #include "kernels/buffer.h"
+#include "kernels/check.h"
 #include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/model_weights.h"
@@ -95,6 +96,23 @@ inline std::vector<float> run_block_alone(Backend& be, const Golden& g, int64_t 
   const BlockWeights w = load_block_weights(be, g.model, g.dims, b);
   block_forward(be, g.dims, w, g.batch, g.seq, h.data(), ws);
   return h.to_host();
+}
+
+// EXPECTs every tensor of the trace within kRelTol of the fixture's and returns the errors in
+// words ("<name>: embeddings 0.00e+00, block 0 8.02e-07, ..., logits 8.95e-07").
+inline std::string expect_trace_matches(const Golden& g, const Trace& tr, const std::string& name) {
+  const double e_emb = rel_err(tr.embeddings, g.tensor("embeddings"));
+  EXPECT_LE(e_emb, kRelTol) << "embeddings";
+  std::string report = name + ": embeddings " + fmt::format("{:.2e}", e_emb);
+  for (int64_t b = 0; b < g.dims.n_layer; ++b) {
+    const double e = rel_err(tr.blocks[b], g.tensor("block." + std::to_string(b)));
+    EXPECT_LE(e, kRelTol) << "block " << b;
+    report += fmt::format(", block {} {:.2e}", b, e);
+  }
+  const double e_logits = rel_err(tr.logits, g.tensor("logits"));
+  EXPECT_LE(e_logits, kRelTol) << "logits";
+  report += fmt::format(", logits {:.2e}", e_logits);
+  return report;
 }
 
 // The raw values of tensor `name` of dtype `dtype` (an EXPECT failure and {} otherwise).

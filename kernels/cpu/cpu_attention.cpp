@@ -13,6 +13,30 @@
 #include "kernels/cpu/cpu_backend.h"
 
 namespace gptqd {
+namespace {
+
+// Row i of the scores p [seq, seq] becomes softmax(p[i, 0..i] + slope * key position) in fp32,
+// the masked part exactly zero (slope 0: plain causal attention).
+void causal_softmax(float* p, int64_t seq, float slope) {
+  for (int64_t i = 0; i < seq; ++i) {
+    float* row = p + i * seq;
+    float mx = -INFINITY;
+    for (int64_t j = 0; j <= i; ++j) {
+      row[j] += slope * static_cast<float>(j);
+      mx = std::max(mx, row[j]);
+    }
+    float sum = 0;
+    for (int64_t j = 0; j <= i; ++j) {
+      row[j] = std::exp(row[j] - mx);
+      sum += row[j];
+    }
+    const float inv_sum = 1.0f / sum;
+    for (int64_t j = 0; j <= i; ++j) row[j] *= inv_sum;
+    std::fill(row + i + 1, row + seq, 0.0f);  // masked: exactly zero weight
+  }
+}
+
+}  // namespace
 
 void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
                                  const float* qkv, float* ctx) {
@@ -31,22 +55,7 @@ void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int
       const float slope = alibi_slope(static_cast<int>(h), static_cast<int>(n_head));
 
       gemm(false, true, seq, seq, head_dim, inv_norm, q, ld_qkv, k, ld_qkv, 0.0f, p, seq);
-      for (int64_t i = 0; i < seq; ++i) {
-        float* row = p + i * seq;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] += slope * static_cast<float>(j);
-          mx = std::max(mx, row[j]);
-        }
-        float sum = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        const float inv_sum = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) row[j] *= inv_sum;
-        std::fill(row + i + 1, row + seq, 0.0f);  // masked: exactly zero weight
-      }
+      causal_softmax(p, seq, slope);
       gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, v, ld_qkv, 0.0f,
            ctx + b * seq * ld_ctx + h * head_dim, ld_ctx);
     }
@@ -72,19 +81,7 @@ void CpuBackend::attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n
       const float* kh = k + b * seq * ld_kv + (h / rep) * head_dim;
       const float* vh = v + b * seq * ld_kv + (h / rep) * head_dim;
       gemm(false, true, seq, seq, head_dim, scale, qh, ld_q, kh, ld_kv, 0.0f, p, seq);
-      for (int64_t i = 0; i < seq; ++i) {
-        float* row = p + i * seq;
-        float mx = -INFINITY;
-        for (int64_t j = 0; j <= i; ++j) mx = std::max(mx, row[j]);
-        float sum = 0;
-        for (int64_t j = 0; j <= i; ++j) {
-          row[j] = std::exp(row[j] - mx);
-          sum += row[j];
-        }
-        const float inv_sum = 1.0f / sum;
-        for (int64_t j = 0; j <= i; ++j) row[j] *= inv_sum;
-        std::fill(row + i + 1, row + seq, 0.0f);
-      }
+      causal_softmax(p, seq, 0.0f);
       gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, vh, ld_kv, 0.0f,
            ctx + b * seq * ld_q + h * head_dim, ld_q);
     }

@@ -46,17 +46,7 @@ TEST_P(FamilyForwardGolden, EveryBlockAndTheLogitsMatchTransformers) {
   const Golden g(family_dir(GetParam()));
   auto be = make_cpu_backend(1);
   const test::Trace tr = test::run_forward(*be, g);
-  const double e_emb = rel_err(tr.embeddings, g.tensor("embeddings"));
-  EXPECT_LE(e_emb, kRelTol) << "embeddings";
-  std::string report = fmt::format("{}: embeddings {:.2e}", GetParam(), e_emb);
-  for (int64_t b = 0; b < g.dims.n_layer; ++b) {
-    const double e = rel_err(tr.blocks[b], g.tensor("block." + std::to_string(b)));
-    EXPECT_LE(e, kRelTol) << "block " << b;
-    report += fmt::format(", block {} {:.2e}", b, e);
-  }
-  const double e_logits = rel_err(tr.logits, g.tensor("logits"));
-  EXPECT_LE(e_logits, kRelTol) << "logits";
-  report += fmt::format(", logits {:.2e}", e_logits);
+  const std::string report = test::expect_trace_matches(g, tr, GetParam());
   std::printf("[ relerr   ] %s\n", report.c_str());
 }
 
