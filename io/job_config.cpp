@@ -1,5 +1,6 @@
 #include "io/job_config.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -10,6 +11,8 @@
 #include <filesystem>
 #include <fstream>
 #include <limits>
+#include <map>
+#include <set>
 #include <sstream>
 #include <system_error>
 
@@ -20,6 +23,11 @@ namespace {
 
 // A hostile sweep (several long lists) must not expand into millions of runs.
 constexpr int64_t kMaxRuns = 4096;
+// A job file is a few hundred bytes; the cap bounds what the YAML parser may allocate (yaml-cpp
+// takes ~1 kB per node). The longest useful file, a sweep of 4096 values, is under 100 kB.
+constexpr uintmax_t kMaxJobFileBytes = uintmax_t{1} << 20;
+// nsamples x seqlen: 2^31 tokens is 8 GiB of ids and far beyond any GPTQ calibration (128 x 2048).
+constexpr int64_t kMaxCalibrationTokens = int64_t{1} << 31;
 // Values echoed in messages are cut to this many characters to keep errors one line.
 constexpr size_t kMaxShown = 48;
 
@@ -145,6 +153,38 @@ bool parse_decimal(const std::string& s, bool* negative, uint64_t* magnitude, bo
   return true;
 }
 
+// Well-formed UTF-8 (no overlong forms, surrogates or code points above U+10FFFF).
+bool is_utf8(const std::string& s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + n >= s.size()) return false;  // truncated sequence
+    for (size_t k = 1; k <= n; ++k) {
+      const auto d = static_cast<unsigned char>(s[i + k]);
+      if ((d & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (d & 0x3f);
+    }
+    const uint32_t min[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < min[n] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
 // One `key: value` of a mapping.
 struct Entry {
   std::string key;
@@ -262,6 +302,10 @@ class Reader {
     if (!v.IsScalar())
       fail(v.Mark(), path, fmt::format("expected {}, got {}", expected, kind_of(v)));
     if (v.Scalar().empty()) fail(v.Mark(), path, fmt::format("is empty; expected {}", expected));
+    // YAML text is UTF-8; yaml-cpp passes other bytes through but its emitter rewrites them, so
+    // the path stored in the checkpoint would name another file.
+    if (!is_utf8(v.Scalar()))
+      fail(v.Mark(), path, fmt::format("{} is not valid UTF-8", shown(v)));
     return v.Scalar();
   }
 
@@ -307,9 +351,13 @@ std::string read_quant_value(const Reader& r, const std::string& key, const YAML
   }
   if (key == "group_size") {
     const int64_t g = r.integer(v, null_at, path);
-    if (g == 0 || g < -1)
+    // Capped where the checkpoint's int32 g_idx and every ceil(cols / g) stay exact.
+    constexpr int64_t kMaxGroupSize = std::numeric_limits<int32_t>::max();
+    if (g == 0 || g < -1 || g > kMaxGroupSize)
       r.fail(v.Mark(), path,
-             fmt::format("{} is out of range: use -1 (one group per row) or a group size > 0", g));
+             fmt::format("{} is out of range: use -1 (one group per row) or a group size > 0 "
+                         "and <= {}",
+                         g, kMaxGroupSize));
     q->group_size = g;
     return std::to_string(g);
   }
@@ -320,6 +368,14 @@ std::string read_quant_value(const Reader& r, const std::string& key, const YAML
              fmt::format("{} is out of range: must be > 0 and < 1 (a fraction of the mean of "
                          "diag(H): 0.01 is 1%)",
                          shown(v)));
+    // Smaller dampings vanish when added to diag(H) in fp32 (epsilon 1.2e-7): the job would
+    // fail later with a message that blames the calibration inputs.
+    constexpr double kMinDamp = 1e-6;
+    if (d < kMinDamp)
+      r.fail(v.Mark(), path,
+             fmt::format("{} is too small: below {} the damping is lost in the fp32 rounding of "
+                         "diag(H); use 0.01 (1%, the GPTQ default) or at least {}",
+                         shown(v), kMinDamp, kMinDamp));
     q->damp_percent = d;
     return format_real(d);
   }
@@ -373,16 +429,23 @@ std::vector<SweepValues> read_sweep(const Reader& r, const Section& s) {
              fmt::format("expected a list of values, e.g. [2, 3, 4], got {}", kind_of(e.value)));
     if (e.value.size() == 0)
       r.fail(e.value.Mark(), e.path, "is an empty list; give at least one value");
+    // The run cap first: a list of a million values is refused before any is read.
+    if (e.value.size() > static_cast<size_t>(kMaxRuns))
+      r.fail(e.value.Mark(), e.path,
+             fmt::format("lists {} values; a sweep expands to at most {} runs", e.value.size(),
+                         kMaxRuns));
     SweepValues sv{{e.key, {}}, {}, {}};
+    std::map<std::string, size_t> seen;  // value -> its index, for duplicates
     for (size_t i = 0; i < e.value.size(); ++i) {
       const YAML::Node v = e.value[i];
       const std::string path = fmt::format("{}[{}]", e.path, i);
       QuantConfig scratch;
       const std::string value = read_quant_value(r, e.key, v, e.value.Mark(), path, &scratch);
-      for (size_t j = 0; j < i; ++j)
-        if (sv.axis.values[j] == value)
-          r.fail(v.Mark(), path,
-                 fmt::format("{} is listed twice (also at [{}]); every run must differ", value, j));
+      const auto [it, fresh] = seen.emplace(value, i);
+      if (!fresh)
+        r.fail(v.Mark(), path,
+               fmt::format("{} is listed twice (also at [{}]); every run must differ", value,
+                           it->second));
       sv.axis.values.push_back(value);
       sv.nodes.push_back(v);
       sv.paths.push_back(path);
@@ -406,6 +469,7 @@ std::vector<QuantConfig> expand_runs(const Reader& r, const QuantConfig& base, c
   if (const Entry* e = quant.find("group_size")) base_group = {e->path, e->value.Mark()};
 
   std::vector<QuantConfig> runs;
+  std::set<std::string> names;
   std::vector<size_t> index(sweep.size(), 0);
   while (true) {
     QuantConfig q = base;
@@ -419,8 +483,7 @@ std::vector<QuantConfig> expand_runs(const Reader& r, const QuantConfig& base, c
     }
     check_run(r, q, static_at, group_at);
     q.name = run_name(q);
-    for (const auto& other : runs)
-      GPTQD_CHECK(other.name != q.name, "sweep produced run {} twice", q.name);
+    GPTQD_CHECK(names.insert(q.name).second, "sweep produced run {} twice", q.name);
     runs.push_back(q);
 
     size_t a = sweep.size();
@@ -458,6 +521,14 @@ CalibrationConfig read_calibration(const Reader& r, const Section& s) {
       r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", c.seqlen));
   }
   if (const Entry* e = s.find("seed")) c.seed = r.unsigned_integer(e->value, e->key_at, e->path);
+  // The windows are one array of int32 ids, and every later size is a product with it.
+  int64_t total = 0;
+  if (__builtin_mul_overflow(c.nsamples, c.seqlen, &total) || total > kMaxCalibrationTokens) {
+    const Entry* e = s.find("nsamples") ? s.find("nsamples") : s.find("seqlen");
+    r.fail(e->value.Mark(), e->path,
+           fmt::format("nsamples x seqlen = {} x {} is more than {} calibration tokens", c.nsamples,
+                       c.seqlen, kMaxCalibrationTokens));
+  }
   return c;
 }
 
@@ -501,22 +572,93 @@ EvalConfig read_eval(const Reader& r, const Section& s) {
   return ev;
 }
 
+// Records where each document starts (its first token, and its root node) and nothing else.
+class DocumentStarts : public YAML::EventHandler {
+ public:
+  std::vector<YAML::Mark> marks;  // the document's first token
+  std::vector<YAML::Mark> roots;  // its root node, as YAML::Node::Mark() reports it
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    marks.push_back(mark);
+    roots.push_back(mark);
+    root_seen_ = false;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& m, YAML::anchor_t) override { root(m); }
+  void OnAlias(const YAML::Mark& m, YAML::anchor_t) override { root(m); }
+  void OnScalar(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                const std::string&) override {
+    root(m);
+  }
+  void OnSequenceStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    root(m);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& m, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {
+    root(m);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void root(const YAML::Mark& m) {
+    if (!root_seen_ && !roots.empty()) roots.back() = m;
+    root_seen_ = true;
+  }
+  bool root_seen_ = false;
+};
+
+// How many documents the text holds, checking that the parser makes progress.
+//
+// yaml-cpp 0.7's LoadAll never returns on a `,` outside a flow collection (the file `,`, or
+// `[a],`): SingleDocParser::HandleNode has no case for a FLOW_ENTRY token in block context, so
+// it emits a null document WITHOUT consuming the token, and LoadAll's loop appends null
+// documents forever (~270 MB/s). Upstream: jbeder/yaml-cpp#1040 (open), fixed after 0.8.0 by
+// PR #1319 (LoadAll stops at the first empty root) and PR #1318 (such input throws). Debian 12
+// ships 0.7. Every real document consumes at least one token, so two documents starting at the
+// same position are exactly that bug: we drive the parser ourselves and stop there.
+size_t count_documents(const Reader& r, const std::string& yaml_text) {
+  std::istringstream in(yaml_text);
+  YAML::Parser parser(in);
+  DocumentStarts starts;
+  while (parser.HandleNextDocument(starts)) {
+    const size_t n = starts.marks.size();
+    if (n >= 2 && starts.marks[n - 1].pos == starts.marks[n - 2].pos) {
+      const YAML::Mark& at = starts.marks[n - 1];
+      const size_t pos = static_cast<size_t>(at.pos);
+      const std::string token = pos < yaml_text.size() ? yaml_text.substr(pos, 1) : "";
+      r.fail(at, "YAML syntax error",
+             fmt::format("unexpected '{}' outside a [ ] or {{ }} list", printable(token)));
+    }
+  }
+  return starts.marks.size();
+}
+
 // The one document of the file, or an error naming what is wrong with the text.
 YAML::Node load_document(const Reader& r, const std::string& yaml_text) {
-  std::vector<YAML::Node> docs;
+  size_t count = 0;
+  YAML::Node doc;
   try {
-    docs = YAML::LoadAll(yaml_text);
+    count = count_documents(r, yaml_text);
+    if (count == 1) doc = YAML::Load(yaml_text);
   } catch (const YAML::Exception& e) {
     r.fail(e.mark, "YAML syntax error", printable(e.msg));
   }
   const YAML::Mark start = YAML::Mark();  // line 0, column 0: the top of the file
-  if (docs.empty() || (docs.size() == 1 && docs[0].IsNull()))
+  if (count == 0 || (count == 1 && doc.IsNull()))
     r.fail(start, "", "the file is empty; a job needs at least model, calibration and output");
-  if (docs.size() > 1)
-    r.fail(docs[1].Mark(), "",
+  if (count > 1) {
+    // The second document's position, for the message; parsing stops there.
+    std::istringstream in(yaml_text);
+    YAML::Parser parser(in);
+    DocumentStarts starts;
+    parser.HandleNextDocument(starts);
+    parser.HandleNextDocument(starts);
+    r.fail(starts.roots.back(), "",
            fmt::format("the file holds {} YAML documents (separated by ---); a job file holds one",
-                       docs.size()));
-  return docs[0];
+                       count));
+  }
+  return doc;
 }
 
 }  // namespace
@@ -584,9 +726,15 @@ JobConfig load_job_config(const std::string& path) {
   std::error_code ec;
   if (std::filesystem::is_directory(path, ec))
     throw InputError(fmt::format("{}: cannot read the job file: it is a directory", path));
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw InputError(fmt::format("{}: cannot read the job file: not a regular file", path));
   std::ifstream in(path, std::ios::binary);
   if (!in)
     throw InputError(fmt::format("{}: cannot read the job file: {}", path, std::strerror(errno)));
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  if (!ec && size > kMaxJobFileBytes)
+    throw InputError(fmt::format("{}: the job file is {} bytes; a job file is at most {} bytes",
+                                 path, size, kMaxJobFileBytes));
   std::ostringstream text;
   text << in.rdbuf();
   if (in.bad())
