@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 
 #include "kernels/buffer.h"
@@ -95,6 +96,19 @@ double damped_inverse_factor(Backend& be, const float* h, const std::vector<floa
 }
 
 }  // namespace
+
+void check_params_finite(const QuantizedLayer& q, const GptqOptions& opt) {
+  // Finite weights can still give an infinite scale: (max - min) / maxq overflows fp32 when a
+  // group holds both +3e38 and -3e38. Such a layer would be stored and exported as NaN.
+  for (size_t i = 0; i < q.scales.size(); ++i) {
+    if (std::isfinite(q.scales[i]) && std::isfinite(q.zeros[i])) continue;
+    const int64_t group = static_cast<int64_t>(i) / q.rows, row = static_cast<int64_t>(i) % q.rows;
+    throw Error(fmt::format(
+        "{}: row {} group {}: the quantizer's scale is {} and zero {}: the weights of the group "
+        "span more than fp32 holds (|max - min| > 3.4e38); the model's weights are damaged",
+        label_of(opt), row, group, q.scales[i], q.zeros[i]));
+  }
+}
 
 QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
                              const float* h, const GptqOptions& opt) {
@@ -250,6 +264,7 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   // 7. Results in original column order.
   out.scales = scales.to_host();
   out.zeros = zeros.to_host();
+  check_params_finite(out, opt);
   out.g_idx = gptq_detail::make_g_idx(out.perm, gs, opt.act_order, static_groups);
   gptq_detail::assemble(out, codes.to_host());
   for (float l : loss.to_host()) out.loss += l;

@@ -85,6 +85,11 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
 // block_size and max_damp_retries are validated but not used). loss and
 // damp_used are 0;
 // measure with output_error. Throws as gptq_quantize for W and the options.
+// Throws gptqd::Error naming opt.label, the row and the group when a scale or zero point of q
+// is not finite (finite weights whose range overflows fp32). gptq_quantize and rtn_quantize
+// call it on their results.
+void check_params_finite(const QuantizedLayer& q, const GptqOptions& opt);
+
 QuantizedLayer rtn_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
                             const GptqOptions& opt);
 

@@ -35,6 +35,7 @@ QuantizedLayer rtn_quantize(Backend& be, const float* w, int64_t rows, int64_t c
 
   out.scales = scales.to_host();
   out.zeros = zeros.to_host();
+  check_params_finite(out, opt);
   gptq_detail::assemble(out, codes.to_host());
   return out;
 }
