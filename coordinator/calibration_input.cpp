@@ -15,6 +15,10 @@
 namespace gptqd {
 namespace {
 
+// Text is read whole and tokenized in memory (about 4 bytes of ids per 4 bytes of text): 1 GiB
+// is a hundred times the usual calibration sets (C4 shards, WikiText-2).
+constexpr uintmax_t kMaxTextFileBytes = uintmax_t{1} << 30;
+
 std::vector<int32_t> tokens_from_file(const JobConfig& job) {
   const auto& c = job.calibration;
   const SafetensorsFile f = SafetensorsFile::open(c.tokens);
@@ -53,7 +57,25 @@ std::vector<int32_t> tokens_from_file(const JobConfig& job) {
 
 }  // namespace
 
+void check_text_file(const std::string& path, const std::string& what) {
+  // Regular files only, of a bounded size: /dev/zero, a FIFO or a directory would otherwise
+  // be read forever, block, or give "0 tokens".
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  GPTQD_INPUT_CHECK(!ec && std::filesystem::exists(st), "{}: cannot read '{}': {}", what, path,
+                    ec ? ec.message() : "no such file");
+  GPTQD_INPUT_CHECK(std::filesystem::is_regular_file(st),
+                    "{}: '{}' is not a regular file (a directory, device or pipe); give a text "
+                    "file",
+                    what, path);
+  const uintmax_t size = std::filesystem::file_size(path, ec);
+  GPTQD_INPUT_CHECK(!ec && size <= kMaxTextFileBytes,
+                    "{}: '{}' is {} bytes; a text file is read whole and may be at most {} bytes",
+                    what, path, size, kMaxTextFileBytes);
+}
+
 std::string read_text_file(const std::string& path, const std::string& what) {
+  check_text_file(path, what);
   std::ifstream in(path, std::ios::binary);
   GPTQD_INPUT_CHECK(in.good(), "{}: cannot read {} '{}'", what, what, path);
   std::ostringstream ss;
@@ -73,6 +95,17 @@ std::vector<int32_t> load_calibration_tokens(const JobConfig& job) {
   GPTQD_LOG_INFO("calibration: {} tokens from {}, {} windows of {} (seed {})", ids.size(), c.text,
                  c.nsamples, c.seqlen, c.seed);
   return draw_calibration_windows(ids, c.nsamples, c.seqlen, c.seed);
+}
+
+void check_token_ids(const std::vector<int32_t>& tokens, int64_t vocab, const JobConfig& job) {
+  const std::string& source =
+      job.calibration.tokens.empty() ? job.calibration.text : job.calibration.tokens;
+  for (size_t i = 0; i < tokens.size(); ++i)
+    GPTQD_INPUT_CHECK(tokens[i] >= 0 && tokens[i] < vocab,
+                      "{}: token id {} (window {}, position {}) is outside the model's vocabulary "
+                      "[0, {})",
+                      source, tokens[i], static_cast<int64_t>(i) / job.calibration.seqlen,
+                      static_cast<int64_t>(i) % job.calibration.seqlen, vocab);
 }
 
 }  // namespace gptqd

@@ -16,7 +16,15 @@ namespace gptqd {
 // [n] (windows drawn as for text). InputError names the file and the problem.
 std::vector<int32_t> load_calibration_tokens(const JobConfig& job);
 
-// Reads a whole text file (InputError naming it when unreadable).
+// InputError naming the calibration source, the window and the position when an id is outside
+// [0, vocab): checked before the checkpoint is created.
+void check_token_ids(const std::vector<int32_t>& tokens, int64_t vocab, const JobConfig& job);
+
+// InputError naming `what` and the path unless it is a readable regular file of at most 1 GiB
+// (not /dev/zero, a pipe or a directory). Cheap: the job checks its text inputs before any work.
+void check_text_file(const std::string& path, const std::string& what);
+
+// Reads a whole regular text file of at most 1 GiB (InputError naming it and `what` otherwise).
 std::string read_text_file(const std::string& path, const std::string& what);
 
 }  // namespace gptqd

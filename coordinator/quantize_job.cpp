@@ -16,7 +16,7 @@
 #include "coordinator/plan_estimate.h"
 #include "coordinator/report.h"
 #include "io/checkpoint.h"
-#include "io/export_compat.h"
+#include "io/checkpoint_guard.h"
 #include "io/hf_model.h"
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
@@ -135,6 +135,45 @@ void log_model_residency(const std::string& model_dir) {
   for (const auto& [file, v] : kb) GPTQD_LOG_DEBUG("model file {}: {} kB resident", file, v);
 }
 
+// The rank's host memory (the memory model's host working set, plus its backend buffers on
+// the CPU backend) times the ranks on this node must fit what the machine has available.
+void check_host_memory(const RankEstimate& r, bool on_gpu, int ranks_here) {
+  const uint64_t avail = host_available_bytes();
+  if (avail == 0) return;  // unknown: not Linux
+  const double need =
+      (static_cast<double>(r.host_peak) + (on_gpu ? 0.0 : static_cast<double>(r.device_peak))) *
+      ranks_here;
+  const double gib = 1 << 30;
+  GPTQD_INPUT_CHECK(need <= static_cast<double>(avail),
+                    "the job needs {:.2f} GiB of host memory on this node ({} rank(s) of {:.2f} "
+                    "GiB at their peak, `gptqd plan` details it) but {:.2f} GiB are available: "
+                    "lower calibration.nsamples or seqlen, or use more nodes",
+                    need / gib, ranks_here, need / ranks_here / gib,
+                    static_cast<double>(avail) / gib);
+}
+
+// Every file the job reads, for check_output_not_input.
+std::vector<NamedInput> job_inputs(const std::string& config_path, const JobConfig& job) {
+  std::vector<NamedInput> in = files_of_directory(job.model_path);
+  in.push_back({"job file", config_path});
+  if (!job.calibration.text.empty()) in.push_back({"calibration.text", job.calibration.text});
+  if (!job.calibration.tokens.empty())
+    in.push_back({"calibration.tokens", job.calibration.tokens});
+  if (!job.eval.text.empty()) in.push_back({"eval.text", job.eval.text});
+  return in;
+}
+
+void check_job_result(const JobConfig& job, const FileIdentity& written,
+                      const std::vector<std::vector<uint8_t>>& done) {
+  check_still_same_file(job.checkpoint, written);
+  for (size_t r = 0; r < done.size(); ++r)
+    for (size_t b = 0; b < done[r].size(); ++b)
+      GPTQD_INPUT_CHECK(done[r][b] != 0,
+                        "checkpoint {}: run {} block {} is not marked complete at the end of the "
+                        "job; rerun to resume",
+                        job.checkpoint, job.runs[r].name, b);
+}
+
 }  // namespace
 
 int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
@@ -151,17 +190,22 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   ModelSpec dims;
   Plan plan;
   PlanEstimate estimate;
+  CheckpointLock lock;  // rank 0's, for the whole job
   if (!collective_try(comm, [&] {
         job = load_job_config(opt.config_path);
         model = std::make_unique<HfModel>(HfModel::open(job.model_path));
         dims = model->spec();
         dims.check_seqlen(job.calibration.seqlen, "calibration.seqlen");
         validate_model_tensors(*model, dims);
+        check_output_not_input(job.checkpoint, job_inputs(opt.config_path, job));
+        if (!job.calibration.text.empty())
+          check_text_file(job.calibration.text, "calibration.text");
         Machine machine;
         machine.ranks_per_node = ranks_per_node;
         const Workload work = workload_of(job, dims, *model);
         plan = choose_plan(dims, world, job.parallel.stages, work, machine);
         estimate = estimate_plan(plan, dims, work, machine);
+        if (rank == 0) lock = CheckpointLock::acquire(job.checkpoint);
       })) {
     return 1;
   }
@@ -170,7 +214,6 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                    opt.config_path, job.model_path, dims.n_layer, dims.config.model_type,
                    dims.hidden, dims.n_head, job.runs.size());
     GPTQD_LOG_INFO("resolved config:\n{}", job.resolved_yaml());
-    warn_vllm_unservable(job.runs, dims);
     GPTQD_LOG_INFO("plan ({}): {}",
                    job.parallel.stages > 0 ? "parallel.stages" : "auto, the fastest estimate",
                    plan.describe());
@@ -190,16 +233,38 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         size(device), size(host), world);
   }
 
-  // 2. Rank 0 draws the calibration windows; everyone gets them (they enter the fingerprint).
+  // 2. The backend, and every device and host memory bound, before any work.
+  std::unique_ptr<Execution> exec;
+  if (!collective_try(comm, [&] {
+        exec = std::make_unique<Execution>(job.parallel.device, threads_per_rank(opt.threads, comm),
+                                           comm);
+      })) {
+    return 1;
+  }
+  Backend& be = exec->backend();
+  constexpr int64_t kMicroBatch = 1;
+  bool on_host = false;
+  if (!collective_try(comm, [&] {
+        on_host = rank_activations_on_host(job, dims, plan, rank, kMicroBatch, be);
+        for (const RankEstimate& r : estimate.ranks)
+          if (r.rank == rank) check_host_memory(r, exec->on_gpu(), local);
+      })) {
+    return 1;
+  }
+
+  // 3. Rank 0 draws the calibration windows; everyone gets them (they enter the fingerprint).
   std::vector<int32_t> tokens;
   if (!collective_try(comm, [&] {
-        if (rank == 0) tokens = load_calibration_tokens(job);
+        if (rank == 0) {
+          tokens = load_calibration_tokens(job);
+          check_token_ids(tokens, dims.vocab, job);
+        }
       })) {
     return 1;
   }
   broadcast(comm, 0, &tokens);
 
-  // 3. The checkpoint: resume when it exists and matches, else create it collectively.
+  // 4. The checkpoint: resume when it exists and matches, else create it collectively.
   CkptLayout layout = layout_of(job, model->config(), dims);
   layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens);
   bool exists = false;
@@ -221,27 +286,14 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
       })) {
     return 1;
   }
+  FileIdentity written;  // rank 0: the file this job writes, checked again at the end
+  if (rank == 0) written = file_identity(job.checkpoint);
   if (rank == 0) {
     GPTQD_LOG_INFO("checkpoint {} ({})", job.checkpoint,
                    exists && !opt.restart ? "resuming" : "new");
   }
 
-  // 4. This rank's stage.
-  std::unique_ptr<Execution> exec;
-  if (!collective_try(comm, [&] {
-        exec = std::make_unique<Execution>(job.parallel.device, threads_per_rank(opt.threads, comm),
-                                           comm);
-      })) {
-    return 1;
-  }
-  Backend& be = exec->backend();
-  constexpr int64_t kMicroBatch = 1;
-  bool on_host = false;
-  if (!collective_try(comm, [&] {
-        on_host = rank_activations_on_host(job, dims, plan, rank, kMicroBatch, be);
-      })) {
-    return 1;
-  }
+  // 5. This rank's stage.
   const int stage = plan.stage_of(rank);
   const int replica = plan.replica_of(rank);
   MPI_Comm stage_comm;
@@ -268,12 +320,22 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
 
   log_model_residency(job.model_path);
 
-  // 5. Report and close (collective). Earlier stages finish first: they wait here asleep.
+  // 6. Report and close (collective). Earlier stages finish first: they wait here asleep.
   yielding_barrier(comm);
   const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
+  // A job whose checkpoint was removed or replaced meanwhile (say by hand, or by a job on a
+  // file system without flock) or is missing a block never reports success.
+  std::vector<std::vector<uint8_t>> done;
+  if (rank == 0)
+    for (const QuantConfig& q : job.runs) done.push_back(ckpt->completion(q.name));
   ckpt->close();
   group.reset();
   MPI_Comm_free(&stage_comm);
+  if (!collective_try(comm, [&] {
+        if (rank == 0) check_job_result(job, written, done);
+      })) {
+    return 1;
+  }
   if (rank == 0 && opt.print_report) {
     fmt::print("{}", format_report(job, dims, all));
     fmt::print("checkpoint: {}\n", job.checkpoint);

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -428,6 +429,36 @@ LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
   return {row[0], row[1], row[2], row[3], row[4]};
 }
 
+void check_layer_data(const LayerData& d, int bits, int64_t groups, int64_t rows, int64_t cols,
+                      const std::string& where) {
+  const int maxq = (1 << bits) - 1;
+  for (size_t i = 0; i < d.codes.size(); ++i)
+    GPTQD_INPUT_CHECK(d.codes[i] <= maxq,
+                      "{}: code {} at [{}, {}] is above {} ({} bits); the checkpoint is damaged",
+                      where, d.codes[i], static_cast<int64_t>(i) / cols,
+                      static_cast<int64_t>(i) % cols, maxq, bits);
+  for (size_t i = 0; i < d.scales.size(); ++i) {
+    const float z = d.zeros[i];
+    GPTQD_INPUT_CHECK(std::isfinite(d.scales[i]) && z >= 0 && z <= maxq,
+                      "{}: group {} row {} has scale {} and zero {} (zeros are in [0, {}]); the "
+                      "checkpoint is damaged",
+                      where, static_cast<int64_t>(i) / rows, static_cast<int64_t>(i) % rows,
+                      d.scales[i], z, maxq);
+  }
+  std::vector<uint8_t> seen(static_cast<size_t>(cols), 0);
+  for (int64_t c = 0; c < cols; ++c) {
+    const int32_t g = d.g_idx[static_cast<size_t>(c)], p = d.perm[static_cast<size_t>(c)];
+    GPTQD_INPUT_CHECK(g >= 0 && g < groups,
+                      "{}: g_idx[{}] = {} is outside [0, {}); the checkpoint is damaged", where, c,
+                      g, groups);
+    GPTQD_INPUT_CHECK(p >= 0 && p < cols && !seen[static_cast<size_t>(p)],
+                      "{}: perm[{}] = {} is not a permutation of [0, {}); the checkpoint is "
+                      "damaged",
+                      where, c, p, cols);
+    seen[static_cast<size_t>(p)] = 1;
+  }
+}
+
 LayerData Checkpoint::read_layer(const std::string& run, int64_t block,
                                  const std::string& layer) const {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
@@ -467,6 +498,13 @@ LayerData Checkpoint::read_layer(const std::string& run, int64_t block,
   h5::read_slab(im.dataset(base + "/" + ckpt::kBias, {rows}).get(), H5T_NATIVE_FLOAT, {}, {},
                 out.bias.data(), x);
   out.stats = read_stats(run, block, layer);
+  // A complete block's data must be what a writer can produce: a damaged file must not spill a
+  // code into its neighbour, index outside the scales or reorder columns at random.
+  if (completion(run)[static_cast<size_t>(block)] != 0) {
+    const std::string where = fmt::format("{}: run {} block {} {}", im.path, run, block, layer);
+    check_layer_data(out, im.layout.runs[ri].bits, static_cast<int64_t>(groups),
+                     static_cast<int64_t>(rows), static_cast<int64_t>(cols), where);
+  }
   return out;
 }
 

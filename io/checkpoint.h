@@ -29,6 +29,12 @@ namespace gptqd {
 inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
 inline constexpr int kCheckpointFormatVersion = 1;
 
+// Throws InputError naming `where` and the first bad value unless the layer's data is what a
+// writer produces: codes <= 2^bits - 1, finite scales, zeros in [0, 2^bits - 1], g_idx
+// in [0, groups), perm a permutation of [0, cols). read_layer applies it to complete blocks.
+void check_layer_data(const LayerData& d, int bits, int64_t groups, int64_t rows, int64_t cols,
+                      const std::string& where);
+
 class Checkpoint {
  public:
   // Collective over comm. Creates (truncates) `path` and the whole layout: every group, dataset
@@ -88,7 +94,8 @@ class Checkpoint {
   // The layer's stats alone (NaN where never written), without reading its data.
   LayerStats read_stats(const std::string& run, int64_t block, const std::string& layer) const;
 
-  // The whole layer (rows [0, rows)) as stored, stats included.
+  // The whole layer (rows [0, rows)) as stored, stats included; for a complete block checked
+  // with check_layer_data (InputError on damaged data).
   LayerData read_layer(const std::string& run, int64_t block, const std::string& layer) const;
 
   // Dequantized weights [rows, cols] from the file:

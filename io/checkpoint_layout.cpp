@@ -13,7 +13,7 @@ int64_t CkptRunSpec::groups(int64_t cols) const {
               name, group_size);
   GPTQD_CHECK(cols > 0, "run '{}': groups() of {} columns", name, cols);
   if (group_size == -1) return 1;
-  return (cols + group_size - 1) / group_size;
+  return cols / group_size + (cols % group_size != 0);  // no overflow for any group_size
 }
 
 namespace {

@@ -13,6 +13,7 @@ namespace {
 using nlohmann::json;
 
 constexpr uint64_t kMaxJsonFile = 64ull << 20;
+constexpr int64_t kMaxConfigDimension = int64_t{1} << 24;
 
 std::string alias_list(std::initializer_list<const char*> keys) {
   std::string s;
@@ -75,6 +76,11 @@ int64_t config_positive(const json& j, std::initializer_list<const char*> keys,
   GPTQD_INPUT_CHECK(v.has_value(), "{}: missing key {}", src, alias_list(keys));
   GPTQD_INPUT_CHECK(*v > 0, "{}: key '{}' is {}, expected a positive integer", src, *keys.begin(),
                     *v);
+  // Far above any released model (vocab 256k, hidden 16k, 126 layers) and low enough that every
+  // product of two dimensions, times the bytes of an element, stays exact in int64.
+  GPTQD_INPUT_CHECK(*v <= kMaxConfigDimension,
+                    "{}: key '{}' is {}, more than gptqd supports ({}); the file is damaged", src,
+                    *keys.begin(), *v, kMaxConfigDimension);
   return *v;
 }
 

@@ -18,7 +18,8 @@ std::string read_small_file(const std::string& path);
 // Absent: nullopt. Errors name the source and the key.
 std::optional<int64_t> config_int(const nlohmann::json& j, std::initializer_list<const char*> keys,
                                   const std::string& src);
-// Like config_int but required and > 0.
+// Like config_int but required, > 0 and at most 2^24 (a model dimension: every product of two,
+// in bytes, is exact in int64).
 int64_t config_positive(const nlohmann::json& j, std::initializer_list<const char*> keys,
                         const std::string& src);
 // An integer that may be absent or null (keeps `dflt`).

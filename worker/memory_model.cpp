@@ -1,6 +1,10 @@
 #include "worker/memory_model.h"
 
+#include <sys/resource.h>
+
 #include <algorithm>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "kernels/attention_scratch.h"
@@ -120,6 +124,28 @@ bool activations_on_host(const ModelSpec& d, MemoryWorkload w, ActivationPlaceme
   if (device_bytes == 0) return false;
   w.activations_on_host = false;
   return device_memory(d, w).peak() > device_bytes;
+}
+
+uint64_t host_available_bytes() {
+  uint64_t avail = 0;
+  std::ifstream in("/proc/meminfo");
+  std::string key;
+  uint64_t kb = 0;
+  std::string unit;
+  while (in >> key >> kb) {
+    std::getline(in, unit);
+    if (key == "MemAvailable:") {
+      avail = kb * 1024;
+      break;
+    }
+  }
+  for (const int which : {RLIMIT_AS, RLIMIT_DATA}) {
+    struct rlimit lim {};
+    if (getrlimit(which, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY &&
+        (avail == 0 || lim.rlim_cur < avail))
+      avail = lim.rlim_cur;
+  }
+  return avail;
 }
 
 }  // namespace gptqd

@@ -90,4 +90,8 @@ uint64_t host_memory(const ModelSpec& dims, const MemoryWorkload& w);
 bool activations_on_host(const ModelSpec& dims, MemoryWorkload w, ActivationPlacement where,
                          uint64_t device_bytes);
 
+// Bytes of memory this machine can give a new job now: MemAvailable of /proc/meminfo (Linux),
+// limited by RLIMIT_AS and RLIMIT_DATA when they are set; 0 when unknown (not Linux).
+uint64_t host_available_bytes();
+
 }  // namespace gptqd

@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# Hostile job files, model configs and calibration inputs (issue 14, items 1, 2 and 5): each is
+# refused before any work with one error line naming the culprit, exit code 1, no checkpoint
+# written, in bounded memory (ulimit -v 4 GiB) and time (60 s).
+source "$(dirname "$0")/lib.bash"
+
+make_model "$WORK/m"
+make_tokens "$WORK/tokens.safetensors" 4000
+limit_kb=$((4 * 1024 * 1024))
+
+# expect_refusal NAME CONFIG PATTERN: exit code 1, one error line matching PATTERN, no
+# checkpoint ($WORK/NAME.h5) and no .creating file.
+expect_refusal() {
+  local name=$1 cfg=$2 pattern=$3
+  local out="$WORK/$name.h5"
+  local t0=$SECONDS
+  set +e
+  (ulimit -v $limit_kb; timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$cfg") \
+    >"$WORK/$name.out" 2>"$WORK/$name.err"
+  local rc=$?
+  set -e
+  [[ $rc -eq 1 ]] || { tail -5 "$WORK/$name.err"; fail "$name: exit code $rc, expected 1 (124: timeout)"; }
+  local lines
+  lines=$(grep -c "error:" "$WORK/$name.err" || true)
+  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
+  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
+    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
+  [[ ! -e $out && ! -e $out.creating ]] || fail "$name: $out was written"
+  echo "ok   $name ($((SECONDS - t0)) s): $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //' | cut -c1-200)"
+}
+
+# job NAME [calibration lines] [quant lines] [extra sections]: a job file writing $WORK/NAME.h5.
+job() {
+  local name=$1
+  cat >"$WORK/$name.yaml" <<YAML
+model:
+  path: ${MODEL:-$WORK/m}
+calibration:
+${2:-  tokens: $WORK/tokens.safetensors
+  nsamples: 8
+  seqlen: 32}
+quant:
+  bits: 4
+${3:-  group_size: 32}
+${4:-}
+output:
+  checkpoint: $WORK/$name.h5
+YAML
+}
+
+# 1. YAML that made yaml-cpp 0.7's LoadAll loop forever, growing ~270 MB/s.
+printf ',' >"$WORK/comma.yaml"
+expect_refusal comma "$WORK/comma.yaml" "comma.yaml:1:1: YAML syntax error: unexpected ','"
+printf '[a],' >"$WORK/flowcomma.yaml"
+expect_refusal flowcomma "$WORK/flowcomma.yaml" "flowcomma.yaml:1:4: YAML syntax error: unexpected ','"
+job trailing
+printf ',\n' >>"$WORK/trailing.yaml"
+expect_refusal trailing "$WORK/trailing.yaml" "trailing.yaml:13:1: YAML syntax error"
+
+# 2. Sizes: a sweep list longer than the run cap, a file over the job-file cap, group_size
+# 2^63-1, nsamples x seqlen overflowing int64, a damping lost in fp32.
+python3 -c "print('[' + ', '.join(['4'] * 300000) + ']')" >"$WORK/list.txt"
+job longsweep "" "" "sweep:
+  bits: $(cat "$WORK/list.txt")"
+expect_refusal longsweep "$WORK/longsweep.yaml" "sweep.bits: lists 300000 values; a sweep expands to at most 4096 runs"
+python3 -c "print('[' + ', '.join(['4'] * 1000000) + ']')" >"$WORK/list.txt"
+job hugefile "" "" "sweep:
+  bits: $(cat "$WORK/list.txt")"
+expect_refusal hugefile "$WORK/hugefile.yaml" "hugefile.yaml: the job file is [0-9]+ bytes; a job file is at most 1048576 bytes"
+job groupmax "" "  group_size: 9223372036854775807"
+expect_refusal groupmax "$WORK/groupmax.yaml" "groupmax.yaml:[0-9]+:[0-9]+: quant.group_size: 9223372036854775807 is out of range"
+job overflow "  tokens: $WORK/tokens.safetensors
+  nsamples: 4611686018427387904
+  seqlen: 4"
+expect_refusal overflow "$WORK/overflow.yaml" "calibration.nsamples: nsamples x seqlen = 4611686018427387904 x 4 is more than"
+job tinydamp "" "  group_size: 32
+  damp_percent: 1e-300"
+expect_refusal tinydamp "$WORK/tinydamp.yaml" "quant.damp_percent: 1e-300 is too small"
+
+# 3. Calibration text that is not a regular file.
+job devzero "  text: /dev/zero
+  nsamples: 8
+  seqlen: 32"
+printf '{"version":"1.0","model":{"type":"BPE","vocab":{},"merges":[]}}' >"$WORK/m/tokenizer.json"
+expect_refusal devzero "$WORK/devzero.yaml" "calibration.text: '/dev/zero' is not a regular file"
+mkdir -p "$WORK/textdir"
+job textdir "  text: $WORK/textdir
+  nsamples: 8
+  seqlen: 32"
+expect_refusal textdir "$WORK/textdir.yaml" "calibration.text: '.*textdir' is not a regular file"
+rm "$WORK/m/tokenizer.json"
+
+# 4. config.json with absurd dimensions.
+for n in 1000000000 4611686018427387904; do
+  rm -rf "$WORK/big$n"
+  cp -r "$WORK/m" "$WORK/big$n"
+  python3 - "$WORK/big$n/config.json" "$n" <<'PY'
+import json, sys
+p, n = sys.argv[1], int(sys.argv[2])
+c = json.load(open(p)); c["n_layer"] = n; json.dump(c, open(p, "w"))
+PY
+  MODEL="$WORK/big$n" job "nlayer$n"
+  expect_refusal "nlayer$n" "$WORK/nlayer$n.yaml" "config.json: key 'n_layer' is $n, more than gptqd supports"
+done
+
+# 5. Token ids outside the vocabulary (512), caught before the checkpoint is created.
+python3 - "$WORK/badtok.safetensors" <<'PY'
+import json, struct, sys
+ids = [5] * 4000; ids[1234] = 600
+data = struct.pack(f"<{len(ids)}i", *ids)
+h = json.dumps({"tokens": {"dtype": "I32", "shape": [8, 500], "data_offsets": [0, len(data)]}}).encode()
+h += b" " * ((8 - len(h) % 8) % 8)
+open(sys.argv[1], "wb").write(struct.pack("<Q", len(h)) + h + data)
+PY
+job badtok "  tokens: $WORK/badtok.safetensors
+  nsamples: 8
+  seqlen: 500"
+expect_refusal badtok "$WORK/badtok.yaml" "badtok.safetensors: token id 600 \(window 2, position 234\) is outside the model's vocabulary \[0, 512\)"
+
+# 6. The machine: device cuda without a GPU (CPU-only build or host), and more host memory than
+# the limit allows (the CPU path checks host memory too).
+if ! command -v nvidia-smi >/dev/null || ! nvidia-smi -L >/dev/null 2>&1 || [[ ${GPTQD_TEST_NO_GPU:-} == 1 ]]; then
+  job nogpu "" "" "parallel:
+  device: cuda"
+  expect_refusal nogpu "$WORK/nogpu.yaml" "parallel.device: cuda requested but not every rank has a CUDA device"
+else
+  echo "skip nogpu: this machine has a GPU"
+fi
+job hostmem "  tokens: $WORK/tokens.safetensors
+  nsamples: 2000000
+  seqlen: 32" "" "parallel:
+  device: cpu"
+expect_refusal hostmem "$WORK/hostmem.yaml" "needs [0-9.]+ GiB of host memory on this node .* but [0-9.]+ GiB are available"
+make_tokens "$WORK/long.safetensors" 200001
+job seqlen100k "  tokens: $WORK/long.safetensors
+  nsamples: 8
+  seqlen: 100000" "" "parallel:
+  device: cpu"
+expect_refusal seqlen100k "$WORK/seqlen100k.yaml" "needs [0-9.]+ GiB of host memory on this node"
+echo "all hostile inputs refused"
