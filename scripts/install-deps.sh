@@ -10,6 +10,7 @@ pkgs=(
   libhdf5-openmpi-dev hdf5-tools        # parallel HDF5 checkpoint + h5dump
   libyaml-cpp-dev                       # job config
   libspdlog-dev                         # logging
+  libcli11-dev                          # command-line parsing (header-only)
   nlohmann-json3-dev                    # safetensors header, config.json, tokenizer.json
   libopenblas-dev liblapacke-dev        # CPU backend
   libgtest-dev                          # unit tests
