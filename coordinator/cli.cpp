@@ -1,27 +1,52 @@
 #include "coordinator/cli.h"
 
+#include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdio>
 
+#include "coordinator/command_line.h"
 #include "coordinator/eval_cmd.h"
 #include "coordinator/export_cmd.h"
 #include "coordinator/layer_cmd.h"
 #include "coordinator/plan_cmd.h"
-#include "coordinator/quantize_job.h"
 #include "io/checkpoint.h"
+#include "kernels/backend.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
+
+#ifndef GPTQD_VERSION_STRING
+#error "GPTQD_VERSION_STRING comes from coordinator/CMakeLists.txt (PROJECT_VERSION)"
+#endif
 
 namespace gptqd {
 namespace {
 
-int parse_int(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const int n = std::stoi(v, &used);
-    if (used == v.size()) return n;
-  } catch (const std::exception&) {
-  }
-  throw InputError(fmt::format("{}: '{}' is not an integer", flag, v));
+constexpr size_t kUsageWidth = 100;    // `gptqd --help` wraps a synopsis here
+constexpr size_t kSummaryColumn = 52;  // and starts summaries here (as kExportUsage does)
+constexpr const char* kIndent = "  ";
+constexpr const char* kContinuation = "      ";
+
+// One command in `gptqd --help`: the synopsis wrapped between its parts, the summary on its
+// last line when it fits there, else on a line of its own.
+std::string usage_entry(const std::vector<std::string>& parts, const std::string& summary) {
+  std::string out = wrap_words(parts, kIndent, kContinuation, kUsageWidth);
+  const auto last_line = [&] {
+    const size_t nl = out.rfind('\n');
+    return out.size() - (nl == std::string::npos ? 0 : nl + 1);
+  };
+  if (last_line() + 2 > kSummaryColumn) out += "\n";
+  return out + std::string(kSummaryColumn - last_line(), ' ') + summary + "\n";
+}
+
+std::string usage_entry(const CommandLine& cl) {
+  return usage_entry(cl.synopsis_parts(), cl.summary());
+}
+
+// gptqd's own options, before the command word.
+CommandLine top_command_line(bool* version) {
+  CommandLine cl("", "quantize large language models with GPTQ across MPI ranks");
+  cl.app().add_flag("--version", *version, "the version and the backends of this build");
+  return cl;
 }
 
 // Argument errors are found identically on every rank, before any collective:
@@ -33,81 +58,143 @@ int argument_error(MPI_Comm comm, const std::string& message) {
   return 1;
 }
 
-QuantizeOptions parse_quantize(const std::vector<std::string>& args) {
-  QuantizeOptions opt;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--restart") {
-      opt.restart = true;
-    } else if (a == "--threads") {
-      GPTQD_INPUT_CHECK(i + 1 < args.size(), "--threads needs a value");
-      opt.threads = parse_int(a, args[++i]);
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError(fmt::format("quantize: unknown option '{}'\n{}", a, usage()));
-    } else {
-      GPTQD_INPUT_CHECK(opt.config_path.empty(), "quantize takes one CONFIG, got '{}' and '{}'",
-                        opt.config_path, a);
-      opt.config_path = a;
-    }
-  }
-  GPTQD_INPUT_CHECK(!opt.config_path.empty(), "quantize: missing CONFIG\n{}", usage());
-  return opt;
+void print_on_rank0(MPI_Comm comm, const std::string& text) {
+  int rank = 0;
+  MPI_Comm_rank(comm, &rank);
+  if (rank != 0) return;
+  fmt::print("{}", text);
+  std::fflush(stdout);
 }
 
 int cmd_quantize(const std::vector<std::string>& args, MPI_Comm comm) {
   QuantizeOptions opt;
-  try {
-    opt = parse_quantize(args);
-  } catch (const InputError& e) {
-    return argument_error(comm, e.what());
-  }
+  if (const int rc = parse_on_every_rank(comm, [&] { opt = parse_quantize_args(args); }); rc >= 0)
+    return rc;
   return run_quantize(opt, comm);
 }
 
 int cmd_inspect(const std::vector<std::string>& args, MPI_Comm comm) {
-  if (args.size() != 1) return argument_error(comm, "inspect takes one FILE\n" + usage());
+  InspectOptions opt;
+  if (const int rc = parse_on_every_rank(comm, [&] { opt = parse_inspect_args(args); }); rc >= 0)
+    return rc;
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   if (rank == 0) {
-    fmt::print("{}", inspect_checkpoint(args[0]));
+    fmt::print("{}", inspect_checkpoint(opt.path));
     std::fflush(stdout);
   }
   return 0;
 }
 
+// export_cmd.cpp still parses by hand (its owner ports it to CLI11): until then --help and -h
+// are answered here, and its argument errors, the same on every rank, end in exit code 1.
+int cmd_export_dispatch(const std::vector<std::string>& args, MPI_Comm comm) {
+  for (const std::string& a : args) {
+    if (a == "--help" || a == "-h") {
+      print_on_rank0(comm, "usage:\n" + std::string(kExportUsage));
+      return 0;
+    }
+  }
+  try {
+    return cmd_export(args, comm);
+  } catch (const InputError& e) {
+    return argument_error(comm, e.what());
+  }
+}
+
 }  // namespace
 
+CommandLine quantize_command_line(QuantizeOptions* opt) {
+  CommandLine cl("quantize", "quantize (run under mpirun / srun)");
+  CLI::App& app = cl.app();
+  app.add_option("CONFIG", opt->config_path, "the job file (YAML)")->required();
+  app.add_flag("--restart", opt->restart,
+               "discard a checkpoint made from other inputs instead of refusing it");
+  app.add_option("--threads", opt->threads,
+                 "CPU threads per rank (default: the node's cores / its ranks)")
+      ->type_name("N")
+      ->transform(integer_in(0, kMaxThreads));
+  return cl;
+}
+
+QuantizeOptions parse_quantize_args(const std::vector<std::string>& args) {
+  QuantizeOptions opt;
+  quantize_command_line(&opt).parse(args);
+  return opt;
+}
+
+CommandLine inspect_command_line(InspectOptions* opt) {
+  CommandLine cl("inspect", "runs, settings, per-layer errors, completeness");
+  cl.app().add_option("FILE", opt->path, "the checkpoint (HDF5)")->required();
+  return cl;
+}
+
+InspectOptions parse_inspect_args(const std::vector<std::string>& args) {
+  InspectOptions opt;
+  inspect_command_line(&opt).parse(args);
+  return opt;
+}
+
 std::string usage() {
-  return "usage:\n"
-         "  gptqd quantize CONFIG [--restart] [--threads N]   quantize a model (run under "
-         "mpirun/srun)\n"
-         "  gptqd inspect FILE                                runs, settings, per-layer errors, "
-         "completeness\n"
-         "  gptqd eval CONFIG [--run NAME] [--threads N]      perplexity: original, RTN and GPTQ "
-         "of each run\n"
-         "  gptqd plan CONFIG --ranks N [--gpu-mem 80GiB]     layout, memory and time per rank (no "
-         "weights)\n"
-         "  gptqd layer --in L --out R --bits B --group-size G [...]  GPTQ of one linear layer "
-         "(layer --help)\n" +
-         std::string(kExportUsage);
+  QuantizeOptions quantize;
+  EvalOptions eval;
+  InspectOptions inspect;
+  PlanCmdOptions plan;
+  LayerOptions layer;
+  bool version = false;
+  CommandLine top = top_command_line(&version);
+  std::string out = "usage: gptqd COMMAND ARGS...   (gptqd COMMAND --help: its arguments)\n\n";
+  out += usage_entry(quantize_command_line(&quantize));
+  out += usage_entry(eval_command_line(&eval));
+  out += usage_entry(inspect_command_line(&inspect));
+  out += kExportUsage;
+  out += usage_entry(plan_command_line(&plan));
+  out += usage_entry(layer_command_line(&layer));
+  out += usage_entry({"gptqd --version"}, top.app().get_option("--version")->get_description());
+  return out;
+}
+
+std::string version_text() {
+  std::string backends = "cpu";
+#ifdef GPTQD_WITH_CUDA
+  backends += fmt::format(", cuda ({} device(s) visible)", cuda_device_count());
+#endif
+  return fmt::format("gptqd {}\nbackends: {}\n", GPTQD_VERSION_STRING, backends);
 }
 
 int run_cli(const std::vector<std::string>& args, MPI_Comm comm) {
-  int rank = 0;
-  MPI_Comm_rank(comm, &rank);
-  if (args.empty() || args[0] == "--help" || args[0] == "-h" || args[0] == "help") {
-    if (rank == 0) fmt::print("{}", usage());
-    return args.empty() ? 2 : 0;
+  // gptqd's own options are the words before the command.
+  const auto command = std::find_if(args.begin(), args.end(),
+                                    [](const std::string& a) { return a.empty() || a[0] != '-'; });
+  bool version = false;
+  const int rc = parse_on_every_rank(comm, [&] {
+    try {
+      top_command_line(&version).parse({args.begin(), command});
+    } catch (const HelpRequest&) {
+      throw HelpRequest(usage());
+    }
+    GPTQD_INPUT_CHECK(version || command != args.end(),
+                      "missing COMMAND (gptqd --help lists the commands)");
+  });
+  if (rc >= 0) return rc;
+  if (version) {
+    print_on_rank0(comm, version_text());
+    return 0;
   }
-  const std::string cmd = args[0];
-  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  const std::string& cmd = *command;
+  const std::vector<std::string> rest(command + 1, args.end());
+  if (cmd == "help") {
+    print_on_rank0(comm, usage());
+    return 0;
+  }
   if (cmd == "quantize") return cmd_quantize(rest, comm);
   if (cmd == "inspect") return cmd_inspect(rest, comm);
   if (cmd == "eval") return cmd_eval(rest, comm);
-  if (cmd == "export") return cmd_export(rest, comm);
+  if (cmd == "export") return cmd_export_dispatch(rest, comm);
   if (cmd == "plan") return cmd_plan(rest, comm);
   if (cmd == "layer") return cmd_layer(rest, comm);
-  return argument_error(comm, fmt::format("unknown command '{}'\n{}", cmd, usage()));
+  return argument_error(comm,
+                        fmt::format("unknown command '{}' (gptqd --help lists the commands)", cmd));
 }
 
 }  // namespace gptqd

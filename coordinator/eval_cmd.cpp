@@ -8,8 +8,11 @@
 #include <memory>
 #include <thread>
 
+#include <CLI/CLI.hpp>
+
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
+#include "coordinator/command_line.h"
 #include "coordinator/execution.h"
 #include "io/calibration.h"
 #include "io/checkpoint.h"
@@ -152,40 +155,27 @@ bool evaluate(MPI_Comm comm, Backend& be, const EvalSetup& s, const std::vector<
   return true;
 }
 
-int parse_threads(const std::string& v) {
-  try {
-    size_t used = 0;
-    const int n = std::stoi(v, &used);
-    if (used == v.size() && n >= 0) return n;
-  } catch (const std::exception&) {
-  }
-  throw InputError(fmt::format("--threads: '{}' is not a non-negative integer", v));
+}  // namespace
+
+CommandLine eval_command_line(EvalOptions* opt) {
+  CommandLine cl("eval", "perplexity: original, RTN and GPTQ of each run");
+  CLI::App& app = cl.app();
+  app.add_option("CONFIG", opt->config_path, "the job file: its model, eval text and checkpoint")
+      ->required();
+  app.add_option("--run", opt->run, "evaluate this run of the checkpoint only (default: all)")
+      ->type_name("NAME");
+  app.add_option("--threads", opt->threads,
+                 "CPU threads per rank (default: the node's cores / its ranks)")
+      ->type_name("N")
+      ->transform(integer_in(0, kMaxThreads));
+  return cl;
 }
 
-EvalOptions parse_eval(const std::vector<std::string>& args) {
+EvalOptions parse_eval_args(const std::vector<std::string>& args) {
   EvalOptions opt;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    if (a == "--run") {
-      GPTQD_INPUT_CHECK(i + 1 < args.size(), "--run needs a run name");
-      opt.run = args[++i];
-    } else if (a == "--threads") {
-      GPTQD_INPUT_CHECK(i + 1 < args.size(), "--threads needs a value");
-      opt.threads = parse_threads(args[++i]);
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError(fmt::format("eval: unknown option '{}'", a));
-    } else {
-      GPTQD_INPUT_CHECK(opt.config_path.empty(), "eval takes one CONFIG, got '{}' and '{}'",
-                        opt.config_path, a);
-      opt.config_path = a;
-    }
-  }
-  GPTQD_INPUT_CHECK(!opt.config_path.empty(),
-                    "eval: missing CONFIG (gptqd eval CONFIG [--run NAME])");
+  eval_command_line(&opt).parse(args);
   return opt;
 }
-
-}  // namespace
 
 int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   int rank = 0, world = 1;
@@ -353,12 +343,8 @@ int cmd_eval(const std::vector<std::string>& args, MPI_Comm comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   EvalOptions opt;
-  try {
-    opt = parse_eval(args);
-  } catch (const InputError& e) {
-    if (rank == 0) GPTQD_LOG_ERROR("error: {}", e.what());
-    return 1;
-  }
+  if (const int rc = parse_on_every_rank(comm, [&] { opt = parse_eval_args(args); }); rc >= 0)
+    return rc;
   EvalReport report;
   const int rc = run_eval(opt, comm, &report);
   if (rc == 0 && rank == 0) {

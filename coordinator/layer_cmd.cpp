@@ -4,8 +4,10 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
-#include <set>
 
+#include <CLI/CLI.hpp>
+
+#include "coordinator/command_line.h"
 #include "io/safetensors.h"
 #include "kernels/buffer.h"
 #include "kernels/check.h"
@@ -15,48 +17,8 @@
 namespace gptqd {
 namespace {
 
-constexpr const char* kLayerUsage =
-    "usage: gptqd layer --in L.safetensors --out R.safetensors --bits B --group-size G [--sym]\n"
-    "         [--act-order] [--static-groups] [--damp D] [--block-size S] [--mse-clip] "
-    "[--threads T]";
-
-constexpr const char* kLayerHelp =
-    "\n"
-    "  --in L            weight [out, in] and inputs [tokens, in] (F32/F16/BF16), optional bias\n"
-    "  --out R           codes, scales, zeros, g_idx, perm, dequant, loss (and bias)\n"
-    "  --bits B          2, 3, 4 or 8\n"
-    "  --group-size G    -1 (one group per row) or > 0 (the last group may be shorter)\n"
-    "  --sym             symmetric quantizer (zero at (2^B) / 2)\n"
-    "  --act-order       columns by descending diag(H); g_idx and perm record the order\n"
-    "  --static-groups   group parameters from the original weight (needs G > 0)\n"
-    "  --damp D          damp_percent in [0, 1), default 0.01; doubled on a failed factorization\n"
-    "  --block-size S    columns per lazy-batch block, default 128\n"
-    "  --mse-clip        grid-search the clipping range\n"
-    "  --threads T       CPU threads, default all cores\n"
-    "H = (2 / tokens) X^T X: every token row is one sample.\n";
-
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-int64_t parse_integer(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const long long n = std::stoll(v, &used);
-    if (used == v.size()) return n;
-  } catch (const std::exception&) {
-  }
-  throw InputError(fmt::format("{}: '{}' is not an integer", flag, v));
-}
-
-double parse_real(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const double d = std::stod(v, &used);
-    if (used == v.size()) return d;
-  } catch (const std::exception&) {
-  }
-  throw InputError(fmt::format("{}: '{}' is not a number", flag, v));
 }
 
 // The tensor `name` of f as fp32 after checking its dtype and rank; `required`
@@ -103,65 +65,64 @@ std::string settings_name(const GptqOptions& g) {
 
 }  // namespace
 
+CommandLine layer_command_line(LayerOptions* opt) {
+  CommandLine cl("layer", "GPTQ of one linear layer (debugging, tests, benchmarks)");
+  CLI::App& app = cl.app();
+  GptqOptions& g = opt->gptq;
+  app.add_option("--in", opt->in_path,
+                 "weight [out, in] and inputs [tokens, in] (F32/F16/BF16), optional bias")
+      ->type_name("L.safetensors")
+      ->required();
+  app.add_option("--out", opt->out_path, "codes, scales, zeros, g_idx, perm, dequant, loss (bias)")
+      ->type_name("R.safetensors")
+      ->required();
+  app.add_option("--bits", g.bits, "2, 3, 4 or 8")
+      ->type_name("B")
+      ->required()
+      ->transform(integer_check([](int64_t b) {
+        return b == 2 || b == 3 || b == 4 || b == 8 ? ""
+                                                    : fmt::format("{} is not one of 2, 3, 4, 8", b);
+      }));
+  app.add_option("--group-size", g.group_size,
+                 "-1 (one group per row) or > 0 (the last group may be shorter)")
+      ->type_name("G")
+      ->required()
+      ->transform(integer_check([](int64_t n) {
+        return n == -1 || n > 0 ? ""
+                                : fmt::format("{} is out of range: use -1 (one group per row) or a "
+                                              "group size > 0",
+                                              n);
+      }));
+  app.add_flag("--sym", g.sym, "symmetric quantizer (zero at (2^B) / 2)");
+  app.add_flag("--act-order", g.act_order,
+               "columns by descending diag(H); g_idx and perm record the order");
+  app.add_flag("--static-groups", g.static_groups,
+               "group parameters from the original weight (needs G > 0)");
+  app.add_option("--damp", g.damp_percent,
+                 "damp_percent in [0, 1), default 0.01; doubled on a failed factorization")
+      ->type_name("D")
+      ->transform(number_check([](double d) {
+        return d >= 0 && d < 1 ? ""
+                               : fmt::format("{} is out of range: must be >= 0 and < 1 (a fraction "
+                                             "of the mean of diag(H): 0.01 is 1%)",
+                                             d);
+      }));
+  app.add_option("--block-size", g.block_size, "columns per lazy-batch block, default 128")
+      ->type_name("S")
+      ->transform(integer_check(
+          [](int64_t n) { return n > 0 ? "" : fmt::format("{} is out of range: must be > 0", n); }));
+  app.add_flag("--mse-clip", g.mse_clip, "grid-search the clipping range");
+  app.add_option("--threads", opt->threads, "CPU threads, default all cores")
+      ->type_name("T")
+      ->transform(integer_in(1, kMaxThreads));
+  cl.set_note("H = (2 / tokens) X^T X: every token row is one sample.");
+  return cl;
+}
+
 LayerOptions parse_layer_args(const std::vector<std::string>& args) {
   LayerOptions opt;
   opt.gptq = GptqOptions();
-  std::set<std::string> seen;
-  const std::set<std::string> switches = {"--sym", "--act-order", "--static-groups", "--mse-clip"};
-  const std::set<std::string> valued = {"--in",         "--out",  "--bits",   "--group-size",
-                                        "--block-size", "--damp", "--threads"};
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    GPTQD_INPUT_CHECK(switches.count(a) || valued.count(a), "layer: unknown argument '{}'\n{}", a,
-                      kLayerUsage);
-    GPTQD_INPUT_CHECK(seen.insert(a).second, "layer: {} given twice", a);
-    if (a == "--sym") {
-      opt.gptq.sym = true;
-    } else if (a == "--act-order") {
-      opt.gptq.act_order = true;
-    } else if (a == "--static-groups") {
-      opt.gptq.static_groups = true;
-    } else if (a == "--mse-clip") {
-      opt.gptq.mse_clip = true;
-    } else {
-      GPTQD_INPUT_CHECK(i + 1 < args.size(), "layer: {} needs a value", a);
-      const std::string& v = args[++i];
-      if (a == "--in") {
-        opt.in_path = v;
-      } else if (a == "--out") {
-        opt.out_path = v;
-      } else if (a == "--bits") {
-        const int64_t b = parse_integer(a, v);
-        GPTQD_INPUT_CHECK(b == 2 || b == 3 || b == 4 || b == 8,
-                          "--bits: {} is not one of 2, 3, 4, 8", b);
-        opt.gptq.bits = static_cast<int>(b);
-      } else if (a == "--group-size") {
-        const int64_t g = parse_integer(a, v);
-        GPTQD_INPUT_CHECK(g == -1 || g > 0,
-                          "--group-size: {} is out of range: use -1 (one group per row) or a "
-                          "group size > 0",
-                          g);
-        opt.gptq.group_size = g;
-      } else if (a == "--block-size") {
-        const int64_t s = parse_integer(a, v);
-        GPTQD_INPUT_CHECK(s > 0, "--block-size: {} is out of range: must be > 0", s);
-        opt.gptq.block_size = s;
-      } else if (a == "--damp") {
-        const double d = parse_real(a, v);
-        GPTQD_INPUT_CHECK(d >= 0 && d < 1,
-                          "--damp: {} is out of range: must be >= 0 and < 1 (a fraction of the "
-                          "mean of diag(H): 0.01 is 1%)",
-                          v);
-        opt.gptq.damp_percent = d;
-      } else if (a == "--threads") {
-        const int64_t t = parse_integer(a, v);
-        GPTQD_INPUT_CHECK(t > 0 && t <= 4096, "--threads: {} is out of range: must be > 0", t);
-        opt.threads = static_cast<int>(t);
-      }
-    }
-  }
-  for (const char* required : {"--in", "--out", "--bits", "--group-size"})
-    GPTQD_INPUT_CHECK(seen.count(required), "layer: missing {}\n{}", required, kLayerUsage);
+  layer_command_line(&opt).parse(args);
   GPTQD_INPUT_CHECK(!(opt.gptq.static_groups && opt.gptq.group_size == -1),
                     "--static-groups needs --group-size > 0 (static groups of -1, one group per "
                     "row, are the plain per-row parameters)");
@@ -269,16 +230,12 @@ int cmd_layer(const std::vector<std::string>& args, MPI_Comm comm) {
   int rank = 0, world = 1;
   MPI_Comm_rank(comm, &rank);
   MPI_Comm_size(comm, &world);
-  for (const std::string& a : args) {
-    if (a == "--help" || a == "-h") {
-      if (rank == 0) fmt::print("{}{}", kLayerUsage, kLayerHelp);
-      return 0;
-    }
-  }
+  LayerOptions opt;
+  if (const int rc = parse_on_every_rank(comm, [&] { opt = parse_layer_args(args); }); rc >= 0)
+    return rc;
   try {
     GPTQD_INPUT_CHECK(world == 1, "layer runs in one process; run it without mpirun (got {} ranks)",
                       world);
-    const LayerOptions opt = parse_layer_args(args);
     const LayerReport rep = quantize_layer_file(opt);
     fmt::print("{}\n", layer_summary(opt, rep));
     std::fflush(stdout);

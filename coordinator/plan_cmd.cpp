@@ -5,6 +5,9 @@
 #include <cmath>
 #include <cstdio>
 
+#include <CLI/CLI.hpp>
+
+#include "coordinator/command_line.h"
 #include "io/hf_model.h"
 #include "io/job_config.h"
 #include "kernels/check.h"
@@ -17,29 +20,63 @@ constexpr double kGiB = 1024.0 * 1024.0 * 1024.0;
 constexpr int kDefaultRanksPerNode = 8;  // GPUs of one HGX/DGX node
 constexpr uint64_t kDefaultGpuMem = 80ull << 30;
 constexpr uint64_t kDefaultHostMem = 1ull << 40;
-constexpr const char* kOptions =
-    "gptqd plan CONFIG --ranks N [--stages N|auto] [--ranks-per-node N (8)] [--gpu-mem SIZE "
-    "(80GiB)] [--host-mem SIZE (1TiB per node)] [--tflops X (50)] [--link-gbs X (150)] "
-    "[--net-gbs X (25)] [--disk-gbs X (2)] [--dtype bf16|f16|f32]";
+constexpr int64_t kMaxRanks = 1 << 24;
 
-double parse_number(const std::string& flag, const std::string& v) {
+// A size in bytes: B, KB/MB/GB/TB (powers of 1000), K/M/G/T and KiB/MiB/GiB/TiB (powers of
+// 1024); false when `text` is not one.
+bool size_bytes(const std::string& text, uint64_t* bytes) {
+  size_t i = 0;
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  const std::string num = text.substr(0, i);
+  std::string unit;
+  for (char c : text.substr(i))
+    unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  double mult = 0;
+  if (unit.empty() || unit == "b") mult = 1;
+  const char* prefixes = "kmgt";
+  for (int p = 0; p < 4; ++p) {
+    const std::string k(1, prefixes[p]);
+    const double dec = std::pow(1000.0, p + 1), bin = std::pow(1024.0, p + 1);
+    if (unit == k + "b") mult = dec;
+    if (unit == k || unit == k + "ib") mult = bin;
+  }
+  if (mult == 0 || num.empty()) return false;
   try {
     size_t used = 0;
-    const double x = std::stod(v, &used);
-    if (used == v.size() && x > 0) return x;
+    const double x = std::stod(num, &used) * mult;
+    if (used != num.size() || !(x >= 1) || x >= 1.8e19) return false;
+    *bytes = static_cast<uint64_t>(x);
+    return true;
   } catch (const std::exception&) {
+    return false;
   }
-  throw InputError(fmt::format("{}: '{}' is not a positive number", flag, v));
 }
 
-int parse_count(const std::string& flag, const std::string& v) {
-  try {
-    size_t used = 0;
-    const long n = std::stol(v, &used);
-    if (used == v.size() && n >= 1 && n <= (1 << 24)) return static_cast<int>(n);
-  } catch (const std::exception&) {
-  }
-  throw InputError(fmt::format("{}: '{}' is not a positive integer", flag, v));
+std::string size_error(const std::string& text) {
+  return fmt::format("'{}' is not a size (e.g. 80GiB, 80GB, 1TiB, 85899345920)", text);
+}
+
+// Checks for the flags: a size (rewritten to bytes), a count of ranks, a positive number.
+CLI::Validator size_check() {
+  return CLI::Validator(
+      [](std::string& v) -> std::string {
+        uint64_t bytes = 0;
+        if (!size_bytes(v, &bytes)) return size_error(v);
+        v = std::to_string(bytes);
+        return "";
+      },
+      "");
+}
+CLI::Validator count_check() {
+  return integer_check([](int64_t n) {
+    return n >= 1 && n <= kMaxRanks
+               ? ""
+               : fmt::format("{} is not a positive integer (at most {})", n, kMaxRanks);
+  });
+}
+CLI::Validator positive_check() {
+  return number_check([](double x) { return x > 0 ? "" : fmt::format("{} is not positive", x); });
 }
 
 double gib(uint64_t bytes) { return static_cast<double>(bytes) / kGiB; }
@@ -88,25 +125,66 @@ uint64_t device_peak(const PlanEstimate& e) {
 }  // namespace
 
 uint64_t parse_size(const std::string& flag, const std::string& text) {
-  size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
-    ++i;
-  const std::string num = text.substr(0, i);
-  std::string unit;
-  for (char c : text.substr(i))
-    unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  double mult = 0;
-  if (unit.empty() || unit == "b") mult = 1;
-  const char* prefixes = "kmgt";
-  for (int p = 0; p < 4; ++p) {
-    const std::string k(1, prefixes[p]);
-    const double dec = std::pow(1000.0, p + 1), bin = std::pow(1024.0, p + 1);
-    if (unit == k + "b") mult = dec;
-    if (unit == k || unit == k + "ib") mult = bin;
-  }
-  GPTQD_INPUT_CHECK(mult > 0 && !num.empty(),
-                    "{}: '{}' is not a size (e.g. 80GiB, 80GB, 1TiB, 85899345920)", flag, text);
-  return static_cast<uint64_t>(parse_number(flag, num) * mult);
+  uint64_t bytes = 0;
+  GPTQD_INPUT_CHECK(size_bytes(text, &bytes), "{}: {}", flag, size_error(text));
+  return bytes;
+}
+
+CommandLine plan_command_line(PlanCmdOptions* opt) {
+  CommandLine cl("plan", "layout, memory and time per rank, from config.json alone");
+  const Machine d;
+  CLI::App& app = cl.app();
+  app.add_option("CONFIG", opt->config_path, "the job file (reads its model's config.json only)")
+      ->required();
+  app.add_option("--ranks", opt->ranks, "ranks of the job")
+      ->type_name("N")
+      ->required()
+      ->transform(count_check());
+  app.add_option("--stages", opt->stages, "pipeline stages (default: the job file's)")
+      ->type_name("N|auto")
+      ->transform(CLI::Validator(
+          [count = count_check()](std::string& v) {
+            if (v != "auto") return count(v);
+            v = "0";  // opt->stages 0: automatic
+            return std::string();
+          },
+          ""));
+  app.add_option("--ranks-per-node", opt->machine.ranks_per_node,
+                 fmt::format("GPUs per node (default: min(ranks, {}))", kDefaultRanksPerNode))
+      ->type_name("N")
+      ->transform(count_check());
+  app.add_option("--gpu-mem", opt->machine.device_mem, "device memory per rank (default 80GiB)")
+      ->type_name("SIZE")
+      ->transform(size_check());
+  app.add_option("--host-mem", opt->machine.host_mem, "host memory per node (default 1TiB)")
+      ->type_name("SIZE")
+      ->transform(size_check());
+  app.add_option("--tflops", opt->machine.tflops,
+                 fmt::format("fp32 TFLOPS per rank (default {:g})", d.tflops))
+      ->type_name("X")
+      ->transform(positive_check());
+  app.add_option("--link-gbs", opt->machine.link_gbs,
+                 fmt::format("collective GB/s within a node (default {:g})", d.link_gbs))
+      ->type_name("X")
+      ->transform(positive_check());
+  app.add_option("--net-gbs", opt->machine.net_gbs,
+                 fmt::format("collective GB/s across nodes (default {:g})", d.net_gbs))
+      ->type_name("X")
+      ->transform(positive_check());
+  app.add_option("--disk-gbs", opt->machine.disk_gbs,
+                 fmt::format("read GB/s per node (default {:g})", d.disk_gbs))
+      ->type_name("X")
+      ->transform(positive_check());
+  app.add_option("--dtype", opt->dtype, "weight dtype (default: config.json's torch_dtype)")
+      ->type_name("bf16|f16|f32")
+      ->transform(CLI::Validator(
+          [](std::string& v) {
+            return dtype_bytes(v) > 0 ? "" : fmt::format("unknown dtype '{}' (bf16, f16, f32)", v);
+          },
+          ""));
+  cl.set_note(
+      "SIZE: B, KB/MB/GB/TB (powers of 1000), K/M/G/T or KiB/MiB/GiB/TiB (powers of 1024).");
+  return cl;
 }
 
 PlanCmdOptions parse_plan_args(const std::vector<std::string>& args) {
@@ -114,45 +192,7 @@ PlanCmdOptions parse_plan_args(const std::vector<std::string>& args) {
   opt.machine.device_mem = kDefaultGpuMem;
   opt.machine.host_mem = kDefaultHostMem;
   opt.machine.ranks_per_node = 0;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      GPTQD_INPUT_CHECK(i + 1 < args.size(), "plan: {} needs a value", a);
-      return args[++i];
-    };
-    if (a == "--ranks") {
-      opt.ranks = parse_count(a, value());
-    } else if (a == "--ranks-per-node") {
-      opt.machine.ranks_per_node = parse_count(a, value());
-    } else if (a == "--stages") {
-      const std::string& v = value();
-      opt.stages = v == "auto" ? 0 : parse_count(a, v);
-    } else if (a == "--gpu-mem") {
-      opt.machine.device_mem = parse_size(a, value());
-    } else if (a == "--host-mem") {
-      opt.machine.host_mem = parse_size(a, value());
-    } else if (a == "--tflops") {
-      opt.machine.tflops = parse_number(a, value());
-    } else if (a == "--link-gbs") {
-      opt.machine.link_gbs = parse_number(a, value());
-    } else if (a == "--net-gbs") {
-      opt.machine.net_gbs = parse_number(a, value());
-    } else if (a == "--disk-gbs") {
-      opt.machine.disk_gbs = parse_number(a, value());
-    } else if (a == "--dtype") {
-      opt.dtype = value();
-      GPTQD_INPUT_CHECK(dtype_bytes(opt.dtype) > 0, "--dtype: unknown dtype '{}' (bf16, f16, f32)",
-                        opt.dtype);
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError(fmt::format("plan: unknown option '{}'; usage: {}", a, kOptions));
-    } else {
-      GPTQD_INPUT_CHECK(opt.config_path.empty(), "plan takes one CONFIG, got '{}' and '{}'",
-                        opt.config_path, a);
-      opt.config_path = a;
-    }
-  }
-  GPTQD_INPUT_CHECK(!opt.config_path.empty(), "plan: missing CONFIG; usage: {}", kOptions);
-  GPTQD_INPUT_CHECK(opt.ranks >= 1, "plan: missing --ranks N; usage: {}", kOptions);
+  plan_command_line(&opt).parse(args);
   if (opt.machine.ranks_per_node == 0)
     opt.machine.ranks_per_node = std::min(opt.ranks, kDefaultRanksPerNode);
   return opt;
@@ -307,9 +347,12 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
 int cmd_plan(const std::vector<std::string>& args, MPI_Comm comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
+  PlanCmdOptions opt;
+  if (const int rc = parse_on_every_rank(comm, [&] { opt = parse_plan_args(args); }); rc >= 0)
+    return rc;
   PlanReport rep;
   try {
-    rep = make_plan_report(parse_plan_args(args));
+    rep = make_plan_report(opt);
   } catch (const InputError& e) {
     if (rank == 0) GPTQD_LOG_ERROR("error: {}", e.what());
     return 1;

@@ -23,8 +23,14 @@ struct PlanCmdOptions {
                         // --link-gbs, --net-gbs, --disk-gbs
 };
 
+class CommandLine;
+
+// `gptqd plan CONFIG --ranks N [...]`, bound to *opt (coordinator/command_line.h).
+CommandLine plan_command_line(PlanCmdOptions* opt);
+
 // Parses the arguments after "plan". Sizes take B, KB/MB/GB/TB (powers of 1000) or K/M/G/T and
-// KiB/MiB/GiB/TiB (powers of 1024), e.g. 80GiB. Throws InputError naming the bad flag.
+// KiB/MiB/GiB/TiB (powers of 1024), e.g. 80GiB. Throws HelpRequest for --help/-h, InputError
+// naming the bad flag.
 PlanCmdOptions parse_plan_args(const std::vector<std::string>& args);
 
 // Parses a size as above into bytes; InputError naming `flag` when it is not one.

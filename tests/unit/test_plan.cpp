@@ -3,6 +3,7 @@
 // (worker/block_quantizer.h share_of), against values worked out by hand.
 #include <gtest/gtest.h>
 
+#include "coordinator/command_line.h"
 #include "coordinator/plan.h"
 #include "coordinator/plan_cmd.h"
 #include "coordinator/plan_estimate.h"
@@ -180,8 +181,45 @@ TEST(PlanCmd, SizesAndRefusals) {
   const PlanCmdOptions o = parse_plan_args({"job.yaml", "--ranks", "64", "--gpu-mem", "40GiB"});
   EXPECT_EQ(o.machine.ranks_per_node, 8);
   EXPECT_EQ(o.machine.device_mem, 40ull << 30);
+  EXPECT_EQ(parse_plan_args({"job.yaml", "--ranks", "4"}).stages, -1);  // the job file's
+  EXPECT_EQ(parse_plan_args({"job.yaml", "--ranks", "4", "--stages", "auto"}).stages, 0);
+  EXPECT_EQ(parse_plan_args({"job.yaml", "--ranks", "4", "--stages", "2"}).stages, 2);
+  EXPECT_EQ(parse_plan_args({"job.yaml", "--ranks", "4", "--ranks-per-node", "2", "--host-mem",
+                             "2TB", "--tflops", "1e2", "--disk-gbs", "0.5"})
+                .machine.host_mem,
+            2000000000000ull);
+  EXPECT_DOUBLE_EQ(parse_plan_args({"job.yaml", "--ranks", "4", "--tflops", "1e2"}).machine.tflops,
+                   100.0);
+  EXPECT_EQ(parse_plan_args({"job.yaml", "--ranks", "4"}).machine.ranks_per_node, 4);
   EXPECT_EQ(dtype_bytes("bfloat16"), 2);
   EXPECT_EQ(dtype_bytes("F32"), 4);
+}
+
+// One error line naming the flag for each kind of bad argument; --help before any check.
+TEST(PlanCmd, ArgumentErrors) {
+  const std::vector<std::pair<std::vector<std::string>, std::string>> cases = {
+      {{"job.yaml"}, "plan: missing --ranks N"},
+      {{"--ranks", "2"}, "plan: missing CONFIG"},
+      {{"job.yaml", "--ranks", "0"}, "--ranks: 0 is not a positive integer"},
+      {{"job.yaml", "--ranks", "2", "--stages", "none"}, "--stages: 'none' is not an integer"},
+      {{"job.yaml", "--ranks", "2", "--gpu-mem", "80 apples"}, "--gpu-mem: '80 apples' is not a"},
+      {{"job.yaml", "--ranks", "2", "--tflops", "-1"}, "--tflops: -1 is not positive"},
+      {{"job.yaml", "--ranks", "2", "--dtype", "int3"}, "--dtype: unknown dtype 'int3'"},
+      {{"job.yaml", "--ranks", "2", "--gpus", "8"}, "plan: unknown option '--gpus'"},
+      {{"job.yaml", "--ranks"}, "plan: --ranks needs a value"},
+      {{"job.yaml", "--ranks", "2", "--ranks", "3"}, "plan: --ranks given more than once"},
+  };
+  for (const auto& [args, want] : cases) {
+    try {
+      parse_plan_args(args);
+      ADD_FAILURE() << "no InputError; expected " << want;
+    } catch (const InputError& e) {
+      const std::string msg = e.what();
+      EXPECT_EQ(msg.rfind(want, 0), 0u) << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    }
+  }
+  EXPECT_THROW(parse_plan_args({"--gpus", "-h"}), HelpRequest);
 }
 
 }  // namespace
