@@ -60,7 +60,7 @@ expect_error group "--group-size: 0" "${GOOD[@]}" --bits 4 --group-size 0
 expect_error damp "--damp: 2" "${GOOD[@]}" --bits 4 --group-size 128 --damp 2
 expect_error static "--static-groups" "${GOOD[@]}" --bits 4 --group-size -1 --static-groups
 expect_error missing "missing --bits" "${GOOD[@]}" --group-size 128
-expect_error unknown "unknown argument '--wbits'" "${GOOD[@]}" --wbits 4 --group-size 128
+expect_error unknown "unknown option '--wbits'" "${GOOD[@]}" --wbits 4 --group-size 128
 expect_error nofile "nonexistent" --in "$WORK/nonexistent.safetensors" --out "$WORK/bad.safetensors" \
   --bits 4 --group-size 128
 # A tensor file without `inputs` (the indefinite fixture carries a Hessian instead).
