@@ -1,0 +1,158 @@
+#!/usr/bin/env bash
+# Label `peer`: gptqd's exports loaded by the real loaders (environments built by
+# scripts/peer-check.sh; this test skips, exit 77, where they are missing).
+# Quantizes quick-start-like jobs (models/tiny-bloom: w4g128, w3g128 asymmetric as the quick
+# start, and a 4-bit act_order+sym run; models/tiny-llama: the same at group 32), takes
+# `gptqd eval`'s GPTQ perplexity of each run, exports each run as gptq, gptq_v2 and
+# compressed-tensors (where the format can hold it) and loads every export with every loader
+# that reads its format (tests/peer/peer_eval.py). Passes when each loader's perplexity is
+# within 1e-3 relative of gptqd eval's and its greedy text equals the reference's (the
+# dequantized weights in plain transformers), and when the loaders that refuse an export
+# refuse it for the documented reason (GPTQModel: asymmetric v1 not made by gptqmodel).
+# Results: $PEER_OUT/results.json and a table on stdout.
+set -euo pipefail
+ROOT=${GPTQD_SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+BIN=${GPTQD_BIN:-$ROOT/build/gptqd}
+OUT=${PEER_OUT:-$ROOT/out/peer}
+PEER=$ROOT/.venv-peer/bin/python
+AGPTQ=$ROOT/.venv-peer-autogptq/bin/python
+for p in "$PEER" "$AGPTQ"; do
+  [[ -x $p ]] || { echo "SKIP: $p missing: run scripts/peer-check.sh to build the loader environments"; exit 77; }
+done
+[[ -x $BIN ]] || { echo "gptqd not built: $BIN" >&2; exit 1; }
+MPIRUN=(mpirun --oversubscribe --allow-run-as-root)
+export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+mkdir -p "$OUT"
+cd "$ROOT"
+
+job() {  # job NAME MODEL GROUP BITS_LIST SYM ACT (rewritten only when it changes: results cache)
+  cat >"$OUT/$1.yaml.new" <<YAML
+model:
+  path: $2
+calibration:
+  text: data/austen-train.txt
+  nsamples: 32
+  seqlen: 128
+quant:
+  group_size: $3
+  sym: $5
+  act_order: $6
+sweep:
+  bits: [$4]
+parallel:
+  stages: auto
+  device: cpu
+output:
+  checkpoint: $OUT/$1.h5
+eval:
+  text: data/austen-eval-20k.txt
+  seqlen: 128
+YAML
+  if cmp -s "$OUT/$1.yaml.new" "$OUT/$1.yaml"; then rm "$OUT/$1.yaml.new"; else mv "$OUT/$1.yaml.new" "$OUT/$1.yaml"; fi
+}
+job bloom models/tiny-bloom 128 "4, 3" false false
+job bloom-symact models/tiny-bloom 128 "4" true true
+job llama models/tiny-llama 32 "4, 3" false false
+job llama-symact models/tiny-llama 32 "4" true true
+
+: >"$OUT/runs.txt"
+for j in bloom bloom-symact llama llama-symact; do
+  if [[ ! -f $OUT/$j.eval.txt || $OUT/$j.yaml -nt $OUT/$j.eval.txt ]]; then
+    "${MPIRUN[@]}" -np 2 "$BIN" quantize "$OUT/$j.yaml" >"$OUT/$j.quantize.log" 2>&1 || { tail "$OUT/$j.quantize.log"; exit 1; }
+    "${MPIRUN[@]}" -np 2 "$BIN" eval "$OUT/$j.yaml" >"$OUT/$j.eval.txt" 2>"$OUT/$j.eval.log" || { tail "$OUT/$j.eval.log"; exit 1; }
+  fi
+  model=$(awk '/path:/ {print $2; exit}' "$OUT/$j.yaml")
+  # "<run> <bits> <group> GPTQ <ppl> ..." rows of the eval table.
+  awk -v j="$j" -v m="$model" '$4 == "GPTQ" {print j, m, $1, $5}' "$OUT/$j.eval.txt" >>"$OUT/runs.txt"
+done
+cat "$OUT/runs.txt"
+
+: >"$OUT/loads.txt"
+mkdir -p "$OUT/export" "$OUT/result" "$OUT/jobs"
+rm -f "$OUT"/jobs/*.txt
+while read -r j model run ppl; do
+  for fmt in gptq gptq_v2 compressed-tensors; do
+    d=$OUT/export/$j-$run-$fmt
+    if [[ -f $d/model.safetensors && $d/model.safetensors -nt $OUT/$j.h5 && $d/model.safetensors -nt $BIN ]]; then
+      :  # exported by this binary from this checkpoint already
+    elif ! "$BIN" export "$OUT/$j.h5" --run "$run" --out "$d" --format "$fmt" >"$d.log" 2>&1; then
+      echo "$j $run $fmt - $ppl $(grep -m1 -o 'error.*' "$d.log" | head -c 200)" >>"$OUT/loads.txt"
+      continue
+    fi
+    case $fmt in
+      gptq) loaders="hf-gptqmodel gptqmodel hf-autogptq autogptq" ;;
+      gptq_v2) loaders="hf-gptqmodel gptqmodel ref" ;;
+      compressed-tensors) loaders="hf-ct" ;;
+    esac
+    for l in $loaders; do
+      r=$OUT/result/$j-$run-$fmt-$l.json
+      [[ -f $r && $r -nt $d/model.safetensors ]] || echo "$d $r $model" >>"$OUT/jobs/$l.txt"
+      echo "$j $run $fmt $l $ppl $r" >>"$OUT/loads.txt"
+    done
+  done
+done <"$OUT/runs.txt"
+
+# One process per loader (each environment imported once); the slow first GPTQModel load
+# compiles its CPU kernel (cached in ~/.cache/gptqmodel).
+for l in ref hf-gptqmodel gptqmodel hf-ct hf-autogptq autogptq; do
+  [[ -s $OUT/jobs/$l.txt ]] || continue
+  case $l in hf-autogptq|autogptq) py=$AGPTQ ;; *) py=$PEER ;; esac
+  echo "loading $(wc -l <"$OUT/jobs/$l.txt") export(s) with $l"
+  timeout 3600 "$py" "$ROOT/tests/peer/peer_eval.py" "$l" --jobs "$OUT/jobs/$l.txt" \
+    --text data/austen-eval-20k.txt --seqlen 128 >"$OUT/$l.log" 2>&1 || { echo "$l failed:"; tail -20 "$OUT/$l.log"; }
+  grep -E "ppl|refused|crashed" "$OUT/$l.log" || true
+done
+
+python3 - "$OUT" <<'PY'
+import json, sys
+out = sys.argv[1]
+rows, fails = [], []
+loads = [l.split() for l in open(f"{out}/loads.txt")]
+ref = {}
+for j, run, fmt, l, *rest in loads:
+    if l == "ref":
+        try:
+            ref[(j, run)] = json.load(open(rest[1])).get("greedy")
+        except FileNotFoundError:
+            pass
+for rec in loads:
+    j, run, fmt, l = rec[:4]
+    if l == "-":
+        msg = " ".join(rec[5:])
+        expected = fmt == "compressed-tensors" and "contiguous groups only" in msg
+        rows.append((j, run, fmt, "gptqd export", "refused" + ("" if expected else " (UNEXPECTED)"), msg[:90]))
+        if not expected:
+            fails.append(f"{j} {run} {fmt}: export refused: {msg}")
+        continue
+    ppl_g, path = float(rec[4]), rec[5]
+    try:
+        r = json.load(open(path))
+    except FileNotFoundError:
+        r = {"crashed": "no result"}
+    if "refused" in r:
+        msg = r["refused"]
+        expected = l == "gptqmodel" and fmt == "gptq" and "sym=False" in msg
+        rows.append((j, run, fmt, l, "refused" + ("" if expected else " (UNEXPECTED)"), msg[:90]))
+        if not expected:
+            fails.append(f"{j} {run} {fmt} {l}: refused: {msg}")
+        continue
+    if "crashed" in r:
+        rows.append((j, run, fmt, l, "crashed", r["crashed"][:90]))
+        fails.append(f"{j} {run} {fmt} {l}: crashed: {r['crashed']}")
+        continue
+    rel = abs(r["ppl"] - ppl_g) / ppl_g
+    same = r["greedy"] == ref.get((j, run))
+    ok = rel <= 1e-3 and same
+    rows.append((j, run, fmt, l, f"{r['ppl']:.4f} vs {ppl_g:.4f} ({rel:.1e})",
+                 ("same greedy" if same else "GREEDY DIFFERS") + (f"; warns {r['config_warnings']}" if r["config_warnings"] else "")))
+    if not ok:
+        fails.append(f"{j} {run} {fmt} {l}: ppl {r['ppl']} vs {ppl_g} ({rel:.2e}), greedy same: {same}")
+for row in rows:
+    print("{:<13} {:<16} {:<18} {:<13} {:<34} {}".format(*row))
+json.dump({"rows": rows, "fails": fails}, open(f"{out}/results.json", "w"), indent=1)
+print(f"{len(rows) - len(fails)} passed, {len(fails)} failed")
+for f in fails:
+    print("FAIL:", f)
+sys.exit(1 if fails else 0)
+PY
