@@ -1,8 +1,9 @@
 #include "coordinator/export_cmd.h"
 
+#include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "io/gptq_export.h"
+#include "coordinator/command_line.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
 
@@ -12,41 +13,67 @@ const char* const kExportUsage =
     "  gptqd export FILE [--run NAME] --out DIR [--format F] [--dtype T] [--for vllm]\n"
     "               [--model DIR]                       one run as a directory GPTQ loaders read\n";
 
+namespace {
+
+// A check that accepts one of `values`, naming them when it refuses.
+CLI::Validator one_of(std::vector<std::string> values) {
+  std::string list;
+  for (const std::string& v : values) list += (list.empty() ? "" : ", ") + v;
+  return CLI::Validator(
+      [values, list](std::string& s) -> std::string {
+        for (const std::string& v : values)
+          if (s == v) return "";
+        return s + " is not one of " + list;
+      },
+      "", "one_of");
+}
+
+}  // namespace
+
+CommandLine export_command_line(ExportOptions* opt) {
+  CommandLine cl("export", "one run as a directory GPTQ loaders read");
+  CLI::App& app = cl.app();
+  app.add_option("FILE", opt->checkpoint, "the checkpoint (HDF5) the run is in")->required();
+  app.add_option("--run", opt->run, "the run to export (default: the checkpoint's only run)")
+      ->type_name("NAME");
+  app.add_option("--out", opt->out_dir, "the directory to write (created; files replaced)")
+      ->type_name("DIR")
+      ->required();
+  app.add_option_function<std::string>(
+         "--format", [opt](const std::string& f) { opt->format = parse_export_format(f); },
+         "gptq (v1: AutoGPTQ, transformers, vLLM; default), gptq_v2 (GPTQModel), "
+         "compressed-tensors (llm-compressor's pack-quantized: transformers, vLLM)")
+      ->type_name("F")
+      ->check(one_of({"gptq", "gptq_v2", "compressed-tensors"}));
+  app.add_option("--dtype", opt->dtype,
+                 "float16, bfloat16 or float32: the copied tensors, scales and biases (default: "
+                 "the model's own dtype)")
+      ->type_name("T")
+      ->check(one_of({"float16", "bfloat16", "float32"}));
+  app.add_option_function<std::string>(
+         "--for", [opt](const std::string&) { opt->for_vllm = true; },
+         "vllm: refuse a run vLLM cannot serve (naming why), fp16 for an fp32 model")
+      ->type_name("vllm")
+      ->check(one_of({"vllm"}));
+  app.add_option("--model", opt->model_dir,
+                 "the original model directory (default: model.path of the checkpoint's job)")
+      ->type_name("DIR");
+  cl.set_note(
+      "Formats, loaders and what each refuses: docs/export.md. Runs on one rank (rank 0 "
+      "writes).");
+  return cl;
+}
+
+ExportOptions parse_export_args(const std::vector<std::string>& args) {
+  ExportOptions opt;
+  export_command_line(&opt).parse(args);
+  return opt;
+}
+
 int cmd_export(const std::vector<std::string>& args, MPI_Comm comm) {
   ExportOptions opt;
-  for (size_t i = 0; i < args.size(); ++i) {
-    const std::string& a = args[i];
-    auto value = [&]() -> const std::string& {
-      GPTQD_INPUT_CHECK(i + 1 < args.size(), "export: {} needs a value", a);
-      return args[++i];
-    };
-    if (a == "--run") {
-      opt.run = value();
-    } else if (a == "--out") {
-      opt.out_dir = value();
-    } else if (a == "--model") {
-      opt.model_dir = value();
-    } else if (a == "--format") {
-      opt.format = parse_export_format(value());
-    } else if (a == "--dtype") {
-      const std::string& t = value();
-      GPTQD_INPUT_CHECK(t == "float16" || t == "bfloat16" || t == "float32",
-                        "export: --dtype {} is not supported (float16, bfloat16, float32)", t);
-      opt.dtype = t;
-    } else if (a == "--for") {
-      const std::string& t = value();
-      GPTQD_INPUT_CHECK(t == "vllm", "export: --for {} is not supported (vllm)", t);
-      opt.for_vllm = true;
-    } else if (!a.empty() && a[0] == '-') {
-      throw InputError(fmt::format("export: unknown option '{}'\nusage:\n{}", a, kExportUsage));
-    } else {
-      GPTQD_INPUT_CHECK(opt.checkpoint.empty(), "export takes one FILE, got '{}' and '{}'",
-                        opt.checkpoint, a);
-      opt.checkpoint = a;
-    }
-  }
-  GPTQD_INPUT_CHECK(!opt.checkpoint.empty() && !opt.out_dir.empty(),
-                    "export needs FILE and --out DIR\nusage:\n{}", kExportUsage);
+  if (const int rc = parse_on_every_rank(comm, [&] { opt = parse_export_args(args); }); rc >= 0)
+    return rc;
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   if (rank != 0) return 0;  // one writer; the work is serial I/O

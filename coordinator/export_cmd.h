@@ -7,9 +7,21 @@
 #include <string>
 #include <vector>
 
+#include "io/gptq_export.h"
+
 namespace gptqd {
 
+// The synopsis and summary `gptqd --help` shows (README's Commands block holds it too).
 extern const char* const kExportUsage;
+
+class CommandLine;
+
+// The arguments of `gptqd export`, bound to *opt (coordinator/command_line.h).
+CommandLine export_command_line(ExportOptions* opt);
+
+// Parses the arguments after "export". Throws HelpRequest for --help/-h, InputError naming the
+// argument for bad ones (--format, --dtype, --for: one of the listed values).
+ExportOptions parse_export_args(const std::vector<std::string>& args);
 
 int cmd_export(const std::vector<std::string>& args, MPI_Comm comm);
 

@@ -17,6 +17,7 @@
 #include "coordinator/report.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_guard.h"
+#include "io/export_compat.h"
 #include "io/hf_model.h"
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
@@ -214,6 +215,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                    opt.config_path, job.model_path, dims.n_layer, dims.config.model_type,
                    dims.hidden, dims.n_head, job.runs.size());
     GPTQD_LOG_INFO("resolved config:\n{}", job.resolved_yaml());
+    warn_vllm_unservable(job.runs, dims);
     GPTQD_LOG_INFO("plan ({}): {}",
                    job.parallel.stages > 0 ? "parallel.stages" : "auto, the fastest estimate",
                    plan.describe());
