@@ -41,8 +41,10 @@ build_envs() {
     transformers==5.24.0 torch==2.15.0
   # auto-gptq 0.7.1's wheel is built for torch 2.2 / CUDA 12.1; its CUDA kernels do not load
   # on CPU and it falls back to its torch kernels, which is what is tested here.
+  # Its era's numpy 1, and the datasets/pyarrow/peft that import with it (auto-gptq imports
+  # all three): the newest releases need numpy 2 or have moved peft's internals.
   make_env "$ROOT/.venv-peer-autogptq" torch==2.5.1 transformers==4.46.3 optimum==1.23.3 \
-    auto-gptq==0.7.1 accelerate==1.1.1 "numpy<2"
+    auto-gptq==0.7.1 accelerate==1.1.1 numpy==1.26.4 datasets==2.21.0 pyarrow==17.0.0 peft==0.13.2
 }
 
 build_envs

@@ -8,7 +8,7 @@ the ref loader only); one process loads them all, so each environment is importe
 LOADER:
   hf-gptqmodel  transformers.AutoModelForCausalLM.from_pretrained (its GPTQ integration, optimum
                 and gptqmodel kernels; env .venv-peer)
-  gptqmodel     gptqmodel.GPTQModel.load(dir, device="cpu", dtype=torch.float32)  (.venv-peer)
+  gptqmodel     gptqmodel.GPTQModel.load(dir, device="cpu"): bfloat16 on CPU    (.venv-peer)
   hf-autogptq   transformers.AutoModelForCausalLM.from_pretrained with
                 GPTQConfig(use_exllama=False): optimum + auto-gptq kernels (.venv-peer-autogptq)
   autogptq      auto_gptq.AutoGPTQForCausalLM.from_quantized(dir, device="cpu",
@@ -18,6 +18,7 @@ LOADER:
   ref           plain transformers on the ORIGINAL model with every quantized linear replaced by
                 the weights a gptq_v2 export dequantizes to (scales[g_idx] * (q - zero)), in
                 numpy: the greedy text the loaders must reproduce
+  ref-bf16      the same in bfloat16: what GPTQModel.load's CPU default is compared with
 
 Perplexity: the GPTQ paper's protocol as gptqd eval runs it (the text tokenized with the
 tokenizer's specials, non-overlapping windows of seqlen, exp of the mean window NLL), fp32.
@@ -64,8 +65,10 @@ def load(loader, d, model_dir):
         return AutoModelForCausalLM.from_pretrained(d, device_map="cpu", dtype=torch.float32)
     if loader == "gptqmodel":
         from gptqmodel import GPTQModel
-        # On CPU GPTQModel defaults to bfloat16 (utils/model.py auto_dtype): fp32 as gptqd eval.
-        m = GPTQModel.load(d, device="cpu", dtype=torch.float32)
+        # As a user calls it. On CPU GPTQModel computes in bfloat16 (utils/model.py auto_dtype);
+        # with dtype=torch.float32 its CPU kernels refuse 3-bit (TorchLinear: fp16/bf16 only)
+        # and its fused 4-bit CPU kernel gave garbage on asymmetric BLOOM (measured here).
+        m = GPTQModel.load(d, device="cpu")
         return m.model if hasattr(m, "model") else m
     if loader == "hf-autogptq":
         from transformers import AutoModelForCausalLM, GPTQConfig
@@ -81,6 +84,8 @@ def load(loader, d, model_dir):
         return m.model
     if loader == "ref":
         return reference_model(d, model_dir)
+    if loader == "ref-bf16":  # the same weights computed in bfloat16, as GPTQModel does on CPU
+        return reference_model(d, model_dir).to(torch.bfloat16)
     raise SystemExit(f"unknown loader {loader}")
 
 

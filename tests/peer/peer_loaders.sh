@@ -7,7 +7,8 @@
 # compressed-tensors (where the format can hold it) and loads every export with every loader
 # that reads its format (tests/peer/peer_eval.py). Passes when each loader's perplexity is
 # within 1e-3 relative of gptqd eval's and its greedy text equals the reference's (the
-# dequantized weights in plain transformers), and when the loaders that refuse an export
+# dequantized weights in plain transformers; GPTQModel.load, which computes in bfloat16 on CPU,
+# against the same weights in bfloat16), and when the loaders that refuse an export
 # refuse it for the documented reason (GPTQModel: asymmetric v1 not made by gptqmodel).
 # Results: $PEER_OUT/results.json and a table on stdout.
 set -euo pipefail
@@ -53,11 +54,12 @@ YAML
 }
 job bloom models/tiny-bloom 128 "4, 3" false false
 job bloom-symact models/tiny-bloom 128 "4" true true
+job bloom-sym models/tiny-bloom 128 "4" true false
 job llama models/tiny-llama 32 "4, 3" false false
 job llama-symact models/tiny-llama 32 "4" true true
 
 : >"$OUT/runs.txt"
-for j in bloom bloom-symact llama llama-symact; do
+for j in bloom bloom-symact bloom-sym llama llama-symact; do
   if [[ ! -f $OUT/$j.eval.txt || $OUT/$j.yaml -nt $OUT/$j.eval.txt ]]; then
     "${MPIRUN[@]}" -np 2 "$BIN" quantize "$OUT/$j.yaml" >"$OUT/$j.quantize.log" 2>&1 || { tail "$OUT/$j.quantize.log"; exit 1; }
     "${MPIRUN[@]}" -np 2 "$BIN" eval "$OUT/$j.yaml" >"$OUT/$j.eval.txt" 2>"$OUT/$j.eval.log" || { tail "$OUT/$j.eval.log"; exit 1; }
@@ -77,12 +79,12 @@ while read -r j model run ppl; do
     if [[ -f $d/model.safetensors && $d/model.safetensors -nt $OUT/$j.h5 && $d/model.safetensors -nt $BIN ]]; then
       :  # exported by this binary from this checkpoint already
     elif ! "$BIN" export "$OUT/$j.h5" --run "$run" --out "$d" --format "$fmt" >"$d.log" 2>&1; then
-      echo "$j $run $fmt - $ppl $(grep -m1 -o 'error.*' "$d.log" | head -c 200)" >>"$OUT/loads.txt"
+      echo "$j $run $fmt - $ppl $(grep -m1 -o 'error:.*' "$d.log")" >>"$OUT/loads.txt"
       continue
     fi
     case $fmt in
       gptq) loaders="hf-gptqmodel gptqmodel hf-autogptq autogptq" ;;
-      gptq_v2) loaders="hf-gptqmodel gptqmodel ref" ;;
+      gptq_v2) loaders="hf-gptqmodel gptqmodel ref ref-bf16" ;;
       compressed-tensors) loaders="hf-ct" ;;
     esac
     for l in $loaders; do
@@ -95,7 +97,7 @@ done <"$OUT/runs.txt"
 
 # One process per loader (each environment imported once); the slow first GPTQModel load
 # compiles its CPU kernel (cached in ~/.cache/gptqmodel).
-for l in ref hf-gptqmodel gptqmodel hf-ct hf-autogptq autogptq; do
+for l in ref ref-bf16 hf-gptqmodel gptqmodel hf-ct hf-autogptq autogptq; do
   [[ -s $OUT/jobs/$l.txt ]] || continue
   case $l in hf-autogptq|autogptq) py=$AGPTQ ;; *) py=$PEER ;; esac
   echo "loading $(wc -l <"$OUT/jobs/$l.txt") export(s) with $l"
@@ -110,12 +112,17 @@ out = sys.argv[1]
 rows, fails = [], []
 loads = [l.split() for l in open(f"{out}/loads.txt")]
 ref = {}
+ref16 = {}
 for j, run, fmt, l, *rest in loads:
-    if l == "ref":
+    if l in ("ref", "ref-bf16"):
         try:
-            ref[(j, run)] = json.load(open(rest[1])).get("greedy")
+            r = json.load(open(rest[1]))
         except FileNotFoundError:
-            pass
+            continue
+        if l == "ref":
+            ref[(j, run)] = r.get("greedy")
+        else:
+            ref16[(j, run)] = (r.get("ppl"), r.get("greedy"))
 for rec in loads:
     j, run, fmt, l = rec[:4]
     if l == "-":
@@ -132,7 +139,11 @@ for rec in loads:
         r = {"crashed": "no result"}
     if "refused" in r:
         msg = r["refused"]
-        expected = l == "gptqmodel" and fmt == "gptq" and "sym=False" in msg
+        # Documented refusals (docs/export.md): GPTQModel of asymmetric v1 not made by gptqmodel;
+        # transformers 5.24 + compressed-tensors 0.20 of asymmetric pack-quantized (its meta
+        # compress keeps weight_zero_point unpacked, its writer packs it: size MISMATCH).
+        expected = (l == "gptqmodel" and fmt == "gptq" and "sym=False" in msg) or \
+            (l == "hf-ct" and "ignore_mismatched_sizes" in msg)
         rows.append((j, run, fmt, l, "refused" + ("" if expected else " (UNEXPECTED)"), msg[:90]))
         if not expected:
             fails.append(f"{j} {run} {fmt} {l}: refused: {msg}")
@@ -143,9 +154,18 @@ for rec in loads:
         continue
     rel = abs(r["ppl"] - ppl_g) / ppl_g
     same = r["greedy"] == ref.get((j, run))
-    ok = rel <= 1e-3 and same
+    note = ""
+    if l in ("gptqmodel", "ref-bf16") and (j, run) in ref16:
+        # GPTQModel computes in bfloat16 on CPU: held to the same weights in bfloat16.
+        p16, g16 = ref16[(j, run)]
+        rel16 = abs(r["ppl"] - p16) / p16
+        same = r["greedy"] == g16
+        note = f"; vs ref-bf16 {p16:.4f} ({rel16:.1e})"
+        ok = rel16 <= 1e-3 and same
+    else:
+        ok = rel <= 1e-3 and same
     rows.append((j, run, fmt, l, f"{r['ppl']:.4f} vs {ppl_g:.4f} ({rel:.1e})",
-                 ("same greedy" if same else "GREEDY DIFFERS") + (f"; warns {r['config_warnings']}" if r["config_warnings"] else "")))
+                 ("same greedy" if same else "GREEDY DIFFERS") + note + (f"; warns {r['config_warnings']}" if r["config_warnings"] else "")))
     if not ok:
         fails.append(f"{j} {run} {fmt} {l}: ppl {r['ppl']} vs {ppl_g} ({rel:.2e}), greedy same: {same}")
 for row in rows:
