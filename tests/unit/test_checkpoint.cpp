@@ -425,7 +425,12 @@ TEST_F(CheckpointFile, InspectReportsSettingsCompletenessAndLayers) {
     ck.mark_complete("w4g4", 0);
   }
   const std::string report = inspect_checkpoint(path_);
-  EXPECT_NE(report.find("model: bloom, 3 blocks, hidden 4, heads 2"), std::string::npos) << report;
+  EXPECT_NE(report.find("model: bloom (family bloom), 3 blocks, hidden 4, heads 2"),
+            std::string::npos)
+      << report;
+  // The layers with their true-sequential groups (a file without layer_groups: one each).
+  EXPECT_TRUE(std::regex_search(report, std::regex("\n  group 1  self_attention\.dense +4 x 6\n")))
+      << report;
   EXPECT_NE(report.find("fingerprint: fp-1234"), std::string::npos) << report;
   EXPECT_NE(report.find("run w4g4: bits 4, group_size 4, sym false, act_order true, "
                         "static_groups true, true_sequential true, damp_percent 0.05, "
