@@ -84,6 +84,15 @@ void check_output_not_input(const std::string& checkpoint, const std::vector<Nam
 CheckpointLock CheckpointLock::acquire(const std::string& checkpoint) {
   CheckpointLock lock;
   const std::string path = checkpoint + ".lock";
+  // The checkpoint's directory is created for it (as quantize does for the file itself), so
+  // the lock can live beside it before the checkpoint exists.
+  {
+    std::error_code ec;
+    const std::filesystem::path parent = std::filesystem::path(checkpoint).parent_path();
+    if (!parent.empty()) std::filesystem::create_directories(parent, ec);
+    GPTQD_INPUT_CHECK(!ec, "output.checkpoint: cannot create the directory '{}': {}",
+                      shown_path(parent.string()), ec.message());
+  }
   // A holder removes the lock file when it ends; a file opened just before that removal is
   // locked by nobody else, so after locking, check that the path still names our file.
   for (int attempt = 0; attempt < 16; ++attempt) {
