@@ -25,15 +25,15 @@
 #include <string>
 #include <vector>
 
+#include "io/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "worker/block_forward.h"
-#include "io/model_spec.h"
-#include "worker/model_weights.h"
 #include "worker/gptq.h"
 #include "worker/hessian.h"
+#include "worker/model_weights.h"
 
 namespace gptqd {
 namespace {

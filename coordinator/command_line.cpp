@@ -43,7 +43,8 @@ std::string shape(const CLI::Option& o) {
 // The option that `name` (a CLI11 message's prefix: --bits or CONFIG) refers to.
 const CLI::Option* find_option(const CLI::App& app, const std::string& name) {
   for (const CLI::Option* o : app.get_options()) {
-    if (o->get_name(true) == name || (!o->get_lnames().empty() && "--" + o->get_lnames()[0] == name))
+    if (o->get_name(true) == name ||
+        (!o->get_lnames().empty() && "--" + o->get_lnames()[0] == name))
       return o;
   }
   return nullptr;
@@ -109,8 +110,8 @@ void CommandLine::throw_on_extras() const {
     throw InputError(fmt::format("{}: unknown option '{}' ({} --help lists the options)", who,
                                  shown(a), name_.empty() ? "gptqd" : "gptqd " + name_));
   }
-  throw InputError(fmt::format("{}: unexpected argument '{}'; usage: {}", who, shown(a),
-                               synopsis()));
+  throw InputError(
+      fmt::format("{}: unexpected argument '{}'; usage: {}", who, shown(a), synopsis()));
 }
 
 void CommandLine::parse(const std::vector<std::string>& args) {
@@ -147,8 +148,8 @@ void CommandLine::parse(const std::vector<std::string>& args) {
   // CLI11's Throw policy covers options with values; a repeated flag is refused here alike.
   for (const CLI::Option* o : app_->get_options()) {
     if (is_flag(*o) && o->count() > 1)
-      throw InputError(fmt::format("{}: {} given more than once", name_.empty() ? "gptqd" : name_,
-                                   shape(*o)));
+      throw InputError(
+          fmt::format("{}: {} given more than once", name_.empty() ? "gptqd" : name_, shape(*o)));
   }
 }
 

@@ -75,9 +75,9 @@ std::string wrap_words(const std::vector<std::string>& words, const std::string&
                        const std::string& continuation, size_t width);
 
 // Checks for CLI::Option::transform() (not check(), which discards the rewritten value). Each
-// refuses a value with a message that names it; CLI11 prefixes the option name. integer_check accepts a decimal integer (no base prefixes) and
-// rewrites it canonically, then `range` says what is wrong with it ("" when nothing);
-// number_check the same for a finite decimal number.
+// refuses a value with a message that names it; CLI11 prefixes the option name. integer_check
+// accepts a decimal integer (no base prefixes) and rewrites it canonically, then `range` says what
+// is wrong with it ("" when nothing); number_check the same for a finite decimal number.
 CLI::Validator integer_check(std::function<std::string(int64_t)> range);
 CLI::Validator integer_in(int64_t lo, int64_t hi);  // "{n} is out of range [lo, hi]"
 CLI::Validator number_check(std::function<std::string(double)> range);

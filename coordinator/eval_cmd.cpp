@@ -1,5 +1,6 @@
 #include "coordinator/eval_cmd.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -7,8 +8,6 @@
 #include <filesystem>
 #include <memory>
 #include <thread>
-
-#include <CLI/CLI.hpp>
 
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
@@ -22,8 +21,8 @@
 #include "kernels/check.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
-#include "worker/model_weights.h"
 #include "worker/gptq.h"
+#include "worker/model_weights.h"
 #include "worker/perplexity.h"
 
 namespace gptqd {

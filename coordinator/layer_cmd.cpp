@@ -1,11 +1,10 @@
 #include "coordinator/layer_cmd.h"
 
+#include <CLI/CLI.hpp>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
-
-#include <CLI/CLI.hpp>
 
 #include "coordinator/command_line.h"
 #include "io/safetensors.h"
@@ -89,9 +88,10 @@ CommandLine layer_command_line(LayerOptions* opt) {
       ->required()
       ->transform(integer_check([](int64_t n) {
         return n == -1 || n > 0 ? ""
-                                : fmt::format("{} is out of range: use -1 (one group per row) or a "
-                                              "group size > 0",
-                                              n);
+                                : fmt::format(
+                                      "{} is out of range: use -1 (one group per row) or a "
+                                      "group size > 0",
+                                      n);
       }));
   app.add_flag("--sym", g.sym, "symmetric quantizer (zero at (2^B) / 2)");
   app.add_flag("--act-order", g.act_order,
@@ -103,14 +103,16 @@ CommandLine layer_command_line(LayerOptions* opt) {
       ->type_name("D")
       ->transform(number_check([](double d) {
         return d >= 0 && d < 1 ? ""
-                               : fmt::format("{} is out of range: must be >= 0 and < 1 (a fraction "
-                                             "of the mean of diag(H): 0.01 is 1%)",
-                                             d);
+                               : fmt::format(
+                                     "{} is out of range: must be >= 0 and < 1 (a fraction "
+                                     "of the mean of diag(H): 0.01 is 1%)",
+                                     d);
       }));
   app.add_option("--block-size", g.block_size, "columns per lazy-batch block, default 128")
       ->type_name("S")
-      ->transform(integer_check(
-          [](int64_t n) { return n > 0 ? "" : fmt::format("{} is out of range: must be > 0", n); }));
+      ->transform(integer_check([](int64_t n) {
+        return n > 0 ? "" : fmt::format("{} is out of range: must be > 0", n);
+      }));
   app.add_flag("--mse-clip", g.mse_clip, "grid-search the clipping range");
   app.add_option("--threads", opt->threads, "CPU threads, default all cores")
       ->type_name("T")

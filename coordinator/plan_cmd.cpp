@@ -1,11 +1,10 @@
 #include "coordinator/plan_cmd.h"
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
-
-#include <CLI/CLI.hpp>
 
 #include "coordinator/command_line.h"
 #include "io/hf_model.h"

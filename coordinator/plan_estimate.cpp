@@ -18,8 +18,8 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
   const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
   // Attention (scores and context) over the query width n_head * head_dim; it runs after the
   // first group (the q/k/v projections) in every family.
-  const double attn = 4 * t * static_cast<double>(w.seqlen) *
-                      static_cast<double>(d.n_head) * static_cast<double>(d.head_dim);
+  const double attn = 4 * t * static_cast<double>(w.seqlen) * static_cast<double>(d.n_head) *
+                      static_cast<double>(d.head_dim);
   // upto[g]: the forward up to the input of group g (the GEMMs of the groups before it).
   std::vector<double> upto(static_cast<size_t>(d.n_groups) + 1, 0.0);
   for (int g = 0; g < d.n_groups; ++g) {
@@ -131,7 +131,8 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
         const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
         hess_bytes += 2 * 4 * c * c;
       }
-      for (const LinearDims& l : lin) gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
+      for (const LinearDims& l : lin)
+        gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
       st.collective_bytes_per_block = hess_bytes + gather_bytes;
     }
     st.compute_s_per_block = st.flops_per_block.total() / (m.tflops * 1e12);

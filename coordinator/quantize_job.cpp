@@ -23,8 +23,8 @@
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
-#include "worker/model_weights.h"
 #include "worker/memory_model.h"
+#include "worker/model_weights.h"
 #include "worker/stage.h"
 
 namespace gptqd {
@@ -158,8 +158,7 @@ std::vector<NamedInput> job_inputs(const std::string& config_path, const JobConf
   std::vector<NamedInput> in = files_of_directory(job.model_path);
   in.push_back({"job file", config_path});
   if (!job.calibration.text.empty()) in.push_back({"calibration.text", job.calibration.text});
-  if (!job.calibration.tokens.empty())
-    in.push_back({"calibration.tokens", job.calibration.tokens});
+  if (!job.calibration.tokens.empty()) in.push_back({"calibration.tokens", job.calibration.tokens});
   if (!job.eval.text.empty()) in.push_back({"eval.text", job.eval.text});
   return in;
 }

@@ -73,8 +73,9 @@ std::string inspect_checkpoint(const std::string& path) {
   out += fmt::format("layers per block, in true-sequential groups (a group shares one input):\n");
   for (size_t i = 0; i < layout.layers.size(); ++i) {
     const CkptLayerShape& l = layout.layers[i];
-    out += fmt::format("  group {}  {:<{}}  {} x {}{}\n", l.group >= 0 ? l.group : static_cast<int>(i),
-                       l.name, name_width, l.rows, l.cols, l.bias ? "" : "  (no bias)");
+    out +=
+        fmt::format("  group {}  {:<{}}  {} x {}{}\n", l.group >= 0 ? l.group : static_cast<int>(i),
+                    l.name, name_width, l.rows, l.cols, l.bias ? "" : "  (no bias)");
   }
 
   for (const auto& run : layout.runs) {

@@ -89,8 +89,7 @@ int64_t config_optional_int(const json& j, const char* key, int64_t dflt, const 
   return v ? *v : dflt;
 }
 
-double config_positive_number(const json& j, const char* key, double dflt,
-                              const std::string& src) {
+double config_positive_number(const json& j, const char* key, double dflt, const std::string& src) {
   const json* v = present(j, key);
   if (!v) return dflt;
   GPTQD_INPUT_CHECK(v->is_number(), "{}: key '{}' is {}, expected a number", src, key,

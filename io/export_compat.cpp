@@ -42,8 +42,10 @@ void warn_vllm_unservable(const std::vector<QuantConfig>& runs, const ModelSpec&
     GPTQD_LOG_WARN(
         "vLLM will not serve run(s) {} (export them for GPTQModel, AutoGPTQ or transformers; "
         "see docs/export.md){}",
-        line, shapes.empty() ? "" : fmt::format("; Marlin's tiles also miss {}", shapes.size()) +
-                                        " layer(s): " + fmt::format("{}", fmt::join(shapes, ", ")));
+        line,
+        shapes.empty() ? ""
+                       : fmt::format("; Marlin's tiles also miss {}", shapes.size()) +
+                             " layer(s): " + fmt::format("{}", fmt::join(shapes, ", ")));
   }
 }
 

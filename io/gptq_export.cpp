@@ -89,18 +89,19 @@ nlohmann::json hf_gptq_config(const CkptRunSpec& r, ExportFormat f) {
 // one config group over every Linear but the LM head.
 nlohmann::json ct_config(const CkptRunSpec& r) {
   const bool channel = r.group_size == -1;
-  nlohmann::json weights = {{"num_bits", r.bits},
-                            {"type", "int"},
-                            {"symmetric", r.sym},
-                            {"strategy", channel ? "channel" : "group"},
-                            {"group_size", channel ? nlohmann::json() : nlohmann::json(r.group_size)},
-                            {"block_structure", nullptr},
-                            {"dynamic", false},
-                            // act_order with static groups: the columns were processed in
-                            // activation order, the groups stay contiguous ("weight").
-                            {"actorder", r.act_order ? nlohmann::json("weight") : nlohmann::json()},
-                            {"scale_dtype", nullptr},
-                            {"observer_kwargs", nlohmann::json::object()}};
+  nlohmann::json weights = {
+      {"num_bits", r.bits},
+      {"type", "int"},
+      {"symmetric", r.sym},
+      {"strategy", channel ? "channel" : "group"},
+      {"group_size", channel ? nlohmann::json() : nlohmann::json(r.group_size)},
+      {"block_structure", nullptr},
+      {"dynamic", false},
+      // act_order with static groups: the columns were processed in
+      // activation order, the groups stay contiguous ("weight").
+      {"actorder", r.act_order ? nlohmann::json("weight") : nlohmann::json()},
+      {"scale_dtype", nullptr},
+      {"observer_kwargs", nlohmann::json::object()}};
   return {{"quant_method", "compressed-tensors"},
           {"format", "pack-quantized"},
           {"quantization_status", "compressed"},
@@ -125,10 +126,14 @@ bool is_float(DType t) {
 
 const char* torch_dtype_name(DType t) {
   switch (t) {
-    case DType::F32: return "float32";
-    case DType::F16: return "float16";
-    case DType::BF16: return "bfloat16";
-    default: break;
+    case DType::F32:
+      return "float32";
+    case DType::F16:
+      return "float16";
+    case DType::BF16:
+      return "bfloat16";
+    default:
+      break;
   }
   throw InputError(fmt::format("cannot export in dtype {}", dtype_name(t)));
 }
@@ -189,15 +194,18 @@ ExportFormat parse_export_format(const std::string& s) {
   if (s == "gptq") return ExportFormat::kGptq;
   if (s == "gptq_v2") return ExportFormat::kGptqV2;
   if (s == "compressed-tensors") return ExportFormat::kCompressedTensors;
-  throw InputError(fmt::format(
-      "export: --format {} is not supported (gptq, gptq_v2, compressed-tensors)", s));
+  throw InputError(
+      fmt::format("export: --format {} is not supported (gptq, gptq_v2, compressed-tensors)", s));
 }
 
 const char* export_format_name(ExportFormat f) {
   switch (f) {
-    case ExportFormat::kGptq: return "gptq";
-    case ExportFormat::kGptqV2: return "gptq_v2";
-    case ExportFormat::kCompressedTensors: return "compressed-tensors";
+    case ExportFormat::kGptq:
+      return "gptq";
+    case ExportFormat::kGptqV2:
+      return "gptq_v2";
+    case ExportFormat::kCompressedTensors:
+      return "compressed-tensors";
   }
   return "?";
 }
@@ -249,8 +257,9 @@ std::string export_gptq(const ExportOptions& opt) {
   DType dt = opt.dtype.empty() ? model_dt : parse_out_dtype(opt.dtype);
   if (opt.for_vllm && opt.dtype.empty() && dt == DType::F32) {
     dt = DType::F16;
-    GPTQD_LOG_INFO("export --for vllm: the model is float32; writing float16 (vLLM's Marlin "
-                   "kernels compute in float16/bfloat16; --dtype bfloat16 to choose)");
+    GPTQD_LOG_INFO(
+        "export --for vllm: the model is float32; writing float16 (vLLM's Marlin "
+        "kernels compute in float16/bfloat16; --dtype bfloat16 to choose)");
   }
   GPTQD_INPUT_CHECK(dt == DType::F32 || dt == DType::F16 || dt == DType::BF16,
                     "{}: the model is stored in {}: choose --dtype float16|bfloat16|float32",
@@ -335,7 +344,8 @@ std::string export_gptq(const ExportOptions& opt) {
                   pack_qweight(d.codes, rows, cols, run.bits));
           out.add(base + "qzeros", DType::I32, {groups, rows * run.bits / 32},
                   pack_qzeros(d.zeros, groups, rows, run.bits, conv));
-          out.add(base + "scales", dt, {groups, rows}, encode(d.scales.data(), d.scales.size(), dt));
+          out.add(base + "scales", dt, {groups, rows},
+                  encode(d.scales.data(), d.scales.size(), dt));
           out.add(base + "g_idx", DType::I32, {cols}, d.g_idx);
           if (conv == ZeroConvention::kV1)
             for (float z : d.zeros) v1_zero_zero += z == 0.0f;
@@ -378,11 +388,10 @@ std::string export_gptq(const ExportOptions& opt) {
     const fs::path src = fs::path(model_dir) / f;
     if (fs::exists(src)) fs::copy_file(src, dir / f, fs::copy_options::overwrite_existing);
   }
-  return fmt::format(
-      "exported run {} ({}-bit, group {}, {}) of {} to {} as {} ({}{}): {} tensors", run.name,
-      run.bits, run.group_size, run.sym ? "sym" : "asym", opt.checkpoint, opt.out_dir,
-      export_format_name(format), torch_dtype_name(dt), tied ? ", tied head written" : "",
-      out.tensors.size());
+  return fmt::format("exported run {} ({}-bit, group {}, {}) of {} to {} as {} ({}{}): {} tensors",
+                     run.name, run.bits, run.group_size, run.sym ? "sym" : "asym", opt.checkpoint,
+                     opt.out_dir, export_format_name(format), torch_dtype_name(dt),
+                     tied ? ", tied head written" : "", out.tensors.size());
 }
 
 }  // namespace gptqd

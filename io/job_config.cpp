@@ -304,8 +304,7 @@ class Reader {
     if (v.Scalar().empty()) fail(v.Mark(), path, fmt::format("is empty; expected {}", expected));
     // YAML text is UTF-8; yaml-cpp passes other bytes through but its emitter rewrites them, so
     // the path stored in the checkpoint would name another file.
-    if (!is_utf8(v.Scalar()))
-      fail(v.Mark(), path, fmt::format("{} is not valid UTF-8", shown(v)));
+    if (!is_utf8(v.Scalar())) fail(v.Mark(), path, fmt::format("{} is not valid UTF-8", shown(v)));
     return v.Scalar();
   }
 

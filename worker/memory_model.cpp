@@ -107,7 +107,8 @@ uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
     largest_h = std::max(largest_h, hess);
     all_h += hess;
   }
-  for (const LinearDims& l : linear_dims(d)) largest_layer = std::max(largest_layer, l.rows * l.cols);
+  for (const LinearDims& l : linear_dims(d))
+    largest_layer = std::max(largest_layer, l.rows * l.cols);
   // The current block's host copy, the next one's as read and its pinned staging.
   const double weights = 3 * 4 * block_weight_floats(d);
   const double hessians = (w.true_sequential ? largest_h : all_h) + largest_h;

@@ -30,9 +30,9 @@
 // hundred MB on a GPU; keep that much free).
 #pragma once
 
-#include <vector>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "io/model_spec.h"
 

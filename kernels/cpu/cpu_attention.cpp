@@ -69,8 +69,8 @@ void CpuBackend::attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n
                            int64_t head_dim, const float* q, const float* k, const float* v,
                            float scale, float* ctx) {
   if (batch <= 0 || seq <= 0 || n_head <= 0 || head_dim <= 0 || n_kv_head <= 0) return;
-  GPTQD_CHECK(n_head % n_kv_head == 0, "attention: {} query heads are not a multiple of {} KV heads",
-              n_head, n_kv_head);
+  GPTQD_CHECK(n_head % n_kv_head == 0,
+              "attention: {} query heads are not a multiple of {} KV heads", n_head, n_kv_head);
   const int64_t ld_q = n_head * head_dim, ld_kv = n_kv_head * head_dim;
   const int64_t rep = n_head / n_kv_head;
   std::vector<float> probs(static_cast<size_t>(seq * seq));

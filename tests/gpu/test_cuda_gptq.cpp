@@ -16,16 +16,16 @@
 #include <vector>
 
 #include "io/hf_model.h"
+#include "io/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
 #include "worker/block_forward.h"
-#include "io/model_spec.h"
-#include "worker/model_weights.h"
 #include "worker/embedding.h"
 #include "worker/gptq.h"
 #include "worker/hessian.h"
+#include "worker/model_weights.h"
 
 namespace gptqd {
 namespace {

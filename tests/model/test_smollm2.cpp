@@ -78,9 +78,10 @@ TEST(RealModel, SmolLM2PerplexityEqualsTransformers) {
   // 3.4 x the relative), after 30 blocks of fp32 summed in another order on each side.
   const double ppl = perplexity_from_nlls(got), ref_ppl = ref.at("ppl").get<double>();
   EXPECT_LE(std::fabs(ppl - ref_ppl) / ref_ppl, 5e-5) << ppl << " vs " << ref_ppl;
-  std::printf("[ smollm2  ] perplexity ours %.6f transformers %.6f (%lld windows of %lld), worst "
-              "window NLL relative difference %.2e\n",
-              ppl, ref_ppl, static_cast<long long>(nwin), static_cast<long long>(seqlen), worst);
+  std::printf(
+      "[ smollm2  ] perplexity ours %.6f transformers %.6f (%lld windows of %lld), worst "
+      "window NLL relative difference %.2e\n",
+      ppl, ref_ppl, static_cast<long long>(nwin), static_cast<long long>(seqlen), worst);
 }
 
 }  // namespace

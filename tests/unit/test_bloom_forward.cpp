@@ -29,8 +29,8 @@
 #include "tests/forward_golden.h"
 #include "tests/test_util.h"
 #include "worker/block_forward.h"
-#include "worker/model_weights.h"
 #include "worker/embedding.h"
+#include "worker/model_weights.h"
 
 namespace gptqd {
 namespace {

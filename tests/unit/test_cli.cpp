@@ -54,9 +54,13 @@ TEST(CliParse, Quantize) {
   EXPECT_EQ(d.threads, 0);
   EXPECT_EQ(input_error([] { parse_quantize_args({}); }),
             "quantize: missing CONFIG; usage: gptqd quantize CONFIG [--restart] [--threads N]");
-  EXPECT_EQ(input_error([] { parse_quantize_args({"job.yaml", "--resume"}); }),
+  EXPECT_EQ(input_error([] {
+              parse_quantize_args({"job.yaml", "--resume"});
+            }),
             "quantize: unknown option '--resume' (gptqd quantize --help lists the options)");
-  EXPECT_EQ(input_error([] { parse_quantize_args({"job.yaml", "--threads", "-1"}); }),
+  EXPECT_EQ(input_error([] {
+              parse_quantize_args({"job.yaml", "--threads", "-1"});
+            }),
             "--threads: -1 is out of range [0, 4096]");
 }
 
@@ -65,15 +69,22 @@ TEST(CliParse, Eval) {
   EXPECT_EQ(o.config_path, "job.yaml");
   EXPECT_EQ(o.run, "w4g128");
   EXPECT_EQ(o.threads, 2);
-  EXPECT_EQ(input_error([] { parse_eval_args({"job.yaml", "--run"}); }),
+  EXPECT_EQ(input_error([] {
+              parse_eval_args({"job.yaml", "--run"});
+            }),
             "eval: --run needs a value");
-  EXPECT_EQ(input_error([] { parse_eval_args({"a.yaml", "b.yaml"}); }),
-            "eval: unexpected argument 'b.yaml'; usage: gptqd eval CONFIG [--run NAME] [--threads N]");
+  EXPECT_EQ(
+      input_error([] {
+        parse_eval_args({"a.yaml", "b.yaml"});
+      }),
+      "eval: unexpected argument 'b.yaml'; usage: gptqd eval CONFIG [--run NAME] [--threads N]");
   // An unknown option is reported before the missing CONFIG it may have caused.
   EXPECT_EQ(input_error([] { parse_eval_args({"--help-me"}); }),
             "eval: unknown option '--help-me' (gptqd eval --help lists the options)");
   // A control character in an argument is escaped: the error stays one line.
-  EXPECT_EQ(input_error([] { parse_eval_args({"job.yaml", "--x\ny"}); }),
+  EXPECT_EQ(input_error([] {
+              parse_eval_args({"job.yaml", "--x\ny"});
+            }),
             "eval: unknown option '--x\\x0ay' (gptqd eval --help lists the options)");
 }
 

@@ -42,8 +42,8 @@ std::vector<int32_t> torch_unpack_qweight(const std::vector<int32_t>& qw, int64_
       for (int k = 0; k < pf; ++k)
         for (int64_t c = 0; c < out; ++c) {
           const int32_t shifted = qw[r * out + c] >> (bits * k);  // arithmetic, as torch's
-          const int32_t narrowed = bits == 8 ? static_cast<int16_t>(shifted)
-                                             : static_cast<int8_t>(shifted);
+          const int32_t narrowed =
+              bits == 8 ? static_cast<int16_t>(shifted) : static_cast<int8_t>(shifted);
           w[(r * pf + k) * out + c] = narrowed & maxq;
         }
     return w;
@@ -159,7 +159,8 @@ Layer random_layer(int bits, int64_t out, int64_t in, int64_t groups, int zmin, 
   std::mt19937 gen(seed);
   Layer l{out, in, groups, std::vector<uint8_t>(out * in), std::vector<float>(groups * out)};
   for (auto& c : l.codes) c = static_cast<uint8_t>(gen() % (1u << bits));
-  for (auto& z : l.zeros) z = static_cast<float>(zmin + static_cast<int>(gen() % (zmax - zmin + 1)));
+  for (auto& z : l.zeros)
+    z = static_cast<float>(zmin + static_cast<int>(gen() % (zmax - zmin + 1)));
   return l;
 }
 

@@ -34,8 +34,8 @@ double worst_error(Backend& be, const Golden& g) {
   const test::Trace tr = test::run_forward(be, g);
   double worst = rel_err(tr.logits, g.tensor("logits"));
   for (int64_t b = 0; b < g.dims.n_layer; ++b) {
-    worst = std::max(worst, rel_err(test::run_block_alone(be, g, b),
-                                    g.tensor("block." + std::to_string(b))));
+    worst = std::max(
+        worst, rel_err(test::run_block_alone(be, g, b), g.tensor("block." + std::to_string(b))));
   }
   return worst;
 }
@@ -60,8 +60,7 @@ TEST_P(FamilyForwardGolden, PerplexityMatchesTransformers) {
   int64_t nwin = 0;
   const std::vector<int32_t> windows = eval_windows(tokens, seqlen, &nwin);
   auto be = make_cpu_backend(1);
-  const double got =
-      perplexity_from_nlls(window_nlls(*be, model, model.spec(), windows, seqlen));
+  const double got = perplexity_from_nlls(window_nlls(*be, model, model.spec(), windows, seqlen));
   const double rel = std::fabs(got - want) / want;
   EXPECT_LE(rel, 1e-5) << "ours " << got << " transformers " << want;
   std::printf("[ ppl      ] %s: ours %.6f transformers %.6f relative %.2e\n", GetParam().c_str(),
@@ -119,8 +118,7 @@ TEST(FamilyForwardMutants, DefaultRopeInsteadOfLlama3OrLinearFails) {
 class TiledKvBackend final : public test::DelegatingBackend {
  public:
   void attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv, int64_t hd,
-                 const float* q, const float* k, const float* v, float scale,
-                 float* ctx) override {
+                 const float* q, const float* k, const float* v, float scale, float* ctx) override {
     const int64_t tokens = batch * seq;
     std::vector<float> kk(static_cast<size_t>(tokens * n_head * hd)), vv(kk.size());
     for (int64_t t = 0; t < tokens; ++t) {
