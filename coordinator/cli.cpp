@@ -110,10 +110,7 @@ CommandLine quantize_command_line(QuantizeOptions* opt) {
   app.add_option("CONFIG", opt->config_path, "the job file (YAML)")->required();
   app.add_flag("--restart", opt->restart,
                "discard a checkpoint made from other inputs instead of refusing it");
-  app.add_option("--threads", opt->threads,
-                 "CPU threads per rank (default: the node's cores / its ranks)")
-      ->type_name("N")
-      ->transform(integer_in(0, kMaxThreads));
+  add_threads_option(app, opt->threads);
   return cl;
 }
 

@@ -213,6 +213,13 @@ CLI::Validator number_check(std::function<std::string(double)> range) {
       "");
 }
 
+void add_threads_option(CLI::App& app, int& threads) {
+  app.add_option("--threads", threads,
+                 "CPU threads per rank (default: the node's cores / its ranks)")
+      ->type_name("N")
+      ->transform(integer_in(0, kMaxThreads));
+}
+
 int parse_on_every_rank(MPI_Comm comm, const std::function<void()>& parse) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);

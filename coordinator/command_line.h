@@ -82,6 +82,9 @@ CLI::Validator integer_check(std::function<std::string(int64_t)> range);
 CLI::Validator integer_in(int64_t lo, int64_t hi);  // "{n} is out of range [lo, hi]"
 CLI::Validator number_check(std::function<std::string(double)> range);
 
+// The --threads N option of quantize and eval (0..kMaxThreads; 0: the node's cores / its ranks).
+void add_threads_option(CLI::App& app, int& threads);
+
 // Runs `parse` (a parse_*_args call), which every rank of comm does identically before any
 // collective. Returns -1 when it parsed; otherwise the exit code for every rank after rank 0
 // printed the help text (0) or logged the "error: " line (1).

@@ -163,10 +163,7 @@ CommandLine eval_command_line(EvalOptions* opt) {
       ->required();
   app.add_option("--run", opt->run, "evaluate this run of the checkpoint only (default: all)")
       ->type_name("NAME");
-  app.add_option("--threads", opt->threads,
-                 "CPU threads per rank (default: the node's cores / its ranks)")
-      ->type_name("N")
-      ->transform(integer_in(0, kMaxThreads));
+  add_threads_option(app, opt->threads);
   return cl;
 }
 

@@ -36,8 +36,7 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
     return stop_after == group;
   };
   auto norm = [&](int weight, const float* x, float* y) {
-    be.layer_norm(tokens, hd, x, w.norms[weight].data(), w.norms[weight + 1].data(), d.norm_eps,
-                  y);
+    be.layer_norm(tokens, hd, x, w.norms[weight].data(), w.norms[weight + 1].data(), d.norm_eps, y);
   };
 
   // Attention
@@ -79,6 +78,7 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
 void embed(Backend& be, const ModelSpec& d, const EmbeddingWeights& e,
            const std::vector<int32_t>& tokens, int64_t seq, float* h) {
   const int64_t n = static_cast<int64_t>(tokens.size());
+  GPTQD_CHECK(seq > 0 && n % seq == 0, "{} tokens are not whole sequences of {}", n, seq);
   const int64_t rows = e.tensors[1].size() / d.hidden;
   GPTQD_INPUT_CHECK(seq + kPositionOffset <= rows,
                     "sequences of {} tokens exceed OPT's {} learned positions", seq,
@@ -89,8 +89,7 @@ void embed(Backend& be, const ModelSpec& d, const EmbeddingWeights& e,
   }
   // The positions of the sequences are the same: add them sequence by sequence.
   const float* pos = e.tensors[1].data() + kPositionOffset * d.hidden;
-  for (int64_t s = 0; s + seq <= n; s += seq) be.add(seq * d.hidden, pos, h + s * d.hidden);
-  GPTQD_CHECK(seq > 0 && n % seq == 0, "{} tokens are not whole sequences of {}", n, seq);
+  for (int64_t s = 0; s < n; s += seq) be.add(seq * d.hidden, pos, h + s * d.hidden);
 }
 
 void final_norm(Backend& be, const ModelSpec& d, const FinalNormWeights& f, int64_t n,
