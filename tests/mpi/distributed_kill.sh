@@ -59,7 +59,12 @@ quantize throw "$WORK/throw1" GPTQD_TEST_THROW_AT_BLOCK=0 || rc=$?
 check_ended "$WORK/throw1" $rc $((($(date +%s%N) - start) / 1000000)) "throw at block 0"
 grep -q "\[rank 0\].*error: test hook: GPTQD_TEST_THROW_AT_BLOCK=0" "$WORK/throw1.err" ||
   { cat "$WORK/throw1.err"; fail "rank 0's error line is missing"; }
-[[ $(completion "$WORK/throw.h5") == 1000 ]] || fail "after the throw only block 0 may be complete"
+# BLOOM's plan puts blocks 0-1 on stage 0, so nothing after block 0 can complete. tiny-llama's
+# puts only block 0 there (its untied head weighs on stage 0's share): stage 1 already holds
+# block 0's output and may mark some of its blocks before the abort reaches it, always in order.
+map=$(completion "$WORK/throw.h5")
+if [[ $GPTQD_TEST_FAMILY == bloom ]]; then expect='^1000$'; else expect='^11*0+$'; fi
+[[ $map =~ $expect ]] || { cat "$WORK/throw1.err"; fail "after the throw the completion map is $map, expected $expect"; }
 quantize throw "$WORK/throw2" || { cat "$WORK/throw2.err"; fail "the rerun after the throw failed"; }
 
 # 4. Both finished files equal the uninterrupted one, bit for bit (stats but the seconds).
