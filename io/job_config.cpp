@@ -38,11 +38,15 @@ const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples",
 const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
                                              "act_order",    "static_groups", "true_sequential",
                                              "damp_percent", "block_size",    "mse_clip"};
-const std::vector<std::string> kParallelKeys = {"stages", "device", "activations"};
+const std::vector<std::string> kParallelKeys = {"stages",    "device",        "activations",
+                                                "precision", "factorization", "transport"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
 const std::vector<std::string> kPlacements = {"auto", "device", "host"};
+const std::vector<std::string> kPrecisions = {"auto", "exact", "fast"};
+const std::vector<std::string> kFactorizations = {"replicated", "distributed"};
+const std::vector<std::string> kTransports = {"auto", "nccl", "mpi"};
 
 const char* const kYamlInt = "tag:yaml.org,2002:int";
 const char* const kYamlFloat = "tag:yaml.org,2002:float";
@@ -545,18 +549,20 @@ ParallelConfig read_parallel(const Reader& r, const Section& s) {
                            p.stages));
     }
   }
-  if (const Entry* e = s.find("device")) {
-    p.device = r.text(*e, "one of auto, cuda, cpu");
-    if (std::find(kDevices.begin(), kDevices.end(), p.device) == kDevices.end())
+  // An enumerated text key: one of `allowed`.
+  auto choice = [&](const char* key, const std::vector<std::string>& allowed, std::string& out) {
+    const Entry* e = s.find(key);
+    if (!e) return;
+    out = r.text(*e, ("one of " + join(allowed)).c_str());
+    if (std::find(allowed.begin(), allowed.end(), out) == allowed.end())
       r.fail(e->value.Mark(), e->path,
-             fmt::format("{} is not one of {}", shown(e->value), join(kDevices)));
-  }
-  if (const Entry* e = s.find("activations")) {
-    p.activations = r.text(*e, "one of auto, device, host");
-    if (std::find(kPlacements.begin(), kPlacements.end(), p.activations) == kPlacements.end())
-      r.fail(e->value.Mark(), e->path,
-             fmt::format("{} is not one of {}", shown(e->value), join(kPlacements)));
-  }
+             fmt::format("{} is not one of {}", shown(e->value), join(allowed)));
+  };
+  choice("device", kDevices, p.device);
+  choice("activations", kPlacements, p.activations);
+  choice("precision", kPrecisions, p.precision);
+  choice("factorization", kFactorizations, p.factorization);
+  choice("transport", kTransports, p.transport);
   return p;
 }
 
@@ -790,6 +796,9 @@ std::string JobConfig::resolved_yaml() const {
   }
   out << YAML::Key << "device" << YAML::Value << parallel.device;
   out << YAML::Key << "activations" << YAML::Value << parallel.activations;
+  out << YAML::Key << "precision" << YAML::Value << parallel.precision;
+  out << YAML::Key << "factorization" << YAML::Value << parallel.factorization;
+  out << YAML::Key << "transport" << YAML::Value << parallel.transport;
   out << YAML::EndMap;
 
   out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
@@ -828,7 +837,9 @@ bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
 }
 
 bool operator==(const ParallelConfig& a, const ParallelConfig& b) {
-  return a.stages == b.stages && a.device == b.device && a.activations == b.activations;
+  return a.stages == b.stages && a.device == b.device && a.activations == b.activations &&
+         a.precision == b.precision && a.factorization == b.factorization &&
+         a.transport == b.transport;
 }
 
 bool operator==(const EvalConfig& a, const EvalConfig& b) {
