@@ -10,9 +10,14 @@
 
 namespace gptqd {
 
+// Nesting limit of parse_json_strict: model files nest a few levels.
+constexpr size_t kMaxJsonStrictDepth = 64;
+
 // Parses `n` bytes at `text` as one JSON value (surrounding whitespace allowed).
 // Throws InputError "<source>: ..." naming the position if the text is not valid
-// JSON, or the key and its enclosing object if any object repeats a key.
+// JSON, the key and its enclosing object if any object repeats a key, the key
+// path and the number for a number beyond double's range (1e400), or the path
+// when arrays and objects nest deeper than kMaxJsonStrictDepth.
 nlohmann::json parse_json_strict(const char* text, size_t n, const std::string& source);
 inline nlohmann::json parse_json_strict(const std::string& text, const std::string& source) {
   return parse_json_strict(text.data(), text.size(), source);
