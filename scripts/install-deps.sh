@@ -13,6 +13,7 @@ pkgs=(
   libcli11-dev                          # command-line parsing (header-only)
   nlohmann-json3-dev                    # safetensors header, config.json, tokenizer.json
   libopenblas-dev liblapacke-dev        # CPU backend
+  libscalapack-openmpi-dev              # parallel.factorization: distributed (ScaLAPACK + BLACS)
   libgtest-dev                          # unit tests
   python3 python3-numpy python3-h5py-mpi  # checkpoint checks in tests (h5py)
   slurmctld slurmd slurm-client munge   # the Slurm test starts a real single-node Slurm
