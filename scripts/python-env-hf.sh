@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The second Python environment: a transformers new enough for every model family gptqd
 # supports (Qwen3 needs transformers >= 4.51, llama3 rope_scaling >= 4.43, an explicit
-# head_dim for Llama ~4.45+), for scripts/make_family_fixtures.py and scripts/make_tiny_llama.py.
+# head_dim for Llama ~4.45+), for scripts/make_family_fixtures.py and scripts/train_tiny_llama.py.
 # scripts/python-env.sh (Debian's torch 1.13 + transformers 4.36.2) stays the BLOOM one.
 #
 # Why torch from PyPI: transformers >= 4.51 does not import on Debian's torch 1.13 (its

@@ -47,15 +47,23 @@ from pathlib import Path
 # floating-point reduction order (and so the result) reproducible. Passive waiting matters on a
 # shared machine: with spinning OpenMP/OpenBLAS threads a step ran 9x slower when other builds
 # held the cores (a descheduled thread stalls every parallel region).
-os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
-_THREADS = "2"
-for _i, _a in enumerate(sys.argv):
-    if _a == "--threads" and _i + 1 < len(sys.argv):
-        _THREADS = sys.argv[_i + 1]
-    elif _a.startswith("--threads="):
-        _THREADS = _a.split("=", 1)[1]
-for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[_v] = _THREADS
+# Only when run as a script: scripts/train_tiny_llama.py imports the helpers below and pins its
+# own pools.
+def pin_threads(default: str) -> None:
+    """OMP/OpenBLAS/MKL pools of --threads (else `default`) threads, waiting passively."""
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    threads = default
+    for i, a in enumerate(sys.argv):
+        if a == "--threads" and i + 1 < len(sys.argv):
+            threads = sys.argv[i + 1]
+        elif a.startswith("--threads="):
+            threads = a.split("=", 1)[1]
+    for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[v] = threads
+
+
+if __name__ == "__main__":
+    pin_threads("2")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
