@@ -22,7 +22,7 @@ namespace gptqd {
 namespace {
 
 constexpr size_t kUsageWidth = 100;    // `gptqd --help` wraps a synopsis here
-constexpr size_t kSummaryColumn = 52;  // and starts summaries here (as kExportUsage does)
+constexpr size_t kSummaryColumn = 52;  // and starts summaries here
 constexpr const char* kIndent = "  ";
 constexpr const char* kContinuation = "      ";
 
@@ -86,15 +86,10 @@ int cmd_inspect(const std::vector<std::string>& args, MPI_Comm comm) {
   return 0;
 }
 
-// export_cmd.cpp still parses by hand (its owner ports it to CLI11): until then --help and -h
-// are answered here, and its argument errors, the same on every rank, end in exit code 1.
+// export's arguments (and --help) are parsed in cmd_export; an error of the export itself that
+// the input causes (no such run, a format that cannot hold it) is, like an argument error, one
+// line and exit code 1.
 int cmd_export_dispatch(const std::vector<std::string>& args, MPI_Comm comm) {
-  for (const std::string& a : args) {
-    if (a == "--help" || a == "-h") {
-      print_on_rank0(comm, "usage:\n" + std::string(kExportUsage));
-      return 0;
-    }
-  }
   try {
     return cmd_export(args, comm);
   } catch (const InputError& e) {
@@ -137,6 +132,7 @@ std::string usage() {
   EvalOptions eval;
   InspectOptions inspect;
   PlanCmdOptions plan;
+  ExportOptions export_opt;
   LayerOptions layer;
   bool version = false;
   CommandLine top = top_command_line(&version);
@@ -144,7 +140,7 @@ std::string usage() {
   out += usage_entry(quantize_command_line(&quantize));
   out += usage_entry(eval_command_line(&eval));
   out += usage_entry(inspect_command_line(&inspect));
-  out += kExportUsage;
+  out += usage_entry(export_command_line(&export_opt));
   out += usage_entry(plan_command_line(&plan));
   out += usage_entry(layer_command_line(&layer));
   out += usage_entry({"gptqd --version"}, top.app().get_option("--version")->get_description());

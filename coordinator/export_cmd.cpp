@@ -9,10 +9,6 @@
 
 namespace gptqd {
 
-const char* const kExportUsage =
-    "  gptqd export FILE [--run NAME] --out DIR [--format F] [--dtype T] [--for vllm]\n"
-    "               [--model DIR]                       one run as a directory GPTQ loaders read\n";
-
 namespace {
 
 // A check that accepts one of `values`, naming them when it refuses.

@@ -11,9 +11,6 @@
 
 namespace gptqd {
 
-// The synopsis and summary `gptqd --help` shows (README's Commands block holds it too).
-extern const char* const kExportUsage;
-
 class CommandLine;
 
 // The arguments of `gptqd export`, bound to *opt (coordinator/command_line.h).
