@@ -99,7 +99,7 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   LinearResult r;
   r.row_begin = rows.begin;
   r.row_end = rows.end;
-  r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt);
+  r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt, rc.factorizer);
   r.stats.seconds = seconds_since(t0);
   const QuantizedLayer rtn = rtn_quantize(be, w, rows.size(), lw.in, opt);
   r.stats.gptq_loss = r.q.loss;
@@ -162,7 +162,8 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
   BlockResult result(d.linears.size());
   auto quantize_group = [&](int g, const std::vector<float>& h) {
     for (int i : d.group_members(g)) {
-      const std::string label = fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
+      const std::string label =
+          fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
       result[i] = quantize_linear(be, w.linears[i], h, gptq_options(q, label), rc);
     }
   };
@@ -199,9 +200,8 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
 }
 
 void forward_quantized_block(Backend& be, const ModelSpec& d, BlockWeights& w,
-                             const std::vector<std::vector<float>>& dequant,
-                             Activations& act, int64_t micro, BlockWorkspace& ws,
-                             const MicroBatchHooks& hooks) {
+                             const std::vector<std::vector<float>>& dequant, Activations& act,
+                             int64_t micro, BlockWorkspace& ws, const MicroBatchHooks& hooks) {
   GPTQD_CHECK(dequant.size() == w.linears.size(), "{} dequantized layers for a block of {}",
               dequant.size(), w.linears.size());
   for (size_t i = 0; i < w.linears.size(); ++i) {

@@ -11,9 +11,9 @@
 // With one replica nothing is exchanged and the results are exactly the single-rank ones.
 #pragma once
 
-#include <vector>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "io/checkpoint.h"
 #include "io/job_config.h"
@@ -86,6 +86,9 @@ Activations make_activations(Backend& be, int64_t nseq, int64_t seq, int64_t hid
 struct ReplicaContext {
   ReplicaGroup* group = nullptr;  // null or size 1: this rank alone
   int64_t total_samples = 0;      // N, the samples of all replicas (0: act.nseq)
+  // parallel.factorization: distributed with > 1 replicas: every layer's factorization runs
+  // once across the same replicas (worker/distributed_factor.h); null: each on its backend.
+  HostFactorizer* factorizer = nullptr;
 };
 
 // Micro-batch streaming between stages. before_read(first, count) is called before the block's
@@ -105,8 +108,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, 
 
 // Replaces w's backend weights with already-quantized ones (resume) and forwards act.h.
 void forward_quantized_block(Backend& be, const ModelSpec& dims, BlockWeights& w,
-                             const std::vector<std::vector<float>>& dequant,
-                             Activations& act, int64_t micro, BlockWorkspace& ws,
-                             const MicroBatchHooks& hooks = {});
+                             const std::vector<std::vector<float>>& dequant, Activations& act,
+                             int64_t micro, BlockWorkspace& ws, const MicroBatchHooks& hooks = {});
 
 }  // namespace gptqd

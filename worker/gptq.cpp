@@ -65,9 +65,10 @@ std::vector<float> permute_symmetric(const float* h, int64_t n, const std::vecto
 // that worked: H += damp_percent * mean(diag H) * I, retried with a doubled
 // damp_percent while the factorization fails (see GptqOptions). h is H in
 // processing order except its diagonal, which is `diag`; h is not modified
-// (its diagonal is replaced on the backend's copy).
+// (its diagonal is replaced on the backend's copy, or on a host copy that a
+// factorizer works on).
 double damped_inverse_factor(Backend& be, const float* h, const std::vector<float>& diag, int64_t n,
-                             const GptqOptions& opt, float* hinv) {
+                             const GptqOptions& opt, HostFactorizer* factorizer, float* hinv) {
   double mean_diag = 0;
   for (int64_t i = 0; i < n; ++i) mean_diag += diag[i];
   mean_diag /= static_cast<double>(n);
@@ -78,10 +79,21 @@ double damped_inverse_factor(Backend& be, const float* h, const std::vector<floa
   for (int attempt = 0;; ++attempt) {
     const float damp = static_cast<float>(damp_percent * mean_diag);
     for (int64_t i = 0; i < n; ++i) damped[i] = diag[i] + damp;
-    be.to_device(hinv, h, n * n);
-    be.to_device(ddev.data(), damped.data(), n);
-    be.copy_2d(n, 1, ddev.data(), 1, hinv, n + 1);  // the diagonal
-    if (be.inverse_cholesky_upper(n, hinv)) return damp_percent;
+    if (factorizer) {
+      // The same damped matrix, built on the host; every member of the factorizer's group
+      // gets the same answer, so all of them retry (or throw) together.
+      std::vector<float> host(h, h + n * n);
+      for (int64_t i = 0; i < n; ++i) host[i * n + i] = damped[i];
+      if (factorizer->inverse_cholesky_upper(n, host.data())) {
+        be.to_device(hinv, host.data(), n * n);
+        return damp_percent;
+      }
+    } else {
+      be.to_device(hinv, h, n * n);
+      be.to_device(ddev.data(), damped.data(), n);
+      be.copy_2d(n, 1, ddev.data(), 1, hinv, n + 1);  // the diagonal
+      if (be.inverse_cholesky_upper(n, hinv)) return damp_percent;
+    }
     if (attempt == opt.max_damp_retries)
       throw Error(fmt::format(
           "{}: the damped Hessian is not positive definite (Cholesky failed {} time(s), last "
@@ -111,7 +123,7 @@ void check_params_finite(const QuantizedLayer& q, const GptqOptions& opt) {
 }
 
 QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
-                             const float* h, const GptqOptions& opt) {
+                             const float* h, const GptqOptions& opt, HostFactorizer* factorizer) {
   auto mark = std::chrono::steady_clock::now();
   // Seconds since the previous lap, with the backend's queued work included.
   auto lap = [&]() {
@@ -185,7 +197,7 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
 
   // 5. Damping and U = upper Cholesky factor of H^-1.
   Buffer hinv(be, cols * cols);
-  out.damp_used = damped_inverse_factor(be, hproc, diag_proc, cols, opt, hinv.data());
+  out.damp_used = damped_inverse_factor(be, hproc, diag_proc, cols, opt, factorizer, hinv.data());
   hperm = std::vector<float>();
   out.seconds.factor = lap();
 

@@ -66,6 +66,21 @@ struct QuantizedLayer {
   GptqSeconds seconds;   // gptq_quantize only (zero from rtn_quantize)
 };
 
+// Step 5's factorization done outside the backend, in host memory: by
+// worker/distributed_factor.h once across the replicas of a stage
+// (parallel.factorization: distributed) instead of by each replica's backend.
+class HostFactorizer {
+ public:
+  virtual ~HostFactorizer() = default;
+  // Backend::inverse_cholesky_upper's contract on host memory: h [n, n]
+  // row-major, symmetric positive definite -> U, upper triangular with
+  // H^-1 = U^T U, strictly lower part zeroed; false (h then undefined) when
+  // the Cholesky fails. Collective over the implementation's group: every
+  // member calls it with the same n and the same h, and every member gets the
+  // same U and the same return value.
+  virtual bool inverse_cholesky_upper(int64_t n, float* h) = 0;
+};
+
 // GPTQ of W (host [rows, cols] row-major) with H (host [cols, cols] as
 // accumulated; not modified). Needs rows, cols >= 1 and valid options.
 // Guarantees: codes in [0, 2^bits - 1]; groups = 1 for group_size -1, else
@@ -77,8 +92,12 @@ struct QuantizedLayer {
 // columns with H_cc == 0 are quantized as zero weights.
 // Throws gptqd::Error naming opt.label on a non-finite W or H, on bad options,
 // and when the damped H stays non-positive-definite after max_damp_retries.
+// factorizer: null, the backend factorizes; otherwise it does (each try of
+// the damping loop) and U is uploaded: then the call is collective over its
+// group, every member passing the same H and options (its own rows of W).
 QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
-                             const float* h, const GptqOptions& opt);
+                             const float* h, const GptqOptions& opt,
+                             HostFactorizer* factorizer = nullptr);
 
 // Round to nearest with the same quantizer and groups (no H; natural column
 // order; the GPTQ-only options act_order, static_groups, damp_percent,

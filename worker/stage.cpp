@@ -212,7 +212,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   Activations act = make_activations(be, samples.size(), job.calibration.seqlen, d.hidden, micro,
                                      in.activations_on_host);
   BlockWorkspace ws(be, d, micro * act.seq);
-  const ReplicaContext rc{in.group, total};
+  const ReplicaContext rc{in.group, total, in.factorizer};
 
   std::vector<int32_t> my_tokens;
   if (role.prev_rank < 0) {

@@ -10,8 +10,9 @@
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "io/job_config.h"
-#include "kernels/backend.h"
 #include "io/model_spec.h"
+#include "kernels/backend.h"
+#include "worker/gptq.h"
 #include "worker/transport.h"
 
 namespace gptqd {
@@ -41,6 +42,9 @@ struct StageInputs {
   StageRole role;
   // The stage's replicas (size role.replicas, rank role.replica); null when there is one.
   ReplicaGroup* group = nullptr;
+  // Over the same replicas, for parallel.factorization: distributed; null: replicated (and
+  // always with one replica, where both are the same computation).
+  HostFactorizer* factorizer = nullptr;
   const std::vector<int32_t>* calib_tokens = nullptr;  // [nsamples * seqlen]; read by stage 0
   int64_t micro_batch = 1;                             // sequences per forward call
   // Micro-batches in flight between two stages (sends posted, receives posted ahead): the
