@@ -3,15 +3,18 @@
 # command finishes it with the result of an uninterrupted run (DESIGN.md §1: "loses at most
 # the block in flight"). 4 ranks = 2 stages x 2 replicas over a 4-block model; the test hook
 # of worker/stage.h (GPTQD_TEST_KILL_AT_BLOCK / GPTQD_TEST_THROW_AT_BLOCK) fires in the rank
-# that has just marked the block complete.
+# that has just marked the block complete. GPTQD_TEST_FACTORIZATION=distributed (the
+# *_scalapack.sh twins): the same with parallel.factorization: distributed.
 source "$(dirname "$0")/../cli/lib.bash"
+FACTORIZATION=${GPTQD_TEST_FACTORIZATION:-replicated}
 MAX_SECONDS=20
 
 make_family_model "$WORK/model"
 make_tokens "$WORK/tokens.safetensors" 4000
 for name in ref kill throw; do
   write_config "$WORK/$name.yaml" "$WORK/model" "$WORK/$name.h5" "parallel:
-  stages: 2"
+  stages: 2
+  factorization: $FACTORIZATION"
 done
 quantize() {  # quantize NAME LOG [env assignments]: the 4-rank job; its exit status
   local name=$1 log=$2

@@ -9,7 +9,11 @@
 #    codes (and scales and zeros within 0.1%) and every layer's GPTQ loss within 0.1% of the
 #    1-rank run;
 #  - every layer is reported once, by one replica, and every block is complete.
+# GPTQD_TEST_FACTORIZATION=distributed (the *_scalapack.sh twins) runs every layout with
+# parallel.factorization: distributed: the same guarantees, the factorization also summed in
+# another order with more than one replica (a ScaLAPACK grid per replica count).
 source "$(dirname "$0")/../cli/lib.bash"
+FACTORIZATION=${GPTQD_TEST_FACTORIZATION:-replicated}
 
 make_family_model "$WORK/model"
 make_tokens "$WORK/tokens.safetensors" 4000
@@ -26,13 +30,18 @@ sweep:
   true_sequential: [true, false]
 parallel:
   stages: $st
-  activations: $acts"
+  activations: $acts
+  factorization: $FACTORIZATION"
   start=$(date +%s%N)
   timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN" quantize "$WORK/$tag.yaml" --threads 1 \
     >"$WORK/$tag.out" 2>"$WORK/$tag.err" || { cat "$WORK/$tag.err"; fail "$np ranks, $st stages: quantize failed"; }
   echo "$np rank(s) = $st stage(s) x $((np / st)) replica(s): $((($(date +%s%N) - start) / 1000000)) ms"
   grep -q "plan (parallel.stages): $np rank(s) = $st stage(s) x $((np / st)) replica(s)" "$WORK/$tag.err" ||
     { cat "$WORK/$tag.err"; fail "$tag: not laid out as $st stages x $((np / st)) replicas"; }
+  if [[ $FACTORIZATION == distributed && $np -gt $st ]]; then
+    grep -q "factorization: distributed, once per stage on a" "$WORK/$tag.err" ||
+      { cat "$WORK/$tag.err"; fail "$tag: the distributed factorization was not used"; }
+  fi
   rows=$(grep -cE "^ +[0-3] +(self_attention|self_attn|mlp)" "$WORK/$tag.out")
   [[ $rows -eq $((8 * LAYERS_PER_BLOCK)) ]] || { cat "$WORK/$tag.out"; fail "$tag: $rows report rows, expected 4 blocks x $LAYERS_PER_BLOCK layers x 2 runs"; }
 done
