@@ -5,6 +5,7 @@
 
 #include "coordinator/collective.h"
 #include "kernels/check.h"
+#include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
 #include "worker/transport_nccl.h"
 
@@ -21,19 +22,46 @@ bool every_rank_has_gpu(MPI_Comm comm) {
 
 }  // namespace
 
-Execution::Execution(const std::string& device, int threads, MPI_Comm comm) {
+Execution::Execution(const std::string& device, int threads, MPI_Comm comm,
+                     const std::string& transport) {
+  // The settings alone: the same verdict on every rank, before any collective.
+  GPTQD_INPUT_CHECK(device != "cpu" || transport != "nccl",
+                    "parallel.transport: nccl needs the cuda backend, but parallel.device is cpu; "
+                    "use auto or mpi");
+#ifndef GPTQD_WITH_CUDA
+  GPTQD_INPUT_CHECK(transport != "nccl",
+                    "parallel.transport: nccl, but this gptqd was built without CUDA and NCCL "
+                    "(configure with -DGPTQD_CUDA=ON); use auto or mpi");
+#endif
   const bool gpus = device != "cpu" && every_rank_has_gpu(comm);
   GPTQD_INPUT_CHECK(device != "cuda" || gpus,
                     "parallel.device: cuda requested but not every rank has a CUDA device");
-  if (gpus) {
-    be_ = make_cuda_backend(select_local_device(comm));
-    nccl_ = std::make_unique<NcclComm>(comm, *be_);
-    transport_ = make_nccl_transport(*nccl_);
-    on_gpu_ = true;
-  } else {
+  GPTQD_INPUT_CHECK(gpus || transport != "nccl",
+                    "parallel.transport: nccl needs the cuda backend, but not every rank has a "
+                    "CUDA device (parallel.device: auto chose the CPU); use auto or mpi");
+  if (!gpus) {
     be_ = make_cpu_backend(threads);
     transport_ = make_mpi_transport(comm);
+    transport_name_ = "mpi";
+    return;
   }
+  on_gpu_ = true;
+  if (transport == "mpi") {
+    // Ranks may share a GPU: NCCL is not involved, and MPI moves host copies.
+    be_ = make_cuda_backend(select_local_device(comm, /*share=*/true));
+    transport_ = make_staged_transport(make_mpi_transport(comm), *be_, cuda_device_memory);
+    transport_name_ = "mpi";
+    return;
+  }
+  be_ = make_cuda_backend(select_local_device(comm));
+  const std::string shared = shared_gpu(comm, cuda_backend_device(*be_));
+  GPTQD_INPUT_CHECK(shared.empty(),
+                    "parallel.transport: {} uses NCCL on cuda, which needs one GPU per rank, but "
+                    "{}; set parallel.transport: mpi to share GPUs",
+                    transport, shared);
+  nccl_ = std::make_unique<NcclComm>(comm, *be_);
+  transport_ = make_nccl_transport(*nccl_);
+  transport_name_ = "nccl";
 }
 
 Execution::~Execution() = default;

@@ -15,7 +15,9 @@ namespace {
 struct NcclComm::Impl {};
 
 LocalRank local_rank_of(MPI_Comm) { no_nccl(); }
-int select_local_device(MPI_Comm) { no_nccl(); }
+int select_local_device(MPI_Comm, bool) { no_nccl(); }
+std::string shared_gpu(MPI_Comm, int) { no_nccl(); }
+bool cuda_device_memory(const void*) { return false; }
 NcclComm::NcclComm(MPI_Comm, Backend&, double) { no_nccl(); }
 NcclComm::~NcclComm() = default;
 int NcclComm::rank() const { no_nccl(); }

@@ -1,6 +1,7 @@
 // How ranks of a job exchange data (DESIGN.md §3 steps 4-5):
 //  - Transport: point to point between pipeline stages (replica r of stage s sends its
-//    activations to replica r of stage s + 1). One interface: MPI on CPU (here), NCCL on GPU.
+//    activations to replica r of stage s + 1). One interface: MPI (here), NCCL on GPU, and
+//    MPI through host memory for device buffers (make_staged_transport).
 //  - ReplicaGroup: collectives among the replicas of one stage (the same blocks, different
 //    samples and rows): the Hessian sum, the allgather of the quantized weights, the layer
 //    stats, and the barrier before a block is marked complete.
@@ -13,6 +14,8 @@
 #include <vector>
 
 namespace gptqd {
+
+class Backend;
 
 // Message tags between stages; one per kind so a mismatch is a clear error, not a hang.
 enum class Tag : int { kActivations = 100, kRunHeader = 101 };
@@ -70,6 +73,16 @@ inline std::unique_ptr<PendingTransfer> Transport::irecv(float* data, int64_t co
 // Host-memory MPI transport over `comm` (not owned; must outlive it); messages are split
 // below INT32_MAX elements.
 std::unique_ptr<Transport> make_mpi_transport(MPI_Comm comm);
+
+// A transport for a backend whose buffers may be device memory, over one that moves host
+// memory (`host`, e.g. make_mpi_transport: the Open MPI gptqd links is not CUDA-aware). A
+// buffer for which on_device(p) is true goes through host memory: copied with be.to_host
+// before a send (which waits for the ops that wrote it), and with be.to_device once a receive
+// has completed (queued before the ops that read it); other buffers go as they are. Each
+// transfer in flight holds one host copy of its message. This is parallel.transport: mpi on
+// the CUDA backend (several ranks sharing one GPU, which NCCL refuses).
+std::unique_ptr<Transport> make_staged_transport(std::unique_ptr<Transport> host, Backend& be,
+                                                 bool (*on_device)(const void*));
 
 enum class ReduceOp { kSum, kMax, kMin };
 

@@ -81,13 +81,13 @@ LocalRank local_rank_of(MPI_Comm comm) {
   return local;
 }
 
-int select_local_device(MPI_Comm comm) {
+int select_local_device(MPI_Comm comm, bool share) {
   const LocalRank local = local_rank_of(comm);
   const int count = cuda_device_count();
   if (count == 0) throw Error(fmt::format("no CUDA device is visible on host {}", host_name()));
   int device = 0;
-  if (count >= local.size) {
-    device = local.rank;
+  if (count >= local.size || share) {
+    device = local.rank % count;
   } else if (count != 1) {
     throw Error(fmt::format(
         "host {} runs {} ranks but shows {} GPUs; run at most one rank per GPU (or give each "
@@ -318,6 +318,41 @@ void NcclComm::recv(float* data, int64_t count, int peer, Tag tag) {
   m.settle(ncclRecv(data, static_cast<size_t>(count), ncclFloat, peer, m.comm, m.stream), what,
            deadline);
   m.wait(what, deadline);
+}
+
+std::string shared_gpu(MPI_Comm comm, int device) {
+  int rank = 0, size = 1;
+  mpi_check(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  mpi_check(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  // (host hash, PCI bus id) of every rank's GPU: ranks that see different device numbers
+  // (CUDA_VISIBLE_DEVICES per task) may still hold the same GPU.
+  struct Where {
+    uint64_t host = 0;
+    char bus[32] = {};
+  } mine;
+  mine.host = host_hash();
+  cuda_check(cudaDeviceGetPCIBusId(mine.bus, sizeof mine.bus - 1, device), "cudaDeviceGetPCIBusId");
+  std::vector<Where> all(static_cast<size_t>(size));
+  mpi_check(MPI_Allgather(&mine, sizeof mine, MPI_BYTE, all.data(), sizeof mine, MPI_BYTE, comm),
+            "MPI_Allgather of GPU bus ids");
+  for (int a = 0; a < size; ++a) {
+    for (int b = a + 1; b < size; ++b) {
+      if (all[a].host != all[b].host || std::strcmp(all[a].bus, all[b].bus) != 0) continue;
+      return fmt::format("{} runs ranks {} and {} on GPU {}",
+                         all[a].host == mine.host ? "host " + host_name() : "a host", a, b,
+                         all[a].bus);
+    }
+  }
+  return "";
+}
+
+bool cuda_device_memory(const void* p) {
+  cudaPointerAttributes attr{};
+  if (cudaPointerGetAttributes(&attr, p) != cudaSuccess) {
+    cudaGetLastError();  // an unknown host pointer (older runtimes): not an error to keep
+    return false;
+  }
+  return attr.type == cudaMemoryTypeDevice;
 }
 
 namespace {

@@ -25,6 +25,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "kernels/backend.h"
 #include "worker/transport.h"
@@ -43,8 +44,18 @@ LocalRank local_rank_of(MPI_Comm comm);
 // shows at least as many GPUs as it runs ranks of comm, device 0 when each rank
 // sees exactly one GPU (the scheduler bound one per task, e.g. srun
 // --gpus-per-task=1). Collective over comm. Throws gptqd::Error when no GPU is
-// visible or the host's ranks outnumber its GPUs.
-int select_local_device(MPI_Comm comm);
+// visible or the host's ranks outnumber its GPUs, unless `share` (the MPI
+// transport: ranks may share a GPU), which puts local rank r on GPU r % count.
+int select_local_device(MPI_Comm comm, bool share = false);
+
+// Empty when no two ranks of comm use the same GPU (same host, same PCI bus id of
+// `device`), else says which do ("host h runs ranks 0 and 1 on GPU 0000:3b:00.0").
+// NCCL refuses such a communicator. Collective over comm; the same text on every rank.
+std::string shared_gpu(MPI_Comm comm, int device);
+
+// Whether p points to device memory of a GPU (cudaPointerGetAttributes), as opposed to
+// host memory, pinned or not. Always false in a build without CUDA.
+bool cuda_device_memory(const void* p);
 
 // Default bound on each NCCL operation, in seconds. A collective also waits for
 // every peer to reach it (the replicas of a stage reach theirs together); a
