@@ -1,12 +1,23 @@
 #include "coordinator/collective.h"
 
 #include <climits>
+#include <new>
 
 #include "kernels/check.h"
 #include "kernels/log.h"
 #include "worker/transport.h"
 
 namespace gptqd {
+
+std::string error_message(const std::exception& e) {
+  if (dynamic_cast<const std::bad_alloc*>(&e)) {
+    return fmt::format(
+        "out of memory: an allocation failed ({}); `gptqd plan CONFIG` shows the "
+        "memory a job needs per rank",
+        e.what());
+  }
+  return e.what();
+}
 
 bool collective_try(MPI_Comm comm, const std::function<void()>& fn) {
   int rank = 0, world = 1;
@@ -16,7 +27,7 @@ bool collective_try(MPI_Comm comm, const std::function<void()>& fn) {
   try {
     fn();
   } catch (const std::exception& e) {
-    message = e.what();
+    message = error_message(e);
   }
   const int mine = message.empty() ? INT_MAX : rank;
   int first = INT_MAX;

@@ -5,6 +5,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <string>
 #include <vector>
@@ -14,6 +15,12 @@ namespace gptqd {
 // Runs fn on every rank of comm (collective). If it throws anywhere, the lowest
 // failing rank logs "error: <what>" and every rank gets false.
 bool collective_try(MPI_Comm comm, const std::function<void()>& fn);
+
+// What an error line says for e: its what(), or for an exception the standard library throws
+// with a bare name (std::bad_alloc: "std::bad_alloc") a sentence saying what happened. The
+// sites that can run out of memory on a user's setting check it before work and name the key;
+// this is what the rest show.
+std::string error_message(const std::exception& e);
 
 void broadcast(MPI_Comm comm, int root, std::vector<int32_t>* v);
 void broadcast(MPI_Comm comm, int root, std::string* s);

@@ -6,9 +6,13 @@
 #include <vector>
 
 #include "coordinator/cli.h"
+#include "coordinator/collective.h"
+#include "coordinator/launcher_watch.h"
 #include "kernels/log.h"
 
 int main(int argc, char** argv) {
+  // Before MPI_Init: the parent seen now is the launcher (MPI_Init may start helpers).
+  gptqd::exit_with_launcher();
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -20,7 +24,7 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     // An error after the job started: other ranks may be inside a collective, so
     // the whole job is ended now rather than left waiting.
-    GPTQD_LOG_ERROR("error: {}", e.what());
+    GPTQD_LOG_ERROR("error: {}", gptqd::error_message(e));
     spdlog::default_logger()->flush();
     if (world > 1) MPI_Abort(MPI_COMM_WORLD, 1);
     rc = 1;
