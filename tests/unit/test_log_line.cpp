@@ -29,10 +29,10 @@ TEST(OneLine, CutsALongRunAroundItsLength) {
   const std::string got = one_line("model.path: '" + path + "' does not exist");
   EXPECT_LT(got.size(), kLongRun + 100);
   EXPECT_EQ(got.rfind("model.path: '/aaa", 0), 0u) << got.substr(0, 40);
-  EXPECT_NE(got.find("...[" + std::to_string(path.size() + 2) + " bytes, cut]...aaa/x.h5'"),
+  EXPECT_NE(got.find("aaa...[" + std::to_string(path.size() + 2) + " bytes, cut]...aaa"),
             std::string::npos)
       << got;
-  EXPECT_NE(got.find("' does not exist"), std::string::npos);
+  EXPECT_NE(got.find("aaa/x.h5' does not exist"), std::string::npos) << got;
   // Just at the limit: kept whole.
   const std::string fits(kLongRun, 'b');
   EXPECT_EQ(one_line(fits), fits);
