@@ -19,9 +19,11 @@
 #include "io/job_config.h"
 #include "io/tokenizer.h"
 #include "kernels/check.h"
+#include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
 #include "worker/gptq.h"
+#include "worker/memory_model.h"
 #include "worker/model_weights.h"
 #include "worker/perplexity.h"
 
@@ -154,6 +156,47 @@ bool evaluate(MPI_Comm comm, Backend& be, const EvalSetup& s, const std::vector<
   return true;
 }
 
+// One rank's memory for window_nlls over `windows` windows of eval.seqlen (one pass, micro-
+// batches of WindowNllOptions' default size), from the memory model's terms that a forward
+// holds (worker/memory_model.h: no Hessians, no GPTQ) plus a micro-batch's logits (seqlen x
+// vocab per window), checked before any work against the host memory of this node's ranks
+// (CPU backend) or the GPU's free memory: a too long eval.seqlen is refused by name instead of
+// ending in std::bad_alloc inside the forward.
+void check_eval_memory(const EvalSetup& s, int64_t windows, Execution& exec, int ranks_here) {
+  if (windows == 0) return;  // a rank without windows runs no forward
+  const int64_t seqlen = s.job.eval.seqlen;
+  MemoryWorkload w;
+  w.samples = windows;
+  w.seqlen = seqlen;
+  w.micro_batch = std::max<int64_t>(1, WindowNllOptions{}.micro_tokens / seqlen);
+  w.embedding = true;
+  const DeviceMemory d = device_memory(s.dims, w);
+  const double logits = 4.0 * static_cast<double>(w.micro_batch) * static_cast<double>(seqlen) *
+                        static_cast<double>(s.dims.vocab);
+  const double need = static_cast<double>(d.activations) +
+                      std::max(static_cast<double>(d.embedding),
+                               static_cast<double>(d.block_weights + d.workspace + d.scores)) +
+                      logits;
+  const double gib = 1 << 30;
+  if (exec.on_gpu()) {
+    const uint64_t free_bytes = cuda_backend_free_bytes(exec.backend());
+    GPTQD_INPUT_CHECK(free_bytes == 0 || need <= static_cast<double>(free_bytes),
+                      "eval.seqlen {}: the evaluation needs {:.2f} GiB of GPU memory per rank "
+                      "({:.2f} GiB of attention scores) but {:.2f} GiB are free on {}: lower "
+                      "eval.seqlen or use more ranks",
+                      seqlen, need / gib, static_cast<double>(d.scores) / gib,
+                      static_cast<double>(free_bytes) / gib, exec.backend().name());
+    return;
+  }
+  const uint64_t avail = host_available_bytes();
+  GPTQD_INPUT_CHECK(avail == 0 || need * ranks_here <= static_cast<double>(avail),
+                    "eval.seqlen {}: the evaluation needs {:.2f} GiB of host memory on this node "
+                    "({} rank(s) of {:.2f} GiB, {:.2f} GiB of it attention scores) but {:.2f} GiB "
+                    "are available: lower eval.seqlen or use more nodes",
+                    seqlen, need * ranks_here / gib, ranks_here, need / gib,
+                    static_cast<double>(d.scores) / gib, static_cast<double>(avail) / gib);
+}
+
 }  // namespace
 
 CommandLine eval_command_line(EvalOptions* opt) {
@@ -261,12 +304,17 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
   // 3. The variants, one at a time.
   std::unique_ptr<Execution> exec;
   if (!collective_try(comm, [&] {
-        exec = std::make_unique<Execution>(s.job.parallel.device,
-                                           threads_per_rank(opt.threads, comm), comm);
+        exec =
+            std::make_unique<Execution>(s.job.parallel.device, threads_per_rank(opt.threads, comm),
+                                        comm, s.job.parallel.transport);
       })) {
     return 1;
   }
   Backend& b = exec->backend();
+  const int64_t my_windows = nwin * (rank + 1) / world - nwin * rank / world;  // as evaluate()
+  if (!collective_try(comm,
+                      [&] { check_eval_memory(s, my_windows, *exec, local_rank_count(comm)); }))
+    return 1;
 
   EvalRow orig;
   orig.method = "original";

@@ -238,6 +238,7 @@ std::string export_gptq(const ExportOptions& opt) {
           ? parse_job_config(layout.job_config_yaml, opt.checkpoint + " (job_config)").model_path
           : opt.model_dir;
   const HfModel model = HfModel::open(model_dir);
+  model.validate_shapes();  // dtypes and shapes, as quantize and eval check them (headers only)
   GPTQD_INPUT_CHECK(model.config().n_layer == layout.n_blocks,
                     "{} has {} blocks but the checkpoint has {}", model_dir, model.config().n_layer,
                     layout.n_blocks);

@@ -4,7 +4,7 @@
     craft_model.py SRC DST CASE
 
 CASE is one of: truncated, header-past-end, overlap, shape-mismatch, missing-tensor,
-missing-config-key. DST gets config.json and model.safetensors with exactly that defect.
+missing-config-key, int-weights. DST gets config.json and model.safetensors with exactly that defect.
 Standard library only.
 """
 import json
@@ -64,6 +64,11 @@ def main(src, dst, case):
             chunks.append(data[b:e])
             off += e - b
         write(st, out, b"".join(chunks))
+    elif case == "int-weights":
+        # The same bytes relabelled as integers of the same width (I32 for F32, I16 for F16/BF16).
+        name = "transformer.h.0.self_attention.dense.weight"
+        header[name]["dtype"] = {"F32": "I32", "F16": "I16", "BF16": "I16"}[header[name]["dtype"]]
+        write(st, header, data)
     elif case == "missing-config-key":
         shutil.copy(os.path.join(src, "model.safetensors"), st)
         with open(os.path.join(dst, "config.json")) as f:

@@ -1,0 +1,142 @@
+#!/usr/bin/env bash
+# Messages and faults of issue 14 item 5 (hostile_input.sh has the bounds): a value a message
+# echoes cannot break the one-line promise (control characters are escaped, a huge path is cut
+# with its length), an unwritable checkpoint directory is one line, weights stored as integers
+# are refused naming the tensor (quantize, export --model), a too long eval.seqlen names the key
+# instead of a bare std::bad_alloc, and the ranks end within a second of a SIGKILL to mpirun.
+# Each refusal: exit code 1, one error line naming the culprit, no checkpoint and no .creating
+# file, under a ulimit (4 GiB of address space) and a timeout.
+source "$(dirname "$0")/lib.bash"
+
+make_model "$WORK/m"
+make_tokens "$WORK/tokens.safetensors" 4000
+limit_kb=$((4 * 1024 * 1024))
+
+# expect_refusal NAME PATTERN COMMAND...: exit code 1, one error line matching PATTERN (grep -E),
+# no raw control character on stderr, no $WORK/NAME.h5 and no .creating file.
+expect_refusal() {
+  local name=$1 pattern=$2
+  shift 2
+  local out="$WORK/$name.h5"
+  local t0=$SECONDS
+  set +e
+  (ulimit -v $limit_kb; timeout 120 "$@") >"$WORK/$name.out" 2>"$WORK/$name.err"
+  local rc=$?
+  set -e
+  [[ $rc -eq 1 ]] || { tail -5 "$WORK/$name.err"; fail "$name: exit code $rc, expected 1 (124: timeout)"; }
+  local lines
+  lines=$(grep -c "error:" "$WORK/$name.err" || true)
+  [[ $lines -eq 1 ]] || { cat -A "$WORK/$name.err" | cut -c1-300; fail "$name: expected 1 error line, got $lines"; }
+  if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/$name.err"; then
+    fail "$name: a raw control character reached stderr"
+  fi
+  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
+    { cut -c1-300 "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
+  [[ ! -e $out && ! -e $out.creating ]] || fail "$name: $out was written"
+  echo "ok   $name ($((SECONDS - t0)) s): $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //' | cut -c1-200)"
+}
+
+# job NAME MODEL_PATH [calibration lines] [output.checkpoint] [extra sections]: $WORK/NAME.yaml.
+job() {
+  local name=$1
+  cat >"$WORK/$name.yaml" <<YAML
+model:
+  path: $2
+calibration:
+${3:-  tokens: $WORK/tokens.safetensors
+  nsamples: 8
+  seqlen: 32}
+quant:
+  bits: 4
+  group_size: 32
+output:
+  checkpoint: ${4:-$WORK/$name.h5}
+${5:-}
+YAML
+}
+quantize() { expect_refusal "$1" "$2" "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$1.yaml"; }
+
+# 1. Control characters in echoed paths: shown escaped, on the error's one line.
+job ctrlmodel "\"$WORK/m\\e[31mRED\\nX\""
+quantize ctrlmodel "m\\\\x1b\[31mRED\\\\x0aX/config.json"
+job ctrltext "$WORK/m" "  text: \"$WORK/t\\e[2J\\rext\"
+  nsamples: 8
+  seqlen: 32"
+printf '{"version":"1.0","model":{"type":"BPE","vocab":{},"merges":[]}}' >"$WORK/m/tokenizer.json"
+quantize ctrltext "calibration.text: .*t\\\\x1b\[2J\\\\x0dext"
+rm "$WORK/m/tokenizer.json"
+
+# 2. A path of 900 kB (the job file holds at most 1 MiB): cut, with its length.
+long="$WORK/$(head -c 900000 /dev/zero | tr '\0' a)/m"
+job longpath "$long"
+quantize longpath "cannot read $WORK/a+\.\.\.\[900[0-9]+ bytes, cut\]\.\.\.a+/m/config\.json"
+[[ $(grep "error:" "$WORK/longpath.err" | wc -c) -lt 5000 ]] || fail "longpath: the error line is not cut"
+
+# 3. A checkpoint that cannot be written: its parent is a regular file; a read-only directory
+# (root ignores permissions: a read-only bind mount where mounts are allowed, else /sys).
+touch "$WORK/plainfile"
+job parentfile "$WORK/m" "" "$WORK/plainfile/parentfile.h5"
+quantize parentfile "output.checkpoint: cannot create the directory '$WORK/plainfile': Not a directory"
+mkdir "$WORK/ro"
+if [[ $(id -u) == 0 ]] && mount --bind "$WORK/ro" "$WORK/ro" 2>/dev/null; then
+  trap 'umount "$WORK/ro" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  mount -o remount,ro,bind "$WORK/ro"
+  job rodir "$WORK/m" "" "$WORK/ro/rodir.h5"
+  quantize rodir "output.checkpoint: cannot create the lock file '$WORK/ro/rodir.h5.lock': Read-only file system"
+  job rosub "$WORK/m" "" "$WORK/ro/sub/rosub.h5"
+  quantize rosub "output.checkpoint: cannot create the directory '$WORK/ro/sub': Read-only file system"
+  umount "$WORK/ro"
+else
+  echo "skip rodir: no read-only bind mount here (not root, or mounts not allowed)"
+fi
+job sysdir "$WORK/m" "" "/sys/sysdir.h5"
+quantize sysdir "output.checkpoint: cannot create the lock file '/sys/sysdir.h5.lock'"
+
+# 4. Weights stored as integers (the same bytes relabelled I32).
+python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/intw" int-weights
+job intweights "$WORK/intw"
+quantize intweights "intw/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' is stored as I32, expected a floating-point type"
+
+# 5. eval.seqlen whose attention scores cannot fit (was a bare std::bad_alloc mid-eval): the
+# quick-start model, a small checkpoint of it, then eval with windows of 100000 tokens.
+job evalck "$SRC/models/tiny-bloom" "  text: $SRC/data/austen-train.txt
+  nsamples: 4
+  seqlen: 32" "$WORK/evalck.h5" "eval:
+  text: $SRC/data/austen-eval.txt
+  seqlen: 100000"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/evalck.yaml" >"$WORK/evalck.out" 2>"$WORK/evalck.err" ||
+  { tail -5 "$WORK/evalck.err"; fail "evalck: quantize failed"; }
+expect_refusal evalseqlen "eval.seqlen 100000: the evaluation needs [0-9.]+ GiB of host memory on this node .* but [0-9.]+ GiB are available: lower eval.seqlen" \
+  "${MPIRUN[@]}" -np 2 "$BIN" eval "$WORK/evalck.yaml"
+
+# The same defect given to export --model: refused before anything is written.
+python3 "$SRC/tests/cli/craft_model.py" "$SRC/models/tiny-bloom" "$WORK/intbloom" int-weights
+expect_refusal intexport "intbloom/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' is stored as I32" \
+  "$BIN" export "$WORK/evalck.h5" --out "$WORK/intexport" --model "$WORK/intbloom"
+[[ ! -e $WORK/intexport ]] || fail "intexport: the export directory was written"
+
+# 6. SIGKILL to mpirun mid-job: no rank is left running 1 s later (zombies waiting for the
+# container's init to reap them have ended: they are not counted).
+sed -e "s#models/tiny-bloom#$SRC/models/tiny-bloom#; s#data/austen#$SRC/data/austen#" \
+  -e "s#out/tiny-bloom.h5#$WORK/killed.h5#" "$SRC/configs/tiny-bloom.yaml" >"$WORK/killed.yaml"
+(ulimit -v $limit_kb; exec "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/killed.yaml") \
+  >"$WORK/killed.out" 2>"$WORK/killed.err" &
+launcher=$!
+for _ in $(seq 1 600); do
+  grep -q "quantized in" "$WORK/killed.err" 2>/dev/null && break
+  sleep 0.1
+done
+grep -q "quantized in" "$WORK/killed.err" || { kill -9 $launcher; cat "$WORK/killed.err"; fail "killed: no block finished in 60 s"; }
+ranks=$(pgrep -P $launcher -x gptqd | tr '\n' ' ')
+[[ -n $ranks ]] || fail "killed: no gptqd rank under mpirun (pid $launcher)"
+kill -9 $launcher
+wait $launcher 2>/dev/null || true
+sleep 1
+alive=""
+for p in $ranks; do
+  state=$(ps -o stat= -p "$p" 2>/dev/null || true)
+  [[ -z $state || $state == Z* ]] || alive+="$p "
+done
+[[ -z $alive ]] || { ps -o pid,ppid,stat,etime,comm -p ${alive// /,}; fail "killed: rank(s) $alive still running 1 s after SIGKILL to mpirun"; }
+echo "ok   killed: ranks $ranks ended within 1 s of SIGKILL to mpirun"
+echo "all hostile messages one line"
