@@ -36,6 +36,10 @@ double since(Clock::time_point t0) {
   return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The smallest block block_for chooses (unless the configured one is smaller): below it the
+// per-block overheads dominate.
+constexpr int kMinBlock = 16;
+
 // Elements per MPI call, below INT32_MAX.
 constexpr int64_t kMpiChunk = int64_t{1} << 30;
 
@@ -75,6 +79,12 @@ ScalapackFactorizer::ScalapackFactorizer(MPI_Comm comm, int block) : comm_(comm)
               npcol_, size_, rows, cols, myrow_, mycol_);
 }
 
+int ScalapackFactorizer::block_for(int64_t n) const {
+  // At least two blocks per process row and column, so small layers are spread too.
+  const int64_t spread = (n + 2 * std::max(nprow_, npcol_) - 1) / (2 * std::max(nprow_, npcol_));
+  return static_cast<int>(std::clamp<int64_t>(spread, std::min(nb_, kMinBlock), nb_));
+}
+
 ScalapackFactorizer::~ScalapackFactorizer() {
   Cblacs_gridexit(context_);
   Cfree_blacs_system_handle(handle_);
@@ -85,8 +95,9 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
   if (n64 <= 0) return true;
   GPTQD_CHECK(n64 <= INT_MAX, "ScaLAPACK factorization of order {}: above its 32-bit indices", n64);
   const int n = static_cast<int>(n64);
-  const int mloc = local_count(n, nb_, myrow_, nprow_);
-  const int nloc = local_count(n, nb_, mycol_, npcol_);
+  const int nb = block_for(n64);
+  const int mloc = local_count(n, nb, myrow_, nprow_);
+  const int nloc = local_count(n, nb, mycol_, npcol_);
   const int64_t local = static_cast<int64_t>(mloc) * nloc;
   GPTQD_CHECK(local <= INT_MAX,
               "ScaLAPACK factorization of order {} on a {} x {} grid: a part of {} x {} "
@@ -96,7 +107,7 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
   const int zero = 0, one = 1;
   int desc[9];
   int info = 0;
-  descinit_(desc, &n, &n, &nb_, &nb_, &zero, &zero, &context_, &lld, &info);
+  descinit_(desc, &n, &n, &nb, &nb, &zero, &zero, &context_, &lld, &info);
   GPTQD_CHECK(info == 0, "ScaLAPACK descinit: argument {} is invalid", -info);
 
   // 1. This process's part of A = J H J, column-major: A(i, j) = H(n-1-i, n-1-j), read as the
@@ -104,10 +115,10 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
   auto t0 = Clock::now();
   std::vector<double> a(static_cast<size_t>(std::max<int64_t>(local, 1)));
   for (int lj = 0; lj < nloc; ++lj) {
-    const int64_t j = global_index(lj, nb_, mycol_, npcol_);
+    const int64_t j = global_index(lj, nb, mycol_, npcol_);
     const float* src = h + (n64 - 1 - j) * n64 + (n64 - 1);  // H(n-1-j, n-1-i) at src[-i]
     double* dst = a.data() + static_cast<int64_t>(lj) * lld;
-    for (int li = 0; li < mloc; ++li) dst[li] = src[-global_index(li, nb_, myrow_, nprow_)];
+    for (int li = 0; li < mloc; ++li) dst[li] = src[-global_index(li, nb, myrow_, nprow_)];
   }
   seconds_.scatter = since(t0);
 
@@ -142,7 +153,7 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
   std::vector<float> part;
   for (int p = 0; p < size_; ++p) {
     const int prow = coords[2 * p], pcol = coords[2 * p + 1];
-    const int pm = local_count(n, nb_, prow, nprow_), pn = local_count(n, nb_, pcol, npcol_);
+    const int pm = local_count(n, nb, prow, nprow_), pn = local_count(n, nb, pcol, npcol_);
     const int64_t count = static_cast<int64_t>(pm) * pn;
     const float* src = r.data();
     if (p != rank_) {
@@ -156,11 +167,11 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
     }
     const int pld = std::max(1, pm);
     for (int lj = 0; lj < pn; ++lj) {
-      const int64_t j = global_index(lj, nb_, pcol, npcol_);
+      const int64_t j = global_index(lj, nb, pcol, npcol_);
       float* dst = h + (n64 - 1 - j) * n64 + (n64 - 1);  // U[n-1-j][n-1-i] at dst[-i]
       const float* col = src + static_cast<int64_t>(lj) * pld;
       for (int li = 0; li < pm; ++li) {
-        const int64_t i = global_index(li, nb_, prow, nprow_);
+        const int64_t i = global_index(li, nb, prow, nprow_);
         dst[-i] = i <= j ? col[li] : 0.0f;
       }
     }

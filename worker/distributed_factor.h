@@ -57,7 +57,12 @@ class ScalapackFactorizer final : public HostFactorizer {
 
   int grid_rows() const { return nprow_; }
   int grid_cols() const { return npcol_; }
+  // The configured block, used from n = 2 * block * max(grid_rows(), grid_cols()) on; below,
+  // block_for(n) = ceil(n / (2 max(grid_rows(), grid_cols()))), at least 16: every process
+  // still gets a part of a small matrix (tiny test models). A function of n and the grid
+  // only, so the same replica count gives the same U.
   int block() const { return nb_; }
+  int block_for(int64_t n) const;
   const ScalapackSeconds& last_seconds() const { return seconds_; }
 
  private:

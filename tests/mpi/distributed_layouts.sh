@@ -11,7 +11,11 @@
 #  - every layer is reported once, by one replica, and every block is complete.
 # GPTQD_TEST_FACTORIZATION=distributed (the *_scalapack.sh twins) runs every layout with
 # parallel.factorization: distributed: the same guarantees, the factorization also summed in
-# another order with more than one replica (a ScaLAPACK grid per replica count).
+# another order with more than one replica (a ScaLAPACK grid per replica count). U then moves
+# by ~1e-7 (fp32 rounding), and on these 64-column layers one code flipped at a rounding tie
+# cascades along its row through the error feedback: 18 codes of a 64 x 64 layer, +0.6% of
+# that layer's loss (measured), so a layer's loss may differ by 1% there; the job's total
+# loss stays within 1e-4 either way (measured: < 5e-8).
 source "$(dirname "$0")/../cli/lib.bash"
 FACTORIZATION=${GPTQD_TEST_FACTORIZATION:-replicated}
 
@@ -46,10 +50,11 @@ parallel:
   [[ $rows -eq $((8 * LAYERS_PER_BLOCK)) ]] || { cat "$WORK/$tag.out"; fail "$tag: $rows report rows, expected 4 blocks x $LAYERS_PER_BLOCK layers x 2 runs"; }
 done
 
-/usr/bin/python3 - "$WORK" "${LAYOUTS[@]}" <<'PY' || fail "checkpoints differ across layouts"
+/usr/bin/python3 - "$WORK" "$FACTORIZATION" "${LAYOUTS[@]}" <<'PY' || fail "checkpoints differ across layouts"
 import sys, h5py, numpy as np
 
-work, layouts = sys.argv[1], sys.argv[2:]
+work, factorization, layouts = sys.argv[1], sys.argv[2], sys.argv[3:]
+LAYER_LOSS_TOL = 1e-2 if factorization == "distributed" else 1e-3
 ARRAYS = ("codes", "scales", "zeros", "g_idx", "perm", "bias")
 
 def load(tag):
@@ -92,14 +97,17 @@ for r, t in sorted(first.items()):
     same = sum(int((ref[k]["codes"] == x[k]["codes"]).sum()) for k in ref)
     total = sum(ref[k]["codes"].size for k in ref)
     worst = max(float(np.max(np.abs(x_stats[rn][:, :, 0] / ref_stats[rn][:, :, 0] - 1))) for rn in ref_stats)
+    job = abs(sum(float(x_stats[rn][:, :, 0].sum()) for rn in ref_stats) /
+              sum(float(ref_stats[rn][:, :, 0].sum()) for rn in ref_stats) - 1)
     print(f"{r} replicas ({t}) vs 1 rank: {same}/{total} codes identical ({same / total:.5%}), "
-          f"largest per-layer GPTQ loss difference {worst:.2e}")
+          f"largest per-layer GPTQ loss difference {worst:.2e}, total loss {job:.2e}")
     # Every replica's slice of scales and zeros reached the file (a lost or misplaced slice
     # would show as fill values or another row's numbers, far beyond rounding).
     close = sum(int(np.isclose(ref[k][n], x[k][n], rtol=1e-3, atol=0).sum()) for k in ref for n in ("scales", "zeros"))
     params = sum(ref[k][n].size for k in ref for n in ("scales", "zeros"))
     assert close >= 0.999 * params, f"{t}: only {close}/{params} scales and zeros agree with 1 rank"
     assert same >= 0.999 * total, f"{t}: only {same}/{total} codes agree with 1 rank"
-    assert worst <= 1e-3, f"{t}: a layer's loss differs by {worst:.2e} from 1 rank"
+    assert worst <= LAYER_LOSS_TOL, f"{t}: a layer's loss differs by {worst:.2e} from 1 rank"
+    assert job <= 1e-4, f"{t}: the total loss differs by {job:.2e} from 1 rank"
 PY
 echo "layouts: ok"
