@@ -240,7 +240,10 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
         GPTQD_INPUT_CHECK(std::filesystem::exists(s.tokenizer_path),
                           "eval.text needs the model's tokenizer: {} does not exist",
                           s.tokenizer_path);
-        GPTQD_INPUT_CHECK(std::filesystem::exists(s.job.checkpoint),
+        std::error_code ec;  // a path the OS cannot look up is an input error, not a throw
+        const bool ckpt_exists = std::filesystem::exists(s.job.checkpoint, ec);
+        GPTQD_INPUT_CHECK(!ec, "output.checkpoint {}: {}", s.job.checkpoint, ec.message());
+        GPTQD_INPUT_CHECK(ckpt_exists,
                           "output.checkpoint {} does not exist: run gptqd quantize {} first",
                           s.job.checkpoint, opt.config_path);
         s.ckpt = std::make_unique<Checkpoint>(Checkpoint::open_read(s.job.checkpoint));

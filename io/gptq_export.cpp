@@ -366,7 +366,10 @@ std::string export_gptq(const ExportOptions& opt) {
   }
 
   const fs::path dir(opt.out_dir);
-  fs::create_directories(dir);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  GPTQD_INPUT_CHECK(!ec, "export --out: cannot create the directory '{}': {}", opt.out_dir,
+                    ec.message());
   write_safetensors((dir / "model.safetensors").string(), out.tensors,
                     {{"format", "pt"},
                      {"quantizer", quantizer_tag()},

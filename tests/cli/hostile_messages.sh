@@ -3,7 +3,8 @@
 # echoes cannot break the one-line promise (control characters are escaped, a huge path is cut
 # with its length), an unwritable checkpoint directory is one line, weights stored as integers
 # are refused naming the tensor (quantize, export --model), a too long eval.seqlen names the key
-# instead of a bare std::bad_alloc, and the ranks end within a second of a SIGKILL to mpirun.
+# instead of a bare std::bad_alloc, paths the OS refuses name their key in eval and export,
+# and the ranks end within a second of a SIGKILL to mpirun.
 # Each refusal: exit code 1, one error line naming the culprit, no checkpoint and no .creating
 # file, under a ulimit (4 GiB of address space) and a timeout.
 source "$(dirname "$0")/lib.bash"
@@ -108,6 +109,14 @@ job evalck "$SRC/models/tiny-bloom" "  text: $SRC/data/austen-train.txt
   { tail -5 "$WORK/evalck.err"; fail "evalck: quantize failed"; }
 expect_refusal evalseqlen "eval.seqlen 100000: the evaluation needs [0-9.]+ GiB of host memory on this node .* but [0-9.]+ GiB are available: lower eval.seqlen" \
   "${MPIRUN[@]}" -np 2 "$BIN" eval "$WORK/evalck.yaml"
+
+# Paths the OS refuses, given to eval and export (were bare std::filesystem errors naming no key).
+sed "s#checkpoint: .*#checkpoint: $WORK/$(head -c 5000 /dev/zero | tr '\0' c).h5#" \
+  "$WORK/evalck.yaml" >"$WORK/evallong.yaml"
+expect_refusal evallong "output\.checkpoint $WORK/c+\.\.\.\[[0-9]+ bytes, cut\]\.\.\.c+\.h5: File name too long" \
+  "${MPIRUN[@]}" -np 2 "$BIN" eval "$WORK/evallong.yaml"
+expect_refusal exportout "export --out: cannot create the directory '$WORK/plainfile/out': Not a directory" \
+  "$BIN" export "$WORK/evalck.h5" --out "$WORK/plainfile/out"
 
 # The same defect given to export --model: refused before anything is written.
 python3 "$SRC/tests/cli/craft_model.py" "$SRC/models/tiny-bloom" "$WORK/intbloom" int-weights
