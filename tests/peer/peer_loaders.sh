@@ -60,11 +60,13 @@ job llama-symact models/tiny-llama 32 "4" true true
 
 : >"$OUT/runs.txt"
 for j in bloom bloom-symact bloom-sym llama llama-symact; do
-  if [[ ! -f $OUT/$j.eval.txt || $OUT/$j.yaml -nt $OUT/$j.eval.txt ]]; then
-    "${MPIRUN[@]}" -np 2 "$BIN" quantize "$OUT/$j.yaml" >"$OUT/$j.quantize.log" 2>&1 || { tail "$OUT/$j.quantize.log"; exit 1; }
+  model=$(awk '/path:/ {print $2; exit}' "$OUT/$j.yaml")
+  # Quantized again when the job or the model's weights changed (--restart: the checkpoint's
+  # inputs then differ).
+  if [[ ! -f $OUT/$j.eval.txt || $OUT/$j.yaml -nt $OUT/$j.eval.txt || $model/model.safetensors -nt $OUT/$j.eval.txt ]]; then
+    "${MPIRUN[@]}" -np 2 "$BIN" quantize "$OUT/$j.yaml" --restart >"$OUT/$j.quantize.log" 2>&1 || { tail "$OUT/$j.quantize.log"; exit 1; }
     "${MPIRUN[@]}" -np 2 "$BIN" eval "$OUT/$j.yaml" >"$OUT/$j.eval.txt" 2>"$OUT/$j.eval.log" || { tail "$OUT/$j.eval.log"; exit 1; }
   fi
-  model=$(awk '/path:/ {print $2; exit}' "$OUT/$j.yaml")
   # "<run> <bits> <group> GPTQ <ppl> ..." rows of the eval table.
   awk -v j="$j" -v m="$model" '$4 == "GPTQ" {print j, m, $1, $5}' "$OUT/$j.eval.txt" >>"$OUT/runs.txt"
 done
