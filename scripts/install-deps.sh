@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages gptqd builds and tests with, only those missing.
 # Idempotent: a second run installs nothing and prints nothing but a summary line.
-# Usage: scripts/install-deps.sh [--python]   (--python adds what the fixture scripts need)
+# Usage: scripts/install-deps.sh [--python] [--fuzz]
+#   --python adds what the fixture scripts need; --fuzz adds clang and libFuzzer (scripts/fuzz.sh)
 set -euo pipefail
 
 pkgs=(
@@ -18,9 +19,13 @@ pkgs=(
   python3 python3-numpy python3-h5py-mpi  # checkpoint checks in tests (h5py)
   slurmctld slurmd slurm-client munge   # the Slurm test starts a real single-node Slurm
 )
-if [[ "${1:-}" == "--python" ]]; then
-  pkgs+=(python3-torch python3-venv python3-pip)
-fi
+for opt in "$@"; do
+  case $opt in
+    --python) pkgs+=(python3-torch python3-venv python3-pip) ;;
+    --fuzz) pkgs+=(clang libclang-rt-dev llvm) ;;  # llvm: llvm-symbolizer for sanitizer traces
+    *) echo "install-deps: unknown option $opt (--python, --fuzz)" >&2; exit 2 ;;
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do
