@@ -21,7 +21,13 @@ constexpr uintmax_t kMaxTextFileBytes = uintmax_t{1} << 30;
 
 std::vector<int32_t> tokens_from_file(const JobConfig& job) {
   const auto& c = job.calibration;
-  const SafetensorsFile f = SafetensorsFile::open(c.tokens);
+  const SafetensorsFile f = [&] {
+    try {
+      return SafetensorsFile::open(c.tokens);
+    } catch (const InputError& e) {  // the reader names the file; the user wrote a key
+      throw InputError(fmt::format("calibration.tokens: {}", e.what()));
+    }
+  }();
   const TensorInfo* t = f.find("tokens");
   GPTQD_INPUT_CHECK(t != nullptr, "{}: no tensor named 'tokens'", c.tokens);
   GPTQD_INPUT_CHECK(t->dtype == DType::I32 || t->dtype == DType::I64,

@@ -93,6 +93,13 @@ fi
 job sysdir "$WORK/m" "" "/sys/sysdir.h5"
 quantize sysdir "output.checkpoint: cannot create the lock file '/sys/sysdir.h5.lock'"
 
+# A directory as calibration.tokens: the reader's message gains the key.
+mkdir "$WORK/tokdir"
+job tokdir "$WORK/m" "  tokens: $WORK/tokdir
+  nsamples: 8
+  seqlen: 32"
+quantize tokdir "calibration.tokens: $WORK/tokdir is not a regular file"
+
 # 4. Weights stored as integers (the same bytes relabelled I32).
 python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/intw" int-weights
 job intweights "$WORK/intw"
