@@ -214,7 +214,11 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     GPTQD_LOG_INFO("job {}: model {} ({} {} blocks, hidden {}, {} heads), {} run(s)",
                    opt.config_path, job.model_path, dims.n_layer, dims.config.model_type,
                    dims.hidden, dims.n_head, job.runs.size());
-    GPTQD_LOG_INFO("resolved config:\n{}", job.resolved_yaml());
+    // One log line per YAML line: every line carries the rank, and the logger prints a
+    // message on one line (kernels/log.h).
+    GPTQD_LOG_INFO("resolved config:");
+    std::istringstream yaml(job.resolved_yaml());
+    for (std::string line; std::getline(yaml, line);) GPTQD_LOG_INFO("  {}", line);
     warn_vllm_unservable(job.runs, dims);
     GPTQD_LOG_INFO("plan ({}): {}",
                    job.parallel.stages > 0 ? "parallel.stages" : "auto, the fastest estimate",
@@ -239,11 +243,14 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   std::unique_ptr<Execution> exec;
   if (!collective_try(comm, [&] {
         exec = std::make_unique<Execution>(job.parallel.device, threads_per_rank(opt.threads, comm),
-                                           comm);
+                                           comm, job.parallel.transport);
       })) {
     return 1;
   }
   Backend& be = exec->backend();
+  if (rank == 0)
+    GPTQD_LOG_INFO("backend {} on rank 0, transport between stages: {} (parallel.transport: {})",
+                   be.name(), exec->transport_name(), job.parallel.transport);
   constexpr int64_t kMicroBatch = 1;
   bool on_host = false;
   if (!collective_try(comm, [&] {
