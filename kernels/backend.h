@@ -59,6 +59,25 @@ struct GptqBlock {
   float* loss = nullptr;  // [rows], accumulated (+=)
 };
 
+// The arithmetic of the ops marked [precision] below (docs/numerics.md). Every other op
+// computes in fp32 (fp64 where it says so) whatever the setting.
+enum class Precision {
+  kExact,  // fp32 operands, fp32 accumulation (TF32 off on CUDA)
+  kFast,   // operands rounded to bf16 (round to nearest even), products accumulated in fp32:
+           // tensor cores on CUDA; the CPU rounds the same way, so the quality cost shows there
+};
+
+// "exact" / "fast", the spelling of the job file's parallel.precision.
+inline const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::kExact:
+      return "exact";
+    case Precision::kFast:
+      return "fast";
+  }
+  return "?";
+}
+
 // Bytes held through a backend, for `gptqd plan`'s memory model and the tests that
 // hold the model to what the worker allocates (coordinator/plan_estimate.h).
 struct MemoryStats {
@@ -100,12 +119,26 @@ class Backend {
   virtual MemoryStats memory_stats() = 0;
   virtual void reset_peak() = 0;
 
+  // ---- precision -------------------------------------------------------------
+  // The arithmetic of forward_gemm and xtx; kExact from construction. Set it before the
+  // first op: a change applies to the ops queued after it.
+  virtual void set_precision(Precision p) = 0;
+  virtual Precision precision() const = 0;
+
   // ---- dense linear algebra ----------------------------------------------
-  // C[m,n] = alpha * op(A) * op(B) + beta * C; op(A) is m x k, op(B) is k x n.
+  // C[m,n] = alpha * op(A) * op(B) + beta * C; op(A) is m x k, op(B) is k x n. Always fp32
+  // operands (the GPTQ sweep's updates use it).
   virtual void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc) = 0;
-  // H[d,d] = alpha * H + beta * X^T X for X [n, d] (ld = d). Both triangles written.
+  // [precision] gemm for the forward's linear layers. kExact: gemm, the same bits. kFast:
+  // C = alpha * bf16(op(A)) * bf16(op(B)) + beta * C, each element of A and B rounded to bf16
+  // first, the (exact) products summed in fp32.
+  virtual void forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                            float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                            float beta, float* c, int64_t ldc) = 0;
+  // [precision] H[d,d] = alpha * H + beta * X^T X for X [n, d] (ld = d). Both triangles
+  // written, H exactly symmetric. kFast: X rounded to bf16 first, the products summed in fp32.
   virtual void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) = 0;
   // In place: SPD H [n,n] -> U, upper triangular, with H^-1 = U^T U (Cholesky of
   // H, inverse from it, upper Cholesky of the inverse); strictly lower part zeroed.

@@ -34,6 +34,11 @@ GPTQD_HD uint16_t f32_to_bf16(float f) {
   return static_cast<uint16_t>(u >> 16);
 }
 
+// f rounded to the nearest bf16 (ties to even), as an fp32: the operands of the fast
+// precision (kernels/backend.h Precision::kFast). Inf stays Inf, NaN stays NaN, a finite
+// value above the largest bf16 rounds to Inf.
+GPTQD_HD float round_to_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+
 GPTQD_HD float f16_to_f32(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;
   uint32_t exp = (h >> 10) & 0x1fu;

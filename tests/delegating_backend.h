@@ -22,7 +22,9 @@ class DelegatingBackend : public Backend {
   void to_device(float* d, const float* h, int64_t n) override {
     on_call(), inner_->to_device(d, h, n);
   }
-  void to_host(float* h, const float* s, int64_t n) override { on_call(), inner_->to_host(h, s, n); }
+  void to_host(float* h, const float* s, int64_t n) override {
+    on_call(), inner_->to_host(h, s, n);
+  }
   void to_host_u8(uint8_t* h, const uint8_t* s, int64_t n) override {
     on_call(), inner_->to_host_u8(h, s, n);
   }
@@ -39,6 +41,13 @@ class DelegatingBackend : public Backend {
   void gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
             int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) override {
     on_call(), inner_->gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
+  void set_precision(Precision p) override { on_call(), inner_->set_precision(p); }
+  Precision precision() const override { return inner_->precision(); }
+  void forward_gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+                    int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                    int64_t ldc) override {
+    on_call(), inner_->forward_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
   void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override {
     on_call(), inner_->xtx(n, d, x, alpha, beta, h);
@@ -78,8 +87,7 @@ class DelegatingBackend : public Backend {
     on_call(), inner_->rope(tokens, seq, heads, hd, x, cos, sin);
   }
   void attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv, int64_t hd,
-                 const float* q, const float* k, const float* v, float scale,
-                 float* ctx) override {
+                 const float* q, const float* k, const float* v, float scale, float* ctx) override {
     on_call(), inner_->attention(batch, seq, n_head, n_kv, hd, q, k, v, scale, ctx);
   }
   void silu_mul(int64_t n, float* gate, const float* up) override {

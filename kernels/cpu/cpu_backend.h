@@ -4,7 +4,8 @@
 // to_host are copies. The implementation is split by concern:
 //   cpu_backend.cpp  memory, copies, accounting, make_cpu_backend
 //   cpu_memory.cpp   large host allocations (huge pages)
-//   cpu_linalg.cpp   gemm, xtx, inverse_cholesky_upper
+//   cpu_linalg.cpp   gemm, forward_gemm, xtx, inverse_cholesky_upper (kFast: operands
+//                    rounded to bf16 into scratch, then the fp32 BLAS call)
 //   cpu_quant.cpp    quant_params, quantize_rtn, gptq_block
 //   cpu_nn.cpp       layer_norm, gelu, add, add_bias
 //   cpu_attention.cpp alibi_attention, attention (grouped KV heads)
@@ -44,9 +45,15 @@ class CpuBackend final : public Backend {
   MemoryStats memory_stats() override;
   void reset_peak() override;
 
+  void set_precision(Precision p) override { precision_ = p; }
+  Precision precision() const override { return precision_; }
+
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
             int64_t ldc) override;
+  void forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                    int64_t ldc) override;
   void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override;
   bool inverse_cholesky_upper(int64_t n, float* h) override;
 
@@ -69,14 +76,14 @@ class CpuBackend final : public Backend {
   void rope(int64_t tokens, int64_t seq, int64_t n_heads, int64_t head_dim, float* x,
             const float* cos, const float* sin) override;
   void attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n_kv_head, int64_t head_dim,
-                 const float* q, const float* k, const float* v, float scale,
-                 float* ctx) override;
+                 const float* q, const float* k, const float* v, float scale, float* ctx) override;
   void silu_mul(int64_t n, float* gate, const float* up) override;
   void relu(int64_t n, float* x) override;
 
  private:
   friend class CountedScratch;
   int threads_;
+  Precision precision_ = Precision::kExact;
   MemoryCounter device_, host_;  // alloc/alloc_u8 + op scratch; alloc_host
 };
 

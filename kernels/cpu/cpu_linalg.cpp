@@ -11,6 +11,7 @@
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_memory.h"
 #include "kernels/cpu/cpu_parallel.h"
+#include "kernels/half.h"
 
 namespace gptqd {
 
@@ -31,11 +32,51 @@ void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
               static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
 }
 
+namespace {
+
+// dst[r*cols + c] = round_to_bf16(src[r*lds + c]): the rows x cols operand of a kFast op,
+// packed. The BLAS then multiplies bf16 values held in fp32: the product of two bf16 (8-bit
+// significands) is exact in fp32, so the only roundings left are the fp32 sums, as on a
+// tensor core with fp32 accumulation.
+void round_to_bf16_2d(int64_t rows, int64_t cols, const float* src, int64_t lds, float* dst,
+                      int threads) {
+  cpu::parallel_for(rows, threads, cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t c = 0; c < cols; ++c) dst[r * cols + c] = round_to_bf16(src[r * lds + c]);
+  });
+}
+
+}  // namespace
+
+void CpuBackend::forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                              float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                              float beta, float* c, int64_t ldc) {
+  if (precision_ == Precision::kExact || m <= 0 || n <= 0 || k <= 0) {
+    gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  // A as stored is (trans_a ? k x m : m x k), B (trans_b ? n x k : k x n).
+  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  CountedScratch a_mem(*this, a_rows * a_cols * static_cast<int64_t>(sizeof(float)));
+  CountedScratch b_mem(*this, b_rows * b_cols * static_cast<int64_t>(sizeof(float)));
+  round_to_bf16_2d(a_rows, a_cols, a, lda, a_mem.as<float>(), threads_);
+  round_to_bf16_2d(b_rows, b_cols, b, ldb, b_mem.as<float>(), threads_);
+  gemm(trans_a, trans_b, m, n, k, alpha, a_mem.as<float>(), a_cols, b_mem.as<float>(), b_cols, beta,
+       c, ldc);
+}
+
 void CpuBackend::xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) {
   if (d <= 0) return;
   if (n <= 0) {
     for (int64_t i = 0; i < d * d; ++i) h[i] = alpha == 0.0f ? 0.0f : alpha * h[i];
     return;
+  }
+  std::unique_ptr<CountedScratch> rounded;
+  if (precision_ == Precision::kFast) {
+    rounded = std::make_unique<CountedScratch>(*this, n * d * static_cast<int64_t>(sizeof(float)));
+    round_to_bf16_2d(n, d, x, d, rounded->as<float>(), threads_);
+    x = rounded->as<float>();
   }
   // ssyrk writes the upper triangle only (half the flops of sgemm); note that
   // BLAS names the scalars the other way round: C = alpha_blas A^T A + beta_blas C.

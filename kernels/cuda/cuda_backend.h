@@ -7,7 +7,8 @@
 //   cuda_device.cu       make_cuda_backend, cuda_device_count, cuda_info.h
 //   cuda_memory.cu       alloc, copies, fill, synchronize, pinned host memory,
 //                        memory_stats
-//   cuda_gemm.cu         gemm          cuda_xtx.cu          xtx
+//   cuda_gemm.cu         gemm, forward_gemm                 cuda_xtx.cu  xtx
+//   cuda_bf16.cu         the fast precision's bf16 rounding and bf16 GEMM
 //   cuda_cholesky.cu     inverse_cholesky_upper
 //   cuda_quant_params.cu quant_params  cuda_quantize_rtn.cu quantize_rtn
 //   cuda_gptq_block.cu   gptq_block    cuda_layer_norm.cu   layer_norm
@@ -58,9 +59,15 @@ class CudaBackend final : public Backend {
   MemoryStats memory_stats() override;
   void reset_peak() override;
 
+  void set_precision(Precision p) override { precision_ = p; }
+  Precision precision() const override { return precision_; }
+
   void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
             const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
             int64_t ldc) override;
+  void forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                    const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+                    int64_t ldc) override;
   void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override;
   bool inverse_cholesky_upper(int64_t n, float* h) override;
 
@@ -115,6 +122,7 @@ class CudaBackend final : public Backend {
   static constexpr size_t kStagingBytes = size_t{1} << 20;
 
   int device_;
+  Precision precision_ = Precision::kExact;
   int max_shared_optin_;  // bytes of shared memory a block may opt in to
   CudaStream stream_;
   CublasHandle cublas_;

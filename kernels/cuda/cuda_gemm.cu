@@ -1,4 +1,5 @@
-// CudaBackend::gemm on cuBLAS, and the row-major (strided batched) GEMM that
+// CudaBackend::gemm on cuBLAS, forward_gemm (bf16 operands in the fast precision), and the
+// row-major (strided batched) GEMM that
 // the attention reuses.
 //
 // cuBLAS is column-major. A row-major matrix X with leading dimension ld, read
@@ -64,6 +65,30 @@ void CudaBackend::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t
   }
   gemm_rowmajor(cublas_.get(), trans_a, trans_b, m, n, k, alpha, a, lda, 0, b, ldb, 0, beta, c, ldc,
                 0, 1);
+}
+
+}  // namespace gptqd::cuda
+
+namespace gptqd::cuda {
+
+// kFast: both operands rounded to bf16 into stream-ordered scratch (packed; the weight's copy
+// is half its fp32 size), then one tensor-core GEMM with fp32 accumulation.
+void CudaBackend::forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                               float alpha, const float* a, int64_t lda, const float* b,
+                               int64_t ldb, float beta, float* c, int64_t ldc) {
+  if (precision_ == Precision::kExact || m <= 0 || n <= 0 || k <= 0) {
+    gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    return;
+  }
+  activate();
+  // A as stored is (trans_a ? k x m : m x k), B (trans_b ? n x k : k x n).
+  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  DeviceArray<uint16_t> a16(a_rows * a_cols, stream()), b16(b_rows * b_cols, stream());
+  launch_to_bf16_2d(a_rows, a_cols, a, lda, a16.get(), stream());
+  launch_to_bf16_2d(b_rows, b_cols, b, ldb, b16.get(), stream());
+  gemm_rowmajor_bf16(cublas_.get(), trans_a, trans_b, m, n, k, alpha, a16.get(), a_cols, b16.get(),
+                     b_cols, beta, c, ldc);
 }
 
 }  // namespace gptqd::cuda

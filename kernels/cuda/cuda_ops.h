@@ -30,6 +30,17 @@ void gemm_rowmajor(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m,
                    const float* b, int64_t ldb, int64_t stride_b, float beta, float* c, int64_t ldc,
                    int64_t stride_c, int64_t batch);
 
+// cuda_bf16.cu: dst[r*cols + c] = bf16(src[r*lds + c]) (round to nearest even, the bits of
+// kernels/half.h f32_to_bf16): a rows x cols operand of the fast precision, packed.
+void launch_to_bf16_2d(int64_t rows, int64_t cols, const float* src, int64_t lds, uint16_t* dst,
+                       cudaStream_t stream);
+
+// cuda_bf16.cu: as gemm_rowmajor (batch 1) on bf16 operands (as launch_to_bf16_2d writes
+// them), C fp32, products summed in fp32 (tensor cores). Needs m, n, k >= 1.
+void gemm_rowmajor_bf16(cublasHandle_t handle, bool trans_a, bool trans_b, int64_t m, int64_t n,
+                        int64_t k, float alpha, const uint16_t* a, int64_t lda, const uint16_t* b,
+                        int64_t ldb, float beta, float* c, int64_t ldc);
+
 // cuda_xtx.cu: h[i, j] = h[j, i] for j < i: copies the upper triangle of the
 // row-major d x d matrix h onto its strictly lower triangle.
 void launch_mirror_upper_to_lower(int64_t d, float* h, cudaStream_t stream);

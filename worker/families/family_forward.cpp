@@ -14,9 +14,9 @@ const FamilyForward& family_forward(Family family) {
   return bloom_forward();
 }
 
-void linear_forward(Backend& be, const LinearWeights& l, int64_t tokens, const float* x,
-                    float* y) {
-  be.gemm(false, true, tokens, l.out, l.in, 1.0f, x, l.in, l.w.data(), l.in, 0.0f, y, l.out);
+void linear_forward(Backend& be, const LinearWeights& l, int64_t tokens, const float* x, float* y) {
+  be.forward_gemm(false, true, tokens, l.out, l.in, 1.0f, x, l.in, l.w.data(), l.in, 0.0f, y,
+                  l.out);
   if (l.b.size() > 0) be.add_bias(tokens, l.out, l.b.data(), y);
 }
 

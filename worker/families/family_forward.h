@@ -33,7 +33,8 @@ const FamilyForward& bloom_forward();
 const FamilyForward& llama_forward();
 const FamilyForward& opt_forward();
 
-// y[T, out] = x[T, in] W^T (+ b): the linear layer every family uses.
+// y[T, out] = x[T, in] W^T (+ b): the linear layer every family uses, in the backend's
+// precision (Backend::forward_gemm).
 void linear_forward(Backend& be, const LinearWeights& l, int64_t tokens, const float* x, float* y);
 
 }  // namespace gptqd

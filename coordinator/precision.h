@@ -1,0 +1,16 @@
+// parallel.precision (docs/config-reference.md) resolved for the backend a rank computes on.
+// quantize uses it; eval's forward stays exact (it measures the checkpoint, not the run).
+#pragma once
+
+#include <string>
+
+#include "kernels/backend.h"
+
+namespace gptqd {
+
+// "exact" and "fast" as written; "auto": fast on a GPU (tensor cores), exact on the CPU (the
+// reference arithmetic, and the CPU has no faster bf16 path). InputError for anything else
+// (io/job_config.cpp has already refused it in a parsed job).
+Precision resolve_precision(const std::string& setting, bool on_gpu);
+
+}  // namespace gptqd
