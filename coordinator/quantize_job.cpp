@@ -14,6 +14,7 @@
 #include "coordinator/fingerprint.h"
 #include "coordinator/plan.h"
 #include "coordinator/plan_estimate.h"
+#include "coordinator/precision.h"
 #include "coordinator/report.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_guard.h"
@@ -32,8 +33,11 @@ namespace gptqd {
 namespace {
 
 std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const HfModel& model,
-                           const std::vector<int32_t>& tokens) {
+                           const std::vector<int32_t>& tokens, Precision precision) {
   Fingerprint fp;
+  // A checkpoint's codes come from one arithmetic: fast does not resume an exact checkpoint
+  // (nor the reverse). Exact adds nothing, so checkpoints made before the setting still match.
+  if (precision == Precision::kFast) fp.add(std::string("precision fast"));
   fp.add(cfg.json);
   fp.add(static_cast<int64_t>(model.bytes_of(model.spec().embedding[0].name)));
   fp.add(tokens.data(), tokens.size() * sizeof(int32_t));
@@ -251,6 +255,10 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (rank == 0)
     GPTQD_LOG_INFO("backend {} on rank 0, transport between stages: {} (parallel.transport: {})",
                    be.name(), exec->transport_name(), job.parallel.transport);
+  be.set_precision(resolve_precision(job.parallel.precision, exec->on_gpu()));
+  if (rank == 0)
+    GPTQD_LOG_INFO("precision {} for the forward GEMMs and the Hessian (parallel.precision: {})",
+                   precision_name(be.precision()), job.parallel.precision);
   constexpr int64_t kMicroBatch = 1;
   bool on_host = false;
   if (!collective_try(comm, [&] {
@@ -275,7 +283,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
 
   // 4. The checkpoint: resume when it exists and matches, else create it collectively.
   CkptLayout layout = layout_of(job, model->config(), dims);
-  layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens);
+  layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens, be.precision());
   bool exists = false;
   if (rank == 0) exists = std::filesystem::exists(job.checkpoint);
   broadcast(comm, 0, &exists);
