@@ -10,6 +10,7 @@
 #include "coordinator/layer_cmd.h"
 #include "coordinator/plan_cmd.h"
 #include "io/checkpoint.h"
+#include "io/checkpoint_verify.h"
 #include "kernels/backend.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
@@ -79,11 +80,16 @@ int cmd_inspect(const std::vector<std::string>& args, MPI_Comm comm) {
     return rc;
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
-  if (rank == 0) {
+  if (rank != 0) return 0;
+  if (!opt.verify) {
     fmt::print("{}", inspect_checkpoint(opt.path));
     std::fflush(stdout);
+    return 0;
   }
-  return 0;
+  const VerifyResult r = verify_checkpoint(opt.path);
+  fmt::print("{}", format_verify_result(opt.path, r));
+  std::fflush(stdout);
+  return r.ok() ? 0 : 1;
 }
 
 // export's arguments (and --help) are parsed in cmd_export; an error of the export itself that
@@ -118,6 +124,9 @@ QuantizeOptions parse_quantize_args(const std::vector<std::string>& args) {
 CommandLine inspect_command_line(InspectOptions* opt) {
   CommandLine cl("inspect", "runs, settings, per-layer errors, completeness");
   cl.app().add_option("FILE", opt->path, "the checkpoint (HDF5)")->required();
+  cl.app().add_flag("--verify", opt->verify,
+                    "read back every complete block and check its checksums and ranges; exit 1 "
+                    "when any is damaged (the first step after a crash or a copy)");
   return cl;
 }
 

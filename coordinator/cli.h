@@ -30,9 +30,10 @@ std::string version_text();
 CommandLine quantize_command_line(QuantizeOptions* opt);
 QuantizeOptions parse_quantize_args(const std::vector<std::string>& args);
 
-// `gptqd inspect FILE`.
+// `gptqd inspect FILE [--verify]`.
 struct InspectOptions {
   std::string path;
+  bool verify = false;  // read back every complete block and check it; exit 1 when damaged
 };
 CommandLine inspect_command_line(InspectOptions* opt);
 InspectOptions parse_inspect_args(const std::vector<std::string>& args);

@@ -16,6 +16,7 @@
 #include "coordinator/plan_estimate.h"
 #include "coordinator/precision.h"
 #include "coordinator/report.h"
+#include "coordinator/resume_verify.h"
 #include "io/checkpoint.h"
 #include "io/checkpoint_guard.h"
 #include "io/export_compat.h"
@@ -302,6 +303,9 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         }
       })) {
     return 1;
+  }
+  if (exists && !opt.restart) {
+    if (!collective_try(comm, [&] { verify_resumed_blocks(*ckpt, comm); })) return 1;
   }
   FileIdentity written;  // rank 0: the file this job writes, checked again at the end
   if (rank == 0) written = file_identity(job.checkpoint);

@@ -14,6 +14,7 @@
 #include <limits>
 #include <utility>
 
+#include "io/checkpoint_checksum.h"
 #include "io/checkpoint_meta.h"
 #include "io/hdf5_util.h"
 #include "kernels/check.h"
@@ -84,6 +85,29 @@ Hid mpio_fapl(MPI_Comm comm) {
   return fapl;
 }
 
+// The root group keeps its attributes in dense storage (a fractal heap, file format 1.8 and
+// later), where one attribute may exceed the 64 KiB of an object header message: the run names
+// of a 4096-run sweep, or a long config text, do.
+Hid large_attrs_fcpl() {
+  Hid fcpl = h5::make_plist(H5P_FILE_CREATE);
+  h5::check(H5Pset_attr_phase_change(fcpl.get(), 0, 0), "H5Pset_attr_phase_change");
+  return fcpl;
+}
+
+// Any failure of a reader on a file that opened is damage: gptqd::Error from the HDF5 layer (a
+// dataset missing, of the wrong type) becomes InputError naming the file, so every command ends
+// in one line that says so.
+template <typename F>
+auto as_damage(const std::string& path, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
+  }
+}
+
 void check_parent_dir(const std::string& path) {
   const auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
@@ -117,6 +141,7 @@ struct Checkpoint::Impl {
   std::string path;
   CkptLayout layout;
   std::string writer_version;
+  int64_t format_version = kCheckpointFormatVersion;  // the file's; checksums from 2 on
   Hid file;
   Hid dxpl;  // independent MPI-IO transfers; invalid (H5P_DEFAULT) when opened serially
   bool writable = false;
@@ -211,15 +236,24 @@ Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout,
   // The layout is built under a temporary name and renamed into place once complete and synced,
   // so a job killed during create leaves no half-made checkpoint at `path` to resume from.
   const std::string tmp = path + ".creating";
-  {
+  try {
     Hid fapl = mpio_fapl(comm);
-    Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+    h5::check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18),
+              "H5Pset_libver_bounds");
+    const Hid fcpl = large_attrs_fcpl();
+    Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
     GPTQD_INPUT_CHECK(file.valid(), "cannot create checkpoint {}: {}", tmp, h5::error_text());
     ckpt::write_layout(file.get(), layout);
     // H5Fflush with the MPI-IO driver ends in MPI_File_sync; H5Fclose alone would not sync.
     h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL),
               fmt::format("cannot write checkpoint {}", tmp));
     file.close_checked(fmt::format("cannot close checkpoint {}", tmp));
+  } catch (const std::exception&) {
+    // Metadata is written collectively, so every rank fails here; none leaves the half-made
+    // file behind (removing it twice is harmless).
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
   }
   MPI_Barrier(comm);
   // Rank 0 renames; every rank learns whether it worked, so all throw or none does.
@@ -269,6 +303,7 @@ Checkpoint Checkpoint::open_read(const std::string& path) {
   GPTQD_INPUT_CHECK(impl->file.valid(), "cannot open checkpoint {}: {}", path, h5::error_text());
   impl->layout = ckpt::read_layout(impl->file.get(), path);
   impl->writer_version = ckpt::read_writer_version(impl->file.get(), path);
+  impl->format_version = ckpt::read_format_version(impl->file.get(), path);
   return Checkpoint(std::move(impl));
 }
 
@@ -285,6 +320,7 @@ Checkpoint Checkpoint::open_parallel(const std::string& path, MPI_Comm comm) {
   // handle then closes collectively while unwinding.
   impl->layout = ckpt::read_layout(impl->file.get(), path);
   impl->writer_version = ckpt::read_writer_version(impl->file.get(), path);
+  impl->format_version = ckpt::read_format_version(impl->file.get(), path);
   impl->dxpl = h5::make_plist(H5P_DATASET_XFER);
   h5::check(H5Pset_dxpl_mpio(impl->dxpl.get(), H5FD_MPIO_INDEPENDENT), "H5Pset_dxpl_mpio");
   impl->sync_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -307,6 +343,11 @@ const std::string& Checkpoint::path() const {
 const std::string& Checkpoint::writer_version() const {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
   return impl_->writer_version;
+}
+
+int64_t Checkpoint::format_version() const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  return impl_->format_version;
 }
 
 void Checkpoint::write_layer(const std::string& run, int64_t block, const std::string& layer,
@@ -363,6 +404,17 @@ void Checkpoint::write_layer(const std::string& run, int64_t block, const std::s
                  {hgroups, hnr}, data.zeros.data(), x);
   h5::write_slab(im.dataset(base + "/" + ckpt::kBias, {static_cast<hsize_t>(rows)}).get(),
                  H5T_NATIVE_FLOAT, {rb}, {hnr}, data.bias.data(), x);
+  if (im.format_version >= 2) {
+    // Each writer vouches for its own rows; the first also for g_idx, perm and stats (at index
+    // rows, after every writer's rows).
+    const Hid d = im.dataset(base + "/" + ckpt::kChecksum, {static_cast<hsize_t>(rows) + 1});
+    const std::vector<uint64_t> sums = ckpt::row_checksums(data, row_begin, nr, cols, groups);
+    h5::write_slab(d.get(), H5T_NATIVE_UINT64, {rb}, {hnr}, sums.data(), x);
+    if (first) {
+      const uint64_t meta = ckpt::meta_checksum(data, im.layout.runs[ri], shape);
+      h5::write_slab(d.get(), H5T_NATIVE_UINT64, {static_cast<hsize_t>(rows)}, {1}, &meta, x);
+    }
+  }
   if (first) {
     h5::write_slab(im.dataset(base + "/" + ckpt::kGIdx, {hcols}).get(), H5T_NATIVE_INT32, {}, {},
                    data.g_idx.data(), x);
@@ -404,12 +456,28 @@ std::vector<uint8_t> Checkpoint::completion(const std::string& run) const {
   const Impl& im = *impl_;
   im.check_open();
   im.run(run);
-  std::vector<uint8_t> out(im.layout.n_blocks);
+  return as_damage(im.path, [&] {
+    // The dataset's shape is checked before anything is sized by the layout's n_blocks.
+    Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
+                       {static_cast<hsize_t>(im.layout.n_blocks)});
+    std::vector<uint8_t> out(im.layout.n_blocks);
+    h5::read_slab(d.get(), H5T_NATIVE_UINT8, {}, {}, out.data(), im.xfer());
+    for (auto& v : out) v = v != 0;
+    return out;
+  });
+}
+
+void Checkpoint::mark_incomplete(const std::string& run, int64_t block) {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_writable();
+  im.run(run);
+  im.check_block(block);
+  const uint8_t zero = 0;
   Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
                      {static_cast<hsize_t>(im.layout.n_blocks)});
-  h5::read_slab(d.get(), H5T_NATIVE_UINT8, {}, {}, out.data(), im.xfer());
-  for (auto& v : out) v = v != 0;
-  return out;
+  h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &zero, im.xfer());
+  im.sync("after marking a block incomplete");
 }
 
 LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
@@ -423,9 +491,11 @@ LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
   double row[kLayerStatsColumns] = {0};
   const std::vector<hsize_t> stats_dims = {static_cast<hsize_t>(im.layout.n_blocks),
                                            im.layout.layers.size(), kLayerStatsColumns};
-  h5::read_slab(im.dataset(ckpt::run_path(run) + "/" + ckpt::kStats, stats_dims).get(),
-                H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(block), static_cast<hsize_t>(li), 0},
-                {1, 1, kLayerStatsColumns}, row, im.xfer());
+  as_damage(im.path, [&] {
+    h5::read_slab(im.dataset(ckpt::run_path(run) + "/" + ckpt::kStats, stats_dims).get(),
+                  H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(block), static_cast<hsize_t>(li), 0},
+                  {1, 1, kLayerStatsColumns}, row, im.xfer());
+  });
   return {row[0], row[1], row[2], row[3], row[4]};
 }
 
@@ -462,50 +532,76 @@ void check_layer_data(const LayerData& d, int bits, int64_t groups, int64_t rows
 LayerData Checkpoint::read_layer(const std::string& run, int64_t block,
                                  const std::string& layer) const {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  impl_->check_open();
+  impl_->run(run);
+  impl_->check_block(block);
+  // A complete block's data must be what a writer produced: a damaged file must not spill a
+  // code into its neighbour, index outside the scales or reorder columns at random.
+  const bool complete = completion(run)[static_cast<size_t>(block)] != 0;
+  return read_layer_checked(run, block, layer, complete);
+}
+
+void Checkpoint::verify_block(const std::string& run, int64_t block) const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  for (const auto& l : layout().layers) read_layer_checked(run, block, l.name, true);
+}
+
+LayerData Checkpoint::read_layer_checked(const std::string& run, int64_t block,
+                                         const std::string& layer, bool check) const {
   const Impl& im = *impl_;
   im.check_open();
   const int ri = im.run(run);
   const int li = im.layer(layer);
   im.check_block(block);
   const CkptLayerShape& shape = im.layout.layers[li];
+  const CkptRunSpec& spec = im.layout.runs[ri];
   const hsize_t rows = shape.rows, cols = shape.cols;
-  const hsize_t groups = im.layout.runs[ri].groups(shape.cols);
+  const hsize_t groups = spec.groups(shape.cols);
   const std::string base = ckpt::layer_path(run, block, layer);
+  const std::string where = fmt::format("{}: run {} block {} {}", im.path, run, block, layer);
   const hid_t x = im.xfer();
-  LayerData out;
-  out.codes.resize(rows * cols);
-  {
-    Hid d = im.dataset(base + "/" + ckpt::kCodes, {rows, cols});
+  return as_damage(im.path, [&] {
+    // Every dataset is opened and its shape checked before anything is allocated from the
+    // layout's numbers.
+    const Hid codes = im.dataset(base + "/" + ckpt::kCodes, {rows, cols});
+    const Hid scales = im.dataset(base + "/" + ckpt::kScales, {groups, rows});
+    const Hid zeros = im.dataset(base + "/" + ckpt::kZeros, {groups, rows});
+    const Hid g_idx = im.dataset(base + "/" + ckpt::kGIdx, {cols});
+    const Hid perm = im.dataset(base + "/" + ckpt::kPerm, {cols});
+    const Hid bias = im.dataset(base + "/" + ckpt::kBias, {rows});
+    const bool checksummed = im.format_version >= 2;
+    Hid sums;
+    if (checksummed) sums = im.dataset(base + "/" + ckpt::kChecksum, {rows + 1});
+    LayerData out;
+    out.codes.resize(rows * cols);
     const hsize_t step = std::max<hsize_t>(1, kMaxIoBytes / cols);
     for (hsize_t r = 0; r < rows; r += step) {
       const hsize_t n = std::min(step, rows - r);
-      h5::read_slab(d.get(), H5T_NATIVE_UINT8, {r, 0}, {n, cols}, out.codes.data() + r * cols, x);
+      h5::read_slab(codes.get(), H5T_NATIVE_UINT8, {r, 0}, {n, cols}, out.codes.data() + r * cols,
+                    x);
     }
-  }
-  out.scales.resize(groups * rows);
-  out.zeros.resize(groups * rows);
-  out.g_idx.resize(cols);
-  out.perm.resize(cols);
-  out.bias.resize(rows);
-  h5::read_slab(im.dataset(base + "/" + ckpt::kScales, {groups, rows}).get(), H5T_NATIVE_FLOAT, {},
-                {}, out.scales.data(), x);
-  h5::read_slab(im.dataset(base + "/" + ckpt::kZeros, {groups, rows}).get(), H5T_NATIVE_FLOAT, {},
-                {}, out.zeros.data(), x);
-  h5::read_slab(im.dataset(base + "/" + ckpt::kGIdx, {cols}).get(), H5T_NATIVE_INT32, {}, {},
-                out.g_idx.data(), x);
-  h5::read_slab(im.dataset(base + "/" + ckpt::kPerm, {cols}).get(), H5T_NATIVE_INT32, {}, {},
-                out.perm.data(), x);
-  h5::read_slab(im.dataset(base + "/" + ckpt::kBias, {rows}).get(), H5T_NATIVE_FLOAT, {}, {},
-                out.bias.data(), x);
-  out.stats = read_stats(run, block, layer);
-  // A complete block's data must be what a writer can produce: a damaged file must not spill a
-  // code into its neighbour, index outside the scales or reorder columns at random.
-  if (completion(run)[static_cast<size_t>(block)] != 0) {
-    const std::string where = fmt::format("{}: run {} block {} {}", im.path, run, block, layer);
-    check_layer_data(out, im.layout.runs[ri].bits, static_cast<int64_t>(groups),
-                     static_cast<int64_t>(rows), static_cast<int64_t>(cols), where);
-  }
-  return out;
+    out.scales.resize(groups * rows);
+    out.zeros.resize(groups * rows);
+    out.g_idx.resize(cols);
+    out.perm.resize(cols);
+    out.bias.resize(rows);
+    h5::read_slab(scales.get(), H5T_NATIVE_FLOAT, {}, {}, out.scales.data(), x);
+    h5::read_slab(zeros.get(), H5T_NATIVE_FLOAT, {}, {}, out.zeros.data(), x);
+    h5::read_slab(g_idx.get(), H5T_NATIVE_INT32, {}, {}, out.g_idx.data(), x);
+    h5::read_slab(perm.get(), H5T_NATIVE_INT32, {}, {}, out.perm.data(), x);
+    h5::read_slab(bias.get(), H5T_NATIVE_FLOAT, {}, {}, out.bias.data(), x);
+    out.stats = read_stats(run, block, layer);
+    if (!check) return out;
+    if (checksummed) {
+      std::vector<uint64_t> stored(rows + 1);
+      h5::read_slab(sums.get(), H5T_NATIVE_UINT64, {}, {}, stored.data(), x);
+      const std::string diff = ckpt::checksum_mismatch(stored, out, spec, shape);
+      GPTQD_INPUT_CHECK(diff.empty(), "{}: {}; the checkpoint is damaged", where, diff);
+    }
+    check_layer_data(out, spec.bits, static_cast<int64_t>(groups), static_cast<int64_t>(rows),
+                     static_cast<int64_t>(cols), where);
+    return out;
+  });
 }
 
 std::vector<float> Checkpoint::dequantize(const std::string& run, int64_t block,

@@ -27,7 +27,9 @@
 namespace gptqd {
 
 inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
-inline constexpr int kCheckpointFormatVersion = 1;
+// 2: a checksum per layer (io/checkpoint_checksum.h). Version 1 files are still read (and
+// resumed) without checksums.
+inline constexpr int kCheckpointFormatVersion = 2;
 
 // Throws InputError naming `where` and the first bad value unless the layer's data is what a
 // writer produces: codes <= 2^bits - 1, finite scales, zeros in [0, 2^bits - 1], g_idx
@@ -70,6 +72,8 @@ class Checkpoint {
   const std::string& path() const;
   // The gptqd version that created the file (root attribute gptqd_version).
   const std::string& writer_version() const;
+  // The file's format_version (1: no checksums; 2: a checksum per layer).
+  int64_t format_version() const;
 
   // Independent (any one rank, opened by create/open_resume): writes rows [row_begin, row_end)
   // of a layer. Sizes: codes (nr * cols), scales and zeros (groups * nr, group-major), bias (nr),
@@ -94,9 +98,18 @@ class Checkpoint {
   // The layer's stats alone (NaN where never written), without reading its data.
   LayerStats read_stats(const std::string& run, int64_t block, const std::string& layer) const;
 
-  // The whole layer (rows [0, rows)) as stored, stats included; for a complete block checked
-  // with check_layer_data (InputError on damaged data).
+  // The whole layer (rows [0, rows)) as stored, stats included. For a complete block checked
+  // against its checksums (format_version >= 2) and with check_layer_data: InputError naming
+  // run, block and layer on damaged data. Any failure to read an opened file is InputError too.
   LayerData read_layer(const std::string& run, int64_t block, const std::string& layer) const;
+
+  // Checks every layer of the block as read_layer checks a complete block, whether or not it is
+  // marked complete. Throws InputError on the first damage found.
+  void verify_block(const std::string& run, int64_t block) const;
+
+  // Independent (opened by create/open_resume): clears the block's completion mark, so that a
+  // resumed job quantizes it again (a damaged block found on resume). Synced before it returns.
+  void mark_incomplete(const std::string& run, int64_t block);
 
   // Dequantized weights [rows, cols] from the file:
   // w[r][c] = scales[g_idx[c]][r] * (codes[r][c] - zeros[g_idx[c]][r]).
@@ -113,6 +126,8 @@ class Checkpoint {
   explicit Checkpoint(std::unique_ptr<Impl> impl);
   // Collective: opens an existing checkpoint read-write through MPI-IO.
   static Checkpoint open_parallel(const std::string& path, MPI_Comm comm);
+  LayerData read_layer_checked(const std::string& run, int64_t block, const std::string& layer,
+                               bool check) const;
   std::unique_ptr<Impl> impl_;
 };
 

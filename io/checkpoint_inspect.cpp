@@ -65,7 +65,7 @@ std::string inspect_checkpoint(const std::string& path) {
   const Checkpoint ckpt = Checkpoint::open_read(path);
   const CkptLayout& layout = ckpt.layout();
   std::string out = fmt::format("checkpoint {} ({} format {}, written by gptqd {})\n", path,
-                                kCheckpointFormat, kCheckpointFormatVersion, ckpt.writer_version());
+                                kCheckpointFormat, ckpt.format_version(), ckpt.writer_version());
   out += model_summary(layout) + "\n";
   out += fmt::format("fingerprint: {}\n", layout.fingerprint);
   size_t name_width = 5;

@@ -60,15 +60,21 @@ std::string run_difference(const CkptRunSpec& s, const CkptRunSpec& w) {
 }  // namespace
 
 void validate_layout(const CkptLayout& layout) {
-  GPTQD_CHECK(layout.n_blocks > 0, "checkpoint layout: n_blocks is {}", layout.n_blocks);
+  // Bounds far above any model (BLOOM-176B: 70 blocks, layers of at most 57344 x 14336) keep a
+  // damaged file's numbers from sizing a reader's allocations.
+  GPTQD_CHECK(layout.n_blocks > 0 && layout.n_blocks <= kMaxCkptBlocks,
+              "checkpoint layout: n_blocks is {} (1..{})", layout.n_blocks, kMaxCkptBlocks);
   GPTQD_CHECK(!layout.layers.empty(), "checkpoint layout: no layers");
   GPTQD_CHECK(!layout.runs.empty(), "checkpoint layout: no runs");
   std::set<std::string> names;
   for (const auto& l : layout.layers) {
     check_name("layer", l.name);
     GPTQD_CHECK(names.insert(l.name).second, "checkpoint layout: layer '{}' listed twice", l.name);
-    GPTQD_CHECK(l.rows > 0 && l.cols > 0, "checkpoint layout: layer '{}' has shape {}x{}", l.name,
-                l.rows, l.cols);
+    GPTQD_CHECK(l.rows > 0 && l.cols > 0 && l.rows <= kMaxCkptLayerDim &&
+                    l.cols <= kMaxCkptLayerDim && l.rows * l.cols <= kMaxCkptLayerElements,
+                "checkpoint layout: layer '{}' has shape {}x{} (each side 1..{}, at most {} "
+                "weights)",
+                l.name, l.rows, l.cols, kMaxCkptLayerDim, kMaxCkptLayerElements);
     // g_idx and perm are int32 column indices.
     GPTQD_CHECK(l.cols <= std::numeric_limits<int32_t>::max(),
                 "checkpoint layout: layer '{}' has {} columns, more than int32 indexes", l.name,

@@ -63,9 +63,14 @@ struct LayerData {
   LayerStats stats;                  // used only from the row_begin == 0 writer
 };
 
+// Bounds validate_layout applies (far above any released model).
+inline constexpr int64_t kMaxCkptBlocks = int64_t{1} << 20;
+inline constexpr int64_t kMaxCkptLayerDim = int64_t{1} << 24;
+inline constexpr int64_t kMaxCkptLayerElements = int64_t{1} << 36;
+
 // Throws gptqd::Error when the layout cannot be stored: no blocks, no layers or runs, an empty or
-// duplicate name, a name with '/' (or "." / ".."), a non-positive shape, bits outside 1..8, a bad
-// group_size or block_size.
+// duplicate name, a name with '/' (or "." / ".."), a non-positive shape or one beyond the bounds
+// above, bits outside 1..8, a bad group_size or block_size.
 void validate_layout(const CkptLayout& layout);
 
 // Empty when `stored` (read from a file) and `wanted` describe the same job: same fingerprint,

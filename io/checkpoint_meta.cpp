@@ -94,6 +94,7 @@ void write_block(hid_t blocks, int64_t block, const CkptLayout& layout, const Ck
     create_dataset(lg.get(), kGIdx, H5T_STD_I32LE, {cols}, dcpl);
     create_dataset(lg.get(), kPerm, H5T_STD_I32LE, {cols}, dcpl);
     create_dataset(lg.get(), kBias, H5T_IEEE_F32LE, {rows}, dcpl);
+    create_dataset(lg.get(), kChecksum, H5T_STD_U64LE, {rows + 1}, dcpl);
   }
 }
 
@@ -204,6 +205,14 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
     return layout;
   } catch (const InputError&) {
     throw;
+  } catch (const Error& e) {
+    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
+  }
+}
+
+int64_t read_format_version(hid_t file, const std::string& path) {
+  try {
+    return h5::read_attr_int64(file, "format_version");
   } catch (const Error& e) {
     throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
   }

@@ -20,6 +20,7 @@ inline constexpr const char* kPerm = "perm";
 inline constexpr const char* kBias = "bias";
 inline constexpr const char* kComplete = "complete";
 inline constexpr const char* kStats = "stats";
+inline constexpr const char* kChecksum = "checksum";  // format_version >= 2 (checkpoint_checksum.h)
 
 std::string run_path(const std::string& run);  // "/runs/<run>"
 std::string layer_path(const std::string& run, int64_t block, const std::string& layer);
@@ -33,6 +34,9 @@ void write_layout(hid_t file, const CkptLayout& layout);
 // Reads the layout back. Throws InputError naming `path` when the file is not a gptqd
 // checkpoint, is of a newer format version, or lacks part of the layout.
 CkptLayout read_layout(hid_t file, const std::string& path);
+
+// The root attribute format_version of a file read_layout() accepted.
+int64_t read_format_version(hid_t file, const std::string& path);
 
 // The root attribute gptqd_version of a file read_layout() accepted.
 std::string read_writer_version(hid_t file, const std::string& path);

@@ -34,4 +34,9 @@ grep -q "blocks complete: 4/7, missing: 3-5$" "$WORK/inspect.txt" ||
   { cat "$WORK/inspect.txt"; fail "inspect does not show w8gall's missing blocks"; }
 rows=$(grep -cE "^ +[0-9]+ +(self_attention|mlp)\S* +[0-9]+x[0-9]+ " "$WORK/inspect.txt")
 [[ $rows -eq 33 ]] || { cat "$WORK/inspect.txt"; fail "inspect shows $rows layer rows, want 33"; }
-echo "PASS: 3 ranks wrote one checkpoint; h5py, h5dump and inspect agree"
+# The checksums of rows written by three ranks match the data as read back whole.
+"$GPTQD_BIN" inspect "$WORK/p.h5" --verify >"$WORK/verify.txt" ||
+  { cat "$WORK/verify.txt"; fail "inspect --verify of the 3-rank checkpoint"; }
+grep -q "11 complete blocks, 33 layers, checksums and ranges: OK" "$WORK/verify.txt" ||
+  { cat "$WORK/verify.txt"; fail "verify report"; }
+echo "PASS: 3 ranks wrote one checkpoint; h5py, h5dump, inspect and inspect --verify agree"

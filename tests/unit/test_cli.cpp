@@ -90,8 +90,11 @@ TEST(CliParse, Eval) {
 
 TEST(CliParse, Inspect) {
   EXPECT_EQ(parse_inspect_args({"ckpt.h5"}).path, "ckpt.h5");
+  EXPECT_FALSE(parse_inspect_args({"ckpt.h5"}).verify);
+  EXPECT_TRUE(parse_inspect_args({"ckpt.h5", "--verify"}).verify);
+  EXPECT_TRUE(parse_inspect_args({"--verify", "ckpt.h5"}).verify);
   EXPECT_EQ(input_error([] { parse_inspect_args({}); }),
-            "inspect: missing FILE; usage: gptqd inspect FILE");
+            "inspect: missing FILE; usage: gptqd inspect FILE [--verify]");
 }
 
 // Every command's --help and -h: its usage, before any other check (nothing required, unknown
@@ -121,7 +124,7 @@ TEST(CliHelp, UsageListsEveryCommand) {
   EvalOptions e;
   for (const std::string& line :
        {std::string("  gptqd quantize CONFIG [--restart] [--threads N]   "),
-        "  " + eval_command_line(&e).synopsis() + "      ", std::string("  gptqd inspect FILE  "),
+        "  " + eval_command_line(&e).synopsis() + "      ", std::string("  gptqd inspect FILE [--verify]  "),
         std::string("  gptqd export FILE"), std::string("  gptqd plan CONFIG --ranks N"),
         std::string("  gptqd layer --in L.safetensors --out R.safetensors --bits B"),
         std::string("  gptqd --version  ")})

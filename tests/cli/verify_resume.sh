@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# The checkpoint verifies what it reads (issue 14 item 4): damage that stays inside every range
+# (a 4-bit code changed to another 4-bit code, a scale nudged, a run's `bits` attribute
+# rewritten) is found by the per-layer checksums: `inspect --verify` names run, block and layer
+# and exits 1, export and eval refuse, and a resumed job quantizes the damaged blocks again,
+# giving back exactly the undamaged checkpoint. Controls: the digest comparison fails on the
+# damaged file, and the damage really is within range (range checks alone pass it).
+source "$(dirname "$0")/lib.bash"
+
+make_model "$WORK/m"
+make_tokens "$WORK/tokens.safetensors" 4000
+CK=$WORK/ck.h5
+write_config "$WORK/job.yaml" "$WORK/m" "$CK"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/job.yaml" >/dev/null 2>"$WORK/q1.err" ||
+  { cat "$WORK/q1.err"; fail "first quantize failed"; }
+python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" >"$WORK/digest.json"
+"$BIN" inspect "$CK" --verify >"$WORK/v0.out" || { cat "$WORK/v0.out"; fail "verify of a sound file failed"; }
+grep -q "2 complete blocks, 8 layers, checksums and ranges: OK" "$WORK/v0.out" ||
+  { cat "$WORK/v0.out"; fail "verify report of a sound file"; }
+echo "ok   sound file verifies: $(cat "$WORK/v0.out")"
+
+# Damage inside every range: a code of block 0's first layer moved to another 4-bit value, a
+# scale of block 1's last layer scaled by 1.001.
+cp "$CK" "$WORK/pristine.h5"
+python3 - "$CK" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    run = f["runs"][list(f["runs"])[0]]
+    codes = run["blocks/0/self_attention.query_key_value/codes"]
+    v = int(codes[5, 7]); codes[5, 7] = (v + 1) % 16
+    scales = run["blocks/1/mlp.dense_4h_to_h/scales"]
+    scales[0, 3] = scales[0, 3] * 1.001
+PY
+set +e
+"$BIN" inspect "$CK" --verify >"$WORK/v1.out" 2>&1
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || { cat "$WORK/v1.out"; fail "verify of a damaged file: exit $rc, expected 1"; }
+grep -q "block 0 self_attention.query_key_value: row 5's checksum does not match" "$WORK/v1.out" ||
+  { cat "$WORK/v1.out"; fail "the changed code is not named"; }
+grep -q "block 1 mlp.dense_4h_to_h: row 3's checksum does not match" "$WORK/v1.out" ||
+  { cat "$WORK/v1.out"; fail "the changed scale is not named"; }
+grep -q "^DAMAGED .*: 2 of 2 complete blocks" "$WORK/v1.out" || { cat "$WORK/v1.out"; fail "summary"; }
+echo "ok   damage found: $(grep -c checksum "$WORK/v1.out") lines, exit 1"
+
+# Control: the damage is within range, so only the checksum can see it (a format-1 reader, which
+# has no checksum, would have trusted it): the same file marked format_version 1 (no checksums) passes.
+python3 - "$CK" "$WORK/format1.h5" <<'PY'
+import shutil, sys, h5py
+shutil.copy(sys.argv[1], sys.argv[2])
+with h5py.File(sys.argv[2], "r+") as f:
+    f.attrs["format_version"] = 1  # readers skip checksums in format 1 files
+PY
+"$BIN" inspect "$WORK/format1.h5" --verify >"$WORK/v2.out" ||
+  { cat "$WORK/v2.out"; fail "control: the damage is not within range"; }
+grep -q "ranges only" "$WORK/v2.out" || { cat "$WORK/v2.out"; fail "control: format 1 report"; }
+echo "ok   control: range checks alone pass the damage"
+
+# Control: the digest comparison used below sees the damage.
+if python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" "$WORK/digest.json" 2>/dev/null; then
+  fail "control: the digest does not see the damage"
+fi
+
+# Every reader refuses: export (one line, exit 1).
+set +e
+"$BIN" export "$CK" --out "$WORK/exp" >"$WORK/e.out" 2>"$WORK/e.err"
+rc=$?
+set -e
+[[ $rc -eq 1 ]] || { cat "$WORK/e.err"; fail "export of a damaged file: exit $rc"; }
+grep -q "checksum does not match.*the checkpoint is damaged" "$WORK/e.err" ||
+  { cat "$WORK/e.err"; fail "export's error line"; }
+echo "ok   export refuses: $(grep error: "$WORK/e.err" | head -1 | cut -c1-160)"
+
+# A resumed job re-quantizes the damaged blocks and ends with the undamaged checkpoint.
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/job.yaml" >/dev/null 2>"$WORK/q2.err" ||
+  { cat "$WORK/q2.err"; fail "resume failed"; }
+[[ $(grep -c "will be quantized again" "$WORK/q2.err") -eq 2 ]] ||
+  { cat "$WORK/q2.err"; fail "resume did not name the 2 damaged blocks"; }
+grep -q "checkpoint verified: 2 complete blocks read back, 2 damaged" "$WORK/q2.err" ||
+  { cat "$WORK/q2.err"; fail "resume's verification summary"; }
+python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" "$WORK/digest.json" ||
+  fail "the re-quantized blocks differ from the original ones"
+"$BIN" inspect "$CK" --verify >/dev/null || fail "verify after resume"
+echo "ok   resume re-quantized both blocks, digest equal to the original"
+
+# A run attribute rewritten (bits 4 -> 3, which every range still allows) no longer matches the
+# checksums written under the old settings.
+python3 - "$WORK/pristine.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    run = f["runs"][list(f["runs"])[0]]
+    run.attrs["bits"] = run.attrs["bits"] - 1
+    for b in run["blocks"].values():
+        for layer in b.values():
+            layer["codes"][...] = layer["codes"][()] % 8  # keep every code a 3-bit one
+PY
+set +e
+"$BIN" inspect "$WORK/pristine.h5" --verify >"$WORK/v3.out" 2>&1
+rc=$?
+set -e
+[[ $rc -eq 1 ]] && grep -q "g_idx, perm and stats with the run's settings" "$WORK/v3.out" ||
+  { cat "$WORK/v3.out"; fail "a rewritten bits attribute: exit $rc"; }
+echo "ok   rewritten bits attribute found"

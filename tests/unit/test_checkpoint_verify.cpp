@@ -1,0 +1,211 @@
+// The checkpoint verifies what it reads (format_version 2): the checksum is xxHash64 (checked
+// against the reference implementation's values), row checksums written by several writers equal
+// those of the whole layer, damage inside every range is found by read_layer and verify_block,
+// a damaged dataset or attribute is InputError, format 1 files still read, a resumed block can
+// be marked incomplete, and a 4096-run sweep's checkpoint can be created.
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "io/checkpoint.h"
+#include "io/checkpoint_checksum.h"
+#include "io/checkpoint_verify.h"
+#include "kernels/check.h"
+#include "tests/checkpoint_fixture.h"
+
+namespace gptqd {
+namespace {
+
+using ckpt::Hash64;
+
+// Values of the reference xxHash64 (seed 0), from PyPI's xxhash 3.x:
+//   python3 -c "import xxhash; print(hex(xxhash.xxh64(bytes(range(100))).intdigest()))"
+TEST(CheckpointChecksum, IsXxHash64) {
+  std::vector<unsigned char> bytes(100);
+  for (int i = 0; i < 100; ++i) bytes[i] = static_cast<unsigned char>(i);
+  EXPECT_EQ(Hash64().digest(), 0xef46db3751d8e999ULL);
+  EXPECT_EQ(Hash64().bytes("abc", 3).digest(), 0x44bc2cf5ad770999ULL);
+  EXPECT_EQ(Hash64().bytes(bytes.data(), 37).digest(), 0xd93fa2dfee5c24c9ULL);
+  EXPECT_EQ(Hash64().bytes(bytes.data(), 100).digest(), 0x6ac1e58032166597ULL);
+  // Fed in pieces of every size: the same value.
+  for (size_t piece = 1; piece <= 40; ++piece) {
+    Hash64 h;
+    for (size_t i = 0; i < 100; i += piece) h.bytes(bytes.data() + i, std::min(piece, 100 - i));
+    EXPECT_EQ(h.digest(), 0x6ac1e58032166597ULL) << piece;
+  }
+  // Control: one bit changed changes the value.
+  bytes[50] ^= 1;
+  EXPECT_NE(Hash64().bytes(bytes.data(), 100).digest(), 0x6ac1e58032166597ULL);
+}
+
+TEST(CheckpointChecksum, RowsOfSeveralWritersEqualTheWholeLayer) {
+  const CkptLayout l = small_layout();
+  const CkptLayerShape& shape = l.layers[0];
+  const int64_t rows = shape.rows, cols = shape.cols, groups = l.runs[0].groups(cols);
+  const LayerData full = random_layer(l, 0, 0, 0, rows, 5);
+  const std::vector<uint64_t> whole = ckpt::row_checksums(full, 0, rows, cols, groups);
+  std::vector<uint64_t> pieces;
+  for (const auto& [rb, re] : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {5, 6}, {6, 12}}) {
+    const auto p =
+        ckpt::row_checksums(rows_of(full, rows, cols, groups, rb, re), rb, re - rb, cols, groups);
+    pieces.insert(pieces.end(), p.begin(), p.end());
+  }
+  EXPECT_EQ(pieces, whole);
+  std::vector<uint64_t> stored = whole;
+  stored.push_back(ckpt::meta_checksum(full, l.runs[0], shape));
+  EXPECT_EQ(ckpt::checksum_mismatch(stored, full, l.runs[0], shape), "");
+  // Two rows swapped (codes, scales, zeros and bias together): row 0 no longer matches.
+  LayerData swapped = full;
+  for (int64_t c = 0; c < cols; ++c) std::swap(swapped.codes[c], swapped.codes[cols + c]);
+  for (int64_t g = 0; g < groups; ++g) {
+    std::swap(swapped.scales[g * rows], swapped.scales[g * rows + 1]);
+    std::swap(swapped.zeros[g * rows], swapped.zeros[g * rows + 1]);
+  }
+  std::swap(swapped.bias[0], swapped.bias[1]);
+  EXPECT_EQ(ckpt::checksum_mismatch(stored, swapped, l.runs[0], shape),
+            "row 0's checksum does not match its codes, scales, zeros and bias");
+  // Another run's settings (bits 4 -> 3) with the same data: the meta checksum differs.
+  CkptRunSpec other = l.runs[0];
+  other.bits = 3;
+  EXPECT_NE(ckpt::checksum_mismatch(stored, full, other, shape).find("run's settings"),
+            std::string::npos);
+}
+
+// A checkpoint with run w4g4 block 1 complete (written in three row ranges) and run w3gall
+// block 0 written but not marked.
+void write_sample(const std::string& path, const CkptLayout& l) {
+  Checkpoint ck = Checkpoint::create(path, l, MPI_COMM_SELF);
+  for (size_t li = 0; li < l.layers.size(); ++li) {
+    const CkptLayerShape& s = l.layers[li];
+    const int64_t groups = l.runs[0].groups(s.cols);
+    const LayerData full = random_layer(l, 0, static_cast<int>(li), 0, s.rows, 40 + li);
+    const int64_t mid = s.rows / 2;
+    ck.write_layer("w4g4", 1, s.name, mid, s.rows,
+                   rows_of(full, s.rows, s.cols, groups, mid, s.rows));
+    ck.write_layer("w4g4", 1, s.name, 0, mid, rows_of(full, s.rows, s.cols, groups, 0, mid));
+    ck.write_layer("w3gall", 0, s.name, 0, s.rows,
+                   random_layer(l, 1, static_cast<int>(li), 0, s.rows, 60 + li));
+  }
+  ck.mark_complete("w4g4", 1);
+  ck.close();
+}
+
+// Runs python with h5py on the file (the test is skipped without it).
+void h5py_edit(const std::string& path, const std::string& code) {
+  const std::string cmd = "/usr/bin/python3 -c \"import h5py\nwith h5py.File('" + path +
+                          "', 'r+') as f:\n    " + code + "\"";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
+}
+
+TEST_F(CheckpointFile, VerifyFindsDamageWithinRange) {
+  if (!has_h5py()) GTEST_SKIP() << "no /usr/bin/python3 with h5py to damage a checkpoint";
+  const CkptLayout l = small_layout();
+  write_sample(path_, l);
+  VerifyResult r = verify_checkpoint(path_);
+  EXPECT_TRUE(r.ok());
+  EXPECT_EQ(r.format_version, 2);
+  EXPECT_EQ(r.blocks_checked, 1);
+  EXPECT_EQ(r.layers_checked, 2);
+  EXPECT_NE(format_verify_result(path_, r).find(": 1 complete blocks, 2 layers, checksums and "
+                                                "ranges: OK"),
+            std::string::npos);
+
+  // A code moved to another 4-bit value of the same row: every range still holds.
+  h5py_edit(
+      path_,
+      "d = f['runs/w4g4/blocks/1/self_attention.dense/codes']; d[2, 3] = (int(d[2, 3]) + 1) % 16");
+  std::string msg = input_error_of(
+      [&] { Checkpoint::open_read(path_).read_layer("w4g4", 1, "self_attention.dense"); });
+  EXPECT_NE(msg.find("run w4g4 block 1 self_attention.dense: row 2's checksum does not match"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(input_error_of([&] {
+              Checkpoint::open_read(path_).verify_block("w4g4", 1);
+            }).find("row 2's checksum"),
+            std::string::npos);
+  r = verify_checkpoint(path_);
+  ASSERT_EQ(r.damaged.size(), 1u);
+  EXPECT_EQ(r.damaged[0].run, "w4g4");
+  EXPECT_EQ(r.damaged[0].block, 1);
+  EXPECT_NE(format_verify_result(path_, r).find("DAMAGED " + path_ + ": 1 of 1 complete blocks"),
+            std::string::npos);
+  // The block not marked complete is read as stored, unchecked (a resume overwrites it).
+  EXPECT_NO_THROW(Checkpoint::open_read(path_).read_layer("w3gall", 0, "self_attention.dense"));
+
+  // Control: as a format 1 file (no checksums) the same damage passes every range check.
+  h5py_edit(path_, "f.attrs['format_version'] = 1");
+  r = verify_checkpoint(path_);
+  EXPECT_TRUE(r.ok());
+  EXPECT_NE(format_verify_result(path_, r).find("ranges only"), std::string::npos);
+}
+
+TEST_F(CheckpointFile, DamagedDatasetsAndAttributesAreInputErrors) {
+  if (!has_h5py()) GTEST_SKIP() << "no /usr/bin/python3 with h5py to damage a checkpoint";
+  const CkptLayout l = small_layout();
+  write_sample(path_, l);
+  // The checksum dataset deleted: the reader says the file is damaged (was a bare HDF5 error).
+  h5py_edit(path_, "del f['runs/w4g4/blocks/1/self_attention.dense/checksum']");
+  std::string msg = input_error_of(
+      [&] { Checkpoint::open_read(path_).read_layer("w4g4", 1, "self_attention.dense"); });
+  EXPECT_NE(msg.find("checkpoint " + path_ + " is damaged"), std::string::npos) << msg;
+  // n_blocks beyond any model: refused when the layout is read, before anything is sized by it.
+  write_sample(path_, l);
+  h5py_edit(path_, "f.attrs['n_blocks'] = 2**50");
+  msg = input_error_of([&] { Checkpoint::open_read(path_); });
+  EXPECT_NE(msg.find("is damaged: checkpoint layout: n_blocks is 1125899906842624"),
+            std::string::npos)
+      << msg;
+  // A layer's rows made huge: refused likewise (was a 2^50-element allocation in read_layer).
+  write_sample(path_, l);
+  h5py_edit(path_, "s = f.attrs['layer_shapes']; s[0, 0] = 2**50; f.attrs['layer_shapes'] = s");
+  msg = input_error_of([&] { Checkpoint::open_read(path_); });
+  EXPECT_NE(msg.find("has shape 1125899906842624x8"), std::string::npos) << msg;
+  // A dataset of another shape than the layout says: named, before any allocation.
+  write_sample(path_, l);
+  h5py_edit(path_, "del f['runs/w4g4/complete']; f['runs/w4g4/complete'] = [1] * 5");
+  msg = input_error_of([&] { Checkpoint::open_read(path_).completion("w4g4"); });
+  EXPECT_NE(msg.find("dataset /runs/w4g4/complete does not have the layout's shape"),
+            std::string::npos)
+      << msg;
+}
+
+TEST_F(CheckpointFile, MarkIncompleteClearsOneBlock) {
+  const CkptLayout l = small_layout();
+  write_sample(path_, l);
+  {
+    Checkpoint ck = Checkpoint::open_resume(path_, l, MPI_COMM_SELF);
+    ck.mark_complete("w4g4", 2);
+    EXPECT_EQ(ck.completion("w4g4"), (std::vector<uint8_t>{0, 1, 1}));
+    ck.mark_incomplete("w4g4", 1);
+    ck.close();
+  }
+  EXPECT_EQ(Checkpoint::open_read(path_).completion("w4g4"), (std::vector<uint8_t>{0, 0, 1}));
+}
+
+// The documented maximum sweep: 4096 runs (the root attribute listing them is larger than an
+// HDF5 object header message; dense attribute storage holds it).
+TEST_F(CheckpointFile, HoldsA4096RunSweep) {
+  CkptLayout l;
+  l.n_blocks = 1;
+  l.layers = {{"dense", 2, 4}};
+  l.model_config_json = "{}";
+  l.fingerprint = "fp";
+  for (int i = 0; i < 4096; ++i) {
+    CkptRunSpec r;
+    r.name = "w4g" + std::to_string(i) + "-damp0.0100-act-static-sym";
+    r.group_size = 1 + i % 4;
+    l.runs.push_back(r);
+  }
+  { Checkpoint ck = Checkpoint::create(path_, l, MPI_COMM_SELF); }
+  EXPECT_FALSE(std::filesystem::exists(path_ + ".creating"));
+  const Checkpoint rd = Checkpoint::open_read(path_);
+  EXPECT_EQ(rd.layout().runs.size(), 4096u);
+  EXPECT_EQ(rd.layout().runs.back().name, l.runs.back().name);
+}
+
+}  // namespace
+}  // namespace gptqd
