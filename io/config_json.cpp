@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 
 #include "io/json_strict.h"
 #include "kernels/check.h"
@@ -31,6 +32,13 @@ const json* present(const json& j, const char* key) {
 }  // namespace
 
 std::string read_small_file(const std::string& path) {
+  // A directory opens with fopen and fails only at fread (EISDIR); a FIFO or /dev/zero would
+  // block or never end. Say what the path is instead.
+  std::error_code ec;
+  const auto st = std::filesystem::status(path, ec);
+  if (!ec && std::filesystem::exists(st))
+    GPTQD_INPUT_CHECK(std::filesystem::is_regular_file(st), "{} is {}, not a regular file", path,
+                      std::filesystem::is_directory(st) ? "a directory" : "a special file");
   FILE* f = std::fopen(path.c_str(), "rb");
   GPTQD_INPUT_CHECK(f != nullptr, "cannot read {}: {}", path, std::strerror(errno));
   std::string text;

@@ -100,6 +100,12 @@ job tokdir "$WORK/m" "  tokens: $WORK/tokdir
   seqlen: 32"
 quantize tokdir "calibration.tokens: $WORK/tokdir is not a regular file"
 
+# A directory where config.json should be (was "cannot read .../config.json: I/O error").
+cp -r "$WORK/m" "$WORK/cfgdir"
+rm "$WORK/cfgdir/config.json" && mkdir "$WORK/cfgdir/config.json"
+job cfgdir "$WORK/cfgdir"
+quantize cfgdir "$WORK/cfgdir/config.json is a directory, not a regular file"
+
 # 4. Weights stored as integers (the same bytes relabelled I32).
 python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/intw" int-weights
 job intweights "$WORK/intw"
