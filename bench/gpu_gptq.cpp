@@ -4,9 +4,11 @@
 // runs), the Hessian accumulation, the fp64 factorization, and the
 // quantization of each linear (gptq_quantize + rtn_quantize + the two
 // output_error products, what worker/block_quantizer.cpp does per linear).
-// For each phase: time, achieved TFLOP/s and the fraction of the device's
-// peak (fp32 CUDA cores for the GEMM phases, fp64 tensor cores for the
-// factorization); then the projected time of BLOOM-176B (70 blocks) at the
+// The forward and the Hessian run twice: exact (fp32) and fast (bf16 operands,
+// fp32 accumulation: parallel.precision). For each phase: time, achieved
+// TFLOP/s, the fraction of the device's peak (fp32 CUDA cores for the GEMM
+// phases, fp64 tensor cores for the factorization) and the rate `gptqd plan`
+// assumes for it (coordinator/plan_rates.h); then the projected time of BLOOM-176B (70 blocks) at the
 // paper's calibration size (128 x 2048 tokens) from these measurements.
 //
 // Usage: gpu_gptq [--hidden 14336] [--heads 112] [--seq 2048] [--nsamples 128]
@@ -25,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "coordinator/plan_rates.h"
 #include "io/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
@@ -107,19 +110,24 @@ std::vector<float> random_host(int64_t n, float sd, uint64_t seed) {
   return v;
 }
 
+// Each line: the measured rate, its fraction of the device's peak, and the rate `gptqd plan`
+// assumes for the phase (coordinator/plan_rates.h, named), so a GPU run calibrates the plan.
 struct Report {
   double peak32 = 0, peak64 = 0;
   void line(const std::string& phase, const std::string& shape, double sec, double flops,
-            double peak) const {
+            double peak, double assumed, const char* assumed_name) const {
     const double tflops = flops / sec * 1e-12;
-    if (peak > 0)
-      std::printf("%-34s %-26s %10.4f %9.2f %7.1f%%\n", phase.c_str(), shape.c_str(), sec, tflops,
-                  100 * tflops / peak);
-    else
-      std::printf("%-34s %-26s %10.4f %9.2f %8s\n", phase.c_str(), shape.c_str(), sec, tflops,
-                  "n/a");
+    const std::string of_peak = peak > 0 ? fmt::format("{:.1f}%", 100 * tflops / peak) : "n/a";
+    const std::string plan =
+        assumed > 0 ? fmt::format("{:g} ({})", assumed, assumed_name) : std::string("-");
+    std::printf("%-34s %-26s %10.4f %9.2f %8s  %s\n", phase.c_str(), shape.c_str(), sec, tflops,
+                of_peak.c_str(), plan.c_str());
   }
 };
+
+using plan_rates::kBf16Tflops;
+using plan_rates::kFactorTflops;
+using plan_rates::kFp32Tflops;
 
 // The four linears of a BLOOM block (io/families/bloom.cpp), in true-sequential order.
 constexpr int kNumLinears = 4;
@@ -174,13 +182,21 @@ int run(const Args& a) {
       static_cast<long long>(h), static_cast<long long>(a.heads), static_cast<long long>(a.micro),
       static_cast<long long>(a.seq), static_cast<long long>(a.nsamples),
       static_cast<long long>(a.seq));
-  std::printf("%-34s %-26s %10s %9s %8s\n", "phase", "shape", "time [s]", "TFLOP/s", "of peak");
+  std::printf("%-34s %-26s %10s %9s %8s  %s\n", "phase", "shape", "time [s]", "TFLOP/s", "of peak",
+              "plan assumes TFLOP/s");
 
   // 1. Forward of one micro-batch: up to each linear's input (the partial
   //    forwards of true_sequential), then the whole block.
   std::array<double, kNumLinears> t_partial{};
   double t_full = 0;
-  {
+  // Exact, then fast (bf16 operands on tensor cores): the projection below uses the fast
+  // times, the GPU's default precision.
+  for (const Precision prec : {Precision::kExact, Precision::kFast}) {
+    be.set_precision(prec);
+    const bool fast = prec == Precision::kFast;
+    const double assumed = fast ? kBf16Tflops : kFp32Tflops;
+    const char* assumed_name = fast ? "kBf16Tflops" : "kFp32Tflops";
+    const std::string tag = fast ? " [fast]" : "";
     BlockWeights w = random_block(be, d);
     BlockWorkspace ws(be, d, tokens);
     Buffer x(be, tokens * h);
@@ -191,28 +207,35 @@ int run(const Args& a) {
       t_partial[i] =
           seconds(be, 3, [&] { block_forward(be, d, w, a.micro, a.seq, x.data(), ws, {}, i); });
       const double flops = 2.0 * tokens * gemm_units[i] * h * h + (i > 0 ? attn : 0.0);
-      rep.line(fmt::format("forward up to linear {} input", i), fmt::format("{} tokens", tokens),
-               t_partial[i], std::max(flops, 1.0), i > 0 ? rep.peak32 : 0);
+      rep.line(fmt::format("forward up to linear {} input{}", i, tag),
+               fmt::format("{} tokens", tokens), t_partial[i], std::max(flops, 1.0),
+               i > 0 ? rep.peak32 : 0, i > 0 ? assumed : 0, assumed_name);
     }
     t_full = seconds(be, 3, [&] { block_forward(be, d, w, a.micro, a.seq, x.data(), ws); });
-    rep.line("forward, whole block", fmt::format("{} tokens", tokens), t_full,
-             24.0 * tokens * h * h + attn, rep.peak32);
+    rep.line("forward, whole block" + tag, fmt::format("{} tokens", tokens), t_full,
+             24.0 * tokens * h * h + attn, rep.peak32, assumed, assumed_name);
   }
 
   // 2. Hessian accumulation of one micro-batch (syrk + mirror), inputs of
   //    width h (qkv, dense, h_to_4h) and 4h (4h_to_h).
   std::array<double, 2> t_hess{};
-  {
+  for (const Precision prec : {Precision::kExact, Precision::kFast}) {
+    be.set_precision(prec);
+    const bool fast = prec == Precision::kFast;
     const std::array<int64_t, 2> dims = {h, d.ffn};
     for (int k = 0; k < 2; ++k) {
       HessianAccumulator acc(be, dims[k]);
       Buffer x(be, tokens * dims[k]);
       random_fill(be, x.data(), tokens * dims[k], 1.0f, 2);
       t_hess[k] = seconds(be, 3, [&] { acc.add(x.data(), tokens, a.micro); });
-      rep.line("Hessian X^T X", fmt::format("{} x {}", tokens, dims[k]), t_hess[k],
-               static_cast<double>(tokens) * dims[k] * (dims[k] + 1), rep.peak32);
+      rep.line(fast ? "Hessian X^T X [fast]" : "Hessian X^T X",
+               fmt::format("{} x {}", tokens, dims[k]), t_hess[k],
+               static_cast<double>(tokens) * dims[k] * (dims[k] + 1), rep.peak32,
+               fast ? kBf16Tflops : kFp32Tflops, fast ? "kBf16Tflops" : "kFp32Tflops");
     }
   }
+
+  be.set_precision(Precision::kExact);  // the factorization and GPTQ are fp32/fp64 in both
 
   // A well-conditioned SPD matrix: I + X^T X / k for a random X [k, n].
   auto spd = [&](int64_t n, Buffer& out) {
@@ -238,7 +261,7 @@ int run(const Args& a) {
         GPTQD_CHECK(be.inverse_cholesky_upper(n, work.data()), "SPD matrix not factorized");
       });
       rep.line("inverse_cholesky_upper (fp64)", fmt::format("{} x {}", n, n), t_factor[k],
-               2.0 * n * n * n / 3.0, rep.peak64);
+               2.0 * n * n * n / 3.0, rep.peak64, kFactorTflops, "kFactorTflops");
     }
   }
 
@@ -269,7 +292,8 @@ int run(const Args& a) {
       t_quant[i] = std::chrono::duration<double>(Clock::now() - t0).count();
       const double c = static_cast<double>(cols), rr = static_cast<double>(rows);
       rep.line(fmt::format("quantize {}", names[i]), fmt::format("{} x {}", rows, cols), t_quant[i],
-               2.0 * c * c * c / 3.0 + rr * c * c + 4.0 * rr * c * c, rep.peak32);
+               2.0 * c * c * c / 3.0 + rr * c * c + 4.0 * rr * c * c, rep.peak32, kFp32Tflops,
+               "kFp32Tflops");
       std::printf("%-34s (GPTQ / RTN output error: %.3f)\n", "", e1 / e2);
     }
   }

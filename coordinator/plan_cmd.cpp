@@ -162,6 +162,16 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
                  fmt::format("fp32 TFLOPS per rank (default {:g})", d.tflops))
       ->type_name("X")
       ->transform(positive_check());
+  app.add_option("--bf16-tflops", opt->machine.bf16_tflops,
+                 fmt::format("bf16 tensor-core TFLOPS per rank, for precision fast (default {:g})",
+                             d.bf16_tflops))
+      ->type_name("X")
+      ->transform(positive_check());
+  app.add_option("--factor-tflops", opt->machine.factor_tflops,
+                 fmt::format("TFLOPS of the Hessian factorization per rank (default {:g})",
+                             d.factor_tflops))
+      ->type_name("X")
+      ->transform(positive_check());
   app.add_option("--link-gbs", opt->machine.link_gbs,
                  fmt::format("collective GB/s within a node (default {:g})", d.link_gbs))
       ->type_name("X")
@@ -235,17 +245,19 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
           : fmt::format("{:.1f} MB", params * w.file_dtype_bytes / 1e6),
       dtype, dtype_note);
   out += fmt::format(
-      "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1\n",
+      "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1; "
+      "precision {}; factorization {}\n",
       w.nsamples, w.seqlen, w.runs, run_names,
-      w.true_sequential ? "true_sequential" : "not true_sequential", w.block_size);
+      w.true_sequential ? "true_sequential" : "not true_sequential", w.block_size,
+      w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.parallel.factorization);
   const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
   out += fmt::format(
       "machine  {} rank(s), {} per node ({} node(s)); {:.1f} GiB device memory per rank, {:.0f} "
       "GiB "
-      "host per node; {:g} TFLOPS fp32 per rank; collectives {:g} GB/s in a node, {:g} GB/s "
-      "across nodes; disk {:g} GB/s per node\n",
-      opt.ranks, m.ranks_per_node, nodes, gib(m.device_mem), gib(m.host_mem), m.tflops, m.link_gbs,
-      m.net_gbs, m.disk_gbs);
+      "host per node; {:g} TFLOPS fp32, {:g} bf16, {:g} factorization per rank; collectives {:g} "
+      "GB/s in a node, {:g} GB/s across nodes; disk {:g} GB/s per node\n",
+      opt.ranks, m.ranks_per_node, nodes, gib(m.device_mem), gib(m.host_mem), m.tflops,
+      m.bf16_tflops, m.factor_tflops, m.link_gbs, m.net_gbs, m.disk_gbs);
 
   // Every layout that works, with its estimate: the reasoning behind the automatic choice.
   out +=

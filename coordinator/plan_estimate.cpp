@@ -41,7 +41,7 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
   }
   for (const LinearDims& l : linear_dims(d)) {
     const double rows_r = l.rows / replicas;
-    p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols;
+    p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols / (w.distributed_factor ? replicas : 1);
     p.sweep += rows_r * l.cols * l.cols;
     p.stats += 4 * rows_r * l.cols * l.cols;
   }
@@ -83,7 +83,8 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
 
 PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload& w,
                            const Machine& m) {
-  GPTQD_CHECK(m.tflops > 0 && m.link_gbs > 0 && m.net_gbs > 0 && m.disk_gbs > 0,
+  GPTQD_CHECK(m.tflops > 0 && m.bf16_tflops > 0 && m.factor_tflops > 0 && m.link_gbs > 0 &&
+                  m.net_gbs > 0 && m.disk_gbs > 0,
               "machine rates must be positive");
   const double h = static_cast<double>(d.hidden);
   const double seq = static_cast<double>(w.seqlen);
@@ -131,11 +132,21 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
         const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
         hess_bytes += 2 * 4 * c * c;
       }
+      double factor_bytes = 0;  // ScaLAPACK's panel broadcasts and the gather of U (fp64)
       for (const LinearDims& l : lin)
         gather_bytes += 4 * l.rows * l.cols * (replicas - 1) / replicas;
-      st.collective_bytes_per_block = hess_bytes + gather_bytes;
+      // Per replica of a sqrt(R) x sqrt(R) grid: each of the three factorizations moves about
+      // half the fp64 matrix over sqrt(R) (4 cols^2 / sqrt(R) bytes); then every replica
+      // gathers the fp32 upper triangle of U its rows need (2 cols^2).
+      if (w.distributed_factor)
+        for (const LinearDims& l : lin)
+          factor_bytes += (12 / std::sqrt(static_cast<double>(replicas)) + 2) * l.cols * l.cols;
+      st.collective_bytes_per_block = hess_bytes + gather_bytes + factor_bytes;
     }
-    st.compute_s_per_block = st.flops_per_block.total() / (m.tflops * 1e12);
+    const PhaseFlops& f = st.flops_per_block;
+    st.compute_s_per_block =
+        (f.forward + f.hessian) / ((w.fast ? m.bf16_tflops : m.tflops) * 1e12) +
+        f.factor / (m.factor_tflops * 1e12) + (f.sweep + f.stats) / (m.tflops * 1e12);
     st.collective_s_per_block = st.collective_bytes_per_block / bw;
     st.read_s = stage_file * stages_per_node / (m.disk_gbs * 1e9);
     st.seconds_per_run =
@@ -201,6 +212,8 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
       w.group_size = q.group_size;
   }
   w.activations = parse_activation_placement(job.parallel.activations);
+  w.fast = job.parallel.precision != "exact";  // auto is fast on the GPUs a plan sizes
+  w.distributed_factor = job.parallel.factorization == "distributed";
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

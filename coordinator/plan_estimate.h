@@ -12,13 +12,19 @@
 //   hessian   sum 2 T cols^2                      (X^T X, both triangles)
 //   factor    sum 4/3 cols^3                      (Cholesky cols^3/3, inverse from it
 //                                                  2cols^3/3, Cholesky of the inverse cols^3/3;
-//                                                  every replica factors the whole H)
+//                                                  replicated: every replica factors the whole
+//                                                  H; distributed: 1/R of it each)
 //   sweep     sum rows_r cols^2                   (GPTQ's lazy-batch updates)
 //   stats     sum 4 rows_r cols^2                 (tr((W-Q) H (W-Q)^T) for GPTQ and RTN)
 //   collectives (R > 1): the Hessian reduce + broadcast, 2 x 4 sum cols^2 bytes, and the
 //             allgather of the dequantized rows, 4 sum rows cols (R-1)/R bytes, at link_gbs
-//             when the stage's replicas share a node, else at net_gbs.
-// Time of a block = flops / tflops + collective bytes / bandwidth. A stage's time per run is
+//             when the stage's replicas share a node, else at net_gbs; distributed
+//             factorization adds its panel traffic, 3 x 4 cols^2 / sqrt(R) (three
+//             factorizations, half of the fp64 matrix each, over a sqrt(R)-wide grid), and the
+//             gather of U's fp32 upper triangle, 2 cols^2, summed over the layers.
+// Time of a block = forward and hessian flops / (precision fast ? bf16_tflops : tflops)
+// + factor flops / factor_tflops + sweep and stats flops / tflops + collective bytes /
+// bandwidth (rates: coordinator/plan_rates.h). A stage's time per run is
 // the sum over its blocks plus reading its weights once (stage bytes as stored, divided among
 // the node's disk bandwidth by the stages that share the node). A job of K runs on S stages
 // takes sum_s t_s + (K - 1) max_s t_s (the sweep fills the pipeline); the activations between
@@ -34,6 +40,7 @@
 #include <vector>
 
 #include "coordinator/plan.h"
+#include "coordinator/plan_rates.h"
 #include "io/job_config.h"
 #include "io/model_spec.h"
 #include "worker/memory_model.h"
@@ -47,11 +54,15 @@ struct Workload {
   int64_t block_size = 128;
   int64_t group_size = 128;  // the smallest positive of the runs' (-1: every run has none)
   ActivationPlacement activations = ActivationPlacement::kAuto;
-  int64_t runs = 1;              // sweep points; they fill the pipeline
-  int64_t file_dtype_bytes = 2;  // weights as stored (bf16 for BLOOM)
+  int64_t runs = 1;                 // sweep points; they fill the pipeline
+  int64_t file_dtype_bytes = 2;     // weights as stored (bf16 for BLOOM)
+  bool fast = false;                // parallel.precision fast: forward and Hessian on tensor cores
+  bool distributed_factor = false;  // parallel.factorization distributed
 };
 
-// The work of a job's runs (samples, true_sequential, block size, sweep length).
+// The work of a job's runs (samples, true_sequential, block size, sweep length) and its
+// parallel.precision (auto: fast, as on a GPU, which is what the plan sizes) and
+// parallel.factorization.
 Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes);
 
 // The memory model's inputs for a replica holding `samples` of w's sequences (activations on
@@ -61,12 +72,14 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
 // What the job runs on. Rates are sustained, per rank / per link.
 struct Machine {
   int ranks_per_node = 8;
-  double tflops = 50;       // fp32 rate of one rank
-  double link_gbs = 150;    // collectives inside a node (GB/s)
-  double net_gbs = 25;      // collectives across nodes (GB/s)
-  double disk_gbs = 2;      // weight reading per node (GB/s)
-  uint64_t device_mem = 0;  // bytes per rank; 0 = not checked
-  uint64_t host_mem = 0;    // bytes per node; 0 = not checked
+  double tflops = plan_rates::kFp32Tflops;           // fp32 rate of one rank
+  double bf16_tflops = plan_rates::kBf16Tflops;      // tensor-core rate (precision fast)
+  double factor_tflops = plan_rates::kFactorTflops;  // the Hessian factorization
+  double link_gbs = plan_rates::kLinkGbs;            // collectives inside a node (GB/s)
+  double net_gbs = plan_rates::kNetGbs;              // collectives across nodes (GB/s)
+  double disk_gbs = plan_rates::kDiskGbs;            // weight reading per node (GB/s)
+  uint64_t device_mem = 0;                           // bytes per rank; 0 = not checked
+  uint64_t host_mem = 0;                             // bytes per node; 0 = not checked
 };
 
 struct PhaseFlops {
