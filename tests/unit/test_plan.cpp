@@ -3,6 +3,8 @@
 // (worker/block_quantizer.h share_of), against values worked out by hand.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "coordinator/command_line.h"
 #include "coordinator/plan.h"
 #include "coordinator/plan_cmd.h"
@@ -121,6 +123,42 @@ TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
   // The embedding is on the device only while the input is embedded, not beside a block.
   EXPECT_EQ(r.device_peak, 512u + 3488 + 1408 + 12960);
   EXPECT_FALSE(r.activations_on_host);
+}
+
+// The GPU design's rates: forward and Hessian at the bf16 rate under precision fast, the
+// factorization at its own rate and, distributed, divided by the replicas plus its traffic.
+TEST(PlanEstimate, FastPrecisionAndDistributedFactorization) {
+  const ModelSpec d = dims(8, 1, 10, 2);
+  Workload w;
+  w.nsamples = 6;
+  w.seqlen = 4;
+  w.block_size = 4;
+  Machine m;
+  m.tflops = 1e-12;         // 1 flop/s
+  m.bf16_tflops = 4e-12;    // 4 flop/s
+  m.factor_tflops = 2e-12;  // 2 flop/s
+  m.link_gbs = m.net_gbs = m.disk_gbs = 1e-9;
+  const Plan p = make_plan(d, 2, 1, 6);
+  const PlanEstimate exact = estimate_plan(p, d, w, m);
+  w.fast = true;
+  w.distributed_factor = true;
+  const PlanEstimate fast = estimate_plan(p, d, w, m);
+  const PhaseFlops& fe = exact.stages[0].flops_per_block;
+  const PhaseFlops& ff = fast.stages[0].flops_per_block;
+  EXPECT_DOUBLE_EQ(ff.forward, fe.forward);
+  EXPECT_DOUBLE_EQ(ff.hessian, fe.hessian);
+  EXPECT_DOUBLE_EQ(ff.factor, fe.factor / 2);  // 2 replicas share each factorization
+  EXPECT_DOUBLE_EQ(exact.stages[0].compute_s_per_block,
+                   fe.forward + fe.hessian + fe.factor / 2 + fe.sweep + fe.stats);
+  EXPECT_DOUBLE_EQ(fast.stages[0].compute_s_per_block,
+                   (ff.forward + ff.hessian) / 4 + ff.factor / 2 + ff.sweep + ff.stats);
+  const double sum_cols2 = 64 + 64 + 64 + 1024;  // the four layers' cols^2
+  EXPECT_DOUBLE_EQ(
+      fast.stages[0].collective_bytes_per_block,
+      exact.stages[0].collective_bytes_per_block + (12 / std::sqrt(2.0) + 2) * sum_cols2);
+  // One replica: nothing to share, nothing added.
+  const Plan one = make_plan(d, 1, 1, 6);
+  EXPECT_DOUBLE_EQ(estimate_plan(one, d, w, m).stages[0].flops_per_block.factor, fe.factor);
 }
 
 TEST(PlanEstimate, ActivationsGoToTheHostOnlyWhenTheyDoNotFit) {
