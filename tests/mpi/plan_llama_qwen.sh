@@ -21,8 +21,8 @@ import re, sys
 text, name, doc = open(sys.argv[1]).read(), sys.argv[2], open(sys.argv[3]).read()
 GiB = 2**30
 # name: layers, hidden, heads, kv heads, ffn, vocab, qkv bias; doc figures at 8 ranks
-M = {"llama-3.1-405b": (126, 16384, 128, 8, 53248, 128256, False, "47.7 min", "47.43", "60.41", "405.9 B"),
-     "qwen2.5-72b":    (80, 8192, 64, 8, 29568, 152064, True, "7.7 min", "14.93", "17.34", "72.7 B")}
+M = {"llama-3.1-405b": (126, 16384, 128, 8, 53248, 128256, False, "24.3 min", "47.43", "60.41", "405.9 B"),
+     "qwen2.5-72b":    (80, 8192, 64, 8, 29568, 152064, True, "3.2 min", "14.93", "17.34", "72.7 B")}
 L, h, nh, nkv, f, vocab, bias, run, peak_doc, host_doc, params_doc = M[name]
 hd = h // nh
 q, kv = nh * hd, nkv * hd
