@@ -169,6 +169,20 @@ std::vector<NamedInput> job_inputs(const std::string& config_path, const JobConf
   return in;
 }
 
+// Throws InputError naming output.checkpoint when `need` bytes do not fit on its file system.
+void check_free_space(const std::string& path, uint64_t need, const char* what) {
+  const uint64_t free = free_bytes_for(path);
+  const auto size = [](uint64_t b) {
+    return b < (uint64_t{1} << 20)   ? fmt::format("{} KiB", (b + 1023) / 1024)
+           : b < (uint64_t{1} << 30) ? fmt::format("{:.1f} MiB", b / 1048576.0)
+                                     : fmt::format("{:.2f} GiB", b / 1073741824.0);
+  };
+  GPTQD_INPUT_CHECK(free >= need,
+                    "output.checkpoint {}: the checkpoint needs {}{}, the file system holding it "
+                    "has {} free",
+                    path, size(need), what, size(free));
+}
+
 void check_job_result(const JobConfig& job, const FileIdentity& written,
                       const std::vector<std::vector<uint8_t>>& done) {
   check_still_same_file(job.checkpoint, written);
@@ -288,6 +302,14 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   bool exists = false;
   if (rank == 0) exists = std::filesystem::exists(job.checkpoint);
   broadcast(comm, 0, &exists);
+  // The data must fit where it goes (a full disk otherwise shows mid-job as an HDF5 error
+  // chain); a resume is checked below, once the blocks still to write are known.
+  if (!collective_try(comm, [&] {
+        if (rank == 0 && !(exists && !opt.restart))
+          check_free_space(job.checkpoint, checkpoint_data_bytes(layout), "");
+      })) {
+    return 1;
+  }
   std::unique_ptr<Checkpoint> ckpt;
   if (!collective_try(comm, [&] {
         if (exists && !opt.restart) {
@@ -305,7 +327,16 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     return 1;
   }
   if (exists && !opt.restart) {
-    if (!collective_try(comm, [&] { verify_resumed_blocks(*ckpt, comm); })) return 1;
+    if (!collective_try(comm, [&] {
+          verify_resumed_blocks(*ckpt, comm);
+          if (rank != 0) return;
+          std::vector<std::vector<uint8_t>> done;
+          for (const auto& r : ckpt->layout().runs) done.push_back(ckpt->completion(r.name));
+          check_free_space(job.checkpoint, checkpoint_data_bytes(ckpt->layout(), &done),
+                           " for the blocks still to write");
+        })) {
+      return 1;
+    }
   }
   FileIdentity written;  // rank 0: the file this job writes, checked again at the end
   if (rank == 0) written = file_identity(job.checkpoint);

@@ -1,6 +1,7 @@
 #include "io/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -133,6 +134,45 @@ void check_perm(const std::vector<int32_t>& perm, int64_t cols, const std::strin
                 cols - 1);
     seen[p] = true;
   }
+}
+
+}  // namespace
+
+uint64_t checkpoint_data_bytes(const CkptLayout& layout,
+                               const std::vector<std::vector<uint8_t>>* done) {
+  uint64_t total = 0;
+  for (size_t ri = 0; ri < layout.runs.size(); ++ri) {
+    uint64_t per_block = 0;
+    for (const CkptLayerShape& l : layout.layers) {
+      const auto rows = static_cast<uint64_t>(l.rows), cols = static_cast<uint64_t>(l.cols);
+      const auto groups = static_cast<uint64_t>(layout.runs[ri].groups(l.cols));
+      // codes, scales + zeros, g_idx + perm, bias + checksum
+      per_block += rows * cols + 8 * groups * rows + 8 * cols + 12 * rows + 8;
+    }
+    for (int64_t b = 0; b < layout.n_blocks; ++b)
+      if (done == nullptr || ri >= done->size() || (*done)[ri].size() <= static_cast<size_t>(b) ||
+          (*done)[ri][static_cast<size_t>(b)] == 0)
+        total += per_block;
+  }
+  return total;
+}
+
+uint64_t free_bytes_for(const std::string& path) {
+  // The nearest directory above `path` that exists (the job creates missing ones).
+  std::filesystem::path dir = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  while (!dir.empty() && !std::filesystem::is_directory(dir, ec)) dir = dir.parent_path();
+  struct statvfs st {};
+  if (::statvfs(dir.empty() ? "." : dir.c_str(), &st) != 0)
+    return std::numeric_limits<uint64_t>::max();
+  return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
+}
+
+namespace {
+
+std::string gb(uint64_t bytes) {
+  return bytes >= (uint64_t{1} << 30) ? fmt::format("{:.2f} GiB", bytes / 1073741824.0)
+                                      : fmt::format("{:.1f} MiB", bytes / 1048576.0);
 }
 
 }  // namespace
@@ -352,6 +392,23 @@ int64_t Checkpoint::format_version() const {
 
 void Checkpoint::write_layer(const std::string& run, int64_t block, const std::string& layer,
                              int64_t row_begin, int64_t row_end, const LayerData& data) {
+  try {
+    write_layer_rows(run, block, layer, row_begin, row_end, data);
+  } catch (const Error& e) {
+    // A full file system shows as an HDF5 / MPI-IO error chain that never says so: say it.
+    const uint64_t free = free_bytes_for(impl_->path);
+    const uint64_t writing = data.codes.size() + 4 * (data.scales.size() + data.zeros.size());
+    if (free < writing + (uint64_t{1} << 20))
+      throw Error(fmt::format(
+          "checkpoint {}: no space left on the file system holding it ({} free) while writing "
+          "run {} block {} {}; free space and resume (the blocks marked complete are kept)",
+          impl_->path, gb(free), run, block, layer));
+    throw;
+  }
+}
+
+void Checkpoint::write_layer_rows(const std::string& run, int64_t block, const std::string& layer,
+                                  int64_t row_begin, int64_t row_end, const LayerData& data) {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
   const Impl& im = *impl_;
   im.check_writable();

@@ -37,6 +37,16 @@ inline constexpr int kCheckpointFormatVersion = 2;
 void check_layer_data(const LayerData& d, int bits, int64_t groups, int64_t rows, int64_t cols,
                       const std::string& where);
 
+// Bytes of raw data the layout's blocks take when written (docs/checkpoint-format.md "Size"),
+// of every block of every run, or of the blocks not marked complete in `done` (per run, as
+// completion() returns it) when given.
+uint64_t checkpoint_data_bytes(const CkptLayout& layout,
+                               const std::vector<std::vector<uint8_t>>* done = nullptr);
+
+// Bytes an unprivileged writer may still use on the file system holding `path` (statvfs of its
+// directory); UINT64_MAX when it cannot be asked.
+uint64_t free_bytes_for(const std::string& path);
+
 class Checkpoint {
  public:
   // Collective over comm. Creates (truncates) `path` and the whole layout: every group, dataset
@@ -126,6 +136,8 @@ class Checkpoint {
   explicit Checkpoint(std::unique_ptr<Impl> impl);
   // Collective: opens an existing checkpoint read-write through MPI-IO.
   static Checkpoint open_parallel(const std::string& path, MPI_Comm comm);
+  void write_layer_rows(const std::string& run, int64_t block, const std::string& layer,
+                        int64_t row_begin, int64_t row_end, const LayerData& data);
   LayerData read_layer_checked(const std::string& run, int64_t block, const std::string& layer,
                                bool check) const;
   std::unique_ptr<Impl> impl_;

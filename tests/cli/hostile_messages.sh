@@ -90,6 +90,17 @@ if [[ $(id -u) == 0 ]] && mount --bind "$WORK/ro" "$WORK/ro" 2>/dev/null; then
 else
   echo "skip rodir: no read-only bind mount here (not root, or mounts not allowed)"
 fi
+# A file system too small for the checkpoint's data (a 64 KiB tmpfs): refused before the
+# checkpoint is created, naming the sizes (a full disk mid-job: tests/unit/test_checkpoint_space.cpp).
+mkdir "$WORK/small"
+if [[ $(id -u) == 0 ]] && mount -t tmpfs -o size=64k tmpfs "$WORK/small" 2>/dev/null; then
+  trap 'umount "$WORK/small" 2>/dev/null || true; rm -rf "$WORK"' EXIT
+  job smalldisk "$WORK/m" "" "$WORK/small/smalldisk.h5"
+  quantize smalldisk "output.checkpoint $WORK/small/smalldisk.h5: the checkpoint needs [0-9]+ KiB, the file system holding it has [0-9]+ KiB free"
+  umount "$WORK/small"
+else
+  echo "skip smalldisk: cannot mount a tmpfs here"
+fi
 job sysdir "$WORK/m" "" "/sys/sysdir.h5"
 quantize sysdir "output.checkpoint: cannot create the lock file '/sys/sysdir.h5.lock'"
 

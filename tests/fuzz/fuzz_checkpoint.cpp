@@ -424,7 +424,7 @@ extern "C" int LLVMFuzzerInitialize(int*, char***) {
   // The unedited file must read back whole: 3 complete blocks (2 of w4g4, 1 of w3gall).
   write_file(g_base->work, g_base->bytes);
   const gptqd::VerifyResult r = gptqd::verify_checkpoint(g_base->work);
-  if (!r.damaged.empty() || r.blocks_verified != 3) {
+  if (!r.damaged.empty() || r.blocks_checked != 3) {
     std::fprintf(stderr, "fuzz_checkpoint: the base checkpoint does not verify\n");
     std::abort();
   }
