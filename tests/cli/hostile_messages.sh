@@ -117,6 +117,11 @@ rm "$WORK/cfgdir/config.json" && mkdir "$WORK/cfgdir/config.json"
 job cfgdir "$WORK/cfgdir"
 quantize cfgdir "$WORK/cfgdir/config.json is a directory, not a regular file"
 
+# A model path that is not UTF-8 (was stored mangled in the checkpoint, so `export` without
+# --model could not find the model again): refused when the job file is read, escaped.
+job nonutf8 "$(printf '%s/m\xe9x' "$WORK")"
+quantize nonutf8 "model\.path: .*/m\\\\xe9x is not valid UTF-8"
+
 # 4. Weights stored as integers (the same bytes relabelled I32).
 python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/intw" int-weights
 job intweights "$WORK/intw"
