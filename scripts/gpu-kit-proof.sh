@@ -35,7 +35,11 @@ say() { echo "$*" | tee -a "$summary"; }
 
 # ---- the base system ----------------------------------------------------------------------------
 if [[ ! -x $base/bin/bash ]]; then
-  command -v debootstrap >/dev/null || { echo "gpu-kit-proof: apt-get install debootstrap" >&2; exit 1; }
+  if ! command -v debootstrap >/dev/null; then
+    say "installing debootstrap (apt-get)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q debootstrap > "$out/apt.log" 2>&1 ||
+      { echo "gpu-kit-proof: apt-get install debootstrap failed (see $out/apt.log)" >&2; exit 1; }
+  fi
   say "debootstrap --variant=minbase bookworm $base $mirror"
   if ! debootstrap --variant=minbase bookworm "$base" "$mirror" > "$out/debootstrap.log" 2>&1; then
     say "FAILED: debootstrap (the mirror $mirror unreachable?): $(tail -3 "$out/debootstrap.log")"
