@@ -43,9 +43,10 @@ if ((do_build)); then
      ! compgen -G "/usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a" >/dev/null; then
     "$ROOT/scripts/install-deps.sh" --fuzz
   fi
+  mkdir -p "$build"  # the configure log lives inside the (ignored) build directory
   CC=clang CXX=clang++ cmake -S "$ROOT" -B "$build" -DGPTQD_FUZZ=ON -DGPTQD_CUDA=OFF \
-    -DGPTQD_BENCH=OFF >"$build.configure.log" 2>&1 ||
-    { tail -20 "$build.configure.log"; exit 1; }
+    -DGPTQD_BENCH=OFF >"$build/configure.log" 2>&1 ||
+    { tail -20 "$build/configure.log"; exit 1; }
   nice -n 10 cmake --build "$build" -j "${JOBS:-2}" --target "${harnesses[@]}"
 fi
 
