@@ -8,8 +8,8 @@
 // fp32 accumulation: parallel.precision). For each phase: time, achieved
 // TFLOP/s, the fraction of the device's peak (fp32 CUDA cores for the GEMM
 // phases, fp64 tensor cores for the factorization) and the rate `gptqd plan`
-// assumes for it (coordinator/plan_rates.h); then the projected time of BLOOM-176B (70 blocks) at the
-// paper's calibration size (128 x 2048 tokens) from these measurements.
+// assumes for it (coordinator/plan_rates.h); then the projected time of BLOOM-176B (70 blocks) at
+// the paper's calibration size (128 x 2048 tokens) from these measurements.
 //
 // Usage: gpu_gptq [--hidden 14336] [--heads 112] [--seq 2048] [--nsamples 128]
 //                 [--micro 1] [--blocks 70] [--replicas 8]

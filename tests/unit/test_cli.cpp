@@ -124,8 +124,9 @@ TEST(CliHelp, UsageListsEveryCommand) {
   EvalOptions e;
   for (const std::string& line :
        {std::string("  gptqd quantize CONFIG [--restart] [--threads N]   "),
-        "  " + eval_command_line(&e).synopsis() + "      ", std::string("  gptqd inspect FILE [--verify]  "),
-        std::string("  gptqd export FILE"), std::string("  gptqd plan CONFIG --ranks N"),
+        "  " + eval_command_line(&e).synopsis() + "      ",
+        std::string("  gptqd inspect FILE [--verify]  "), std::string("  gptqd export FILE"),
+        std::string("  gptqd plan CONFIG --ranks N"),
         std::string("  gptqd layer --in L.safetensors --out R.safetensors --bits B"),
         std::string("  gptqd --version  ")})
     EXPECT_NE(u.find(line), std::string::npos) << "'" << line << "' in:\n" << u;
