@@ -282,11 +282,16 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
                         static_cast<double>(r.device_peak), static_cast<double>(r.host_peak)});
   const Unit mu = bytes_unit(largest);
   auto mem = [&](uint64_t b) { return static_cast<double>(b) / mu.div; };
+  const std::string scratch =
+      w.fast && !e.ranks.empty()
+          ? fmt::format(" + bf16 scratch ({:.2f} {}: precision fast's operand copies)",
+                        mem(e.ranks[0].device.bf16_scratch), mu.name)
+          : "";
   out += fmt::format(
       "\nmemory per rank, {} (read: the stage's weights as stored, read once per run; then device "
       "memory, worker/memory_model.h: peak = activations + max(embedding, block + workspace + "
-      "max(scores + hessians, gptq)); acts: where the activations live):\n",
-      mu.name);
+      "max(scores + hessians{}, gptq)); acts: where the activations live):\n",
+      mu.name, scratch);
   out += fmt::format(
       "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>8} {:>9} {:>11} {:>4} {:>9} {:>7} {:>8} {:>8} "
       "{:>11} {:>8}  {}\n",

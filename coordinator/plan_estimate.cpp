@@ -78,6 +78,7 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
   mw.block_size = w.block_size;
   mw.group_size = w.group_size;
   mw.embedding = stage0;
+  mw.fast = w.fast;
   return mw;
 }
 

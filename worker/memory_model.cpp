@@ -61,8 +61,8 @@ uint64_t embedding_weight_bytes(const ModelSpec& d) {
 }
 
 uint64_t DeviceMemory::peak() const {
-  return activations +
-         std::max(embedding, block_weights + workspace + std::max(scores + hessians, gptq));
+  return activations + std::max(embedding, block_weights + workspace +
+                                               std::max(scores + hessians + bf16_scratch, gptq));
 }
 
 DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
@@ -94,6 +94,12 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
     const double rtn = 5 * r * c + 8 * g * r;
     const double out_err = 8 * r * c + 4 * c * c;
     gptq = std::max({gptq, factor, sweep, rtn, out_err});
+  }
+  if (w.fast) {
+    double gemm = 0;
+    for (const LinearDims& l : linear_dims(d))
+      gemm = std::max(gemm, 2 * (l.rows * l.cols + micro * seq * l.cols));
+    m.bf16_scratch = u64(gemm);
   }
   m.hessians = u64(w.true_sequential ? max_h : all_h);
   m.gptq = u64(gptq);

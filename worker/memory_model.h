@@ -24,8 +24,12 @@
 //                                   errors and quantized block, losses)
 //                    round-to-nearest 5rc + 8gr,  output error 8rc + 4c^2
 //                  (the accumulator is freed before, so it is not in this sum)
-//   peak = activations + max(embedding,
-//                            block_weights + workspace + max(scores + hessians, gptq))
+//   bf16_scratch   parallel.precision fast only: the bf16 copies of one GEMM's operands,
+//                  2 (r_max c_max + m S c_max) over the linears (the forward's weight and
+//                  input; it covers the Hessian's 2 m S c copy); stream-ordered, alive during
+//                  a forward or capture, never during GPTQ
+//   peak = activations + max(embedding, block_weights + workspace
+//                            + max(scores + hessians + bf16_scratch, gptq))
 // Not counted: the CUDA context, cuBLAS / cuSOLVER workspaces, allocator rounding (a few
 // hundred MB on a GPU; keep that much free).
 #pragma once
@@ -66,11 +70,12 @@ struct MemoryWorkload {
   int64_t group_size = 128;  // the smallest positive of the runs' (most groups); -1: none
   bool embedding = false;    // stage 0 holds the embedding table
   bool activations_on_host = false;
+  bool fast = false;  // parallel.precision fast: bf16 operand copies (bf16_scratch)
 };
 
 struct DeviceMemory {
   uint64_t block_weights = 0, embedding = 0, activations = 0, workspace = 0, scores = 0,
-           hessians = 0, gptq = 0;
+           hessians = 0, gptq = 0, bf16_scratch = 0;
   uint64_t peak() const;
 };
 

@@ -156,6 +156,16 @@ TEST(PlanEstimate, FastPrecisionAndDistributedFactorization) {
   EXPECT_DOUBLE_EQ(
       fast.stages[0].collective_bytes_per_block,
       exact.stages[0].collective_bytes_per_block + (12 / std::sqrt(2.0) + 2) * sum_cols2);
+  // Memory: fast adds the bf16 copies of one GEMM's operands, the largest being 4h_to_h's
+  // (8 x 32 weight, 1 x 4 tokens of 32 inputs): 2 (256 + 128) bytes, alive beside the
+  // accumulators of a capture forward, not during GPTQ.
+  EXPECT_EQ(exact.ranks[1].device.bf16_scratch, 0u);
+  EXPECT_EQ(fast.ranks[1].device.bf16_scratch, 768u);
+  EXPECT_EQ(fast.ranks[1].device_peak, exact.ranks[1].device_peak);  // gptq is the larger here
+  DeviceMemory dm = fast.ranks[1].device;
+  dm.gptq = 0;
+  EXPECT_EQ(dm.peak(),
+            dm.activations + dm.block_weights + dm.workspace + dm.scores + dm.hessians + 768u);
   // One replica: nothing to share, nothing added.
   const Plan one = make_plan(d, 1, 1, 6);
   EXPECT_DOUBLE_EQ(estimate_plan(one, d, w, m).stages[0].flops_per_block.factor, fe.factor);
