@@ -95,20 +95,6 @@ Hid large_attrs_fcpl() {
   return fcpl;
 }
 
-// Any failure of a reader on a file that opened is damage: gptqd::Error from the HDF5 layer (a
-// dataset missing, of the wrong type) becomes InputError naming the file, so every command ends
-// in one line that says so.
-template <typename F>
-auto as_damage(const std::string& path, F&& f) -> decltype(f()) {
-  try {
-    return f();
-  } catch (const InputError&) {
-    throw;
-  } catch (const Error& e) {
-    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
-  }
-}
-
 void check_parent_dir(const std::string& path) {
   const auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
@@ -149,10 +135,10 @@ uint64_t checkpoint_data_bytes(const CkptLayout& layout,
       // codes, scales + zeros, g_idx + perm, bias + checksum
       per_block += rows * cols + 8 * groups * rows + 8 * cols + 12 * rows + 8;
     }
-    for (int64_t b = 0; b < layout.n_blocks; ++b)
-      if (done == nullptr || ri >= done->size() || (*done)[ri].size() <= static_cast<size_t>(b) ||
-          (*done)[ri][static_cast<size_t>(b)] == 0)
-        total += per_block;
+    const std::vector<uint8_t>* marks =
+        done != nullptr && ri < done->size() ? &(*done)[ri] : nullptr;
+    for (size_t b = 0; b < static_cast<size_t>(layout.n_blocks); ++b)
+      if (marks == nullptr || b >= marks->size() || (*marks)[b] == 0) total += per_block;
   }
   return total;
 }
@@ -167,15 +153,6 @@ uint64_t free_bytes_for(const std::string& path) {
     return std::numeric_limits<uint64_t>::max();
   return static_cast<uint64_t>(st.f_bavail) * static_cast<uint64_t>(st.f_frsize);
 }
-
-namespace {
-
-std::string gb(uint64_t bytes) {
-  return bytes >= (uint64_t{1} << 30) ? fmt::format("{:.2f} GiB", bytes / 1073741824.0)
-                                      : fmt::format("{:.1f} MiB", bytes / 1048576.0);
-}
-
-}  // namespace
 
 struct Checkpoint::Impl {
   std::string path;
@@ -233,6 +210,19 @@ struct Checkpoint::Impl {
   }
   void sync(const char* when) const {
     if (sync_fd >= 0) fsync_fd(sync_fd, path, when);
+  }
+  // Sets the block's completion mark to `done` and syncs it. Order on stable storage: all data
+  // of the block, then a complete mark.
+  void write_mark(const std::string& run_name, int64_t block, bool done) const {
+    check_writable();
+    run(run_name);
+    check_block(block);
+    if (done) sync("before marking a block complete");
+    const uint8_t value = done ? 1 : 0;
+    Hid d = dataset(ckpt::run_path(run_name) + "/" + ckpt::kComplete,
+                    {static_cast<hsize_t>(layout.n_blocks)});
+    h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &value, xfer());
+    sync(done ? "after marking a block complete" : "after marking a block incomplete");
   }
 };
 
@@ -402,7 +392,7 @@ void Checkpoint::write_layer(const std::string& run, int64_t block, const std::s
       throw Error(fmt::format(
           "checkpoint {}: no space left on the file system holding it ({} free) while writing "
           "run {} block {} {}; free space and resume (the blocks marked complete are kept)",
-          impl_->path, gb(free), run, block, layer));
+          impl_->path, format_bytes(free), run, block, layer));
     throw;
   }
 }
@@ -489,17 +479,7 @@ void Checkpoint::write_layer_rows(const std::string& run, int64_t block, const s
 
 void Checkpoint::mark_complete(const std::string& run, int64_t block) {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
-  const Impl& im = *impl_;
-  im.check_writable();
-  im.run(run);
-  im.check_block(block);
-  // Order on stable storage: all data of the block, then its mark.
-  im.sync("before marking a block complete");
-  const uint8_t one = 1;
-  Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
-                     {static_cast<hsize_t>(im.layout.n_blocks)});
-  h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &one, im.xfer());
-  im.sync("after marking a block complete");
+  impl_->write_mark(run, block, true);
 }
 
 void Checkpoint::sync() {
@@ -513,7 +493,7 @@ std::vector<uint8_t> Checkpoint::completion(const std::string& run) const {
   const Impl& im = *impl_;
   im.check_open();
   im.run(run);
-  return as_damage(im.path, [&] {
+  return ckpt::as_damage(im.path, [&] {
     // The dataset's shape is checked before anything is sized by the layout's n_blocks.
     Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
                        {static_cast<hsize_t>(im.layout.n_blocks)});
@@ -526,15 +506,7 @@ std::vector<uint8_t> Checkpoint::completion(const std::string& run) const {
 
 void Checkpoint::mark_incomplete(const std::string& run, int64_t block) {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
-  const Impl& im = *impl_;
-  im.check_writable();
-  im.run(run);
-  im.check_block(block);
-  const uint8_t zero = 0;
-  Hid d = im.dataset(ckpt::run_path(run) + "/" + ckpt::kComplete,
-                     {static_cast<hsize_t>(im.layout.n_blocks)});
-  h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &zero, im.xfer());
-  im.sync("after marking a block incomplete");
+  impl_->write_mark(run, block, false);
 }
 
 LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
@@ -548,7 +520,7 @@ LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
   double row[kLayerStatsColumns] = {0};
   const std::vector<hsize_t> stats_dims = {static_cast<hsize_t>(im.layout.n_blocks),
                                            im.layout.layers.size(), kLayerStatsColumns};
-  as_damage(im.path, [&] {
+  ckpt::as_damage(im.path, [&] {
     h5::read_slab(im.dataset(ckpt::run_path(run) + "/" + ckpt::kStats, stats_dims).get(),
                   H5T_NATIVE_DOUBLE, {static_cast<hsize_t>(block), static_cast<hsize_t>(li), 0},
                   {1, 1, kLayerStatsColumns}, row, im.xfer());
@@ -617,7 +589,7 @@ LayerData Checkpoint::read_layer_checked(const std::string& run, int64_t block,
   const std::string base = ckpt::layer_path(run, block, layer);
   const std::string where = fmt::format("{}: run {} block {} {}", im.path, run, block, layer);
   const hid_t x = im.xfer();
-  return as_damage(im.path, [&] {
+  return ckpt::as_damage(im.path, [&] {
     // Every dataset is opened and its shape checked before anything is allocated from the
     // layout's numbers.
     const Hid codes = im.dataset(base + "/" + ckpt::kCodes, {rows, cols});

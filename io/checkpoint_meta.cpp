@@ -163,7 +163,7 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
     throw InputError(fmt::format(
         "{} is an HDF5 file but not a gptqd checkpoint (no root attribute format = \"{}\")", path,
         kCheckpointFormat));
-  try {
+  return as_damage(path, [&] {
     const int64_t version = h5::read_attr_int64(file, "format_version");
     if (version > kCheckpointFormatVersion || version < 1)
       throw InputError(fmt::format(
@@ -203,27 +203,15 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
     }
     validate_layout(layout);
     return layout;
-  } catch (const InputError&) {
-    throw;
-  } catch (const Error& e) {
-    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
-  }
+  });
 }
 
 int64_t read_format_version(hid_t file, const std::string& path) {
-  try {
-    return h5::read_attr_int64(file, "format_version");
-  } catch (const Error& e) {
-    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
-  }
+  return as_damage(path, [&] { return h5::read_attr_int64(file, "format_version"); });
 }
 
 std::string read_writer_version(hid_t file, const std::string& path) {
-  try {
-    return h5::read_attr_string(file, "gptqd_version");
-  } catch (const Error& e) {
-    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
-  }
+  return as_damage(path, [&] { return h5::read_attr_string(file, "gptqd_version"); });
 }
 
 }  // namespace gptqd::ckpt

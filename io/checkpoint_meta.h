@@ -8,6 +8,7 @@
 #include <string>
 
 #include "io/checkpoint_layout.h"
+#include "kernels/check.h"
 
 namespace gptqd::ckpt {
 
@@ -24,6 +25,20 @@ inline constexpr const char* kChecksum = "checksum";  // format_version >= 2 (ch
 
 std::string run_path(const std::string& run);  // "/runs/<run>"
 std::string layer_path(const std::string& run, int64_t block, const std::string& layer);
+
+// Runs a reader on a file that opened: any gptqd::Error from the HDF5 layer (an attribute or
+// dataset missing, of the wrong type or shape) is damage, rethrown as InputError naming the
+// file, so every command ends in one line that says so. InputError passes through.
+template <typename F>
+auto as_damage(const std::string& path, F&& f) -> decltype(f()) {
+  try {
+    return f();
+  } catch (const InputError&) {
+    throw;
+  } catch (const Error& e) {
+    throw InputError(fmt::format("checkpoint {} is damaged: {}", path, e.what()));
+  }
+}
 
 // Creates every group, dataset and attribute of `layout` in an empty file. In a file opened with
 // the MPI-IO driver every rank must call it with the same layout (all of it is collective).
