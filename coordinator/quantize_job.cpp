@@ -172,15 +172,10 @@ std::vector<NamedInput> job_inputs(const std::string& config_path, const JobConf
 // Throws InputError naming output.checkpoint when `need` bytes do not fit on its file system.
 void check_free_space(const std::string& path, uint64_t need, const char* what) {
   const uint64_t free = free_bytes_for(path);
-  const auto size = [](uint64_t b) {
-    return b < (uint64_t{1} << 20)   ? fmt::format("{} KiB", (b + 1023) / 1024)
-           : b < (uint64_t{1} << 30) ? fmt::format("{:.1f} MiB", b / 1048576.0)
-                                     : fmt::format("{:.2f} GiB", b / 1073741824.0);
-  };
   GPTQD_INPUT_CHECK(free >= need,
                     "output.checkpoint {}: the checkpoint needs {}{}, the file system holding it "
                     "has {} free",
-                    path, size(need), what, size(free));
+                    path, format_bytes(need), what, format_bytes(free));
 }
 
 void check_job_result(const JobConfig& job, const FileIdentity& written,
@@ -247,15 +242,10 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
       device = std::max(device, r.device_peak);
       host = std::max(host, r.host_peak);
     }
-    auto size = [](uint64_t b) {
-      const double x = static_cast<double>(b);
-      return x >= (1 << 30) ? fmt::format("{:.2f} GiB", x / (1 << 30))
-                            : fmt::format("{:.1f} MiB", x / (1 << 20));
-    };
     GPTQD_LOG_INFO(
         "estimated peak memory per rank: {} of backend buffers + {} of host working memory "
         "(`gptqd plan CONFIG --ranks {}` details it)",
-        size(device), size(host), world);
+        format_bytes(device), format_bytes(host), world);
   }
 
   // 2. The backend, and every device and host memory bound, before any work.

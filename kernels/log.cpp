@@ -128,4 +128,12 @@ void init_logging(int rank, int world) {
 
 int log_rank() { return g_rank; }
 
+std::string format_bytes(uint64_t bytes) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20, kGiB = uint64_t{1} << 30;
+  if (bytes < kMiB) return fmt::format("{} KiB", (bytes + 1023) / 1024);
+  const double b = static_cast<double>(bytes);
+  if (bytes < kGiB) return fmt::format("{:.1f} MiB", b / kMiB);
+  return fmt::format("{:.2f} GiB", b / kGiB);
+}
+
 }  // namespace gptqd

@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -31,6 +32,10 @@ int log_rank();
 constexpr size_t kLongRun = 300;
 constexpr size_t kLongLine = 4000;
 std::string one_line(std::string_view text);
+
+// A size for a message: "141 KiB" below 1 MiB (rounded up), "3.3 MiB" below 1 GiB, else
+// "1.75 GiB" (powers of 1024).
+std::string format_bytes(uint64_t bytes);
 
 }  // namespace gptqd
 
