@@ -79,17 +79,29 @@ TEST(PlanLayout, RefusesLayoutsThatCannotWork) {
   EXPECT_EQ(feasible_stage_counts(d, 12, 8), (std::vector<int>{2, 3, 4}));
 }
 
-TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
-  // h = 8, f = 32; 2 replicas of 3 samples each (6 samples), seqlen 4: T = 12 tokens.
-  const ModelSpec d = dims(8, 1, 10, 2);
+// The tiny job of the hand-computed tests: 6 samples of 4 tokens, blocks of 4 columns.
+Workload tiny_workload() {
   Workload w;
   w.nsamples = 6;
   w.seqlen = 4;
   w.block_size = 4;
   w.file_dtype_bytes = 2;
+  return w;
+}
+
+// Every rate 1 flop/s and 1 byte/s: seconds = flops and bytes.
+Machine unit_rates() {
   Machine m;
-  m.tflops = 1e-12;                            // 1 flop/s: seconds = flops
-  m.link_gbs = m.net_gbs = m.disk_gbs = 1e-9;  // 1 byte/s
+  m.tflops = m.bf16_tflops = m.factor_tflops = 1e-12;
+  m.link_gbs = m.net_gbs = m.disk_gbs = 1e-9;
+  return m;
+}
+
+TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
+  // h = 8, f = 32; 2 replicas of 3 samples each (6 samples), seqlen 4: T = 12 tokens.
+  const ModelSpec d = dims(8, 1, 10, 2);
+  const Workload w = tiny_workload();
+  const Machine m = unit_rates();
   const Plan p = make_plan(d, 2, 1, 6);
   const PlanEstimate e = estimate_plan(p, d, w, m);
   ASSERT_EQ(e.stages.size(), 1u);
@@ -129,15 +141,10 @@ TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
 // factorization at its own rate and, distributed, divided by the replicas plus its traffic.
 TEST(PlanEstimate, FastPrecisionAndDistributedFactorization) {
   const ModelSpec d = dims(8, 1, 10, 2);
-  Workload w;
-  w.nsamples = 6;
-  w.seqlen = 4;
-  w.block_size = 4;
-  Machine m;
-  m.tflops = 1e-12;         // 1 flop/s
+  Workload w = tiny_workload();
+  Machine m = unit_rates();
   m.bf16_tflops = 4e-12;    // 4 flop/s
   m.factor_tflops = 2e-12;  // 2 flop/s
-  m.link_gbs = m.net_gbs = m.disk_gbs = 1e-9;
   const Plan p = make_plan(d, 2, 1, 6);
   const PlanEstimate exact = estimate_plan(p, d, w, m);
   w.fast = true;
