@@ -1,5 +1,7 @@
 #include "coordinator/quantize_job.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -169,9 +171,12 @@ std::vector<NamedInput> job_inputs(const std::string& config_path, const JobConf
   return in;
 }
 
-// Throws InputError naming output.checkpoint when `need` bytes do not fit on its file system.
-void check_free_space(const std::string& path, uint64_t need, const char* what) {
-  const uint64_t free = free_bytes_for(path);
+// Throws InputError naming output.checkpoint when `need` bytes do not fit on its file system,
+// counting as free the `reclaimed` bytes of the old file that --restart replaces.
+void check_free_space(const std::string& path, uint64_t need, const char* what,
+                      uint64_t reclaimed = 0) {
+  const uint64_t free_now = free_bytes_for(path);
+  const uint64_t free = free_now > UINT64_MAX - reclaimed ? UINT64_MAX : free_now + reclaimed;
   GPTQD_INPUT_CHECK(free >= need,
                     "output.checkpoint {}: the checkpoint needs {}{}, the file system holding it "
                     "has {} free",
@@ -295,8 +300,13 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   // The data must fit where it goes (a full disk otherwise shows mid-job as an HDF5 error
   // chain); a resume is checked below, once the blocks still to write are known.
   if (!collective_try(comm, [&] {
-        if (rank == 0 && !(exists && !opt.restart))
-          check_free_space(job.checkpoint, checkpoint_data_bytes(layout), "");
+        if (rank != 0 || (exists && !opt.restart)) return;
+        // --restart replaces the old file: the blocks it holds on disk come back.
+        struct stat st {};
+        const uint64_t old = exists && ::stat(job.checkpoint.c_str(), &st) == 0
+                                 ? static_cast<uint64_t>(st.st_blocks) * 512
+                                 : 0;
+        check_free_space(job.checkpoint, checkpoint_data_bytes(layout), "", old);
       })) {
     return 1;
   }

@@ -95,6 +95,17 @@ Hid large_attrs_fcpl() {
   return fcpl;
 }
 
+// A full file system shows as an HDF5 / MPI-IO error chain that never says so. Called where a
+// write failed: throws Error saying the file system holding `path` is full when less than
+// `writing` bytes + 1 MiB are free there, and returns otherwise (the caller rethrows).
+void throw_if_disk_full(const std::string& path, uint64_t writing, const std::string& when) {
+  const uint64_t free = free_bytes_for(path);
+  if (free < writing + (uint64_t{1} << 20))
+    throw Error(
+        fmt::format("checkpoint {}: no space left on the file system holding it ({} free) {}", path,
+                    format_bytes(free), when));
+}
+
 void check_parent_dir(const std::string& path) {
   const auto parent = std::filesystem::path(path).parent_path();
   std::error_code ec;
@@ -278,9 +289,14 @@ Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout,
     h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL),
               fmt::format("cannot write checkpoint {}", tmp));
     file.close_checked(fmt::format("cannot close checkpoint {}", tmp));
-  } catch (const std::exception&) {
+  } catch (const Error&) {
     // Metadata is written collectively, so every rank fails here; none leaves the half-made
     // file behind (removing it twice is harmless).
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw_if_disk_full(tmp, 0, "while creating its layout; free space and run the job again");
+    throw;
+  } catch (const std::exception&) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
     throw;
@@ -384,15 +400,12 @@ void Checkpoint::write_layer(const std::string& run, int64_t block, const std::s
                              int64_t row_begin, int64_t row_end, const LayerData& data) {
   try {
     write_layer_rows(run, block, layer, row_begin, row_end, data);
-  } catch (const Error& e) {
-    // A full file system shows as an HDF5 / MPI-IO error chain that never says so: say it.
-    const uint64_t free = free_bytes_for(impl_->path);
-    const uint64_t writing = data.codes.size() + 4 * (data.scales.size() + data.zeros.size());
-    if (free < writing + (uint64_t{1} << 20))
-      throw Error(fmt::format(
-          "checkpoint {}: no space left on the file system holding it ({} free) while writing "
-          "run {} block {} {}; free space and resume (the blocks marked complete are kept)",
-          impl_->path, format_bytes(free), run, block, layer));
+  } catch (const Error&) {
+    throw_if_disk_full(
+        impl_->path, data.codes.size() + 4 * (data.scales.size() + data.zeros.size()),
+        fmt::format("while writing run {} block {} {}; free space and resume (the blocks marked "
+                    "complete are kept)",
+                    run, block, layer));
     throw;
   }
 }
