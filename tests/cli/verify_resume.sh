@@ -13,7 +13,7 @@ CK=$WORK/ck.h5
 write_config "$WORK/job.yaml" "$WORK/m" "$CK"
 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/job.yaml" >/dev/null 2>"$WORK/q1.err" ||
   { cat "$WORK/q1.err"; fail "first quantize failed"; }
-python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" >"$WORK/digest.json"
+/usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" >"$WORK/digest.json"
 "$BIN" inspect "$CK" --verify >"$WORK/v0.out" || { cat "$WORK/v0.out"; fail "verify of a sound file failed"; }
 grep -q "2 complete blocks, 8 layers, checksums and ranges: OK" "$WORK/v0.out" ||
   { cat "$WORK/v0.out"; fail "verify report of a sound file"; }
@@ -22,7 +22,7 @@ echo "ok   sound file verifies: $(cat "$WORK/v0.out")"
 # Damage inside every range: a code of block 0's first layer moved to another 4-bit value, a
 # scale of block 1's last layer scaled by 1.001.
 cp "$CK" "$WORK/pristine.h5"
-python3 - "$CK" <<'PY'
+/usr/bin/python3 - "$CK" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r+") as f:
     run = f["runs"][list(f["runs"])[0]]
@@ -45,7 +45,7 @@ echo "ok   damage found: $(grep -c checksum "$WORK/v1.out") lines, exit 1"
 
 # Control: the damage is within range, so only the checksum can see it (a format-1 reader, which
 # has no checksum, would have trusted it): the same file marked format_version 1 (no checksums) passes.
-python3 - "$CK" "$WORK/format1.h5" <<'PY'
+/usr/bin/python3 - "$CK" "$WORK/format1.h5" <<'PY'
 import shutil, sys, h5py
 shutil.copy(sys.argv[1], sys.argv[2])
 with h5py.File(sys.argv[2], "r+") as f:
@@ -57,7 +57,7 @@ grep -q "ranges only" "$WORK/v2.out" || { cat "$WORK/v2.out"; fail "control: for
 echo "ok   control: range checks alone pass the damage"
 
 # Control: the digest comparison used below sees the damage.
-if python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" "$WORK/digest.json" 2>/dev/null; then
+if /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" "$WORK/digest.json" 2>/dev/null; then
   fail "control: the digest does not see the damage"
 fi
 
@@ -78,14 +78,14 @@ echo "ok   export refuses: $(grep error: "$WORK/e.err" | head -1 | cut -c1-160)"
   { cat "$WORK/q2.err"; fail "resume did not name the 2 damaged blocks"; }
 grep -q "checkpoint verified: 2 complete blocks read back, 2 damaged" "$WORK/q2.err" ||
   { cat "$WORK/q2.err"; fail "resume's verification summary"; }
-python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" "$WORK/digest.json" ||
+/usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$CK" "$WORK/digest.json" ||
   fail "the re-quantized blocks differ from the original ones"
 "$BIN" inspect "$CK" --verify >/dev/null || fail "verify after resume"
 echo "ok   resume re-quantized both blocks, digest equal to the original"
 
 # A run attribute rewritten (bits 4 -> 3, which every range still allows) no longer matches the
 # checksums written under the old settings.
-python3 - "$WORK/pristine.h5" <<'PY'
+/usr/bin/python3 - "$WORK/pristine.h5" <<'PY'
 import sys, h5py
 with h5py.File(sys.argv[1], "r+") as f:
     run = f["runs"][list(f["runs"])[0]]
