@@ -188,7 +188,7 @@ void run(const Args& a, int rank, int size) {
 
     std::vector<float> u;
     Timing t_dist;
-    ScalapackSeconds phases;
+    FactorSeconds phases;
     for (int r = 0; r < a.reps; ++r) {
       u = h;
       MPI_Barrier(MPI_COMM_WORLD);

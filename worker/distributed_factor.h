@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <memory>
 
+#include "worker/block_cyclic.h"
 #include "worker/gptq.h"
 
 namespace gptqd {
@@ -26,15 +27,6 @@ namespace gptqd {
 // 512: 8.5 s. 256 keeps n / 256 >= 14 block columns per process column at BLOOM's n = 14336
 // on a 2 x 4 grid (8 replicas), where 512 would leave 7.
 constexpr int kScalapackBlock = 256;
-
-// Wall-clock seconds of the last inverse_cholesky_upper's phases on this process.
-struct ScalapackSeconds {
-  double scatter = 0;  // H into this process's block-cyclic part, float64
-  double potrf = 0;    // pdpotrf
-  double trtri = 0;    // float32 copy + pstrtri
-  double gather = 0;   // every process's part of R^-1 to every process, U assembled
-  double total() const { return scatter + potrf + trtri + gather; }
-};
 
 class ScalapackFactorizer final : public HostFactorizer {
  public:
@@ -55,23 +47,18 @@ class ScalapackFactorizer final : public HostFactorizer {
   // ScaLAPACK reports.
   bool inverse_cholesky_upper(int64_t n, float* h) override;
 
-  int grid_rows() const { return nprow_; }
-  int grid_cols() const { return npcol_; }
-  // The configured block, used from n = 2 * block * max(grid_rows(), grid_cols()) on; below,
-  // block_for(n) = ceil(n / (2 max(grid_rows(), grid_cols()))), at least 16: every process
-  // still gets a part of a small matrix (tiny test models). A function of n and the grid
-  // only, so the same replica count gives the same U.
+  int grid_rows() const { return grid_.rows; }
+  int grid_cols() const { return grid_.cols; }
+  // The configured block; order n uses block_cyclic_block(n, block(), grid).
   int block() const { return nb_; }
-  int block_for(int64_t n) const;
-  const ScalapackSeconds& last_seconds() const { return seconds_; }
+  const FactorSeconds& last_seconds() const { return seconds_; }
 
  private:
   MPI_Comm comm_;
-  int size_ = 1, rank_ = 0;
   int handle_ = -1, context_ = -1;
-  int nprow_ = 1, npcol_ = 1, myrow_ = 0, mycol_ = 0;
+  BlockCyclicGrid grid_;
   int nb_;
-  ScalapackSeconds seconds_;
+  FactorSeconds seconds_;
 };
 
 }  // namespace gptqd
