@@ -13,6 +13,7 @@
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/execution.h"
+#include "coordinator/factorizer_choice.h"
 #include "coordinator/fingerprint.h"
 #include "coordinator/plan.h"
 #include "coordinator/plan_estimate.h"
@@ -27,7 +28,6 @@
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
 #include "worker/block_quantizer.h"
-#include "worker/distributed_factor.h"
 #include "worker/memory_model.h"
 #include "worker/model_weights.h"
 #include "worker/stage.h"
@@ -352,20 +352,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   MPI_Comm_split(comm, stage, replica, &stage_comm);
   std::unique_ptr<ReplicaGroup> group;
   if (plan.replicas > 1) group = make_mpi_replica_group(stage_comm);
-  // One replica: the distributed factorization is the replicated one (nothing to share).
-  std::unique_ptr<ScalapackFactorizer> factorizer;
-  if (plan.replicas > 1 && job.parallel.factorization == "distributed") {
-    factorizer = std::make_unique<ScalapackFactorizer>(stage_comm);
-    if (rank == 0)
-      GPTQD_LOG_INFO(
-          "factorization: distributed, once per stage on a {} x {} ScaLAPACK grid of "
-          "its {} replicas (blocks of {})",
-          factorizer->grid_rows(), factorizer->grid_cols(), plan.replicas, factorizer->block());
-  } else if (job.parallel.factorization == "distributed" && rank == 0) {
-    GPTQD_LOG_INFO(
-        "factorization: distributed with 1 replica per stage is the replicated one "
-        "(each stage factorizes its layers alone)");
-  }
+  FactorizerChoice factorizer = choose_factorizer(job.parallel.factorization, stage_comm, be);
+  if (rank == 0 && !factorizer.what.empty()) GPTQD_LOG_INFO("{}", factorizer.what);
   StageInputs in;
   in.job = &job;
   in.model = model.get();
@@ -379,7 +367,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.role.prev_rank = stage > 0 ? plan.rank_of(stage - 1, replica) : -1;
   in.role.next_rank = stage + 1 < plan.stages ? plan.rank_of(stage + 1, replica) : -1;
   in.group = group.get();
-  in.factorizer = factorizer.get();
+  in.factorizer = factorizer.factorizer.get();
   in.calib_tokens = &tokens;
   in.micro_batch = kMicroBatch;
   in.activations_on_host = on_host;
@@ -396,7 +384,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (rank == 0)
     for (const QuantConfig& q : job.runs) done.push_back(ckpt->completion(q.name));
   ckpt->close();
-  factorizer.reset();
+  factorizer.factorizer.reset();
   group.reset();
   MPI_Comm_free(&stage_comm);
   if (!collective_try(comm, [&] {

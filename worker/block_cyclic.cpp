@@ -51,7 +51,8 @@ std::vector<double> reversed_local_part(const float* h, int64_t n, int64_t nb,
     const int64_t j = block_cyclic_global(lj, nb, g.col, g.cols);
     const float* src = h + (n - 1 - j) * n + (n - 1);  // H(n-1-j, n-1-i) at src[-i]
     double* dst = a.data() + lj * lld;
-    for (int64_t li = 0; li < mloc; ++li) dst[li] = src[-block_cyclic_global(li, nb, g.row, g.rows)];
+    for (int64_t li = 0; li < mloc; ++li)
+      dst[li] = src[-block_cyclic_global(li, nb, g.row, g.rows)];
   }
   return a;
 }

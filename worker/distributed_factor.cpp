@@ -51,8 +51,8 @@ ScalapackFactorizer::ScalapackFactorizer(MPI_Comm comm, int block) : comm_(comm)
   int rows = 0, cols = 0;
   Cblacs_gridinfo(context_, &rows, &cols, &grid_.row, &grid_.col);
   GPTQD_CHECK(rows == grid_.rows && cols == grid_.cols && grid_.row >= 0 && grid_.col >= 0,
-              "BLACS grid {} x {} over {} processes: got {} x {}, this one at ({}, {})",
-              grid_.rows, grid_.cols, size, rows, cols, grid_.row, grid_.col);
+              "BLACS grid {} x {} over {} processes: got {} x {}, this one at ({}, {})", grid_.rows,
+              grid_.cols, size, rows, cols, grid_.row, grid_.col);
 }
 
 ScalapackFactorizer::~ScalapackFactorizer() {

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -62,6 +63,24 @@ double identical_fraction(const std::vector<T>& a, const std::vector<T>& b) {
   size_t same = 0;
   for (size_t i = 0; i < a.size() && i < b.size(); ++i) same += a[i] == b[i];
   return static_cast<double>(same) / static_cast<double>(a.size());
+}
+
+// H = X^T X / n + shift I for X [2n, n] with per-column scales: SPD, cond ~ 1e4.
+inline std::vector<float> spd_matrix(int64_t dim, uint32_t seed, float shift) {
+  std::mt19937 gen(seed);
+  std::normal_distribution<double> normal;
+  const int64_t rows = 2 * dim;
+  std::vector<double> x(rows * dim);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < dim; ++c) x[r * dim + c] = normal(gen) * std::exp(-4.0 * c / dim);
+  std::vector<float> h(dim * dim);
+  for (int64_t i = 0; i < dim; ++i)
+    for (int64_t j = 0; j <= i; ++j) {
+      double s = 0;
+      for (int64_t r = 0; r < rows; ++r) s += x[r * dim + i] * x[r * dim + j];
+      h[i * dim + j] = h[j * dim + i] = static_cast<float>(s / rows + (i == j ? shift : 0.0));
+    }
+  return h;
 }
 
 // A CUDA backend on device 0 and a CPU backend; every test using it reports

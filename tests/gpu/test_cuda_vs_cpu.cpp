@@ -23,6 +23,7 @@ namespace {
 using test::CudaVsCpu;
 using test::expect_close;
 using test::random_vector;
+using test::spd_matrix;
 using test::Twin;
 
 // ---- memory --------------------------------------------------------------------
@@ -134,24 +135,6 @@ TEST_F(CudaVsCpu, XtxAccumulatesBothTriangles) {
     ASSERT_EQ(g1[i], 0.5f * g0[i]) << i;
     ASSERT_EQ(c1[i], 0.5f * c0[i]) << i;
   }
-}
-
-// H = X^T X / n + shift I for X [2n, n] with per-column scales: SPD, cond ~ 1e4.
-std::vector<float> spd_matrix(int64_t dim, uint32_t seed, float shift) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<double> normal;
-  const int64_t rows = 2 * dim;
-  std::vector<double> x(rows * dim);
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t c = 0; c < dim; ++c) x[r * dim + c] = normal(gen) * std::exp(-4.0 * c / dim);
-  std::vector<float> h(dim * dim);
-  for (int64_t i = 0; i < dim; ++i)
-    for (int64_t j = 0; j <= i; ++j) {
-      double s = 0;
-      for (int64_t r = 0; r < rows; ++r) s += x[r * dim + i] * x[r * dim + j];
-      h[i * dim + j] = h[j * dim + i] = static_cast<float>(s / rows + (i == j ? shift : 0.0));
-    }
-  return h;
 }
 
 TEST_F(CudaVsCpu, InverseCholeskyUpperMatchesAndZeroesTheLowerPart) {
