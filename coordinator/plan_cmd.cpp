@@ -284,7 +284,7 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
   auto mem = [&](uint64_t b) { return static_cast<double>(b) / mu.div; };
   const std::string scratch =
       w.fast && !e.ranks.empty()
-          ? fmt::format(" + bf16 scratch ({:.2f} {}: precision fast's operand copies)",
+          ? fmt::format(" + bf16 scratch ({:.2f} {}: precision fast's bf16 copy of a GEMM input)",
                         mem(e.ranks[0].device.bf16_scratch), mu.name)
           : "";
   out += fmt::format(

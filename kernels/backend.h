@@ -137,6 +137,14 @@ class Backend {
   virtual void forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                             float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
                             float beta, float* c, int64_t ldc) = 0;
+  // dst[i] = f32_to_bf16(src[i]) (kernels/half.h: nearest, ties to even) for i < count.
+  virtual void to_bf16(int64_t count, const float* src, uint16_t* dst) = 0;
+  // kFast's forward_gemm with op(B) held in bf16 (b: bit patterns as f32_to_bf16 gives them,
+  // row stride ldb; a weight kept resident at half the memory): bit for bit forward_gemm in
+  // kFast on B = bf16_to_f32 of each element. Throws gptqd::Error in kExact.
+  virtual void forward_gemm_bf16_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                   float alpha, const float* a, int64_t lda, const uint16_t* b,
+                                   int64_t ldb, float beta, float* c, int64_t ldc) = 0;
   // [precision] H[d,d] = alpha * H + beta * X^T X for X [n, d] (ld = d). Both triangles
   // written, H exactly symmetric. kFast: X rounded to bf16 first, the products summed in fp32.
   virtual void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) = 0;

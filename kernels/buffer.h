@@ -27,6 +27,18 @@ struct BackendMemory<uint8_t> {
     be.to_host_u8(h, s, n);
   }
 };
+// bf16 bit patterns (kernels/half.h) in alloc_u8 memory: a weight kept at half its fp32 size.
+template <>
+struct BackendMemory<uint16_t> {
+  static uint16_t* alloc(Backend& be, int64_t n) {
+    return reinterpret_cast<uint16_t*>(be.alloc_u8(2 * n));
+  }
+  static void release(Backend& be, uint16_t* p) { be.release_u8(reinterpret_cast<uint8_t*>(p)); }
+  static void to_host(Backend& be, uint16_t* h, const uint16_t* s, int64_t n) {
+    be.to_host_u8(reinterpret_cast<uint8_t*>(h), reinterpret_cast<const uint8_t*>(s), 2 * n);
+  }
+};
+
 // Host memory from alloc_host (not initialised).
 struct PinnedHostMemory {
   static float* alloc(Backend& be, int64_t n) { return be.alloc_host(n); }
@@ -83,6 +95,7 @@ class BasicBuffer {
 
 using Buffer = BasicBuffer<float>;
 using ByteBuffer = BasicBuffer<uint8_t>;
+using Bf16Buffer = BasicBuffer<uint16_t>;  // bf16 bit patterns
 using HostBuffer = BasicBuffer<float, PinnedHostMemory>;
 
 }  // namespace gptqd

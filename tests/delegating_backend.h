@@ -49,6 +49,14 @@ class DelegatingBackend : public Backend {
                     int64_t ldc) override {
     on_call(), inner_->forward_gemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   }
+  void to_bf16(int64_t n, const float* s, uint16_t* d) override {
+    on_call(), inner_->to_bf16(n, s, d);
+  }
+  void forward_gemm_bf16_b(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
+                           float* c, int64_t ldc) override {
+    on_call(), inner_->forward_gemm_bf16_b(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  }
   void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override {
     on_call(), inner_->xtx(n, d, x, alpha, beta, h);
   }

@@ -107,7 +107,7 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   r.stats.rtn_err = output_error(be, w, rtn.dequant.data(), rows.size(), lw.in, h.data());
   r.stats.damp = r.q.damp_used;
   if (parts == 1) {
-    be.to_device(lw.w.data(), r.q.dequant.data(), lw.out * lw.in);
+    set_linear_weights(be, lw, r.q.dequant);
     return r;
   }
   // Whole-layer stats: the error terms are sums over rows; time and damp the largest.
@@ -126,7 +126,7 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   std::vector<int64_t> offsets(static_cast<size_t>(parts) + 1);
   for (int i = 0; i < parts; ++i) offsets[i + 1] = share_of(lw.out, i, parts).end;
   rc.group->allgather_rows(full.data(), offsets, lw.in);
-  be.to_device(lw.w.data(), full.data(), lw.out * lw.in);
+  set_linear_weights(be, lw, full);
   return r;
 }
 
@@ -209,7 +209,7 @@ void forward_quantized_block(Backend& be, const ModelSpec& d, BlockWeights& w,
     GPTQD_CHECK(static_cast<int64_t>(dequant[i].size()) == lw.out * lw.in,
                 "checkpoint layer {} has {} weights, expected {}", d.linears[i].module,
                 dequant[i].size(), lw.out * lw.in);
-    be.to_device(lw.w.data(), dequant[i].data(), lw.out * lw.in);
+    set_linear_weights(be, lw, dequant[i]);
   }
   forward_pass(be, d, w, act, micro, ws, true, {}, -1, hooks.before_read, hooks.after_write);
 }

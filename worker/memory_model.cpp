@@ -54,6 +54,12 @@ ActivationPlacement parse_activation_placement(const std::string& name) {
 
 uint64_t block_weight_bytes(const ModelSpec& d) { return u64(4 * block_weight_floats(d)); }
 
+uint64_t resident_block_weight_bytes(const ModelSpec& d, bool fast) {
+  double linear = 0;
+  for (const LinearDims& l : linear_dims(d)) linear += l.rows * l.cols;
+  return u64(4 * block_weight_floats(d) - (fast ? 2 * linear : 0));
+}
+
 uint64_t embedding_weight_bytes(const ModelSpec& d) {
   double n = 0;
   for (const TensorSpec& t : d.embedding) n += static_cast<double>(t.numel());
@@ -71,7 +77,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double micro =
       static_cast<double>(std::max<int64_t>(1, std::min(w.micro_batch, w.samples)));
   DeviceMemory m;
-  m.block_weights = block_weight_bytes(d);
+  m.block_weights = resident_block_weight_bytes(d, w.fast);
   m.embedding = w.embedding ? embedding_weight_bytes(d) : 0;
   m.activations = w.activations_on_host
                       ? u64(4 * micro * seq * h)
@@ -97,8 +103,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   }
   if (w.fast) {
     double gemm = 0;
-    for (const LinearDims& l : linear_dims(d))
-      gemm = std::max(gemm, 2 * (l.rows * l.cols + micro * seq * l.cols));
+    for (const LinearDims& l : linear_dims(d)) gemm = std::max(gemm, 2 * micro * seq * l.cols);
     m.bf16_scratch = u64(gemm);
   }
   m.hessians = u64(w.true_sequential ? max_h : all_h);

@@ -7,7 +7,8 @@
 // Device bytes, with h = hidden, f = ffn, S = seqlen, n = the replica's samples,
 // m = micro-batch, and per linear r = its rows per replica (the largest share), c = its
 // columns, g = its groups (ceil(c / group_size), 1 for group_size -1), b = min(block_size, c):
-//   block_weights  one block in fp32 (one block is on the device at a time)
+//   block_weights  one block (one block is on the device at a time): fp32, except the linears'
+//                  weights in bf16 under parallel.precision fast (worker/model_weights.h)
 //   embedding      vocab x h fp32 + its norm, stage 0 only, while a run's input is embedded
 //                  (loaded for that and freed: never beside a block)
 //   activations    on the device: 4 (n + m) S h (the input, replaced in place by the output,
@@ -24,10 +25,10 @@
 //                                   errors and quantized block, losses)
 //                    round-to-nearest 5rc + 8gr,  output error 8rc + 4c^2
 //                  (the accumulator is freed before, so it is not in this sum)
-//   bf16_scratch   parallel.precision fast only: the bf16 copies of one GEMM's operands,
-//                  2 (r_max c_max + m S c_max) over the linears (the forward's weight and
-//                  input; it covers the Hessian's 2 m S c copy); stream-ordered, alive during
-//                  a forward or capture, never during GPTQ
+//   bf16_scratch   parallel.precision fast only: the bf16 copy of one GEMM's input,
+//                  2 m S c_max over the linears (the weights are resident in bf16; it covers
+//                  the Hessian's 2 m S c copy); stream-ordered, alive during a forward or
+//                  capture, never during GPTQ
 //   peak = activations + max(embedding, block_weights + workspace
 //                            + max(scores + hessians + bf16_scratch, gptq))
 // Not counted: the CUDA context, cuBLAS / cuSOLVER workspaces, allocator rounding (a few
@@ -58,6 +59,9 @@ std::vector<LinearDims> linear_dims(const ModelSpec& dims);  // spec.linears ord
 // Bytes (fp32) of one block's weights (every tensor of block_tensor_specs) and of the
 // embedding (+ its layer norm).
 uint64_t block_weight_bytes(const ModelSpec& dims);
+// One block as the device holds it: block_weight_bytes, less 2 bytes per linear weight under
+// precision fast (resident in bf16).
+uint64_t resident_block_weight_bytes(const ModelSpec& dims, bool fast);
 uint64_t embedding_weight_bytes(const ModelSpec& dims);
 
 struct MemoryWorkload {

@@ -1,5 +1,7 @@
 #include "worker/model_weights.h"
 
+#include <algorithm>
+
 #include "kernels/check.h"
 
 namespace gptqd {
@@ -9,7 +11,34 @@ Buffer load(Backend& be, const HfModel& m, const TensorSpec& t) {
   return Buffer(be, m.read_f32(t.name, t.shape));
 }
 
+// Floats converted to bf16 per step of set_linear_weights: bounds its device scratch (64 MiB).
+constexpr int64_t kBf16Chunk = int64_t{1} << 24;
+
 }  // namespace
+
+void set_linear_weights(Backend& be, LinearWeights& lw, const float* weights) {
+  const int64_t n = lw.out * lw.in;
+  if (be.precision() != Precision::kFast) {
+    if (lw.w.size() != n) lw.w = Buffer(be, n);
+    lw.w16 = Bf16Buffer();
+    be.to_device(lw.w.data(), weights, n);
+    return;
+  }
+  if (lw.w16.size() != n) lw.w16 = Bf16Buffer(be, n);
+  lw.w = Buffer();
+  Buffer chunk(be, std::min(n, kBf16Chunk));
+  for (int64_t off = 0; off < n; off += kBf16Chunk) {
+    const int64_t c = std::min(kBf16Chunk, n - off);
+    be.to_device(chunk.data(), weights + off, c);
+    be.to_bf16(c, chunk.data(), lw.w16.data() + off);
+  }
+}
+
+void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>& weights) {
+  GPTQD_CHECK(static_cast<int64_t>(weights.size()) == lw.out * lw.in,
+              "replacement weights: {} values for a {}x{} layer", weights.size(), lw.out, lw.in);
+  set_linear_weights(be, lw, weights.data());
+}
 
 std::vector<float> read_block_tensor(const HfModel& m, const TensorSpec& t) {
   return m.read_f32(t.name, t.shape);
@@ -40,7 +69,7 @@ BlockWeights assemble_block_weights(Backend& be, const ModelSpec& spec, BlockHos
     LinearWeights& lw = w.linears[i];
     lw.out = ls.out;
     lw.in = ls.in;
-    lw.w = upload_of(wi);
+    set_linear_weights(be, lw, upload[wi]);
     lw.host_w = std::move(host[wi]);
     if (ls.bias) {
       lw.b = upload_of(wi + 1);

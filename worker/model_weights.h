@@ -17,9 +17,19 @@ struct LinearWeights {
   int64_t out = 0, in = 0;
   std::vector<float> host_w;  // original weights [out, in]
   std::vector<float> host_b;  // [out]; empty when the layer has no bias
-  Buffer w;                   // what the forward uses [out, in]
-  Buffer b;                   // [out]; empty when the layer has no bias
+  // What the forward uses [out, in]: fp32 in w, or, when the backend's precision is fast, bf16
+  // in w16 (half the memory; the fast GEMM rounds its operands to bf16 anyway, so the products
+  // are the same bit for bit). The other one is empty. Written by set_linear_weights.
+  Buffer w;
+  Bf16Buffer w16;
+  Buffer b;  // [out]; empty when the layer has no bias
 };
+
+// Copies `weights` (host, [out, in]) into the weights the forward uses, as LinearWeights says
+// (allocating them on first use; bf16 through a device scratch of at most 64 MiB). Error when
+// the size is not out * in.
+void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>& weights);
+void set_linear_weights(Backend& be, LinearWeights& lw, const float* weights);
 
 struct BlockWeights {
   std::vector<Buffer> norms;           // spec.block_norms, in that order

@@ -44,12 +44,6 @@ double window_loss(Backend& be, const ModelSpec& d, const FinalNormWeights& fin,
 
 }  // namespace
 
-void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>& weights) {
-  GPTQD_CHECK(static_cast<int64_t>(weights.size()) == lw.out * lw.in,
-              "replacement weights: {} values for a {}x{} layer", weights.size(), lw.out, lw.in);
-  be.to_device(lw.w.data(), weights.data(), lw.out * lw.in);
-}
-
 std::vector<double> window_nlls(Backend& be, const HfModel& model, const ModelSpec& d,
                                 const std::vector<int32_t>& windows, int64_t seqlen,
                                 const WindowNllOptions& opt) {

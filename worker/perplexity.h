@@ -11,8 +11,8 @@
 #include <vector>
 
 #include "io/hf_model.h"
-#include "kernels/backend.h"
 #include "io/model_spec.h"
+#include "kernels/backend.h"
 #include "worker/model_weights.h"
 
 namespace gptqd {
@@ -21,10 +21,6 @@ namespace gptqd {
 // the block runs: may replace any linear's forward weights (w.linears[i].w) with
 // set_linear_weights. w.linears[i].host_w keeps the original weights.
 using BlockWeightsHook = std::function<void(int64_t block, BlockWeights& w)>;
-
-// Copies `weights` (host, [out, in]) into the weights the forward uses. Error when the size
-// is not out * in.
-void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>& weights);
 
 struct WindowNllOptions {
   // Windows whose activations ([windows, seqlen, hidden] fp32) are held at once. The blocks

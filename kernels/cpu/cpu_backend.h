@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 
 #include "kernels/backend.h"
@@ -54,6 +55,10 @@ class CpuBackend final : public Backend {
   void forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc) override;
+  void to_bf16(int64_t count, const float* src, uint16_t* dst) override;
+  void forward_gemm_bf16_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
+                           float* c, int64_t ldc) override;
   void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override;
   bool inverse_cholesky_upper(int64_t n, float* h) override;
 
@@ -82,6 +87,13 @@ class CpuBackend final : public Backend {
 
  private:
   friend class CountedScratch;
+  // Writes row r of op(B) as stored (cols values) in fp32, bf16-valued, into dst.
+  using PackB = std::function<void(int64_t r, float* dst, int64_t cols)>;
+  // kFast's product: A rounded to bf16 and B packed by pack_b, each into counted scratch, then
+  // one fp32 BLAS call (the products of bf16 values are exact in fp32; only the sums round).
+  void fast_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                 const float* a, int64_t lda, const PackB& pack_b, float beta, float* c,
+                 int64_t ldc);
   int threads_;
   Precision precision_ = Precision::kExact;
   MemoryCounter device_, host_;  // alloc/alloc_u8 + op scratch; alloc_host

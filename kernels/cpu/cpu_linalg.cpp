@@ -48,6 +48,22 @@ void round_to_bf16_2d(int64_t rows, int64_t cols, const float* src, int64_t lds,
 
 }  // namespace
 
+void CpuBackend::fast_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float* a, int64_t lda, const PackB& pack_b, float beta, float* c,
+                           int64_t ldc) {
+  // A as stored is (trans_a ? k x m : m x k), B (trans_b ? n x k : k x n).
+  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
+  CountedScratch a_mem(*this, a_rows * a_cols * static_cast<int64_t>(sizeof(float)));
+  CountedScratch b_mem(*this, b_rows * b_cols * static_cast<int64_t>(sizeof(float)));
+  round_to_bf16_2d(a_rows, a_cols, a, lda, a_mem.as<float>(), threads_);
+  float* packed = b_mem.as<float>();
+  cpu::parallel_for(b_rows, threads_, b_cols, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1; ++r) pack_b(r, packed + r * b_cols, b_cols);
+  });
+  gemm(trans_a, trans_b, m, n, k, alpha, a_mem.as<float>(), a_cols, packed, b_cols, beta, c, ldc);
+}
+
 void CpuBackend::forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
                               float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
                               float beta, float* c, int64_t ldc) {
@@ -55,15 +71,36 @@ void CpuBackend::forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, 
     gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     return;
   }
-  // A as stored is (trans_a ? k x m : m x k), B (trans_b ? n x k : k x n).
-  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
-  const int64_t b_rows = trans_b ? n : k, b_cols = trans_b ? k : n;
-  CountedScratch a_mem(*this, a_rows * a_cols * static_cast<int64_t>(sizeof(float)));
-  CountedScratch b_mem(*this, b_rows * b_cols * static_cast<int64_t>(sizeof(float)));
-  round_to_bf16_2d(a_rows, a_cols, a, lda, a_mem.as<float>(), threads_);
-  round_to_bf16_2d(b_rows, b_cols, b, ldb, b_mem.as<float>(), threads_);
-  gemm(trans_a, trans_b, m, n, k, alpha, a_mem.as<float>(), a_cols, b_mem.as<float>(), b_cols, beta,
-       c, ldc);
+  fast_gemm(
+      trans_a, trans_b, m, n, k, alpha, a, lda,
+      [&](int64_t r, float* dst, int64_t cols) {
+        for (int64_t j = 0; j < cols; ++j) dst[j] = round_to_bf16(b[r * ldb + j]);
+      },
+      beta, c, ldc);
+}
+
+void CpuBackend::to_bf16(int64_t count, const float* src, uint16_t* dst) {
+  cpu::parallel_for(count, threads_, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) dst[i] = f32_to_bf16(src[i]);
+  });
+}
+
+void CpuBackend::forward_gemm_bf16_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                     float alpha, const float* a, int64_t lda, const uint16_t* b,
+                                     int64_t ldb, float beta, float* c, int64_t ldc) {
+  GPTQD_CHECK(precision_ == Precision::kFast, "forward_gemm_bf16_b in precision {}",
+              precision_name(precision_));
+  if (m <= 0 || n <= 0 || k <= 0) {
+    gemm(trans_a, trans_b, m, n, k, alpha, a, lda, nullptr, ldb, beta, c, ldc);  // C = beta C
+    return;
+  }
+  // B's bf16 values widened (exactly) to fp32: the same operand forward_gemm rounds.
+  fast_gemm(
+      trans_a, trans_b, m, n, k, alpha, a, lda,
+      [&](int64_t r, float* dst, int64_t cols) {
+        for (int64_t j = 0; j < cols; ++j) dst[j] = bf16_to_f32(b[r * ldb + j]);
+      },
+      beta, c, ldc);
 }
 
 void CpuBackend::xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) {

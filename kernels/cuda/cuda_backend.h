@@ -68,6 +68,10 @@ class CudaBackend final : public Backend {
   void forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                     const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
                     int64_t ldc) override;
+  void to_bf16(int64_t count, const float* src, uint16_t* dst) override;
+  void forward_gemm_bf16_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                           const float* a, int64_t lda, const uint16_t* b, int64_t ldb, float beta,
+                           float* c, int64_t ldc) override;
   void xtx(int64_t n, int64_t d, const float* x, float alpha, float beta, float* h) override;
   bool inverse_cholesky_upper(int64_t n, float* h) override;
 

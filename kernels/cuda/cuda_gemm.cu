@@ -91,4 +91,29 @@ void CudaBackend::forward_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n,
                      b_cols, beta, c, ldc);
 }
 
+void CudaBackend::to_bf16(int64_t count, const float* src, uint16_t* dst) {
+  if (count <= 0) return;
+  activate();
+  launch_to_bf16_2d(1, count, src, count, dst, stream());
+}
+
+// kFast with the weight already in bf16: only A is rounded into scratch.
+void CudaBackend::forward_gemm_bf16_b(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k,
+                                      float alpha, const float* a, int64_t lda, const uint16_t* b,
+                                      int64_t ldb, float beta, float* c, int64_t ldc) {
+  GPTQD_CHECK(precision_ == Precision::kFast, "forward_gemm_bf16_b in precision {}",
+              precision_name(precision_));
+  if (m <= 0 || n <= 0) return;
+  activate();
+  if (k <= 0) {
+    launch_scale_2d(m, n, c, ldc, beta, stream());
+    return;
+  }
+  const int64_t a_rows = trans_a ? k : m, a_cols = trans_a ? m : k;
+  DeviceArray<uint16_t> a16(a_rows * a_cols, stream());
+  launch_to_bf16_2d(a_rows, a_cols, a, lda, a16.get(), stream());
+  gemm_rowmajor_bf16(cublas_.get(), trans_a, trans_b, m, n, k, alpha, a16.get(), a_cols, b, ldb,
+                     beta, c, ldc);
+}
+
 }  // namespace gptqd::cuda

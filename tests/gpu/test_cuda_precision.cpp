@@ -54,6 +54,41 @@ TEST_P(CudaVsCpuFastGemm, OddShapesStridesAlphaBeta) {
   EXPECT_GT(nmse(g, exact), kMinNmseFastVsExact) << "the GPU did not round to bf16";
 }
 
+// The resident-bf16 weight: to_bf16 equal to the CPU's bits (ties, Inf, NaN), and
+// forward_gemm_bf16_b on the GPU's bf16 B equal to the GPU's own fast forward_gemm on the fp32
+// B (the same bf16 operands into the same cuBLAS call) and close to the CPU twin's.
+TEST_P(CudaVsCpuFastGemm, Bf16WeightIsTheSameProduct) {
+  const auto [ta, tb] = GetParam();
+  const int64_t m = 29, n = 41, k = 67;
+  const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 1;
+  const auto a = random_vector((ta ? k : m) * lda, 30);
+  auto b = random_vector((tb ? n : k) * ldb, 31);
+  b[0] = 1.0f + 1.0f / 256.0f;  // a tie
+  b[1] = 3.4e38f;               // rounds to Inf
+  const auto c0 = random_vector(m * ldc, 32);
+  Twin A(*gpu, *cpu, a), B(*gpu, *cpu, b), C(*gpu, *cpu, c0), W(*gpu, *cpu, c0);
+  const int64_t nb = static_cast<int64_t>(b.size());
+  Bf16Buffer g16(*gpu, nb), c16(*cpu, nb);
+  gpu->to_bf16(nb, B.gpu.data(), g16.data());
+  cpu->to_bf16(nb, B.cpu.data(), c16.data());
+  EXPECT_EQ(g16.to_host(), c16.to_host()) << "to_bf16";
+  b[1] = 0.5f;  // keep the products finite
+  Twin B2(*gpu, *cpu, b);
+  gpu->to_bf16(nb, B2.gpu.data(), g16.data());
+  cpu->to_bf16(nb, B2.cpu.data(), c16.data());
+  gpu->set_precision(Precision::kFast);
+  cpu->set_precision(Precision::kFast);
+  gpu->forward_gemm_bf16_b(ta, tb, m, n, k, 0.75f, A.gpu.data(), lda, g16.data(), ldb, -0.5f,
+                           C.gpu.data(), ldc);
+  cpu->forward_gemm_bf16_b(ta, tb, m, n, k, 0.75f, A.cpu.data(), lda, c16.data(), ldb, -0.5f,
+                           C.cpu.data(), ldc);
+  gpu->forward_gemm(ta, tb, m, n, k, 0.75f, A.gpu.data(), lda, B2.gpu.data(), ldb, -0.5f,
+                    W.gpu.data(), ldc);
+  const auto g = C.gpu.to_host();
+  EXPECT_EQ(g, W.gpu.to_host()) << "bf16 weight vs fp32 weight rounded by forward_gemm";
+  expect_close(g, C.cpu.to_host(), test::kNmseGemm, "forward_gemm_bf16_b");
+}
+
 INSTANTIATE_TEST_SUITE_P(AllTransposes, CudaVsCpuFastGemm,
                          ::testing::Combine(::testing::Bool(), ::testing::Bool()));
 

@@ -112,6 +112,58 @@ TEST_P(FastForwardGemm, IsSgemmOfBf16RoundedOperands) {
 INSTANTIATE_TEST_SUITE_P(AllTransposes, FastForwardGemm,
                          ::testing::Combine(::testing::Bool(), ::testing::Bool()));
 
+// The resident-bf16 weight (worker/model_weights.h): forward_gemm_bf16_b on to_bf16(B) is
+// forward_gemm in kFast on B, bit for bit, for every transpose and padded strides; refused in
+// kExact. Control: B's bits given as if they were fp32 (its bf16 widened wrongly) differ.
+TEST_P(FastForwardGemm, Bf16WeightIsTheSameProduct) {
+  const auto [ta, tb] = GetParam();
+  const int64_t m = 29, n = 41, k = 67;
+  const int64_t lda = (ta ? m : k) + 2, ldb = (tb ? k : n) + 3, ldc = n + 1;
+  const auto a = random_vector((ta ? k : m) * lda, 30), b = random_vector((tb ? n : k) * ldb, 31);
+  const auto c0 = random_vector(m * ldc, 32);
+  auto be = make_cpu_backend(2);
+  std::vector<uint16_t> b16(b.size());
+  be->to_bf16(static_cast<int64_t>(b.size()), b.data(), b16.data());
+  std::vector<float> c = c0;
+  EXPECT_THROW(be->forward_gemm_bf16_b(ta, tb, m, n, k, 0.75f, a.data(), lda, b16.data(), ldb,
+                                       -0.5f, c.data(), ldc),
+               Error);
+  be->set_precision(Precision::kFast);
+  std::vector<float> want = c0;
+  be->forward_gemm(ta, tb, m, n, k, 0.75f, a.data(), lda, b.data(), ldb, -0.5f, want.data(), ldc);
+  be->forward_gemm_bf16_b(ta, tb, m, n, k, 0.75f, a.data(), lda, b16.data(), ldb, -0.5f, c.data(),
+                          ldc);
+  EXPECT_EQ(c, want);
+  std::vector<uint16_t> shifted(b16.size());
+  for (size_t i = 0; i < b16.size(); ++i) shifted[i] = static_cast<uint16_t>(b16[i] + 1);
+  std::vector<float> control = c0;
+  be->forward_gemm_bf16_b(ta, tb, m, n, k, 0.75f, a.data(), lda, shifted.data(), ldb, -0.5f,
+                          control.data(), ldc);
+  EXPECT_GT(differing(control, want), m * n / 2) << "one bf16 ulp off in B moves the outputs";
+  // No inner dimension: C = beta C.
+  std::vector<float> empty = c0;
+  be->forward_gemm_bf16_b(ta, tb, m, n, 0, 0.75f, a.data(), lda, b16.data(), ldb, -0.5f,
+                          empty.data(), ldc);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t j = 0; j < n; ++j) ASSERT_EQ(empty[r * ldc + j], -0.5f * c0[r * ldc + j]);
+}
+
+TEST(FastBf16, ToBf16IsTheHostConversion) {
+  std::vector<float> v = random_vector(1001, 40, -1e3f, 1e3f);
+  v[0] = std::numeric_limits<float>::infinity();
+  v[1] = -0.0f;
+  v[2] = std::numeric_limits<float>::quiet_NaN();
+  v[3] = 1.0f + 1.0f / 256.0f;  // a tie: rounds to even (1.0)
+  v[4] = 3.4e38f;               // past the largest bf16 by more than half an ulp: Inf
+  auto be = make_cpu_backend(2);
+  std::vector<uint16_t> got(v.size());
+  be->to_bf16(static_cast<int64_t>(v.size()), v.data(), got.data());
+  for (size_t i = 0; i < v.size(); ++i) ASSERT_EQ(got[i], f32_to_bf16(v[i])) << i;
+  EXPECT_EQ(bf16_to_f32(got[3]), 1.0f);
+  EXPECT_TRUE(std::isinf(bf16_to_f32(got[4])));
+  EXPECT_TRUE(std::isnan(bf16_to_f32(got[2])));
+}
+
 TEST(FastXtx, IsSyrkOfBf16RoundedX) {
   const int64_t n = 123, d = 45;
   const auto x = random_vector(n * d, 20), h0 = random_vector(d * d, 21);

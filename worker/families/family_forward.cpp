@@ -15,8 +15,12 @@ const FamilyForward& family_forward(Family family) {
 }
 
 void linear_forward(Backend& be, const LinearWeights& l, int64_t tokens, const float* x, float* y) {
-  be.forward_gemm(false, true, tokens, l.out, l.in, 1.0f, x, l.in, l.w.data(), l.in, 0.0f, y,
-                  l.out);
+  if (l.w16.size() > 0)
+    be.forward_gemm_bf16_b(false, true, tokens, l.out, l.in, 1.0f, x, l.in, l.w16.data(), l.in,
+                           0.0f, y, l.out);
+  else
+    be.forward_gemm(false, true, tokens, l.out, l.in, 1.0f, x, l.in, l.w.data(), l.in, 0.0f, y,
+                    l.out);
   if (l.b.size() > 0) be.add_bias(tokens, l.out, l.b.data(), y);
 }
 
