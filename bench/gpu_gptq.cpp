@@ -133,7 +133,8 @@ using plan_rates::kFp32Tflops;
 constexpr int kNumLinears = 4;
 constexpr int kFourHh = 3;
 
-// A BLOOM block of random weights shaped by d (unit layer-norm weights, zero biases).
+// A BLOOM block of random weights shaped by d (unit layer-norm weights, zero biases); the
+// linears' weights in bf16 under precision fast (worker/model_weights.h).
 BlockWeights random_block(Backend& be, const ModelSpec& d) {
   BlockWeights w;
   for (const TensorSpec& t : d.block_norms) w.norms.emplace_back(be, t.numel());
@@ -147,6 +148,11 @@ BlockWeights random_block(Backend& be, const ModelSpec& d) {
     l.w = Buffer(be, l.out * l.in);
     l.b = Buffer(be, l.out);
     random_fill(be, l.w.data(), l.out * l.in, 0.02f, 10 + static_cast<int>(i));
+    if (be.precision() == Precision::kFast) {  // resident in bf16, as the job keeps them
+      l.w16 = Bf16Buffer(be, l.out * l.in);
+      be.to_bf16(l.out * l.in, l.w.data(), l.w16.data());
+      l.w = Buffer();
+    }
   }
   return w;
 }
