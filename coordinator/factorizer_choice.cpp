@@ -28,6 +28,15 @@ FactorizerChoice choose_factorizer(const std::string& factorization, MPI_Comm st
     if (!shared.empty()) why_host = "cuSOLVERMp needs a GPU per replica: " + shared;
   }
   if (device >= 0 && why_host.empty()) {
+    // The library may load on some ranks only (a node without it): all of them or none.
+    std::string why;
+    int loads = cusolvermp_loadable(&why) ? 1 : 0;
+    const int here = loads;
+    MPI_Allreduce(MPI_IN_PLACE, &loads, 1, MPI_INT, MPI_MIN, stage_comm);
+    if (loads == 0)
+      why_host = here ? "cuSOLVERMp does not load on another replica of the stage" : why;
+  }
+  if (device >= 0 && why_host.empty()) {
     auto mp = std::make_unique<CusolverMpFactorizer>(stage_comm, device);
     c.what = fmt::format(
         "factorization: distributed, once per stage on a {} x {} cuSOLVERMp grid of its {} "

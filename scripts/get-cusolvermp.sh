@@ -7,7 +7,8 @@
 # (and 0.9.1's ncclCommQueryProperties) are NCCL 2.29's; 0.8.0 needs no cuBLASMp. Python's standard library only: no pip needed. Idempotent.
 # scripts/build.sh runs it when it builds the CUDA backend; without network the build goes on
 # without the cuSOLVERMp factorizer (CMake says so), which a CUDA job then replaces by ScaLAPACK.
-# Usage: scripts/get-cusolvermp.sh [DEST]   (default .whl/cusolvermp)
+# Usage: scripts/get-cusolvermp.sh [DEST]   (default .whl/cusolvermp); build.sh skips it when
+# GPTQD_CUSOLVERMP_FETCH=0.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dest=${1:-.whl/cusolvermp}
@@ -27,7 +28,7 @@ WHEELS = [
 ]
 for name, version, sha in WHEELS:
     # The simple index (PEP 503): one anchor per file, its sha256 in the link's fragment.
-    index = urllib.request.urlopen(f"https://pypi.org/simple/{name}/", timeout=60).read().decode()
+    index = urllib.request.urlopen(f"https://pypi.org/simple/{name}/", timeout=30).read().decode()
     links = [urllib.parse.urljoin(f"https://pypi.org/simple/{name}/", html.unescape(h))
              for h in re.findall(r'href="([^"]+)"', index)]
     files = [u for u in links if u.endswith("#sha256=" + sha)]
@@ -36,7 +37,7 @@ for name, version, sha in WHEELS:
     url = files[0].split("#")[0]
     filename = url.rsplit("/", 1)[1]
     path = os.path.join(dest, filename)
-    data = urllib.request.urlopen(url, timeout=300).read()
+    data = urllib.request.urlopen(url, timeout=120).read()
     got = hashlib.sha256(data).hexdigest()
     if got != sha:
         sys.exit(f"get-cusolvermp: {filename}: sha256 {got}, expected {sha}")

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -109,9 +110,49 @@ const CusolverMpApi& api() {
   return loaded;
 }
 
+// Waits for the stream when it goes out of scope, an exception included, so the host
+// workspaces declared before it outlive the library calls queued on them.
+struct StreamDrain {
+  cudaStream_t stream;
+  ~StreamDrain() { cudaStreamSynchronize(stream); }
+};
+
+// A square n x n float64 block-cyclic descriptor on the grid, destroyed with its owner.
+class MatrixDesc {
+ public:
+  MatrixDesc(cusolverMpGrid_t grid, int64_t n, int64_t nb, int64_t lld) {
+    GPTQD_MP_CALL(check_cusolvermp,
+                  api().create_desc(&desc_, grid, CUDA_R_64F, n, n, nb, nb, 0, 0, lld));
+  }
+  ~MatrixDesc() {
+    if (desc_) api().destroy_desc(desc_);
+  }
+  MatrixDesc(const MatrixDesc&) = delete;
+  MatrixDesc& operator=(const MatrixDesc&) = delete;
+  cusolverMpMatrixDescriptor_t get() const { return desc_; }
+
+ private:
+  cusolverMpMatrixDescriptor_t desc_ = nullptr;
+};
+
+// How far L(i,i) X(i,i) may be from 1: the float64 solves leave about cond(L) * 2^-53 (1e-12
+// at the cond(H) ~ 1e8 of damped real Hessians); a solve that dropped or mixed right-hand
+// sides misses by O(1).
+constexpr double kDiagonalCheck = 1e-4;
+
 }  // namespace
 
 bool cusolvermp_built() { return true; }
+
+bool cusolvermp_loadable(std::string* why) {
+  try {
+    api();
+    return true;
+  } catch (const Error& e) {
+    if (why) *why = e.what();
+    return false;
+  }
+}
 
 struct CusolverMpFactorizer::Impl {
   MPI_Comm comm;
@@ -125,6 +166,7 @@ struct CusolverMpFactorizer::Impl {
   FactorSeconds seconds;
 
   ~Impl() {
+    if (stream) cudaStreamSynchronize(stream);
     if (solver_grid) api().destroy_grid(solver_grid);
     if (solver) api().destroy(solver);
     if (nccl) ncclCommDestroy(nccl);
@@ -180,6 +222,11 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
   m.seconds = FactorSeconds{};
   if (n <= 0) return true;
   GPTQD_MP_CALL(check_cuda, cudaSetDevice(m.device));
+  // Memory the CUDA backend freed stays in its stream-ordered pool (release threshold max);
+  // give it back so the plain allocations below can have it.
+  cudaMemPool_t pool = nullptr;
+  GPTQD_MP_CALL(check_cuda, cudaDeviceGetDefaultMemPool(&pool, m.device));
+  GPTQD_MP_CALL(check_cuda, cudaMemPoolTrimTo(pool, 0));
   const int64_t nb = block_cyclic_block(n, m.block, m.grid);
   const int64_t mloc = block_cyclic_count(n, nb, m.grid.row, m.grid.rows);
   const int64_t nloc = block_cyclic_count(n, nb, m.grid.col, m.grid.cols);
@@ -187,84 +234,104 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
   const size_t local = static_cast<size_t>(std::max<int64_t>(mloc * nloc, 1));
   const size_t bytes = local * sizeof(double);
   auto sync = [&] { GPTQD_MP_CALL(check_cuda, cudaStreamSynchronize(m.stream)); };
+  auto to_device = [&](void* dst, const void* src) {
+    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, m.stream));
+  };
+  auto to_host = [&](void* dst, const void* src) {
+    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, m.stream));
+  };
+  // Every local element (li, lj) of the part with its global row i and column j.
+  auto for_each_local = [&](auto&& fn) {
+    for (int64_t lj = 0; lj < nloc; ++lj) {
+      const int64_t j = block_cyclic_global(lj, nb, m.grid.col, m.grid.cols);
+      for (int64_t li = 0; li < mloc; ++li)
+        fn(lj * lld + li, block_cyclic_global(li, nb, m.grid.row, m.grid.rows), j);
+    }
+  };
 
   // 1. This process's part of A = J H J in float64, on the device.
   auto t0 = Clock::now();
-  DeviceBytes a(bytes);
+  DeviceBytes a(bytes), info(sizeof(int));
   std::vector<double> part = reversed_local_part(h, n, nb, m.grid);  // reused below
-  GPTQD_MP_CALL(check_cuda,
-                cudaMemcpyAsync(a.get(), part.data(), bytes, cudaMemcpyHostToDevice, m.stream));
+  to_device(a.get(), part.data());
   sync();
   m.seconds.scatter = since(t0);
 
   // 2. A = L L^T in float64 (the lower triangle; L = R^T of the ScaLAPACK path's A = R^T R).
   //    Every process learns the outcome.
   t0 = Clock::now();
-  cusolverMpMatrixDescriptor_t desc = nullptr;
-  GPTQD_MP_CALL(check_cusolvermp,
-                api().create_desc(&desc, m.solver_grid, CUDA_R_64F, n, n, nb, nb, 0, 0, lld));
+  const MatrixDesc desc_a(m.solver_grid, n, nb, lld), desc_x(m.solver_grid, n, nb, lld);
   int failed = 0;
-  try {
+  {
     size_t dev_bytes = 0, host_bytes = 0;
     GPTQD_MP_CALL(check_cusolvermp,
-                  api().potrf_size(m.solver, CUBLAS_FILL_MODE_LOWER, n, a.get(), 1, 1, desc,
+                  api().potrf_size(m.solver, CUBLAS_FILL_MODE_LOWER, n, a.get(), 1, 1, desc_a.get(),
                                    CUDA_R_64F, &dev_bytes, &host_bytes));
-    DeviceBytes work(dev_bytes), info(sizeof(int));
+    DeviceBytes work(dev_bytes);
     std::vector<unsigned char> host_work(host_bytes);
+    const StreamDrain drain{m.stream};  // host_work outlives the queued call, even on a throw
     GPTQD_MP_CALL(check_cuda, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
     GPTQD_MP_CALL(check_cusolvermp,
-                  api().potrf(m.solver, CUBLAS_FILL_MODE_LOWER, n, a.get(), 1, 1, desc, CUDA_R_64F,
-                              work.get(), dev_bytes, host_work.data(), host_bytes,
+                  api().potrf(m.solver, CUBLAS_FILL_MODE_LOWER, n, a.get(), 1, 1, desc_a.get(),
+                              CUDA_R_64F, work.get(), dev_bytes, host_work.data(), host_bytes,
                               static_cast<int*>(info.get())));
     GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(&failed, info.get(), sizeof(int),
                                               cudaMemcpyDeviceToHost, m.stream));
     sync();
-    GPTQD_CHECK(failed >= 0, "cusolverMpPotrf: argument {} is invalid", -failed);
-    MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, m.comm);
-    m.seconds.potrf = since(t0);
-
-    // 3. R^-1 = L^-T in float64. cuSOLVERMp 0.8 has no triangular inverse (nor 0.9; cuBLASMp's
-    //    trsm needs a newer NCCL: scripts/get-cusolvermp.sh), so potrs does it: A X = B with
-    //    B = L gives X = L^-T L^-1 L = L^-T. B is L's part with its upper triangle zeroed,
-    //    from the same block-cyclic part (same descriptor), through the host.
-    if (failed == 0) {
-      t0 = Clock::now();
-      DeviceBytes x(bytes);
-      GPTQD_MP_CALL(check_cuda,
-                    cudaMemcpyAsync(part.data(), a.get(), bytes, cudaMemcpyDeviceToHost, m.stream));
-      sync();
-      for (int64_t lj = 0; lj < nloc; ++lj) {
-        const int64_t j = block_cyclic_global(lj, nb, m.grid.col, m.grid.cols);
-        for (int64_t li = 0; li < mloc; ++li)
-          if (block_cyclic_global(li, nb, m.grid.row, m.grid.rows) < j) part[lj * lld + li] = 0.0;
-      }
-      GPTQD_MP_CALL(check_cuda,
-                    cudaMemcpyAsync(x.get(), part.data(), bytes, cudaMemcpyHostToDevice, m.stream));
-      GPTQD_MP_CALL(check_cusolvermp,
-                    api().potrs_size(m.solver, CUBLAS_FILL_MODE_LOWER, n, n, a.get(), 1, 1, desc,
-                                     x.get(), 1, 1, desc, CUDA_R_64F, &dev_bytes, &host_bytes));
-      DeviceBytes solve_work(dev_bytes);
-      std::vector<unsigned char> solve_host(host_bytes);
-      GPTQD_MP_CALL(check_cuda, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
-      GPTQD_MP_CALL(check_cusolvermp,
-                    api().potrs(m.solver, CUBLAS_FILL_MODE_LOWER, n, n, a.get(), 1, 1, desc,
-                                x.get(), 1, 1, desc, CUDA_R_64F, solve_work.get(), dev_bytes,
-                                solve_host.data(), host_bytes, static_cast<int*>(info.get())));
-      int solve_info = 0;
-      GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(&solve_info, info.get(), sizeof(int),
-                                                cudaMemcpyDeviceToHost, m.stream));
-      GPTQD_MP_CALL(check_cuda,
-                    cudaMemcpyAsync(part.data(), x.get(), bytes, cudaMemcpyDeviceToHost, m.stream));
-      sync();
-      GPTQD_CHECK(solve_info == 0, "cusolverMpPotrs: info {}", solve_info);
-      m.seconds.trtri = since(t0);
-    }
-  } catch (...) {
-    api().destroy_desc(desc);
-    throw;
   }
-  api().destroy_desc(desc);
+  GPTQD_CHECK(failed >= 0, "cusolverMpPotrf: argument {} is invalid", -failed);
+  MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, m.comm);
+  m.seconds.potrf = since(t0);
   if (failed != 0) return false;
+
+  // 3. R^-1 = L^-T in float64. cuSOLVERMp has no triangular inverse (and cuBLASMp's trsm needs
+  //    a newer NCCL: scripts/get-cusolvermp.sh), so potrs does it: A X = B with B = L gives
+  //    X = L^-T L^-1 L = L^-T. B is L's part with its upper triangle zeroed (the same
+  //    block-cyclic layout), through the host; L's diagonal is kept to check X's.
+  t0 = Clock::now();
+  DeviceBytes x(bytes);
+  to_host(part.data(), a.get());
+  sync();
+  std::vector<double> l_diag;  // L(i, i) * X(i, i) must be 1 for this process's diagonal
+  for_each_local([&](int64_t k, int64_t i, int64_t j) {
+    if (i < j) part[k] = 0.0;
+    if (i == j) l_diag.push_back(part[k]);
+  });
+  to_device(x.get(), part.data());
+  int solve_info = 0;
+  {
+    size_t dev_bytes = 0, host_bytes = 0;
+    GPTQD_MP_CALL(
+        check_cusolvermp,
+        api().potrs_size(m.solver, CUBLAS_FILL_MODE_LOWER, n, n, a.get(), 1, 1, desc_a.get(),
+                         x.get(), 1, 1, desc_x.get(), CUDA_R_64F, &dev_bytes, &host_bytes));
+    DeviceBytes work(dev_bytes);
+    std::vector<unsigned char> host_work(host_bytes);
+    const StreamDrain drain{m.stream};
+    GPTQD_MP_CALL(check_cuda, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
+    GPTQD_MP_CALL(check_cusolvermp,
+                  api().potrs(m.solver, CUBLAS_FILL_MODE_LOWER, n, n, a.get(), 1, 1, desc_a.get(),
+                              x.get(), 1, 1, desc_x.get(), CUDA_R_64F, work.get(), dev_bytes,
+                              host_work.data(), host_bytes, static_cast<int*>(info.get())));
+    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(&solve_info, info.get(), sizeof(int),
+                                              cudaMemcpyDeviceToHost, m.stream));
+    to_host(part.data(), x.get());
+    sync();
+  }
+  GPTQD_CHECK(solve_info == 0, "cusolverMpPotrs: info {}", solve_info);
+  // A solve that did not take all n right-hand sides (or took them wrongly) cannot pass this:
+  // X's diagonal is exactly 1 / L's in exact arithmetic.
+  double worst = 0;
+  size_t d = 0;
+  for_each_local([&](int64_t k, int64_t i, int64_t j) {
+    if (i == j) worst = std::max(worst, std::fabs(l_diag[d++] * part[k] - 1.0));
+  });
+  MPI_Allreduce(MPI_IN_PLACE, &worst, 1, MPI_DOUBLE, MPI_MAX, m.comm);
+  GPTQD_CHECK(worst <= kDiagonalCheck,
+              "cusolverMpPotrs gave a wrong inverse factor (L(i,i) X(i,i) off 1 by {:.3g} at order "
+              "{}); use parallel.factorization: replicated",
+              worst, n);
+  m.seconds.trtri = since(t0);
 
   // 4. Rounded to float32 (as the CUDA backend rounds its float64 R^-1), then every
   //    process's part to every process, U assembled on each.

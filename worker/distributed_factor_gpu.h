@@ -19,6 +19,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 
 #include "worker/block_cyclic.h"
 #include "worker/gptq.h"
@@ -27,6 +28,10 @@ namespace gptqd {
 
 // Whether this gptqd was built with cuSOLVERMp (CMake GPTQD_CUSOLVERMP).
 bool cusolvermp_built();
+// Whether its library loads here (it is dlopen'ed: $GPTQD_CUSOLVERMP_LIB, the path built
+// against, the loader's search path); false with the loader's reason in *why otherwise, and
+// in a build without it. Not collective.
+bool cusolvermp_loadable(std::string* why);
 
 // Square block of the block-cyclic distribution on the GPU: the ScaLAPACK block, not measured
 // on a GPU yet (none has run this code; docs/distributed-factorization.md).
@@ -43,8 +48,12 @@ class CusolverMpFactorizer final : public HostFactorizer {
   CusolverMpFactorizer& operator=(const CusolverMpFactorizer&) = delete;
 
   // HostFactorizer's contract, collective over comm; false on every process when the Cholesky
-  // fails. Throws gptqd::Error on a CUDA or cuSOLVERMp error (out of device memory among them:
-  // each GPU holds two float64 parts of about n^2 / size elements).
+  // fails. Throws gptqd::Error on a CUDA or cuSOLVERMp error (out of device memory among them)
+  // and when the solve's result fails its check (X's diagonal against 1 / L's). Device memory:
+  // two float64 parts of about n^2 / size elements (16 n^2 / size bytes) and the library's
+  // workspace, allocated after trimming the backend's pool; with the U of 4 n^2 the backend
+  // then holds, within the replicated path's 12 n^2 that the memory model counts for any
+  // size >= 2.
   bool inverse_cholesky_upper(int64_t n, float* h) override;
 
   int grid_rows() const;

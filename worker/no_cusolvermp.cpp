@@ -7,6 +7,11 @@ namespace gptqd {
 
 bool cusolvermp_built() { return false; }
 
+bool cusolvermp_loadable(std::string* why) {
+  if (why) *why = "this gptqd was built without cuSOLVERMp";
+  return false;
+}
+
 struct CusolverMpFactorizer::Impl {
   FactorSeconds seconds;
 };
