@@ -23,7 +23,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -35,16 +34,11 @@
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "kernels/check.h"
+#include "kernels/timing.h"
 #include "worker/gptq.h"
 
 namespace gptqd {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // CPU seconds (user + system) of this process: the work a rank did, whatever else the machine
 // ran meanwhile (wall time on a shared or oversubscribed machine measures the neighbours too).
@@ -147,10 +141,10 @@ Timing replicated_seconds(Backend& be, const std::vector<float>& h, int64_t n, i
   Timing best;
   for (int r = 0; r < reps; ++r) {
     *u = h;
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     const double c0 = cpu_seconds();
     GPTQD_CHECK(be.inverse_cholesky_upper(n, u->data()), "LAPACK Cholesky failed at n = {}", n);
-    const double wall = since(t0);
+    const double wall = seconds_since(t0);
     if (wall < best.wall) best = Timing{wall, cpu_seconds() - c0};
   }
   return best;
@@ -192,12 +186,12 @@ void run(const Args& a, int rank, int size) {
     for (int r = 0; r < a.reps; ++r) {
       u = h;
       MPI_Barrier(MPI_COMM_WORLD);
-      const auto t0 = Clock::now();
+      const auto t0 = SteadyClock::now();
       const double c0 = cpu_seconds();
       GPTQD_CHECK(fact.inverse_cholesky_upper(n, u.data()), "ScaLAPACK Cholesky failed at n = {}",
                   n);
       // The slowest rank's wall time; the largest CPU time of a rank.
-      double t[2] = {since(t0), cpu_seconds() - c0};
+      double t[2] = {seconds_since(t0), cpu_seconds() - c0};
       MPI_Allreduce(MPI_IN_PLACE, t, 2, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
       if (t[0] < t_dist.wall) {
         t_dist = Timing{t[0], t[1]};

@@ -22,7 +22,6 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -38,13 +37,12 @@
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "kernels/check.h"
+#include "kernels/timing.h"
 #include "worker/gptq.h"
 #include "worker/hessian.h"
 
 namespace gptqd {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // CPU seconds (user + system) of this process's threads or of its waited-for
 // children: with other work on the machine, wall time measures the machine as
@@ -64,10 +62,6 @@ std::string load_average() {
   std::fclose(f);
   std::string s = ok ? buf : "unknown";
   return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
-}
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
 struct Shape {
@@ -146,10 +140,10 @@ double sgemm_rate(Backend& be, int64_t n) {
   be.fill(b.data(), 0.25f, n * n);
   double best = 0;
   for (int rep = 0; rep < 3; ++rep) {
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     be.gemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
     be.synchronize();
-    best = std::max(best, 2.0 * n * n * n / since(t0) / 1e9);
+    best = std::max(best, 2.0 * n * n * n / seconds_since(t0) / 1e9);
   }
   return best;
 }
@@ -296,13 +290,13 @@ int run(const Args& a) {
       Phases ours;
       Buffer xd(*be, x);
       const double cpu0 = cpu_seconds(RUSAGE_SELF);
-      auto t0 = Clock::now();
+      auto t0 = SteadyClock::now();
       std::vector<float> h;
       {
         HessianAccumulator acc(*be, s.cols);
         acc.add(xd.data(), a.tokens, a.tokens);
         be->synchronize();
-        ours.hessian = since(t0);
+        ours.hessian = seconds_since(t0);
         h = acc.to_host();
       }
       GptqOptions opt;
@@ -311,7 +305,7 @@ int run(const Args& a) {
       opt.act_order = act;
       opt.label = "bench";
       const QuantizedLayer q = gptq_quantize(*be, w.data(), s.rows, s.cols, h.data(), opt);
-      ours.total = since(t0);
+      ours.total = seconds_since(t0);
       ours.cpu = cpu_seconds(RUSAGE_SELF) - cpu0;
       ours.prepare = q.seconds.prepare;
       ours.factor = q.seconds.factor;

@@ -2,7 +2,6 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -21,6 +20,7 @@
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
+#include "kernels/timing.h"
 #include "worker/block_quantizer.h"
 #include "worker/gptq.h"
 #include "worker/memory_model.h"
@@ -29,8 +29,6 @@
 
 namespace gptqd {
 namespace {
-
-using Clock = std::chrono::steady_clock;
 
 // "2-5, 7": block lists in error messages.
 std::string ranges(const std::vector<int64_t>& v) {
@@ -127,7 +125,7 @@ bool evaluate(MPI_Comm comm, Backend& be, const EvalSetup& s, const std::vector<
   const int64_t seqlen = s.job.eval.seqlen;
   auto first_of = [&](int r) { return nwin * r / world; };
   const int64_t w0 = first_of(rank), w1 = first_of(rank + 1);
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   std::vector<double> mine;
   if (!collective_try(comm, [&] {
         const std::vector<int32_t> part(windows.begin() + w0 * seqlen,
@@ -148,7 +146,7 @@ bool evaluate(MPI_Comm comm, Backend& be, const EvalSetup& s, const std::vector<
               displs.data(), MPI_DOUBLE, 0, comm);
   if (rank == 0) {
     *ppl = perplexity_from_nlls(all);
-    const double sec = std::chrono::duration<double>(Clock::now() - t0).count();
+    const double sec = seconds_since(t0);
     GPTQD_LOG_INFO("eval {}: perplexity {:.4f} ({} windows on {} rank(s), {:.1f} s, {:.0f} tok/s)",
                    label, *ppl, nwin, world, sec, nwin * seqlen / std::max(sec, 1e-9));
   }

@@ -1,7 +1,6 @@
 #include "coordinator/layer_cmd.h"
 
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -11,14 +10,11 @@
 #include "kernels/buffer.h"
 #include "kernels/check.h"
 #include "kernels/log.h"
+#include "kernels/timing.h"
 #include "worker/hessian.h"
 
 namespace gptqd {
 namespace {
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 // The tensor `name` of f as fp32 after checking its dtype and rank; `required`
 // false returns an empty vector when it is absent.
@@ -132,7 +128,7 @@ LayerOptions parse_layer_args(const std::vector<std::string>& args) {
 }
 
 LayerReport quantize_layer_file(const LayerOptions& opt) {
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = SteadyClock::now();
   GptqOptions gopt = opt.gptq;
   if (gopt.label.empty()) gopt.label = opt.in_path;
   LayerReport rep;
@@ -160,7 +156,7 @@ LayerReport quantize_layer_file(const LayerOptions& opt) {
   rep.seconds_read = seconds_since(t0);
 
   auto be = make_cpu_backend(opt.threads);
-  auto t1 = std::chrono::steady_clock::now();
+  auto t1 = SteadyClock::now();
   std::vector<float> h;
   {
     HessianAccumulator acc(*be, cols);
@@ -170,7 +166,7 @@ LayerReport quantize_layer_file(const LayerOptions& opt) {
   }
   rep.seconds_hessian = seconds_since(t1);
 
-  t1 = std::chrono::steady_clock::now();
+  t1 = SteadyClock::now();
   const QuantizedLayer q = gptq_quantize(*be, w.data(), rows, cols, h.data(), gopt);
   rep.seconds_gptq = seconds_since(t1);
   rep.gptq_phases = q.seconds;

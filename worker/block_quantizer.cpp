@@ -1,19 +1,15 @@
 #include "worker/block_quantizer.h"
 
-#include <chrono>
 #include <memory>
 
 #include "kernels/check.h"
 #include "kernels/log.h"
+#include "kernels/timing.h"
 
 namespace gptqd {
 namespace {
 
 using SliceHook = std::function<void(int64_t, int64_t)>;
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
 
 int group_size(const ReplicaContext& rc) { return rc.group ? rc.group->size() : 1; }
 int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 0; }
@@ -95,7 +91,7 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   GPTQD_CHECK(rows.size() > 0, "{}: {} rows cannot be split over {} replicas", opt.label, lw.out,
               parts);
   const float* w = lw.host_w.data() + rows.begin * lw.in;
-  const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = SteadyClock::now();
   LinearResult r;
   r.row_begin = rows.begin;
   r.row_end = rows.end;

@@ -1,11 +1,11 @@
 #include "worker/distributed_factor.h"
 
 #include <algorithm>
-#include <chrono>
 #include <climits>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/timing.h"
 
 // ScaLAPACK and its BLACS (Debian libscalapack-openmpi-dev) ship no C header. The routines
 // are Fortran: arguments by pointer, and gfortran's hidden length of each CHARACTER argument
@@ -26,16 +26,6 @@ void pstrtri_(const char* uplo, const char* diag, const int* n, float* a, const 
 }
 
 namespace gptqd {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-}  // namespace
-
 ScalapackFactorizer::ScalapackFactorizer(MPI_Comm comm, int block) : comm_(comm), nb_(block) {
   GPTQD_CHECK(block >= 1, "ScaLAPACK block size {}", block);
   int size = 1;
@@ -80,35 +70,35 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
   GPTQD_CHECK(info == 0, "ScaLAPACK descinit: argument {} is invalid", -info);
 
   // 1. This process's part of A = J H J in float64.
-  auto t0 = Clock::now();
+  auto t0 = SteadyClock::now();
   std::vector<double> a = reversed_local_part(h, n64, nb, grid_);
-  seconds_.scatter = since(t0);
+  seconds_.scatter = seconds_since(t0);
 
   // 2. A = R^T R in float64. Every process learns the outcome (the allreduce also keeps a
   //    process from returning while another one reports something else).
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   pdpotrf_("U", &n, a.data(), &one, &one, desc, &info, 1);
   GPTQD_CHECK(info >= 0, "ScaLAPACK pdpotrf: argument {} is invalid", -info);
   int failed = info;
   MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, comm_);
-  seconds_.potrf = since(t0);
+  seconds_.potrf = seconds_since(t0);
   if (failed != 0) return false;
 
   // 3. R rounded to float32 and inverted in float32, as the CPU backend does.
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   std::vector<float> r(a.begin(), a.end());
   a = std::vector<double>();
   pstrtri_("U", "N", &n, r.data(), &one, &one, desc, &info, 1, 1);
   GPTQD_CHECK(info >= 0, "ScaLAPACK pstrtri: argument {} is invalid", -info);
   failed = info;
   MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, comm_);
-  seconds_.trtri = since(t0);
+  seconds_.trtri = seconds_since(t0);
   if (failed != 0) return false;
 
   // 4. Every process's part to every process, U assembled on each.
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   gather_reversed_upper(comm_, grid_, n64, nb, r, h);
-  seconds_.gather = since(t0);
+  seconds_.gather = seconds_since(t0);
   return true;
 }
 

@@ -6,22 +6,16 @@
 #include <nccl.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <string>
 #include <vector>
 
 #include "kernels/check.h"
+#include "kernels/timing.h"
 
 namespace gptqd {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 void check_cuda(cudaError_t err, const char* call) {
   GPTQD_CHECK(err == cudaSuccess, "{} failed: {}: {}", call, cudaGetErrorName(err),
@@ -250,16 +244,16 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
   };
 
   // 1. This process's part of A = J H J in float64, on the device.
-  auto t0 = Clock::now();
+  auto t0 = SteadyClock::now();
   DeviceBytes a(bytes), info(sizeof(int));
   std::vector<double> part = reversed_local_part(h, n, nb, m.grid);  // reused below
   to_device(a.get(), part.data());
   sync();
-  m.seconds.scatter = since(t0);
+  m.seconds.scatter = seconds_since(t0);
 
   // 2. A = L L^T in float64 (the lower triangle; L = R^T of the ScaLAPACK path's A = R^T R).
   //    Every process learns the outcome.
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   const MatrixDesc desc_a(m.solver_grid, n, nb, lld), desc_x(m.solver_grid, n, nb, lld);
   int failed = 0;
   {
@@ -281,14 +275,14 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
   }
   GPTQD_CHECK(failed >= 0, "cusolverMpPotrf: argument {} is invalid", -failed);
   MPI_Allreduce(MPI_IN_PLACE, &failed, 1, MPI_INT, MPI_MAX, m.comm);
-  m.seconds.potrf = since(t0);
+  m.seconds.potrf = seconds_since(t0);
   if (failed != 0) return false;
 
   // 3. R^-1 = L^-T in float64. cuSOLVERMp has no triangular inverse (and cuBLASMp's trsm needs
   //    a newer NCCL: scripts/get-cusolvermp.sh), so potrs does it: A X = B with B = L gives
   //    X = L^-T L^-1 L = L^-T. B is L's part with its upper triangle zeroed (the same
   //    block-cyclic layout), through the host; L's diagonal is kept to check X's.
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   DeviceBytes x(bytes);
   to_host(part.data(), a.get());
   sync();
@@ -331,15 +325,15 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
               "cusolverMpPotrs gave a wrong inverse factor (L(i,i) X(i,i) off 1 by {:.3g} at order "
               "{}); use parallel.factorization: replicated",
               worst, n);
-  m.seconds.trtri = since(t0);
+  m.seconds.trtri = seconds_since(t0);
 
   // 4. Rounded to float32 (as the CUDA backend rounds its float64 R^-1), then every
   //    process's part to every process, U assembled on each.
-  t0 = Clock::now();
+  t0 = SteadyClock::now();
   std::vector<float> r(part.begin(), part.end());
   part = std::vector<double>();
   gather_reversed_upper(m.comm, m.grid, n, nb, r, h);
-  m.seconds.gather = since(t0);
+  m.seconds.gather = seconds_since(t0);
   return true;
 }
 

@@ -1,6 +1,5 @@
 #include "worker/stage.h"
 
-#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <deque>
@@ -8,18 +7,13 @@
 
 #include "kernels/check.h"
 #include "kernels/log.h"
+#include "kernels/timing.h"
 #include "worker/block_quantizer.h"
 #include "worker/embedding.h"
 #include "worker/weight_prefetch.h"
 
 namespace gptqd {
 namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
 
 // Stage 0's input: the embedded calibration tokens. The embedding table (14 GB for BLOOM-176B)
 // is loaded for this and freed at once, so it is never on the device beside a block's work.
@@ -78,11 +72,11 @@ class StreamReceiver {
     GPTQD_CHECK(first == consumed_ && !pending_.empty() && pending_.front().count == count,
                 "activation stream from rank {}: micro-batch [{}, +{}) read out of order", peer_,
                 first, count);
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     pending_.front().transfer->wait();
     pending_.pop_front();
     GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} from rank {} in, waited {:.4f} s", first,
-                    first + count, act_.nseq, peer_, since(t0));
+                    first + count, act_.nseq, peer_, seconds_since(t0));
     consumed_ += count;
     post();
   }
@@ -231,7 +225,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
     const std::vector<uint8_t> done = stage_completion(ckpt, q.name, in.group);
-    const auto run_t0 = Clock::now();
+    const auto run_t0 = SteadyClock::now();
     std::unique_ptr<StreamReceiver> rx;
     if (role.prev_rank >= 0) {
       rx = std::make_unique<StreamReceiver>(tp, role.prev_rank, act, d.hidden, micro,
@@ -246,7 +240,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
     int64_t computed = 0;
     double computed_seconds = 0;
     for (int64_t b = role.first_block; b < role.end_block; ++b) {
-      const auto t0 = Clock::now();
+      const auto t0 = SteadyClock::now();
       MicroBatchHooks hooks;
       if (rx && b == role.first_block) {
         hooks.before_read = [&](int64_t first, int64_t count) { rx->before_read(first, count); };
@@ -295,7 +289,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
           test_hook_after_mark(b);
         }
       }
-      const double sec = since(t0);
+      const double sec = seconds_since(t0);
       const int64_t index = b - role.first_block + 1;
       if (!resumed) {
         ++computed;
@@ -313,7 +307,8 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
     }
     if (rx) rx->finish();
     if (tx) tx->finish();
-    if (leader) GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, role.stage, since(run_t0));
+    if (leader)
+      GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, role.stage, seconds_since(run_t0));
   }
   return reports;
 }

@@ -1,23 +1,13 @@
 #include "worker/weight_prefetch.h"
 
-#include <chrono>
 #include <cstring>
 #include <utility>
 
 #include "kernels/check.h"
 #include "kernels/log.h"
+#include "kernels/timing.h"
 
 namespace gptqd {
-namespace {
-
-using Clock = std::chrono::steady_clock;
-
-double since(Clock::time_point t0) {
-  return std::chrono::duration<double>(Clock::now() - t0).count();
-}
-
-}  // namespace
-
 BlockPrefetcher::BlockPrefetcher(Backend& be, const HfModel& model, const ModelSpec& dims,
                                  ReadHook hook)
     : be_(be),
@@ -54,7 +44,7 @@ void BlockPrefetcher::reader_loop() {
     lk.unlock();
     BlockHostTensors host;
     std::exception_ptr error;
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     // Everything the read throws (a bad tensor, bad_alloc) goes to take(); nothing may
     // escape a thread's function.
     try {
@@ -62,7 +52,7 @@ void BlockPrefetcher::reader_loop() {
     } catch (...) {
       error = std::current_exception();
     }
-    const double seconds = since(t0);
+    const double seconds = seconds_since(t0);
     lk.lock();
     host_ = std::move(host);
     error_ = error;
@@ -125,15 +115,15 @@ BlockWeights BlockPrefetcher::take(int64_t block) {
   if (state_ == State::kIdle || block_ != block) {
     lk.unlock();
     abandon();
-    const auto t0 = Clock::now();
+    const auto t0 = SteadyClock::now();
     BlockWeights w = load_block_weights(be_, model_, dims_, block);
     GPTQD_LOG_DEBUG("weights of block {}: not prefetched, read and uploaded in {:.4f} s", block,
-                    since(t0));
+                    seconds_since(t0));
     return w;
   }
-  const auto t0 = Clock::now();
+  const auto t0 = SteadyClock::now();
   cv_.wait(lk, [this] { return state_ == State::kReady; });
-  const double waited = since(t0);
+  const double waited = seconds_since(t0);
   BlockHostTensors host = std::move(host_);
   const std::exception_ptr error = error_;
   const double read_seconds = read_seconds_;
@@ -148,12 +138,12 @@ BlockWeights BlockPrefetcher::take(int64_t block) {
   }
   std::vector<const float*> upload(specs_.size());
   for (size_t i = 0; i < specs_.size(); ++i) upload[i] = staging_.data() + offsets_[i];
-  const auto t1 = Clock::now();
+  const auto t1 = SteadyClock::now();
   BlockWeights w = assemble_block_weights(be_, dims_, std::move(host), upload);
   GPTQD_LOG_DEBUG(
       "weights of block {}: prefetched (read {:.4f} s on the prefetch thread), take() waited "
       "{:.4f} s, upload {:.4f} s",
-      block, read_seconds, waited, since(t1));
+      block, read_seconds, waited, seconds_since(t1));
   return w;
 }
 
