@@ -13,14 +13,10 @@
 
 #include "kernels/check.h"
 #include "kernels/timing.h"
+#include "worker/nccl_util.h"
 
 namespace gptqd {
 namespace {
-
-void check_cuda(cudaError_t err, const char* call) {
-  GPTQD_CHECK(err == cudaSuccess, "{} failed: {}: {}", call, cudaGetErrorName(err),
-              cudaGetErrorString(err));
-}
 
 void check_nccl(ncclResult_t rc, const char* call) {
   GPTQD_CHECK(rc == ncclSuccess, "{} failed: {}", call, ncclGetErrorString(rc));
@@ -37,7 +33,7 @@ void check_cusolvermp(cusolverStatus_t st, const char* call) {
 class DeviceBytes {
  public:
   explicit DeviceBytes(size_t bytes) {
-    GPTQD_MP_CALL(check_cuda, cudaMalloc(&p_, std::max<size_t>(bytes, 1)));
+    GPTQD_MP_CALL(cuda_check, cudaMalloc(&p_, std::max<size_t>(bytes, 1)));
   }
   ~DeviceBytes() { cudaFree(p_); }
   DeviceBytes(const DeviceBytes&) = delete;
@@ -186,18 +182,9 @@ CusolverMpFactorizer::CusolverMpFactorizer(MPI_Comm comm, int device, int block)
   m.grid.row = rank % m.grid.rows;
   m.grid.col = rank / m.grid.rows;
 
-  GPTQD_MP_CALL(check_cuda, cudaSetDevice(device));
-  GPTQD_MP_CALL(check_cuda, cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
-  // The NCCL id from rank 0, with whether it could make one, so no rank waits for a
-  // communicator rank 0 failed to start.
-  struct {
-    int ok;
-    ncclUniqueId id;
-  } msg{};
-  if (rank == 0) msg.ok = ncclGetUniqueId(&msg.id) == ncclSuccess ? 1 : 0;
-  MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, comm);
-  GPTQD_CHECK(msg.ok == 1, "cuSOLVERMp: ncclGetUniqueId failed on rank 0 of the stage");
-  GPTQD_MP_CALL(check_nccl, ncclCommInitRank(&m.nccl, size, msg.id, rank));
+  GPTQD_MP_CALL(cuda_check, cudaSetDevice(device));
+  GPTQD_MP_CALL(cuda_check, cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking));
+  GPTQD_MP_CALL(check_nccl, ncclCommInitRank(&m.nccl, size, nccl_unique_id(comm), rank));
   GPTQD_MP_CALL(check_cusolvermp, api().create(&m.solver, device, m.stream));
   GPTQD_MP_CALL(check_cusolvermp,
                 api().create_grid(m.solver, &m.solver_grid, m.nccl, m.grid.rows, m.grid.cols,
@@ -215,24 +202,24 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
   Impl& m = *impl_;
   m.seconds = FactorSeconds{};
   if (n <= 0) return true;
-  GPTQD_MP_CALL(check_cuda, cudaSetDevice(m.device));
+  GPTQD_MP_CALL(cuda_check, cudaSetDevice(m.device));
   // Memory the CUDA backend freed stays in its stream-ordered pool (release threshold max);
   // give it back so the plain allocations below can have it.
   cudaMemPool_t pool = nullptr;
-  GPTQD_MP_CALL(check_cuda, cudaDeviceGetDefaultMemPool(&pool, m.device));
-  GPTQD_MP_CALL(check_cuda, cudaMemPoolTrimTo(pool, 0));
+  GPTQD_MP_CALL(cuda_check, cudaDeviceGetDefaultMemPool(&pool, m.device));
+  GPTQD_MP_CALL(cuda_check, cudaMemPoolTrimTo(pool, 0));
   const int64_t nb = block_cyclic_block(n, m.block, m.grid);
   const int64_t mloc = block_cyclic_count(n, nb, m.grid.row, m.grid.rows);
   const int64_t nloc = block_cyclic_count(n, nb, m.grid.col, m.grid.cols);
   const int64_t lld = std::max<int64_t>(1, mloc);
   const size_t local = static_cast<size_t>(std::max<int64_t>(mloc * nloc, 1));
   const size_t bytes = local * sizeof(double);
-  auto sync = [&] { GPTQD_MP_CALL(check_cuda, cudaStreamSynchronize(m.stream)); };
+  auto sync = [&] { GPTQD_MP_CALL(cuda_check, cudaStreamSynchronize(m.stream)); };
   auto to_device = [&](void* dst, const void* src) {
-    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, m.stream));
+    GPTQD_MP_CALL(cuda_check, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, m.stream));
   };
   auto to_host = [&](void* dst, const void* src) {
-    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, m.stream));
+    GPTQD_MP_CALL(cuda_check, cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, m.stream));
   };
   // Every local element (li, lj) of the part with its global row i and column j.
   auto for_each_local = [&](auto&& fn) {
@@ -264,12 +251,12 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
     DeviceBytes work(dev_bytes);
     std::vector<unsigned char> host_work(host_bytes);
     const StreamDrain drain{m.stream};  // host_work outlives the queued call, even on a throw
-    GPTQD_MP_CALL(check_cuda, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
+    GPTQD_MP_CALL(cuda_check, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
     GPTQD_MP_CALL(check_cusolvermp,
                   api().potrf(m.solver, CUBLAS_FILL_MODE_LOWER, n, a.get(), 1, 1, desc_a.get(),
                               CUDA_R_64F, work.get(), dev_bytes, host_work.data(), host_bytes,
                               static_cast<int*>(info.get())));
-    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(&failed, info.get(), sizeof(int),
+    GPTQD_MP_CALL(cuda_check, cudaMemcpyAsync(&failed, info.get(), sizeof(int),
                                               cudaMemcpyDeviceToHost, m.stream));
     sync();
   }
@@ -302,12 +289,12 @@ bool CusolverMpFactorizer::inverse_cholesky_upper(int64_t n, float* h) {
     DeviceBytes work(dev_bytes);
     std::vector<unsigned char> host_work(host_bytes);
     const StreamDrain drain{m.stream};
-    GPTQD_MP_CALL(check_cuda, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
+    GPTQD_MP_CALL(cuda_check, cudaMemsetAsync(info.get(), 0, sizeof(int), m.stream));
     GPTQD_MP_CALL(check_cusolvermp,
                   api().potrs(m.solver, CUBLAS_FILL_MODE_LOWER, n, n, a.get(), 1, 1, desc_a.get(),
                               x.get(), 1, 1, desc_x.get(), CUDA_R_64F, work.get(), dev_bytes,
                               host_work.data(), host_bytes, static_cast<int*>(info.get())));
-    GPTQD_MP_CALL(check_cuda, cudaMemcpyAsync(&solve_info, info.get(), sizeof(int),
+    GPTQD_MP_CALL(cuda_check, cudaMemcpyAsync(&solve_info, info.get(), sizeof(int),
                                               cudaMemcpyDeviceToHost, m.stream));
     to_host(part.data(), x.get());
     sync();

@@ -18,6 +18,7 @@
 #include "kernels/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "kernels/log.h"
+#include "worker/nccl_util.h"
 
 namespace gptqd {
 namespace {
@@ -54,11 +55,6 @@ uint64_t host_hash() {
 
 void mpi_check(int rc, const char* call) {
   GPTQD_CHECK(rc == MPI_SUCCESS, "{} failed (MPI error {})", call, rc);
-}
-
-void cuda_check(cudaError_t err, const char* call) {
-  GPTQD_CHECK(err == cudaSuccess, "{} failed: {}: {}", call, cudaGetErrorName(err),
-              cudaGetErrorString(err));
 }
 
 }  // namespace
@@ -193,20 +189,7 @@ NcclComm::NcclComm(MPI_Comm mpi, Backend& be, double timeout_s) : impl_(std::mak
   cuda_check(cudaSetDevice(m.device), "cudaSetDevice");
   mpi_check(MPI_Comm_dup(mpi, &m.mpi), "MPI_Comm_dup");
 
-  // Rank 0 makes the id; whether that worked travels with it, so that a
-  // failure there is an error on every rank rather than a hang.
-  struct IdMessage {
-    int ok = 0;
-    ncclUniqueId id{};
-    char why[200] = {};
-  } msg;
-  if (m.rank == 0) {
-    const ncclResult_t r = ncclGetUniqueId(&msg.id);
-    msg.ok = r == ncclSuccess;
-    std::snprintf(msg.why, sizeof msg.why, "%s", ncclGetErrorString(r));
-  }
-  mpi_check(MPI_Bcast(&msg, sizeof msg, MPI_BYTE, 0, mpi), "MPI_Bcast of the NCCL unique id");
-  GPTQD_CHECK(msg.ok, "rank {}: ncclGetUniqueId failed on rank 0: {}", m.rank, msg.why);
+  const ncclUniqueId id = nccl_unique_id(mpi);
 
   ncclConfig_t config = NCCL_CONFIG_INITIALIZER;
   config.blocking = 0;
@@ -215,7 +198,7 @@ NcclComm::NcclComm(MPI_Comm mpi, Backend& be, double timeout_s) : impl_(std::mak
   const double init_s = std::max(timeout_s, kMinInitSeconds);
   const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(
                                            std::chrono::duration<double>(init_s));
-  const ncclResult_t r = ncclCommInitRankConfig(&m.comm, m.size, msg.id, m.rank, &config);
+  const ncclResult_t r = ncclCommInitRankConfig(&m.comm, m.size, id, m.rank, &config);
   m.settle(r, fmt::format("initialization of {} ranks on device {}", m.size, m.device), deadline,
            init_s);
   GPTQD_LOG_DEBUG("NCCL communicator ready: rank {} of {} on device {}", m.rank, m.size, m.device);
