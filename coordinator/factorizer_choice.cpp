@@ -7,6 +7,24 @@
 #include "worker/transport_nccl.h"
 
 namespace gptqd {
+namespace {
+
+// Why a CUDA stage cannot share cuSOLVERMp; empty when it can. Collective over stage_comm: every
+// rank of the stage gets the same answer.
+std::string why_not_cusolvermp(MPI_Comm stage_comm, int device) {
+  if (!cusolvermp_built()) return "this gptqd was built without cuSOLVERMp";
+  const std::string shared = shared_gpu(stage_comm, device);
+  if (!shared.empty()) return "cuSOLVERMp needs a GPU per replica: " + shared;
+  // The library may load on some ranks only (a node without it): all of them or none.
+  std::string why;
+  const int here = cusolvermp_loadable(&why) ? 1 : 0;
+  int everywhere = here;
+  MPI_Allreduce(MPI_IN_PLACE, &everywhere, 1, MPI_INT, MPI_MIN, stage_comm);
+  if (everywhere == 1) return "";
+  return here ? "cuSOLVERMp does not load on another replica of the stage" : why;
+}
+
+}  // namespace
 
 FactorizerChoice choose_factorizer(const std::string& factorization, MPI_Comm stage_comm,
                                    Backend& be) {
@@ -21,21 +39,7 @@ FactorizerChoice choose_factorizer(const std::string& factorization, MPI_Comm st
     return c;
   }
   const int device = cuda_backend_device(be);
-  std::string why_host;
-  if (device >= 0 && !cusolvermp_built()) why_host = "this gptqd was built without cuSOLVERMp";
-  if (device >= 0 && why_host.empty()) {
-    const std::string shared = shared_gpu(stage_comm, device);  // collective
-    if (!shared.empty()) why_host = "cuSOLVERMp needs a GPU per replica: " + shared;
-  }
-  if (device >= 0 && why_host.empty()) {
-    // The library may load on some ranks only (a node without it): all of them or none.
-    std::string why;
-    int loads = cusolvermp_loadable(&why) ? 1 : 0;
-    const int here = loads;
-    MPI_Allreduce(MPI_IN_PLACE, &loads, 1, MPI_INT, MPI_MIN, stage_comm);
-    if (loads == 0)
-      why_host = here ? "cuSOLVERMp does not load on another replica of the stage" : why;
-  }
+  const std::string why_host = device >= 0 ? why_not_cusolvermp(stage_comm, device) : "";
   if (device >= 0 && why_host.empty()) {
     auto mp = std::make_unique<CusolverMpFactorizer>(stage_comm, device);
     c.what = fmt::format(
