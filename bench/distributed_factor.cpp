@@ -33,8 +33,8 @@
 
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/timing.h"
 #include "worker/gptq.h"
 
 namespace gptqd {

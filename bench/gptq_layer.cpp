@@ -36,8 +36,8 @@
 #include "io/safetensors.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/timing.h"
 #include "worker/gptq.h"
 #include "worker/hessian.h"
 

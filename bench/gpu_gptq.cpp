@@ -31,7 +31,7 @@
 #include "io/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "worker/block_forward.h"
 #include "worker/gptq.h"

@@ -9,8 +9,8 @@
 #include "io/calibration.h"
 #include "io/safetensors.h"
 #include "io/tokenizer.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 namespace {

@@ -12,8 +12,8 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_verify.h"
 #include "kernels/backend.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 #ifndef GPTQD_VERSION_STRING
 #error "GPTQD_VERSION_STRING comes from coordinator/CMakeLists.txt (PROJECT_VERSION)"

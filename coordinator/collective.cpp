@@ -3,8 +3,8 @@
 #include <climits>
 #include <new>
 
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 #include "worker/transport.h"
 
 namespace gptqd {

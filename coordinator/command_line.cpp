@@ -5,8 +5,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 namespace {

@@ -4,9 +4,9 @@
 #include <thread>
 
 #include "coordinator/collective.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "kernels/log.h"
+#include "base/log.h"
 #include "worker/transport_nccl.h"
 
 namespace gptqd {

@@ -4,8 +4,8 @@
 #include <cstdio>
 
 #include "coordinator/command_line.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 

@@ -1,7 +1,7 @@
 #include "coordinator/factorizer_choice.h"
 
 #include "kernels/cuda/cuda_info.h"
-#include "kernels/log.h"
+#include "base/log.h"
 #include "worker/distributed_factor.h"
 #include "worker/distributed_factor_gpu.h"
 #include "worker/transport_nccl.h"

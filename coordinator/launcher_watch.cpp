@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <thread>
 
-#include "kernels/log.h"
+#include "base/log.h"
 
 namespace gptqd {
 namespace {

@@ -8,9 +8,9 @@
 #include "coordinator/command_line.h"
 #include "io/safetensors.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "base/timing.h"
 #include "worker/hessian.h"
 
 namespace gptqd {

@@ -8,7 +8,7 @@
 #include "coordinator/cli.h"
 #include "coordinator/collective.h"
 #include "coordinator/launcher_watch.h"
-#include "kernels/log.h"
+#include "base/log.h"
 
 int main(int argc, char** argv) {
   // Before MPI_Init: the parent seen now is the launcher (MPI_Init may start helpers).

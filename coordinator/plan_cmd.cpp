@@ -9,8 +9,8 @@
 #include "coordinator/command_line.h"
 #include "io/hf_model.h"
 #include "io/job_config.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 namespace {

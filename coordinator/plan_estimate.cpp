@@ -6,7 +6,7 @@
 #include <cmath>
 #include <limits>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/dtype.h"
 #include "worker/block_quantizer.h"
 

@@ -1,6 +1,6 @@
 #include "coordinator/precision.h"
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -24,9 +24,9 @@
 #include "io/checkpoint_guard.h"
 #include "io/export_compat.h"
 #include "io/hf_model.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "kernels/log.h"
+#include "base/log.h"
 #include "worker/block_quantizer.h"
 #include "worker/memory_model.h"
 #include "worker/model_weights.h"
@@ -234,7 +234,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                    opt.config_path, job.model_path, dims.n_layer, dims.config.model_type,
                    dims.hidden, dims.n_head, job.runs.size());
     // One log line per YAML line: every line carries the rank, and the logger prints a
-    // message on one line (kernels/log.h).
+    // message on one line (base/log.h).
     GPTQD_LOG_INFO("resolved config:");
     std::istringstream yaml(job.resolved_yaml());
     for (std::string line; std::getline(yaml, line);) GPTQD_LOG_INFO("  {}", line);

@@ -4,8 +4,8 @@
 #include <vector>
 
 #include "coordinator/collective.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 

@@ -25,7 +25,7 @@
 #include <mutex>
 
 #include "io/tokenizer_unicode.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd::tok {
 namespace {

@@ -1,7 +1,7 @@
 // Calibration windows (random, GPTQ reference) and evaluation windows (consecutive).
 #include "io/calibration.h"
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

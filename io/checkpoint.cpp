@@ -18,8 +18,8 @@
 #include "io/checkpoint_checksum.h"
 #include "io/checkpoint_meta.h"
 #include "io/hdf5_util.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 

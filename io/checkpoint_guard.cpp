@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <utility>
 
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 namespace {

@@ -3,7 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

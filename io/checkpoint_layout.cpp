@@ -4,7 +4,7 @@
 #include <limits>
 #include <set>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

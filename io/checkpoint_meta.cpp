@@ -5,7 +5,7 @@
 
 #include "io/checkpoint.h"
 #include "io/hdf5_util.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 // The build may pass the project version; the fallback keeps this file self-contained.
 #ifndef GPTQD_VERSION_STRING

@@ -8,7 +8,7 @@
 #include <string>
 
 #include "io/checkpoint_layout.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd::ckpt {
 

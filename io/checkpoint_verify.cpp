@@ -1,7 +1,7 @@
 #include "io/checkpoint_verify.h"
 
 #include "io/checkpoint.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -6,7 +6,7 @@
 #include <filesystem>
 
 #include "io/json_strict.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

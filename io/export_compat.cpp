@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "kernels/log.h"
+#include "base/log.h"
 
 namespace gptqd {
 

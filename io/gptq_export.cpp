@@ -13,8 +13,8 @@
 #include "io/hf_model.h"
 #include "io/job_config.h"
 #include "io/safetensors.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 #ifndef GPTQD_VERSION_STRING
 #define GPTQD_VERSION_STRING "0.1.0"

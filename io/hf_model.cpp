@@ -12,7 +12,7 @@
 
 #include "io/config_json.h"
 #include "io/json_strict.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -16,7 +16,7 @@
 #include <sstream>
 #include <system_error>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

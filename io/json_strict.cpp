@@ -3,7 +3,7 @@
 #include <unordered_set>
 #include <vector>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -9,7 +9,7 @@
 #include <cstring>
 #include <utility>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -1,7 +1,7 @@
 #include "io/model_spec.h"
 
 #include "io/families/family_decl.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -1,7 +1,7 @@
 // MT19937 as in CPython's Modules/_randommodule.c (itself the reference mt19937ar.c).
 #include "io/py_random.h"
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

@@ -11,7 +11,7 @@
 #include <unordered_set>
 
 #include "io/json_strict.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -15,8 +15,8 @@
 #include "io/tokenizer_json.h"
 #include "io/tokenizer_normalizer.h"
 #include "io/tokenizer_unicode.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 
 namespace gptqd {
 

@@ -10,7 +10,7 @@
 
 #include "io/tokenizer_regex.h"
 #include "io/tokenizer_unicode.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd::tok {
 namespace {

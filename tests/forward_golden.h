@@ -18,7 +18,7 @@
 #include "io/hf_model.h"
 #include "io/safetensors.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/model_weights.h"

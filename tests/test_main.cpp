@@ -3,7 +3,7 @@
 #include <gtest/gtest.h>
 #include <mpi.h>
 
-#include "kernels/log.h"
+#include "base/log.h"
 
 int main(int argc, char** argv) {
   MPI_Init(&argc, &argv);

@@ -2,9 +2,9 @@
 
 #include <memory>
 
-#include "kernels/check.h"
-#include "kernels/log.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "base/timing.h"
 
 namespace gptqd {
 namespace {

@@ -4,8 +4,8 @@
 #include <climits>
 #include <vector>
 
-#include "kernels/check.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/timing.h"
 
 // ScaLAPACK and its BLACS (Debian libscalapack-openmpi-dev) ship no C header. The routines
 // are Fortran: arguments by pointer, and gfortran's hidden length of each CHARACTER argument

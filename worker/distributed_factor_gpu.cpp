@@ -11,8 +11,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/check.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/timing.h"
 #include "worker/nccl_util.h"
 
 namespace gptqd {

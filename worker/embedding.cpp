@@ -1,6 +1,6 @@
 #include "worker/embedding.h"
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/families/family_forward.h"
 
 namespace gptqd {

@@ -11,8 +11,8 @@
 #include <numeric>
 
 #include "kernels/buffer.h"
-#include "kernels/check.h"
-#include "kernels/log.h"
+#include "base/check.h"
+#include "base/log.h"
 #include "kernels/quant_math.h"
 #include "worker/gptq_groups.h"
 

@@ -4,7 +4,7 @@
 #include <cfloat>
 #include <cmath>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/quant_math.h"
 
 namespace gptqd::gptq_detail {

@@ -1,6 +1,6 @@
 #include "worker/hessian.h"
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

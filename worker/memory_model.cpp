@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "kernels/attention_scratch.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/families/family_forward.h"
 
 namespace gptqd {

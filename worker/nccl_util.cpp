@@ -2,7 +2,7 @@
 
 #include <cstdio>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 

@@ -1,6 +1,6 @@
 // A build without cuSOLVERMp (CMake GPTQD_CUSOLVERMP OFF): the factorizer's functions, the
 // constructor throwing. quantize falls back to ScaLAPACK before it gets here.
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/distributed_factor_gpu.h"
 
 namespace gptqd {

@@ -1,6 +1,6 @@
 // Built instead of worker/transport_nccl.cpp when GPTQD_CUDA is OFF: the same
 // functions, each saying that this gptqd has no NCCL.
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/transport_nccl.h"
 
 namespace gptqd {

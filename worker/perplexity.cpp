@@ -4,7 +4,7 @@
 #include <cmath>
 
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/weight_prefetch.h"

@@ -3,7 +3,7 @@
 #include <numeric>
 
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/quant_math.h"
 #include "worker/gptq.h"
 #include "worker/gptq_groups.h"

@@ -5,9 +5,9 @@
 #include <deque>
 #include <memory>
 
-#include "kernels/check.h"
-#include "kernels/log.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "base/timing.h"
 #include "worker/block_quantizer.h"
 #include "worker/embedding.h"
 #include "worker/weight_prefetch.h"

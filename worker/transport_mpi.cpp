@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/transport.h"
 
 namespace gptqd {

@@ -15,9 +15,9 @@
 #include <thread>
 #include <vector>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "kernels/log.h"
+#include "base/log.h"
 #include "worker/nccl_util.h"
 
 namespace gptqd {

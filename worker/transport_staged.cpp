@@ -4,7 +4,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/transport.h"
 
 namespace gptqd {

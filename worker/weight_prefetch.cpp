@@ -3,9 +3,9 @@
 #include <cstring>
 #include <utility>
 
-#include "kernels/check.h"
-#include "kernels/log.h"
-#include "kernels/timing.h"
+#include "base/check.h"
+#include "base/log.h"
+#include "base/timing.h"
 
 namespace gptqd {
 BlockPrefetcher::BlockPrefetcher(Backend& be, const HfModel& model, const ModelSpec& dims,

@@ -2,7 +2,7 @@
 // tensors without prefix (bigscience) or under "transformer." (BloomForCausalLM), the tied head.
 #include "io/config_json.h"
 #include "io/families/family_decl.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

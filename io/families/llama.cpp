@@ -5,7 +5,7 @@
 #include "io/config_json.h"
 #include "io/families/family_decl.h"
 #include "io/json_strict.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/alibi.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cpu/cpu_backend.h"
 
 namespace gptqd {

@@ -9,7 +9,7 @@
 #include <memory>
 #include <thread>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cpu/cpu_memory.h"
 
 namespace gptqd {

@@ -7,7 +7,7 @@
 #include <memory>
 #include <vector>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_memory.h"
 #include "kernels/cpu/cpu_parallel.h"

@@ -4,7 +4,7 @@
 
 #include <cstdlib>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd::cpu {
 namespace {

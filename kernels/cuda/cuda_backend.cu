@@ -1,7 +1,7 @@
 // CudaBackend: construction, the device, the stream and its library handles.
 #include <cstdint>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 

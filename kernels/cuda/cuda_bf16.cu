@@ -5,7 +5,7 @@
 // The rounding is kernels/half.h's f32_to_bf16 (round to nearest even), the function the CPU
 // twin rounds with, so both backends multiply the same bf16 values; a product of two bf16 is
 // exact in fp32, and the two differ only in the order of the fp32 sums.
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_launch.cuh"
 #include "kernels/cuda/cuda_ops.h"

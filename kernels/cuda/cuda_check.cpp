@@ -2,7 +2,7 @@
 #include "kernels/cuda/cuda_check.h"
 
 #include "kernels/cuda/cuda_resources.h"
-#include "kernels/log.h"
+#include "base/log.h"
 
 namespace gptqd::cuda {
 

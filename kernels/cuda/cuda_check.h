@@ -8,7 +8,7 @@
 #include <cuda_runtime.h>
 #include <cusolverDn.h>
 
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd::cuda {
 

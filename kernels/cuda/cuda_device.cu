@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_backend.h"
 #include "kernels/cuda/cuda_check.h"
 #include "kernels/cuda/cuda_info.h"

@@ -1,6 +1,6 @@
 // Built instead of kernels/cuda/*.cu when GPTQD_CUDA is OFF.
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 
 namespace gptqd {

@@ -23,7 +23,7 @@
 #include "io/checkpoint_inspect.h"
 #include "io/checkpoint_verify.h"
 #include "io/model_config.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace {
 

@@ -8,7 +8,7 @@
 
 #include "io/model_config.h"
 #include "io/model_spec.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace {
 

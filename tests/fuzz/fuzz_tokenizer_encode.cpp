@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "io/tokenizer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace {
 

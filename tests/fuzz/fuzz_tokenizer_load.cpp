@@ -7,7 +7,7 @@
 #include <string>
 
 #include "io/tokenizer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

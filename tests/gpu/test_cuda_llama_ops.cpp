@@ -18,7 +18,7 @@
 #include "kernels/attention_scratch.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
 

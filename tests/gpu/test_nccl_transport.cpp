@@ -9,7 +9,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"

@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace {
 

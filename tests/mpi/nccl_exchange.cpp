@@ -20,7 +20,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/transport_nccl.h"
 
 namespace gptqd {

@@ -24,7 +24,7 @@
 #include "io/safetensors.h"
 #include "kernels/alibi.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/delegating_backend.h"
 #include "tests/forward_golden.h"
 #include "tests/test_util.h"

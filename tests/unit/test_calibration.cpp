@@ -6,7 +6,7 @@
 
 #include "io/calibration.h"
 #include "io/py_random.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/checkpoint_fixture.h"
 #include "tests/test_util.h"
 

@@ -11,7 +11,7 @@
 #include <string>
 
 #include "io/checkpoint.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/checkpoint_fixture.h"
 
 namespace gptqd {

@@ -14,7 +14,7 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_checksum.h"
 #include "io/checkpoint_verify.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/checkpoint_fixture.h"
 
 namespace gptqd {

@@ -13,7 +13,7 @@
 #include "coordinator/eval_cmd.h"
 #include "coordinator/layer_cmd.h"
 #include "coordinator/plan_cmd.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

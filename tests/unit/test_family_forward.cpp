@@ -12,7 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/calibration.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/delegating_backend.h"
 #include "tests/forward_golden.h"
 #include "tests/test_util.h"

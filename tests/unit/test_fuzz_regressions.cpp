@@ -7,7 +7,7 @@
 
 #include "io/json_strict.h"
 #include "io/model_config.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

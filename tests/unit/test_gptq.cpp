@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/naive_linalg.h"
 #include "worker/gptq.h"
 

@@ -11,7 +11,7 @@
 
 #include "io/job_config.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/model_fixture.h"
 #include "tests/test_util.h"
 #include "worker/block_quantizer.h"

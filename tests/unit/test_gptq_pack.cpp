@@ -5,7 +5,7 @@
 #include <random>
 
 #include "io/gptq_pack.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

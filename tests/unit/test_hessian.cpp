@@ -7,7 +7,7 @@
 
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/test_util.h"
 #include "worker/hessian.h"
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "io/hf_model.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/test_util.h"
 
 namespace gptqd {

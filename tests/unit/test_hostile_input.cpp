@@ -13,7 +13,7 @@
 #include "io/checkpoint.h"
 #include "io/checkpoint_guard.h"
 #include "io/job_config.h"
-#include "kernels/check.h"
+#include "base/check.h"
 
 namespace gptqd {
 namespace {

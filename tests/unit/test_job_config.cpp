@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "io/job_config.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/test_util.h"
 
 namespace gptqd {

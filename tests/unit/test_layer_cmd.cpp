@@ -12,7 +12,7 @@
 #include "coordinator/command_line.h"
 #include "coordinator/layer_cmd.h"
 #include "io/safetensors.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/test_util.h"
 
 namespace gptqd {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/half.h"
 #include "tests/test_util.h"
 #include "worker/families/family_forward.h"

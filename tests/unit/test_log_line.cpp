@@ -1,11 +1,11 @@
-// one_line (kernels/log.h): what every log line prints of its message. Control characters and
+// one_line (base/log.h): what every log line prints of its message. Control characters and
 // bytes that are not UTF-8 are escaped, printable UTF-8 is kept, a long run is cut around its
 // length, a long line of short words is cut as a whole.
 #include <gtest/gtest.h>
 
 #include <string>
 
-#include "kernels/log.h"
+#include "base/log.h"
 
 namespace gptqd {
 namespace {

@@ -11,7 +11,7 @@
 #include "io/calibration.h"
 #include "io/hf_model.h"
 #include "io/safetensors.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/forward_golden.h"
 #include "tests/test_util.h"
 #include "worker/perplexity.h"

@@ -9,7 +9,7 @@
 #include "coordinator/plan.h"
 #include "coordinator/plan_cmd.h"
 #include "coordinator/plan_estimate.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/block_quantizer.h"
 
 namespace gptqd {

@@ -13,7 +13,7 @@
 
 #include "coordinator/precision.h"
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/half.h"
 #include "tests/test_util.h"
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "kernels/quant_math.h"
 #include "tests/test_util.h"
 #include "worker/gptq.h"

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "io/safetensors.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/test_util.h"
 
 namespace gptqd {

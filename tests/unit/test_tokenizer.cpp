@@ -12,7 +12,7 @@
 #include "io/pretokenize.h"
 #include "io/tokenizer.h"
 #include "io/tokenizer_unicode.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/test_util.h"
 
 namespace gptqd {

@@ -9,7 +9,7 @@
 
 #include "io/tokenizer.h"
 #include "io/tokenizer_unicode.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/unit/test_tokenizer_util.h"
 
 namespace gptqd {

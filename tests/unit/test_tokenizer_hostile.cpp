@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/tokenizer.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/unit/test_tokenizer_util.h"
 
 namespace gptqd {

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/delegating_backend.h"
 #include "worker/transport.h"
 

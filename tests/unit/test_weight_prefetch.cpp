@@ -21,7 +21,7 @@
 #include "io/hf_model.h"
 #include "io/safetensors.h"
 #include "kernels/backend.h"
-#include "kernels/check.h"
+#include "base/check.h"
 #include "tests/model_fixture.h"
 #include "tests/delegating_backend.h"
 #include "tests/test_util.h"

@@ -1,5 +1,5 @@
 // BLOOM's forward (DESIGN.md §5): LayerNorm, fused qkv with ALiBi attention, GELU MLP.
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/families/family_forward.h"
 
 namespace gptqd {

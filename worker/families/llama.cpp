@@ -4,7 +4,7 @@
 //   h += down(silu(gate(rmsnorm(h))) * up(rmsnorm(h)))
 #include <cmath>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/families/family_forward.h"
 #include "worker/families/rope.h"
 

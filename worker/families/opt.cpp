@@ -5,7 +5,7 @@
 // learned positions are read at position + 2.
 #include <cmath>
 
-#include "kernels/check.h"
+#include "base/check.h"
 #include "worker/families/family_forward.h"
 
 namespace gptqd {

@@ -1,4 +1,4 @@
-#include "kernels/log.h"
+#include "base/log.h"
 
 #include <spdlog/pattern_formatter.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
