@@ -19,7 +19,7 @@
 #include <string>
 #include <vector>
 
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 
 namespace {
 

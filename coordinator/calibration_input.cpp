@@ -8,7 +8,7 @@
 
 #include "io/calibration.h"
 #include "io/safetensors.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
 #include "base/log.h"
 

@@ -16,7 +16,7 @@
 #include "io/checkpoint.h"
 #include "io/hf_model.h"
 #include "io/job_config.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "base/log.h"

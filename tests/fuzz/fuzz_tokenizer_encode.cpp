@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
 
 namespace {

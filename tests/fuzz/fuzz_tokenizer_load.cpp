@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

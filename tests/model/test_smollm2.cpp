@@ -17,7 +17,7 @@
 
 #include "io/calibration.h"
 #include "io/hf_model.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"
 #include "worker/perplexity.h"

@@ -9,9 +9,9 @@
 #include <set>
 #include <sstream>
 
-#include "io/pretokenize.h"
-#include "io/tokenizer.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/pretokenize.h"
+#include "io/tokenizer/tokenizer.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 #include "base/check.h"
 #include "tests/test_util.h"
 

@@ -17,8 +17,8 @@
 #include <utility>
 #include <vector>
 
-#include "io/bpe.h"
-#include "io/tokenizer.h"
+#include "io/tokenizer/bpe.h"
+#include "io/tokenizer/tokenizer.h"
 #include "tests/unit/test_tokenizer_util.h"
 
 namespace gptqd {
@@ -59,7 +59,7 @@ Model llama2_model() {
   return out;
 }
 
-// The rule, written independently of io/bpe.cpp.
+// The rule, written independently of io/tokenizer/bpe.cpp.
 class Reference {
  public:
   explicit Reference(const Model& m) : m_(m) {

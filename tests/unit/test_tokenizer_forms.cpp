@@ -7,8 +7,8 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "io/tokenizer.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 #include "base/check.h"
 #include "tests/unit/test_tokenizer_util.h"
 

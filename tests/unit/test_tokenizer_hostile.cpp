@@ -5,7 +5,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
 #include "tests/unit/test_tokenizer_util.h"
 

@@ -1,4 +1,4 @@
-// Parsing and validating tokenizer.json into the parts io/tokenizer.cpp assembles. Internal.
+// Parsing and validating tokenizer.json into the parts io/tokenizer/tokenizer.cpp assembles. Internal.
 #pragma once
 
 #include <cstdint>
@@ -7,12 +7,12 @@
 #include <utility>
 #include <vector>
 
-#include "io/added_tokens.h"
-#include "io/bpe.h"
-#include "io/pretokenize.h"
-#include "io/tokenizer_decoder.h"
-#include "io/tokenizer_normalizer.h"
-#include "io/tokenizer_post.h"
+#include "io/tokenizer/added_tokens.h"
+#include "io/tokenizer/bpe.h"
+#include "io/tokenizer/pretokenize.h"
+#include "io/tokenizer/tokenizer_decoder.h"
+#include "io/tokenizer/tokenizer_normalizer.h"
+#include "io/tokenizer/tokenizer_post.h"
 
 namespace gptqd::tok {
 

@@ -1,10 +1,10 @@
 // Byte-level alphabet and GPT-2's pre-tokenizer regex, written out by hand.
-#include "io/byte_level.h"
+#include "io/tokenizer/byte_level.h"
 
 #include <array>
 #include <unordered_map>
 
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {

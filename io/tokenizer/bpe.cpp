@@ -16,7 +16,7 @@
 //  - The longest (>= kBucketMinSymbols; a SentencePiece-converted form without a pre-tokenizer
 //    makes a whole text one word): the same, the heap replaced by a bucket per rank and a small
 //    heap of ranks (RankBuckets), which pops in the same order with far fewer cache misses.
-#include "io/bpe.h"
+#include "io/tokenizer/bpe.h"
 
 #include <algorithm>
 #include <array>
@@ -24,7 +24,7 @@
 #include <limits>
 #include <mutex>
 
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 #include "base/check.h"
 
 namespace gptqd::tok {

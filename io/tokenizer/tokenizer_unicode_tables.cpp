@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <iterator>
 
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {

@@ -24,7 +24,7 @@ enum class SplitBehavior { kRemoved, kIsolated, kMergedWithPrevious, kMergedWith
 enum class SplitPattern {
   kLiteral,  // SplitRule::literal
   kBloom,    // kBloomSplitRegex
-  kLlama3,   // kLlama3SplitRegex (io/tokenizer_regex.h)
+  kLlama3,   // kLlama3SplitRegex (io/tokenizer/tokenizer_regex.h)
   kQwen2,    // kQwen2SplitRegex
   kNumeric,  // each numeric character (Rust's char::is_numeric: N*), as Digits splits
 };

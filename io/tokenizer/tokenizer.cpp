@@ -1,20 +1,20 @@
 // Tokenizer: HF's pipeline. Raw added tokens; the normalizer on each piece between them; the
 // normalized added tokens; Split/Digits steps; ByteLevel or Metaspace; BPE per piece; the
 // post-processor's specials when asked. Decode through the file's decoder.
-#include "io/tokenizer.h"
+#include "io/tokenizer/tokenizer.h"
 
 #include <algorithm>
 #include <string_view>
 #include <unordered_map>
 
-#include "io/added_tokens.h"
-#include "io/bpe.h"
-#include "io/byte_level.h"
-#include "io/pretokenize.h"
-#include "io/tokenizer_decoder.h"
-#include "io/tokenizer_json.h"
-#include "io/tokenizer_normalizer.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/added_tokens.h"
+#include "io/tokenizer/bpe.h"
+#include "io/tokenizer/byte_level.h"
+#include "io/tokenizer/pretokenize.h"
+#include "io/tokenizer/tokenizer_decoder.h"
+#include "io/tokenizer/tokenizer_json.h"
+#include "io/tokenizer/tokenizer_normalizer.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 #include "base/check.h"
 #include "base/log.h"
 

@@ -1,5 +1,5 @@
 // UTF-8 per RFC 3629 with Rust's acceptance rules, and Unicode White_Space.
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 #include <cstdint>
 

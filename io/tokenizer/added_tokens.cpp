@@ -1,9 +1,9 @@
 // Added-token matching, following HF tokenizers' AddedVocabulary::find_matches line by line.
-#include "io/added_tokens.h"
+#include "io/tokenizer/added_tokens.h"
 
 #include <algorithm>
 
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {

@@ -1,8 +1,8 @@
 // Each step follows HF tokenizers' decoders/*.rs decode_chain.
-#include "io/tokenizer_decoder.h"
+#include "io/tokenizer/tokenizer_decoder.h"
 
-#include "io/byte_level.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/byte_level.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {

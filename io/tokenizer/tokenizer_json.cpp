@@ -1,6 +1,6 @@
 // tokenizer.json -> TokenizerSpec. Every rejection names the file, the key and, for a component,
 // its "type", so a user sees at once which part of their tokenizer gptqd does not implement.
-#include "io/tokenizer_json.h"
+#include "io/tokenizer/tokenizer_json.h"
 
 #include <algorithm>
 #include <fstream>
@@ -8,8 +8,8 @@
 #include <sstream>
 #include <unordered_set>
 
-#include "io/tokenizer_regex.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_regex.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 #include "base/check.h"
 
 namespace gptqd::tok {

@@ -2,9 +2,9 @@
 //   1 (?i:'s|'t|'re|'ve|'m|'ll|'d)  2 [^\r\n\p{L}\p{N}]?\p{L}+  3 \p{N}{1,max_digits}
 //   4  ?[^\s\p{L}\p{N}]+[\r\n]*     5 \s*[\r\n]+              6 \s+(?!\S)   7 \s+
 // \s is Unicode White_Space and \p{L}, \p{N} the general categories, as in the GPT-2 regex.
-#include "io/tokenizer_regex.h"
+#include "io/tokenizer/tokenizer_regex.h"
 
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {

@@ -1,4 +1,4 @@
-#include "io/tokenizer_post.h"
+#include "io/tokenizer/tokenizer_post.h"
 
 #include <spdlog/fmt/fmt.h>
 

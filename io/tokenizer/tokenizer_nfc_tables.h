@@ -1,5 +1,5 @@
-// The Unicode tables of NFC (generated into io/tokenizer_nfc_tables.cpp by
-// scripts/make_tokenizer_nfc_tables.py). Internal to io/tokenizer_nfc.cpp.
+// The Unicode tables of NFC (generated into io/tokenizer/tokenizer_nfc_tables.cpp by
+// scripts/make_tokenizer_nfc_tables.py). Internal to io/tokenizer/tokenizer_nfc.cpp.
 #pragma once
 
 #include <cstddef>

@@ -1,7 +1,7 @@
 // Normalizer steps on whole strings: the offsets HF tracks alongside do not change the ids.
-#include "io/tokenizer_normalizer.h"
+#include "io/tokenizer/tokenizer_normalizer.h"
 
-#include "io/tokenizer_nfc.h"
+#include "io/tokenizer/tokenizer_nfc.h"
 
 namespace gptqd::tok {
 

@@ -1,10 +1,10 @@
 // Split pre-tokenizer: find the pattern's matches, then group matches and gaps by behavior.
-#include "io/pretokenize.h"
+#include "io/tokenizer/pretokenize.h"
 
 #include <algorithm>
 
-#include "io/tokenizer_regex.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_regex.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {

@@ -1,12 +1,12 @@
 // NFC per Unicode Standard Annex #15, with Hangul composed algorithmically (section 3.12 of the
-// standard). Tables from io/tokenizer_nfc_tables.cpp (Unicode 14, see its generator).
-#include "io/tokenizer_nfc.h"
+// standard). Tables from io/tokenizer/tokenizer_nfc_tables.cpp (Unicode 14, see its generator).
+#include "io/tokenizer/tokenizer_nfc.h"
 
 #include <algorithm>
 #include <vector>
 
-#include "io/tokenizer_nfc_tables.h"
-#include "io/tokenizer_unicode.h"
+#include "io/tokenizer/tokenizer_nfc_tables.h"
+#include "io/tokenizer/tokenizer_unicode.h"
 
 namespace gptqd::tok {
 namespace {
