@@ -13,7 +13,7 @@
 #include "coordinator/command_line.h"
 #include "coordinator/execution.h"
 #include "io/calibration.h"
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "io/hf_model.h"
 #include "io/job_config.h"
 #include "io/tokenizer/tokenizer.h"

@@ -6,7 +6,7 @@
 
 #include <cstdint>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 
 namespace gptqd {
 

@@ -7,7 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "io/export_compat.h"
 #include "io/gptq_pack.h"
 #include "io/hf_model.h"

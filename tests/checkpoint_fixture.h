@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
 #include "tests/test_util.h"
 

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "io/job_config.h"
 #include "worker/block_forward.h"
 #include "worker/gptq.h"

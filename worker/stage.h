@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "io/hf_model.h"
 #include "io/job_config.h"
 #include "io/model_spec.h"

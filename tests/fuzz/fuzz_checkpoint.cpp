@@ -19,9 +19,9 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/checkpoint_inspect.h"
-#include "io/checkpoint_verify.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/checkpoint/checkpoint_inspect.h"
+#include "io/checkpoint/checkpoint_verify.h"
 #include "io/model_config.h"
 #include "base/check.h"
 

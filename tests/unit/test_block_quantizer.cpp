@@ -5,7 +5,7 @@
 
 #include <cstring>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "tests/model_fixture.h"
 #include "tests/test_util.h"
 #include "worker/block_quantizer.h"

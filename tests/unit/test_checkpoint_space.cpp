@@ -10,7 +10,7 @@
 #include <filesystem>
 #include <string>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
 #include "tests/checkpoint_fixture.h"
 

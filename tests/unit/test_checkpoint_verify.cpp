@@ -11,9 +11,9 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint.h"
-#include "io/checkpoint_checksum.h"
-#include "io/checkpoint_verify.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/checkpoint/checkpoint_checksum.h"
+#include "io/checkpoint/checkpoint_verify.h"
 #include "base/check.h"
 #include "tests/checkpoint_fixture.h"
 

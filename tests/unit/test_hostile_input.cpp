@@ -10,8 +10,8 @@
 #include <numeric>
 #include <string>
 
-#include "io/checkpoint.h"
-#include "io/checkpoint_guard.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/checkpoint/checkpoint_guard.h"
 #include "io/job_config.h"
 #include "base/check.h"
 

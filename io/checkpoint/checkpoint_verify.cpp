@@ -1,6 +1,6 @@
-#include "io/checkpoint_verify.h"
+#include "io/checkpoint/checkpoint_verify.h"
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
 
 namespace gptqd {

@@ -1,4 +1,4 @@
-#include "io/checkpoint_layout.h"
+#include "io/checkpoint/checkpoint_layout.h"
 
 #include <cstdint>
 #include <limits>

@@ -1,4 +1,4 @@
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 
 #include <fcntl.h>
 #include <sys/statvfs.h>
@@ -15,9 +15,9 @@
 #include <limits>
 #include <utility>
 
-#include "io/checkpoint_checksum.h"
-#include "io/checkpoint_meta.h"
-#include "io/hdf5_util.h"
+#include "io/checkpoint/checkpoint_checksum.h"
+#include "io/checkpoint/checkpoint_meta.h"
+#include "io/checkpoint/hdf5_util.h"
 #include "base/check.h"
 #include "base/log.h"
 

@@ -1,4 +1,4 @@
-#include "io/hdf5_util.h"
+#include "io/checkpoint/hdf5_util.h"
 
 #include <cstring>
 

@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint_layout.h"
+#include "io/checkpoint/checkpoint_layout.h"
 
 namespace gptqd::ckpt {
 

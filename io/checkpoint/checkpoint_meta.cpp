@@ -1,10 +1,10 @@
-#include "io/checkpoint_meta.h"
+#include "io/checkpoint/checkpoint_meta.h"
 
 #include <cmath>
 #include <limits>
 
-#include "io/checkpoint.h"
-#include "io/hdf5_util.h"
+#include "io/checkpoint/checkpoint.h"
+#include "io/checkpoint/hdf5_util.h"
 #include "base/check.h"
 
 // The build may pass the project version; the fallback keeps this file self-contained.

@@ -1,8 +1,8 @@
-#include "io/checkpoint_inspect.h"
+#include "io/checkpoint/checkpoint_inspect.h"
 
 #include <nlohmann/json.hpp>
 
-#include "io/checkpoint.h"
+#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
 
 namespace gptqd {

@@ -21,13 +21,13 @@
 #include <string>
 #include <vector>
 
-#include "io/checkpoint_inspect.h"
-#include "io/checkpoint_layout.h"
+#include "io/checkpoint/checkpoint_inspect.h"
+#include "io/checkpoint/checkpoint_layout.h"
 
 namespace gptqd {
 
 inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
-// 2: a checksum per layer (io/checkpoint_checksum.h). Version 1 files are still read (and
+// 2: a checksum per layer (io/checkpoint/checkpoint_checksum.h). Version 1 files are still read (and
 // resumed) without checksums.
 inline constexpr int kCheckpointFormatVersion = 2;
 

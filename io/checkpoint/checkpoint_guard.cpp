@@ -1,4 +1,4 @@
-#include "io/checkpoint_guard.h"
+#include "io/checkpoint/checkpoint_guard.h"
 
 #include <fcntl.h>
 #include <sys/file.h>

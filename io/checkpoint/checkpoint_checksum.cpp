@@ -1,4 +1,4 @@
-#include "io/checkpoint_checksum.h"
+#include "io/checkpoint/checkpoint_checksum.h"
 
 #include <algorithm>
 #include <cstring>

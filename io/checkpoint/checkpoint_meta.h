@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "io/checkpoint_layout.h"
+#include "io/checkpoint/checkpoint_layout.h"
 #include "base/check.h"
 
 namespace gptqd::ckpt {
