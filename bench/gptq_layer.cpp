@@ -33,7 +33,7 @@
 #include <thread>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "base/check.h"

@@ -28,7 +28,7 @@
 #include <vector>
 
 #include "coordinator/plan_rates.h"
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "base/check.h"
@@ -129,7 +129,7 @@ using plan_rates::kBf16Tflops;
 using plan_rates::kFactorTflops;
 using plan_rates::kFp32Tflops;
 
-// The four linears of a BLOOM block (io/families/bloom.cpp), in true-sequential order.
+// The four linears of a BLOOM block (io/model/families/bloom.cpp), in true-sequential order.
 constexpr int kNumLinears = 4;
 constexpr int kFourHh = 3;
 

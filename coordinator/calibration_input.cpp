@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "io/calibration.h"
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
 #include "base/log.h"

@@ -14,7 +14,7 @@
 #include "coordinator/execution.h"
 #include "io/calibration.h"
 #include "io/checkpoint/checkpoint.h"
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "io/job_config.h"
 #include "io/tokenizer/tokenizer.h"
 #include "base/check.h"

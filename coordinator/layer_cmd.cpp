@@ -6,7 +6,7 @@
 #include <map>
 
 #include "coordinator/command_line.h"
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "kernels/buffer.h"
 #include "base/check.h"
 #include "base/log.h"

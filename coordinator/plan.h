@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "worker/memory_model.h"  // block_weight_bytes, embedding_weight_bytes
 
 namespace gptqd {

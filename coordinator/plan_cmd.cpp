@@ -7,7 +7,7 @@
 #include <cstdio>
 
 #include "coordinator/command_line.h"
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "io/job_config.h"
 #include "base/check.h"
 #include "base/log.h"

@@ -42,7 +42,7 @@
 #include "coordinator/plan.h"
 #include "coordinator/plan_rates.h"
 #include "io/job_config.h"
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "worker/memory_model.h"
 
 namespace gptqd {

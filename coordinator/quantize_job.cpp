@@ -23,7 +23,7 @@
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_guard.h"
 #include "io/export_compat.h"
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "base/log.h"

@@ -6,7 +6,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 
 namespace gptqd {
 

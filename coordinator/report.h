@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "io/job_config.h"
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "worker/stage.h"
 
 namespace gptqd {

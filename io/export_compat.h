@@ -14,7 +14,7 @@
 #include <vector>
 
 #include "io/job_config.h"
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 
 namespace gptqd {
 

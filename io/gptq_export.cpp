@@ -10,9 +10,9 @@
 #include "io/checkpoint/checkpoint.h"
 #include "io/export_compat.h"
 #include "io/gptq_pack.h"
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "io/job_config.h"
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "base/check.h"
 #include "base/log.h"
 

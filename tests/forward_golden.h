@@ -15,8 +15,8 @@
 #include <string>
 #include <vector>
 
-#include "io/hf_model.h"
-#include "io/safetensors.h"
+#include "io/model/hf_model.h"
+#include "io/model/safetensors.h"
 #include "kernels/buffer.h"
 #include "base/check.h"
 #include "worker/block_forward.h"

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 
 namespace gptqd::test {
 

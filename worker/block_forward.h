@@ -5,13 +5,13 @@
 #include <functional>
 #include <vector>
 
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "kernels/buffer.h"
 #include "worker/model_weights.h"
 
 namespace gptqd {
 
-// Called with the input of the linears of group `group` (io/model_spec.h) for `tokens` tokens
+// Called with the input of the linears of group `group` (io/model/model_spec.h) for `tokens` tokens
 // of `samples` sequences: x is backend memory [tokens, in].
 using LinearCapture =
     std::function<void(int group, const float* x, int64_t tokens, int64_t samples)>;

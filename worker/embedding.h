@@ -4,7 +4,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "worker/model_weights.h"
 
 namespace gptqd {

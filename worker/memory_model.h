@@ -39,7 +39,7 @@
 #include <string>
 #include <vector>
 
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 
 namespace gptqd {
 

@@ -1,14 +1,14 @@
 // The weights of one block (and of the embedding, final norm and head) of any family, loaded
 // from an HF directory as fp32 onto a backend, laid out as the family's declarations
-// (io/model_spec.h) list them. Linear weights keep a host copy of the original values: GPTQ
+// (io/model/model_spec.h) list them. Linear weights keep a host copy of the original values: GPTQ
 // reads them, and the backend copy is replaced by the quantized weights as each layer is
 // quantized.
 #pragma once
 
 #include <vector>
 
-#include "io/hf_model.h"
-#include "io/model_spec.h"
+#include "io/model/hf_model.h"
+#include "io/model/model_spec.h"
 #include "kernels/buffer.h"
 
 namespace gptqd {

@@ -10,8 +10,8 @@
 #include <functional>
 #include <vector>
 
-#include "io/hf_model.h"
-#include "io/model_spec.h"
+#include "io/model/hf_model.h"
+#include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/model_weights.h"
 

@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "io/checkpoint/checkpoint.h"
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "io/job_config.h"
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/gptq.h"
 #include "worker/transport.h"

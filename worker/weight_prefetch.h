@@ -17,10 +17,10 @@
 #include <mutex>
 #include <thread>
 
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 #include "worker/model_weights.h"
 
 namespace gptqd {

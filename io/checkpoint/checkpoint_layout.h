@@ -38,7 +38,7 @@ struct CkptRunSpec {
 
 struct CkptLayout {
   int64_t n_blocks = 0;
-  std::string family = "bloom";        // the model family (io/model_config.h family_name)
+  std::string family = "bloom";        // the model family (io/model/model_config.h family_name)
   std::vector<CkptLayerShape> layers;  // the linear layers of one block, in processing order
   std::vector<CkptRunSpec> runs;
   std::string model_config_json;  // config.json verbatim

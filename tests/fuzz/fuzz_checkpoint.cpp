@@ -22,7 +22,7 @@
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_inspect.h"
 #include "io/checkpoint/checkpoint_verify.h"
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 #include "base/check.h"
 
 namespace {

@@ -1,13 +1,13 @@
 // libFuzzer: any bytes as a config.json must give a ModelConfig and a ModelSpec or throw
-// InputError (the chain io/hf_model.cpp runs: parse_model_config, then ModelSpec::of), and a
+// InputError (the chain io/model/hf_model.cpp runs: parse_model_config, then ModelSpec::of), and a
 // spec must list tensors whose sizes fit in int64. Run: scripts/fuzz.sh.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
 #include <string>
 
-#include "io/model_config.h"
-#include "io/model_spec.h"
+#include "io/model/model_config.h"
+#include "io/model/model_spec.h"
 #include "base/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "base/check.h"
 
 namespace {

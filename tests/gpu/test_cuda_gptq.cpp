@@ -15,8 +15,8 @@
 #include <tuple>
 #include <vector>
 
-#include "io/hf_model.h"
-#include "io/model_spec.h"
+#include "io/model/hf_model.h"
+#include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "tests/gpu/gpu_test_util.h"

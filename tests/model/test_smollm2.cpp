@@ -16,7 +16,7 @@
 #include <nlohmann/json.hpp>
 
 #include "io/calibration.h"
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "io/tokenizer/tokenizer.h"
 #include "kernels/backend.h"
 #include "tests/test_util.h"

@@ -20,8 +20,8 @@
 #include <string>
 #include <vector>
 
-#include "io/hf_model.h"
-#include "io/safetensors.h"
+#include "io/model/hf_model.h"
+#include "io/model/safetensors.h"
 #include "kernels/alibi.h"
 #include "kernels/buffer.h"
 #include "base/check.h"

@@ -5,8 +5,8 @@
 
 #include <string>
 
-#include "io/json_strict.h"
-#include "io/model_config.h"
+#include "io/model/json_strict.h"
+#include "io/model/model_config.h"
 #include "base/check.h"
 
 namespace gptqd {

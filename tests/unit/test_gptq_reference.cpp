@@ -22,7 +22,7 @@
 #include <string>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "kernels/buffer.h"
 #include "tests/test_util.h"
 #include "worker/gptq.h"

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 #include "base/check.h"
 #include "tests/test_util.h"
 

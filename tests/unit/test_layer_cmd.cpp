@@ -11,7 +11,7 @@
 
 #include "coordinator/command_line.h"
 #include "coordinator/layer_cmd.h"
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "base/check.h"
 #include "tests/test_util.h"
 

@@ -9,8 +9,8 @@
 #include <vector>
 
 #include "io/calibration.h"
-#include "io/hf_model.h"
-#include "io/safetensors.h"
+#include "io/model/hf_model.h"
+#include "io/model/safetensors.h"
 #include "base/check.h"
 #include "tests/forward_golden.h"
 #include "tests/test_util.h"

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 #include "base/check.h"
 #include "tests/test_util.h"
 

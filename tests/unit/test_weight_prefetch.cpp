@@ -18,8 +18,8 @@
 #include <utility>
 #include <vector>
 
-#include "io/hf_model.h"
-#include "io/safetensors.h"
+#include "io/model/hf_model.h"
+#include "io/model/safetensors.h"
 #include "kernels/backend.h"
 #include "base/check.h"
 #include "tests/model_fixture.h"

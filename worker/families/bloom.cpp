@@ -5,7 +5,7 @@
 namespace gptqd {
 namespace {
 
-// spec.block_norms order (io/families/bloom.cpp) and the linears'.
+// spec.block_norms order (io/model/families/bloom.cpp) and the linears'.
 enum Norm { kInW, kInB, kPostW, kPostB };
 enum Linear { kQkv, kDense, kH4h, kFourHh };
 // BlockWorkspace buffers.

@@ -1,4 +1,4 @@
-// The computing half of a model family (the declaring half is io/families/<family>.cpp): its
+// The computing half of a model family (the declaring half is io/model/families/<family>.cpp): its
 // embedding, block forward with a capture point before each true-sequential group, and final
 // norm. worker/families/<family>.cpp defines one FamilyForward each.
 #pragma once

@@ -11,7 +11,7 @@
 namespace gptqd {
 namespace {
 
-// spec.block_norms order (io/families/llama.cpp) and the linears'.
+// spec.block_norms order (io/model/families/llama.cpp) and the linears'.
 enum Norm { kInputNorm, kPostNorm, kQNorm, kKNorm };
 enum Linear { kQ, kK, kV, kO, kGate, kUp, kDown };
 enum Group { kQkvGroup, kOGroup, kGateUpGroup, kDownGroup };

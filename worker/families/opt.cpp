@@ -11,7 +11,7 @@
 namespace gptqd {
 namespace {
 
-// spec.block_norms order (io/families/opt.cpp) and the linears'.
+// spec.block_norms order (io/model/families/opt.cpp) and the linears'.
 enum Norm { kAttnLnW, kAttnLnB, kMlpLnW, kMlpLnB };
 enum Linear { kQ, kK, kV, kOut, kFc1, kFc2 };
 enum Group { kQkvGroup, kOutGroup, kFc1Group, kFc2Group };

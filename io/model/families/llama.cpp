@@ -2,9 +2,9 @@
 // share one block (RMSNorm, RoPE, grouped-query attention, SiLU-gated MLP); their configs differ
 // in which biases exist, whether q/k get a per-head RMSNorm, and the RoPE frequency rule.
 // Key names and defaults as in transformers' configuration_{llama,mistral,qwen2,qwen3}.py.
-#include "io/config_json.h"
-#include "io/families/family_decl.h"
-#include "io/json_strict.h"
+#include "io/model/config_json.h"
+#include "io/model/families/family_decl.h"
+#include "io/model/json_strict.h"
 #include "base/check.h"
 
 namespace gptqd {

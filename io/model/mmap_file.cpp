@@ -1,4 +1,4 @@
-#include "io/mmap_file.h"
+#include "io/model/mmap_file.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>

@@ -11,7 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "io/mmap_file.h"
+#include "io/model/mmap_file.h"
 #include "kernels/dtype.h"
 
 namespace gptqd {

@@ -1,5 +1,5 @@
 // The typed config.json of every supported model family (DESIGN.md §5, §5b). Each family's
-// reader (io/families/<family>.cpp) fills the fields it has, accepting every key spelling its
+// reader (io/model/families/<family>.cpp) fills the fields it has, accepting every key spelling its
 // released checkpoints use; the pipeline reads only these fields, never the JSON.
 #pragma once
 

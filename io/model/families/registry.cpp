@@ -1,6 +1,6 @@
-#include "io/config_json.h"
-#include "io/families/family_decl.h"
-#include "io/json_strict.h"
+#include "io/model/config_json.h"
+#include "io/model/families/family_decl.h"
+#include "io/model/json_strict.h"
 #include "base/check.h"
 
 namespace gptqd {

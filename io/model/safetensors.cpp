@@ -1,4 +1,4 @@
-#include "io/safetensors.h"
+#include "io/model/safetensors.h"
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -10,7 +10,7 @@
 #include <limits>
 #include <unordered_set>
 
-#include "io/json_strict.h"
+#include "io/model/json_strict.h"
 #include "base/check.h"
 
 namespace gptqd {

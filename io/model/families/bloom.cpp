@@ -1,7 +1,7 @@
 // BLOOM (DESIGN.md §5): config.json with the legacy key spellings of the released checkpoints,
 // tensors without prefix (bigscience) or under "transformer." (BloomForCausalLM), the tied head.
-#include "io/config_json.h"
-#include "io/families/family_decl.h"
+#include "io/model/config_json.h"
+#include "io/model/families/family_decl.h"
 #include "base/check.h"
 
 namespace gptqd {

@@ -2,7 +2,7 @@
 // of the embedding, every block and the head, and the block's linear layers in true-sequential
 // groups (the layers of a group share one input and so one Hessian). The pipeline (plan,
 // memory model, stage, checkpoint, eval, export) reads these declarations and nothing else of
-// a family; io/families/<family>.cpp fills them in, worker/families/<family>.cpp implements
+// a family; io/model/families/<family>.cpp fills them in, worker/families/<family>.cpp implements
 // the forward that matches them.
 #pragma once
 
@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "io/model_config.h"
+#include "io/model/model_config.h"
 
 namespace gptqd {
 

@@ -1,9 +1,9 @@
 // OPT (DESIGN.md §5b): learned positions read at position + 2, pre-LN (or post-LN when
 // do_layer_norm_before is false, as OPT-350m), ReLU MLP, biases everywhere, tied head.
 // Keys and defaults as in transformers' configuration_opt.py.
-#include "io/config_json.h"
-#include "io/families/family_decl.h"
-#include "io/json_strict.h"
+#include "io/model/config_json.h"
+#include "io/model/families/family_decl.h"
+#include "io/model/json_strict.h"
 #include "base/check.h"
 
 namespace gptqd {

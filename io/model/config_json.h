@@ -1,5 +1,5 @@
 // Reading config.json values with one clear error per bad key: the helpers every model
-// family's config reader (io/families/) uses, so each spelling rule lives in one place.
+// family's config reader (io/model/families/) uses, so each spelling rule lives in one place.
 #pragma once
 
 #include <cstdint>

@@ -1,6 +1,6 @@
 // A Hugging Face checkpoint directory of any supported family: config.json plus either one
 // model.safetensors or model.safetensors.index.json and its shards. Tensors are addressed by
-// canonical name (io/model_spec.h: the family's prefixes stripped) whatever prefix the files use.
+// canonical name (io/model/model_spec.h: the family's prefixes stripped) whatever prefix the files use.
 #pragma once
 
 #include <cstdint>
@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model_spec.h"
-#include "io/safetensors.h"
+#include "io/model/model_spec.h"
+#include "io/model/safetensors.h"
 
 namespace gptqd {
 

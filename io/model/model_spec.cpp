@@ -1,6 +1,6 @@
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 
-#include "io/families/family_decl.h"
+#include "io/model/families/family_decl.h"
 #include "base/check.h"
 
 namespace gptqd {

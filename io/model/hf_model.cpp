@@ -1,4 +1,4 @@
-#include "io/hf_model.h"
+#include "io/model/hf_model.h"
 
 #include <algorithm>
 #include <cerrno>
@@ -10,8 +10,8 @@
 #include <optional>
 #include <unordered_map>
 
-#include "io/config_json.h"
-#include "io/json_strict.h"
+#include "io/model/config_json.h"
+#include "io/model/json_strict.h"
 #include "base/check.h"
 
 namespace gptqd {

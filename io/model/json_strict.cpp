@@ -1,4 +1,4 @@
-#include "io/json_strict.h"
+#include "io/model/json_strict.h"
 
 #include <unordered_set>
 #include <vector>

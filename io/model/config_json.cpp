@@ -1,11 +1,11 @@
-#include "io/config_json.h"
+#include "io/model/config_json.h"
 
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 
-#include "io/json_strict.h"
+#include "io/model/json_strict.h"
 #include "base/check.h"
 
 namespace gptqd {

@@ -1,4 +1,4 @@
-// The registry of model families: each io/families/<family>.cpp defines one FamilyDecl (how its
+// The registry of model families: each io/model/families/<family>.cpp defines one FamilyDecl (how its
 // config.json reads, what its checkpoint holds); registry.cpp lists them. Adding a family is one
 // such file plus its forward in worker/families/.
 #pragma once
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "io/model_spec.h"
+#include "io/model/model_spec.h"
 
 namespace gptqd {
 
