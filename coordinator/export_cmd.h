@@ -1,5 +1,5 @@
 // `gptqd export FILE [--run NAME] --out DIR [--format gptq|gptq_v2|compressed-tensors]
-//  [--dtype float16|bfloat16|float32] [--for vllm] [--model DIR]` (io/gptq_export.h).
+//  [--dtype float16|bfloat16|float32] [--for vllm] [--model DIR]` (io/export/gptq_export.h).
 #pragma once
 
 #include <mpi.h>
@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "io/gptq_export.h"
+#include "io/export/gptq_export.h"
 
 namespace gptqd {
 

@@ -22,7 +22,7 @@
 #include "coordinator/resume_verify.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_guard.h"
-#include "io/export_compat.h"
+#include "io/export/export_compat.h"
 #include "io/model/hf_model.h"
 #include "base/check.h"
 #include "kernels/cuda/cuda_info.h"

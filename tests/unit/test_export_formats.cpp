@@ -8,7 +8,7 @@
 //   compressed-tensors compressed-tensors 0.20.0, compressors/pack_quantized/helpers.py,
 //                      unpack_from_int32 (the general path and the 4-bit byte path), offset
 //                      2^(bits-1) subtracted; weight_zero_point unpacked with packed_dim=0
-// Each packs random codes and zeros with io/gptq_pack.h and requires the port to give back
+// Each packs random codes and zeros with io/export/gptq_pack.h and requires the port to give back
 // exactly the checkpoint's codes and zeros, then the dequantized weights the checkpoint means.
 #include <gtest/gtest.h>
 
@@ -17,7 +17,7 @@
 #include <random>
 #include <vector>
 
-#include "io/gptq_pack.h"
+#include "io/export/gptq_pack.h"
 
 namespace gptqd {
 namespace {

@@ -4,7 +4,7 @@
 
 #include <random>
 
-#include "io/gptq_pack.h"
+#include "io/export/gptq_pack.h"
 #include "base/check.h"
 
 namespace gptqd {

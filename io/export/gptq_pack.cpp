@@ -1,4 +1,4 @@
-#include "io/gptq_pack.h"
+#include "io/export/gptq_pack.h"
 
 #include <algorithm>
 #include <cmath>

@@ -31,7 +31,7 @@ struct ExportOptions {
   // "" = the model's own dtype (that of its token embedding); else "float16" | "bfloat16" |
   // "float32": every copied floating-point tensor, the scales and the biases are converted.
   std::string dtype;
-  bool for_vllm = false;  // refuse runs vLLM cannot serve (io/export_compat.h), naming why
+  bool for_vllm = false;  // refuse runs vLLM cannot serve (io/export/export_compat.h), naming why
 };
 
 // Writes out_dir/{model.safetensors, config.json (+ quantization_config), quantize_config.json

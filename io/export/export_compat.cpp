@@ -1,4 +1,4 @@
-#include "io/export_compat.h"
+#include "io/export/export_compat.h"
 
 #include <fmt/format.h>
 

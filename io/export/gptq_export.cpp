@@ -1,4 +1,4 @@
-#include "io/gptq_export.h"
+#include "io/export/gptq_export.h"
 
 #include <cstring>
 #include <filesystem>
@@ -8,8 +8,8 @@
 #include <nlohmann/json.hpp>
 
 #include "io/checkpoint/checkpoint.h"
-#include "io/export_compat.h"
-#include "io/gptq_pack.h"
+#include "io/export/export_compat.h"
+#include "io/export/gptq_pack.h"
 #include "io/model/hf_model.h"
 #include "io/job_config.h"
 #include "io/model/safetensors.h"
