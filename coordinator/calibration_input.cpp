@@ -6,7 +6,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "io/calibration.h"
+#include "io/job/calibration.h"
 #include "io/model/safetensors.h"
 #include "io/tokenizer/tokenizer.h"
 #include "base/check.h"

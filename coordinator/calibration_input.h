@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 
 namespace gptqd {
 

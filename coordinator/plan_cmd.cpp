@@ -8,7 +8,7 @@
 
 #include "coordinator/command_line.h"
 #include "io/model/hf_model.h"
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "base/check.h"
 #include "base/log.h"
 

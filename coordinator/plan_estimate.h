@@ -41,7 +41,7 @@
 
 #include "coordinator/plan.h"
 #include "coordinator/plan_rates.h"
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "io/model/model_spec.h"
 #include "worker/memory_model.h"
 

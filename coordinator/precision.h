@@ -10,7 +10,7 @@ namespace gptqd {
 
 // "exact" and "fast" as written; "auto": fast on a GPU (tensor cores), exact on the CPU (the
 // reference arithmetic, and the CPU has no faster bf16 path). InputError for anything else
-// (io/job_config.cpp has already refused it in a parsed job).
+// (io/job/job_config.cpp has already refused it in a parsed job).
 Precision resolve_precision(const std::string& setting, bool on_gpu);
 
 }  // namespace gptqd

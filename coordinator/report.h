@@ -4,7 +4,7 @@
 #include <string>
 #include <vector>
 
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "io/model/model_spec.h"
 #include "worker/stage.h"
 

@@ -16,7 +16,7 @@
 #include <vector>
 
 #include "io/checkpoint/checkpoint.h"
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "worker/block_forward.h"
 #include "worker/gptq.h"
 #include "worker/transport.h"

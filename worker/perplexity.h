@@ -1,5 +1,5 @@
 // Perplexity as the GPTQ paper measures it (IST-DASLab/gptq bloom.py, bloom_eval): the eval
-// text is cut into non-overlapping windows of seqlen tokens (io/calibration.h eval_windows);
+// text is cut into non-overlapping windows of seqlen tokens (io/job/calibration.h eval_windows);
 // each window runs through the whole model on its own; its loss is the mean next-token NLL
 // over its seqlen - 1 predictions; and
 //   ppl = exp(sum_w loss_w * seqlen / (nwin * seqlen)) = exp(mean_w loss_w).

@@ -9,7 +9,7 @@
 
 #include "io/checkpoint/checkpoint.h"
 #include "io/model/hf_model.h"
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/gptq.h"

@@ -13,7 +13,7 @@
 #include <utility>
 #include <vector>
 
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "io/model/model_spec.h"
 
 namespace gptqd {

@@ -11,7 +11,7 @@
 #include "io/export/export_compat.h"
 #include "io/export/gptq_pack.h"
 #include "io/model/hf_model.h"
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "io/model/safetensors.h"
 #include "base/check.h"
 #include "base/log.h"

@@ -1,5 +1,5 @@
 // libFuzzer: any bytes as a job file must parse or throw InputError, in bounded time and memory
-// (yaml-cpp 0.7 loops forever on a ',' outside a flow collection; io/job_config.cpp guards it).
+// (yaml-cpp 0.7 loops forever on a ',' outside a flow collection; io/job/job_config.cpp guards it).
 // Run (see tests/fuzz/CMakeLists.txt):
 //   build-fuzz/tests/fuzz/fuzz_job_yaml -max_total_time=300 -rss_limit_mb=2048 -timeout=10 \
 //       corpus-dir/ configs/
@@ -7,7 +7,7 @@
 #include <cstdint>
 #include <string>
 
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "base/check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

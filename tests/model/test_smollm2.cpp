@@ -15,7 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/calibration.h"
+#include "io/job/calibration.h"
 #include "io/model/hf_model.h"
 #include "io/tokenizer/tokenizer.h"
 #include "kernels/backend.h"

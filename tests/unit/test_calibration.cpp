@@ -4,8 +4,8 @@
 
 #include <numeric>
 
-#include "io/calibration.h"
-#include "io/py_random.h"
+#include "io/job/calibration.h"
+#include "io/job/py_random.h"
 #include "base/check.h"
 
 namespace gptqd {

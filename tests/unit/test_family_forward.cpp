@@ -11,7 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/calibration.h"
+#include "io/job/calibration.h"
 #include "base/check.h"
 #include "tests/delegating_backend.h"
 #include "tests/forward_golden.h"

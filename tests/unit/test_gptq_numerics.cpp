@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "kernels/buffer.h"
 #include "base/check.h"
 #include "tests/model_fixture.h"

@@ -12,7 +12,7 @@
 
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_guard.h"
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 #include "base/check.h"
 
 namespace gptqd {

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "io/calibration.h"
+#include "io/job/calibration.h"
 #include "io/model/hf_model.h"
 #include "io/model/safetensors.h"
 #include "base/check.h"

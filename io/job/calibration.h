@@ -5,7 +5,7 @@
 #include <cstdint>
 #include <vector>
 
-#include "io/py_random.h"
+#include "io/job/py_random.h"
 
 namespace gptqd {
 

@@ -1,4 +1,4 @@
-#include "io/job_config.h"
+#include "io/job/job_config.h"
 
 #include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>

@@ -1,5 +1,5 @@
 // MT19937 as in CPython's Modules/_randommodule.c (itself the reference mt19937ar.c).
-#include "io/py_random.h"
+#include "io/job/py_random.h"
 
 #include "base/check.h"
 

@@ -1,5 +1,5 @@
 // Calibration windows (random, GPTQ reference) and evaluation windows (consecutive).
-#include "io/calibration.h"
+#include "io/job/calibration.h"
 
 #include "base/check.h"
 
