@@ -8,11 +8,11 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/cli.h"
-#include "coordinator/command_line.h"
-#include "coordinator/eval_cmd.h"
-#include "coordinator/layer_cmd.h"
-#include "coordinator/plan_cmd.h"
+#include "commands/cli.h"
+#include "commands/command_line.h"
+#include "commands/eval_cmd.h"
+#include "commands/layer_cmd.h"
+#include "commands/plan_cmd.h"
 #include "base/check.h"
 
 namespace gptqd {

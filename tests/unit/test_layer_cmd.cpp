@@ -9,8 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/command_line.h"
-#include "coordinator/layer_cmd.h"
+#include "commands/command_line.h"
+#include "commands/layer_cmd.h"
 #include "io/model/safetensors.h"
 #include "base/check.h"
 #include "tests/test_util.h"

@@ -5,9 +5,9 @@
 
 #include <cmath>
 
-#include "coordinator/command_line.h"
+#include "commands/command_line.h"
 #include "coordinator/plan.h"
-#include "coordinator/plan_cmd.h"
+#include "commands/plan_cmd.h"
 #include "coordinator/plan_estimate.h"
 #include "base/check.h"
 #include "worker/block_quantizer.h"

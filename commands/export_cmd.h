@@ -13,7 +13,7 @@ namespace gptqd {
 
 class CommandLine;
 
-// The arguments of `gptqd export`, bound to *opt (coordinator/command_line.h).
+// The arguments of `gptqd export`, bound to *opt (commands/command_line.h).
 CommandLine export_command_line(ExportOptions* opt);
 
 // Parses the arguments after "export". Throws HelpRequest for --help/-h, InputError naming the

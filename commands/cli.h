@@ -1,6 +1,6 @@
 // The gptqd command line: the command list, `gptqd --help` and `--version`, and dispatch to each
 // command; main() only sets up MPI and logging around it, so tests run commands without a
-// process. Each command's arguments are defined once with CLI11 (coordinator/command_line.h).
+// process. Each command's arguments are defined once with CLI11 (commands/command_line.h).
 #pragma once
 
 #include <mpi.h>

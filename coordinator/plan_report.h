@@ -23,19 +23,6 @@ struct PlanCmdOptions {
                         // --link-gbs, --net-gbs, --disk-gbs
 };
 
-class CommandLine;
-
-// `gptqd plan CONFIG --ranks N [...]`, bound to *opt (coordinator/command_line.h).
-CommandLine plan_command_line(PlanCmdOptions* opt);
-
-// Parses the arguments after "plan". Sizes take B, KB/MB/GB/TB (powers of 1000) or K/M/G/T and
-// KiB/MiB/GiB/TiB (powers of 1024), e.g. 80GiB. Throws HelpRequest for --help/-h, InputError
-// naming the bad flag.
-PlanCmdOptions parse_plan_args(const std::vector<std::string>& args);
-
-// Parses a size as above into bytes; InputError naming `flag` when it is not one.
-uint64_t parse_size(const std::string& flag, const std::string& text);
-
 struct PlanReport {
   std::string text;    // what `gptqd plan` prints
   bool fits = true;    // every rank's device memory and every node's host memory fit
@@ -45,9 +32,5 @@ struct PlanReport {
 // Reads the job file and <model.path>/config.json (nothing else) and lays the job out.
 // Throws InputError for a bad file or a layout that cannot work.
 PlanReport make_plan_report(const PlanCmdOptions& opt);
-
-// The command: every rank computes, rank 0 prints. Exit code 0 when the layout fits,
-// 1 for bad input or a layout that does not fit (one "error:" line says which rank).
-int cmd_plan(const std::vector<std::string>& args, MPI_Comm comm);
 
 }  // namespace gptqd

@@ -1,9 +1,9 @@
-#include "coordinator/export_cmd.h"
+#include "commands/export_cmd.h"
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
 
-#include "coordinator/command_line.h"
+#include "commands/command_line.h"
 #include "base/check.h"
 #include "base/log.h"
 

@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/cli.h"
+#include "commands/cli.h"
 #include "coordinator/collective.h"
 #include "coordinator/launcher_watch.h"
 #include "base/log.h"

@@ -1,14 +1,14 @@
-#include "coordinator/cli.h"
+#include "commands/cli.h"
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 
-#include "coordinator/command_line.h"
-#include "coordinator/eval_cmd.h"
-#include "coordinator/export_cmd.h"
-#include "coordinator/layer_cmd.h"
-#include "coordinator/plan_cmd.h"
+#include "commands/command_line.h"
+#include "commands/eval_cmd.h"
+#include "commands/export_cmd.h"
+#include "commands/layer_cmd.h"
+#include "commands/plan_cmd.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_verify.h"
 #include "kernels/backend.h"

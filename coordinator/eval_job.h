@@ -51,16 +51,4 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report);
 // and the difference to the original.
 std::string format_eval_table(const EvalReport& report);
 
-class CommandLine;
-
-// `gptqd eval CONFIG [--run NAME] [--threads N]`, bound to *opt (coordinator/command_line.h).
-CommandLine eval_command_line(EvalOptions* opt);
-
-// Parses the arguments after "eval". Throws HelpRequest for --help/-h, InputError naming the
-// argument for bad ones (--threads: an integer in [0, 4096]).
-EvalOptions parse_eval_args(const std::vector<std::string>& args);
-
-// The CLI entry: parses args, runs, rank 0 prints the table.
-int cmd_eval(const std::vector<std::string>& args, MPI_Comm comm);
-
 }  // namespace gptqd
