@@ -26,7 +26,7 @@ void broadcast(MPI_Comm comm, int root, std::vector<int32_t>* v);
 void broadcast(MPI_Comm comm, int root, std::string* s);
 void broadcast(MPI_Comm comm, int root, bool* b);
 
-// MPI_Barrier that sleeps while it waits (worker/transport.h mpi_wait_yielding): for ranks that
+// MPI_Barrier that sleeps while it waits (worker/transport/transport.h mpi_wait_yielding): for ranks that
 // finished their stage and wait for the later stages, without keeping a core busy.
 void yielding_barrier(MPI_Comm comm);
 

@@ -7,7 +7,7 @@
 #include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "base/log.h"
-#include "worker/transport_nccl.h"
+#include "worker/transport/transport_nccl.h"
 
 namespace gptqd {
 namespace {

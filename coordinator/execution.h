@@ -12,7 +12,7 @@
 #include <string>
 
 #include "kernels/backend.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 

@@ -4,7 +4,7 @@
 #include "base/log.h"
 #include "worker/distributed_factor.h"
 #include "worker/distributed_factor_gpu.h"
-#include "worker/transport_nccl.h"
+#include "worker/transport/transport_nccl.h"
 
 namespace gptqd {
 namespace {

@@ -19,7 +19,7 @@
 #include "io/job/job_config.h"
 #include "worker/block_forward.h"
 #include "worker/gptq.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 

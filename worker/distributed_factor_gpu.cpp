@@ -13,7 +13,7 @@
 
 #include "base/check.h"
 #include "base/timing.h"
-#include "worker/nccl_util.h"
+#include "worker/transport/nccl_util.h"
 
 namespace gptqd {
 namespace {

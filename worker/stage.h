@@ -13,7 +13,7 @@
 #include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/gptq.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 

@@ -13,7 +13,7 @@
 #include "kernels/cuda/cuda_info.h"
 #include "tests/gpu/gpu_test_util.h"
 #include "tests/test_util.h"
-#include "worker/transport_nccl.h"
+#include "worker/transport/transport_nccl.h"
 
 namespace gptqd {
 namespace {

@@ -21,7 +21,7 @@
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "base/check.h"
-#include "worker/transport_nccl.h"
+#include "worker/transport/transport_nccl.h"
 
 namespace gptqd {
 namespace {

@@ -1,4 +1,4 @@
-// make_staged_transport (worker/transport.h): the MPI transport for device buffers
+// make_staged_transport (worker/transport/transport.h): the MPI transport for device buffers
 // (parallel.transport: mpi on the CUDA backend). A backend that counts its copies stands in for
 // the GPU: buffers the pointer test calls device memory go through to_host before a send and
 // to_device once a receive has completed, others go straight, and the bytes arrive unchanged
@@ -13,7 +13,7 @@
 #include "kernels/backend.h"
 #include "base/check.h"
 #include "tests/delegating_backend.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 namespace {

@@ -1,4 +1,4 @@
-// What the NCCL users of a CUDA build share (worker/transport_nccl.cpp,
+// What the NCCL users of a CUDA build share (worker/transport/transport_nccl.cpp,
 // worker/distributed_factor_gpu.cpp): the CUDA error check and the NCCL id handed out over MPI.
 // Names CUDA and NCCL types: include it only from files built with CUDA.
 #pragma once

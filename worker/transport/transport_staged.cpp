@@ -1,11 +1,11 @@
-// The MPI transport for device buffers (worker/transport.h, make_staged_transport).
+// The MPI transport for device buffers (worker/transport/transport.h, make_staged_transport).
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "kernels/backend.h"
 #include "base/check.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 namespace {

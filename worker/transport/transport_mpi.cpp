@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 namespace {

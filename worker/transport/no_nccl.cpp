@@ -1,7 +1,7 @@
-// Built instead of worker/transport_nccl.cpp when GPTQD_CUDA is OFF: the same
+// Built instead of worker/transport/transport_nccl.cpp when GPTQD_CUDA is OFF: the same
 // functions, each saying that this gptqd has no NCCL.
 #include "base/check.h"
-#include "worker/transport_nccl.h"
+#include "worker/transport/transport_nccl.h"
 
 namespace gptqd {
 namespace {

@@ -1,4 +1,4 @@
-#include "worker/nccl_util.h"
+#include "worker/transport/nccl_util.h"
 
 #include <cstdio>
 

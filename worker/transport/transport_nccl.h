@@ -28,7 +28,7 @@
 #include <string>
 
 #include "kernels/backend.h"
-#include "worker/transport.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 
@@ -102,7 +102,7 @@ class NcclComm {
   std::unique_ptr<Impl> impl_;
 };
 
-// A Transport (worker/transport.h) over `comm`, which must outlive it.
+// A Transport (worker/transport/transport.h) over `comm`, which must outlive it.
 std::unique_ptr<Transport> make_nccl_transport(NcclComm& comm);
 
 }  // namespace gptqd

@@ -1,6 +1,6 @@
-// The NCCL transport (worker/transport_nccl.h). Built only with CUDA; without
-// it worker/no_nccl.cpp provides the same functions, throwing.
-#include "worker/transport_nccl.h"
+// The NCCL transport (worker/transport/transport_nccl.h). Built only with CUDA; without
+// it worker/transport/no_nccl.cpp provides the same functions, throwing.
+#include "worker/transport/transport_nccl.h"
 
 #include <cuda_runtime.h>
 #include <nccl.h>
@@ -18,7 +18,7 @@
 #include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
 #include "base/log.h"
-#include "worker/nccl_util.h"
+#include "worker/transport/nccl_util.h"
 
 namespace gptqd {
 namespace {
