@@ -1,8 +1,8 @@
 // BLOOM (DESIGN.md §5): config.json with the legacy key spellings of the released checkpoints,
 // tensors without prefix (bigscience) or under "transformer." (BloomForCausalLM), the tied head.
+#include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/families/family_decl.h"
-#include "base/check.h"
 
 namespace gptqd {
 namespace {
@@ -23,6 +23,11 @@ ModelConfig parse(const nlohmann::json& j, const std::string&, const std::string
   c.norm_eps = config_positive_number(j, "layer_norm_epsilon", 1e-5, src);
   c.apply_residual_connection_post_layernorm =
       config_bool(j, "apply_residual_connection_post_layernorm", false, src);
+  // transformers 5.x writes the tie explicitly; BLOOM's head is always the embedding.
+  GPTQD_INPUT_CHECK(config_bool(j, "tie_word_embeddings", true, src),
+                    "{}: tie_word_embeddings false: BLOOM's LM head is its token embedding "
+                    "(an untied BLOOM head is not supported)",
+                    src);
   c.bos_token_id = config_optional_int(j, "bos_token_id", 1, src);
   c.eos_token_id = config_optional_int(j, "eos_token_id", 2, src);
   c.pad_token_id = config_optional_int(j, "pad_token_id", 3, src);
@@ -54,7 +59,21 @@ void describe(ModelSpec& s) {
 }  // namespace
 
 const FamilyDecl& bloom_family() {
-  static const FamilyDecl kDecl{Family::kBloom, {"bloom"}, parse, describe};
+  static const FamilyDecl kDecl{
+      Family::kBloom,
+      {"bloom"},
+      parse,
+      describe,
+      {"n_layer", "num_hidden_layers", "hidden_size", "n_embed", "n_head", "num_attention_heads",
+       "vocab_size", "layer_norm_epsilon", "apply_residual_connection_post_layernorm",
+       "tie_word_embeddings", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
+       "dtype"},
+      // Megatron-DeepSpeed training switches kept in the released files: fused kernels and
+      // tensor-parallel slicing (pretraining_tp with slow_but_exact only reorders sums), and
+      // n_inner / seq_length, which transformers' BLOOM never reads (its MLP is 4 x hidden).
+      {"pretraining_tp", "slow_but_exact", "masked_softmax_fusion", "offset_alibi",
+       "attention_softmax_in_fp32", "bias_dropout_fusion", "skip_bias_add", "skip_bias_add_qkv",
+       "n_inner", "seq_length"}};
   return kDecl;
 }
 

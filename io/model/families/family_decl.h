@@ -1,6 +1,6 @@
-// The registry of model families: each io/model/families/<family>.cpp defines one FamilyDecl (how its
-// config.json reads, what its checkpoint holds); registry.cpp lists them. Adding a family is one
-// such file plus its forward in worker/families/.
+// The registry of model families: each io/model/families/<family>.cpp defines one FamilyDecl (how
+// its config.json reads, what its checkpoint holds); registry.cpp lists them. Adding a family is
+// one such file plus its forward in worker/families/.
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -19,7 +19,17 @@ struct FamilyDecl {
                        const std::string& src);
   // Fills the declarations of spec (spec.config and the copied shapes are set).
   void (*describe)(ModelSpec& spec);
+  // Every config.json key that parse reads, in any spelling of transformers 4.x or 5.x.
+  std::vector<std::string> reads;
+  // This family's keys that cannot change the forward (beside kIgnoredConfigKeys). Any other key
+  // is refused by parse_model_config: it may change the math, and an ignored key that does would
+  // quantize a different model than the one the user has.
+  std::vector<std::string> ignores;
 };
+
+// Keys of every family's config.json that cannot change the forward: names, versions,
+// training-only settings (dropouts, initialisation), generation defaults, label maps.
+extern const std::vector<std::string> kIgnoredConfigKeys;
 
 const FamilyDecl& bloom_family();
 const FamilyDecl& llama_family();

@@ -2,41 +2,61 @@
 // share one block (RMSNorm, RoPE, grouped-query attention, SiLU-gated MLP); their configs differ
 // in which biases exist, whether q/k get a per-head RMSNorm, and the RoPE frequency rule.
 // Key names and defaults as in transformers' configuration_{llama,mistral,qwen2,qwen3}.py.
+#include <algorithm>
+#include <vector>
+
+#include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/families/family_decl.h"
 #include "io/model/json_strict.h"
-#include "base/check.h"
 
 namespace gptqd {
 namespace {
 
 using nlohmann::json;
 
-RopeScaling parse_rope_scaling(const json& j, const std::string& src) {
-  RopeScaling r;
-  const auto it = j.find("rope_scaling");
-  if (it == j.end() || it->is_null()) return r;
-  GPTQD_INPUT_CHECK(it->is_object(), "{}: key 'rope_scaling' is {}, expected an object or null",
-                    src, json_type_name(*it));
-  const json& rs = *it;
-  // transformers reads "rope_type", or the legacy "type".
-  std::string type = config_string(rs, "type", "default", src);
-  type = config_string(rs, "rope_type", type, src);
-  const std::string where = src + " rope_scaling";
-  if (type == "default") return r;
-  if (type == "linear") {
+// The RoPE settings: transformers 4.x writes `rope_theta` and `rope_scaling` (null or an object),
+// 5.x one object `rope_parameters` holding rope_type, rope_theta and the scaling factors. Read as
+// 5.x reads either file: a non-null legacy rope_scaling first, else rope_parameters; the type from
+// rope_type, else the legacy type, else default; theta from the object, else the top-level
+// rope_theta, else 10000. Keys of the object that the rule does not use are refused: each could
+// change the frequencies (e.g. a partial rotary factor).
+void parse_rope(const json& j, const std::string& src, ModelConfig* c) {
+  const json* obj = nullptr;
+  std::string key;
+  for (const char* k : {"rope_scaling", "rope_parameters"}) {
+    const auto it = j.find(k);
+    if (it == j.end() || it->is_null()) continue;
+    GPTQD_INPUT_CHECK(it->is_object(), "{}: key '{}' is {}, expected an object or null", src, k,
+                      json_type_name(*it));
+    obj = &*it;
+    key = k;
+    break;
+  }
+  c->rope_theta = config_positive_number(j, "rope_theta", 10000, src);
+  if (obj == nullptr) return;
+  const json& rs = *obj;
+  const std::string where = src + " " + key;
+  c->rope_theta = config_positive_number(rs, "rope_theta", c->rope_theta, where);
+  std::string type = config_string(rs, "type", "default", where);
+  type = config_string(rs, "rope_type", type, where);
+  RopeScaling& r = c->rope_scaling;
+  std::vector<std::string> uses = {"rope_type", "type", "rope_theta"};
+  if (type == "default") {
+  } else if (type == "linear") {
     r.type = RopeType::kLinear;
     r.factor = config_positive_number(rs, "factor", 0, where);
     GPTQD_INPUT_CHECK(r.factor > 0, "{}: linear scaling needs 'factor'", where);
-    return r;
-  }
-  if (type == "llama3") {
+    uses.push_back("factor");
+  } else if (type == "llama3") {
     r.type = RopeType::kLlama3;
     r.factor = config_positive_number(rs, "factor", 0, where);
     r.low_freq_factor = config_positive_number(rs, "low_freq_factor", 0, where);
     r.high_freq_factor = config_positive_number(rs, "high_freq_factor", 0, where);
+    // transformers 5.x falls back to max_position_embeddings (and writes it into the object).
     r.original_max_position_embeddings =
-        config_optional_int(rs, "original_max_position_embeddings", 0, where);
+        config_optional_int(rs, "original_max_position_embeddings",
+                            config_optional_int(j, "max_position_embeddings", 0, src), where);
     GPTQD_INPUT_CHECK(r.factor > 0 && r.low_freq_factor > 0 && r.high_freq_factor > 0 &&
                           r.original_max_position_embeddings > 0,
                       "{}: llama3 scaling needs factor, low_freq_factor, high_freq_factor and "
@@ -44,11 +64,49 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& src) {
                       where);
     GPTQD_INPUT_CHECK(r.high_freq_factor != r.low_freq_factor,
                       "{}: llama3 scaling needs high_freq_factor != low_freq_factor", where);
-    return r;
+    uses.insert(uses.end(), {"factor", "low_freq_factor", "high_freq_factor",
+                             "original_max_position_embeddings"});
+  } else {
+    throw InputError(
+        fmt::format("{}: {} type {} is not supported (supported: default, linear, llama3)", src,
+                    key, quote_name(type, 40)));
   }
-  throw InputError(fmt::format("{}: rope_scaling type {} is not supported (supported: default, "
-                               "linear, llama3)",
-                               src, quote_name(type, 40)));
+  for (const auto& [k, v] : rs.items()) {
+    GPTQD_INPUT_CHECK(std::find(uses.begin(), uses.end(), k) != uses.end(),
+                      "{}: key {} is not used by rope type {} in gptqd; it may change the "
+                      "rotary frequencies, so the model is refused rather than read without it",
+                      where, quote_name(k, 60), type);
+  }
+}
+
+// Which layers attend within a sliding window, as transformers' Qwen2/Qwen3 decide it: none
+// unless use_sliding_window (5.x then nulls sliding_window); else `layer_types` when given, or
+// layer i >= max_window_layers. gptqd implements full attention only: the window is recorded
+// when any layer slides, and jobs whose sequences exceed it are refused (describe()).
+int64_t qwen_sliding_window(const json& j, int64_t n_layer, const std::string& src) {
+  const bool use = config_bool(j, "use_sliding_window", false, src);
+  const int64_t window = config_optional_int(j, "sliding_window", 0, src);
+  const int64_t first_sliding = config_optional_int(j, "max_window_layers", n_layer, src);
+  bool any = false;
+  if (const auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
+    GPTQD_INPUT_CHECK(lt->is_array() && static_cast<int64_t>(lt->size()) == n_layer,
+                      "{}: layer_types must be a list of num_hidden_layers = {} entries", src,
+                      n_layer);
+    for (const json& t : *lt) {
+      const std::string v = t.is_string() ? t.get<std::string>() : std::string();
+      GPTQD_INPUT_CHECK(v == "full_attention" || v == "sliding_attention",
+                        "{}: layer_types holds {}, expected full_attention or sliding_attention",
+                        src, quote_name(t.dump(), 60));
+      any = any || v == "sliding_attention";
+    }
+    GPTQD_INPUT_CHECK(!any || (use && window > 0),
+                      "{}: layer_types has sliding_attention layers but use_sliding_window is "
+                      "false or sliding_window is not set (transformers cannot run this model)",
+                      src);
+  } else {
+    any = use && window > 0 && first_sliding < n_layer;
+  }
+  return use && any ? window : 0;
 }
 
 ModelConfig parse(const json& j, const std::string& type, const std::string& src) {
@@ -62,7 +120,8 @@ ModelConfig parse(const json& j, const std::string& type, const std::string& src
   GPTQD_INPUT_CHECK(c.n_kv_head > 0 && c.n_head % c.n_kv_head == 0,
                     "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", src,
                     c.n_head, c.n_kv_head);
-  c.head_dim = config_optional_int(j, "head_dim", 0, src);
+  // Qwen3's head_dim defaults to 128 (transformers' Qwen3Config), the others derive it.
+  c.head_dim = config_optional_int(j, "head_dim", type == "qwen3" ? 128 : 0, src);
   if (c.head_dim == 0) {
     GPTQD_INPUT_CHECK(c.hidden % c.n_head == 0,
                       "{}: hidden_size {} is not divisible by num_attention_heads {} (and no "
@@ -74,8 +133,7 @@ ModelConfig parse(const json& j, const std::string& type, const std::string& src
                     "{}: head_dim {} must be positive and even (rotary embeddings rotate pairs)",
                     src, c.head_dim);
   c.norm_eps = config_positive_number(j, "rms_norm_eps", 1e-6, src);
-  c.rope_theta = config_positive_number(j, "rope_theta", 10000, src);
-  c.rope_scaling = parse_rope_scaling(j, src);
+  parse_rope(j, src, &c);
   c.max_position_embeddings = config_optional_int(j, "max_position_embeddings", 0, src);
   c.tie_word_embeddings = config_bool(j, "tie_word_embeddings", false, src);
   const bool attention_bias = config_bool(j, "attention_bias", false, src);
@@ -88,10 +146,22 @@ ModelConfig parse(const json& j, const std::string& type, const std::string& src
   c.mlp_bias = config_bool(j, "mlp_bias", false, src);
   c.qk_norm = type == "qwen3";
   if (type == "mistral") {
+    // Every layer slides when sliding_window is set (null: none).
     c.sliding_window = config_optional_int(j, "sliding_window", 4096, src);
   } else if (type == "qwen2" || type == "qwen3") {
-    if (config_bool(j, "use_sliding_window", false, src)) {
-      c.sliding_window = config_optional_int(j, "sliding_window", 0, src);
+    c.sliding_window = qwen_sliding_window(j, c.n_layer, src);
+  }
+  if (type != "qwen2" && type != "qwen3") {
+    // Llama and Mistral attend as their sliding_window says; a layer_types list (written by
+    // some tools) must agree.
+    if (const auto lt = j.find("layer_types"); lt != j.end() && !lt->is_null()) {
+      GPTQD_INPUT_CHECK(lt->is_array(), "{}: layer_types must be a list", src);
+      for (const json& t : *lt) {
+        const bool sliding = t == "sliding_attention";
+        GPTQD_INPUT_CHECK(t == "full_attention" || (sliding && c.sliding_window > 0),
+                          "{}: layer_types holds {}, which {} does not run", src,
+                          quote_name(t.dump(), 60), type);
+      }
     }
   }
   GPTQD_INPUT_CHECK(c.sliding_window >= 0, "{}: sliding_window is {}", src, c.sliding_window);
@@ -117,13 +187,11 @@ void describe(ModelSpec& s) {
     s.block_norms.push_back({"self_attn.q_norm.weight", {s.head_dim}});
     s.block_norms.push_back({"self_attn.k_norm.weight", {s.head_dim}});
   }
-  s.linears = {{"self_attn.q_proj", q, h, c.qkv_bias, 0},
-               {"self_attn.k_proj", kv, h, c.qkv_bias, 0},
-               {"self_attn.v_proj", kv, h, c.qkv_bias, 0},
-               {"self_attn.o_proj", h, q, c.o_bias, 1},
-               {"mlp.gate_proj", s.ffn, h, c.mlp_bias, 2},
-               {"mlp.up_proj", s.ffn, h, c.mlp_bias, 2},
-               {"mlp.down_proj", h, s.ffn, c.mlp_bias, 3}};
+  s.linears = {
+      {"self_attn.q_proj", q, h, c.qkv_bias, 0},  {"self_attn.k_proj", kv, h, c.qkv_bias, 0},
+      {"self_attn.v_proj", kv, h, c.qkv_bias, 0}, {"self_attn.o_proj", h, q, c.o_bias, 1},
+      {"mlp.gate_proj", s.ffn, h, c.mlp_bias, 2}, {"mlp.up_proj", s.ffn, h, c.mlp_bias, 2},
+      {"mlp.down_proj", h, s.ffn, c.mlp_bias, 3}};
   s.embedding = {{"embed_tokens.weight", {s.vocab, h}}};
   s.final_norm = {{"norm.weight", {h}}};
   if (!c.tie_word_embeddings) s.lm_head = "lm_head.weight";
@@ -139,7 +207,38 @@ void describe(ModelSpec& s) {
 
 const FamilyDecl& llama_family() {
   static const FamilyDecl kDecl{
-      Family::kLlama, {"llama", "mistral", "qwen2", "qwen3"}, parse, describe};
+      Family::kLlama,
+      {"llama", "mistral", "qwen2", "qwen3"},
+      parse,
+      describe,
+      {"num_hidden_layers",
+       "hidden_size",
+       "num_attention_heads",
+       "vocab_size",
+       "intermediate_size",
+       "num_key_value_heads",
+       "head_dim",
+       "rms_norm_eps",
+       "rope_theta",
+       "rope_scaling",
+       "rope_parameters",
+       "max_position_embeddings",
+       "tie_word_embeddings",
+       "attention_bias",
+       "mlp_bias",
+       "sliding_window",
+       "use_sliding_window",
+       "max_window_layers",
+       "layer_types",
+       "hidden_act",
+       "bos_token_id",
+       "eos_token_id",
+       "pad_token_id",
+       "torch_dtype",
+       "dtype"},
+      // pretraining_tp > 1 (transformers 4.x Llama) splits the projections into slices whose
+      // results are summed: the same product in another summation order.
+      {"pretraining_tp"}};
   return kDecl;
 }
 

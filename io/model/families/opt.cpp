@@ -1,10 +1,10 @@
 // OPT (DESIGN.md §5b): learned positions read at position + 2, pre-LN (or post-LN when
 // do_layer_norm_before is false, as OPT-350m), ReLU MLP, biases everywhere, tied head.
 // Keys and defaults as in transformers' configuration_opt.py.
+#include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/families/family_decl.h"
 #include "io/model/json_strict.h"
-#include "base/check.h"
 
 namespace gptqd {
 namespace {
@@ -63,12 +63,13 @@ void describe(ModelSpec& s) {
                    {"self_attn_layer_norm.bias", {h}},
                    {"final_layer_norm.weight", {h}},
                    {"final_layer_norm.bias", {h}}};
-  s.linears = {{"self_attn.q_proj", h, h, b, 0},  {"self_attn.k_proj", h, h, b, 0},
-               {"self_attn.v_proj", h, h, b, 0},  {"self_attn.out_proj", h, h, b, 1},
-               {"fc1", s.ffn, h, b, 2},           {"fc2", h, s.ffn, b, 3}};
+  s.linears = {{"self_attn.q_proj", h, h, b, 0}, {"self_attn.k_proj", h, h, b, 0},
+               {"self_attn.v_proj", h, h, b, 0}, {"self_attn.out_proj", h, h, b, 1},
+               {"fc1", s.ffn, h, b, 2},          {"fc2", h, s.ffn, b, 3}};
   s.embedding = {{"embed_tokens.weight", {s.vocab, h}},
                  {"embed_positions.weight", {c.max_position_embeddings + kPositionOffset, h}}};
-  if (c.final_layer_norm) s.final_norm = {{"final_layer_norm.weight", {h}}, {"final_layer_norm.bias", {h}}};
+  if (c.final_layer_norm)
+    s.final_norm = {{"final_layer_norm.weight", {h}}, {"final_layer_norm.bias", {h}}};
   if (!c.tie_word_embeddings) s.lm_head = "lm_head.weight";
   s.max_seqlen = c.max_position_embeddings;
   s.max_seqlen_why =
@@ -78,7 +79,17 @@ void describe(ModelSpec& s) {
 }  // namespace
 
 const FamilyDecl& opt_family() {
-  static const FamilyDecl kDecl{Family::kOpt, {"opt"}, parse, describe};
+  static const FamilyDecl kDecl{
+      Family::kOpt,
+      {"opt"},
+      parse,
+      describe,
+      {"num_hidden_layers", "hidden_size", "num_attention_heads", "vocab_size", "ffn_dim",
+       "max_position_embeddings", "word_embed_proj_dim", "layer_norm_elementwise_affine",
+       "activation_function", "do_layer_norm_before", "enable_bias", "tie_word_embeddings",
+       "_remove_final_layer_norm", "bos_token_id", "eos_token_id", "pad_token_id", "torch_dtype",
+       "dtype"},
+      {}};
   return kDecl;
 }
 
