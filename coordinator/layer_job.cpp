@@ -4,11 +4,12 @@
 #include <cstdio>
 #include <map>
 
-#include "io/model/safetensors.h"
-#include "kernels/buffer.h"
 #include "base/check.h"
 #include "base/log.h"
 #include "base/timing.h"
+#include "io/files/output_path.h"
+#include "io/model/safetensors.h"
+#include "kernels/buffer.h"
 #include "worker/hessian.h"
 
 namespace gptqd {
@@ -63,6 +64,8 @@ LayerReport quantize_layer_file(const LayerOptions& opt) {
   GptqOptions gopt = opt.gptq;
   if (gopt.label.empty()) gopt.label = opt.in_path;
   LayerReport rep;
+  // The output rule (io/files/output_path.h), before any work: --out is not --in, by identity.
+  check_output_file("layer --out", opt.out_path, {{"--in file", opt.in_path}});
 
   const SafetensorsFile in = SafetensorsFile::open(opt.in_path);
   std::vector<int64_t> wshape, xshape, bshape;
@@ -141,7 +144,7 @@ LayerReport quantize_layer_file(const LayerOptions& opt) {
       {"gptq_err", fmt::format("{}", rep.gptq_err)},
       {"rtn_err", fmt::format("{}", rep.rtn_err)},
   };
-  write_safetensors(opt.out_path, out, meta);
+  write_safetensors(opt.out_path, out, meta, "layer --out");
   rep.seconds_total = seconds_since(t0);
   return rep;
 }

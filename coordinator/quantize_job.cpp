@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "base/check.h"
+#include "base/log.h"
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/execution.h"
@@ -24,9 +26,7 @@
 #include "io/checkpoint/checkpoint_guard.h"
 #include "io/export/export_compat.h"
 #include "io/model/hf_model.h"
-#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "base/log.h"
 #include "worker/block_quantizer.h"
 #include "worker/memory_model.h"
 #include "worker/model_weights.h"
@@ -161,9 +161,10 @@ void check_host_memory(const RankEstimate& r, bool on_gpu, int ranks_here) {
                     static_cast<double>(avail) / gib);
 }
 
-// Every file the job reads, for check_output_not_input.
+// Everything the job reads, for check_output_not_input: the model directory (nothing is
+// written inside it) and its files, the job file and the texts.
 std::vector<NamedInput> job_inputs(const std::string& config_path, const JobConfig& job) {
-  std::vector<NamedInput> in = files_of_directory(job.model_path);
+  std::vector<NamedInput> in = model_directory_inputs(job.model_path);
   in.push_back({"job file", config_path});
   if (!job.calibration.text.empty()) in.push_back({"calibration.text", job.calibration.text});
   if (!job.calibration.tokens.empty()) in.push_back({"calibration.tokens", job.calibration.tokens});

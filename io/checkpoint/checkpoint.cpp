@@ -15,11 +15,12 @@
 #include <limits>
 #include <utility>
 
+#include "base/check.h"
+#include "base/log.h"
 #include "io/checkpoint/checkpoint_checksum.h"
 #include "io/checkpoint/checkpoint_meta.h"
 #include "io/checkpoint/hdf5_util.h"
-#include "base/check.h"
-#include "base/log.h"
+#include "io/files/output_path.h"
 
 namespace gptqd {
 
@@ -277,6 +278,11 @@ Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout,
   // The layout is built under a temporary name and renamed into place once complete and synced,
   // so a job killed during create leaves no half-made checkpoint at `path` to resume from.
   const std::string tmp = path + ".creating";
+  // HDF5 opens by name and follows links: a symbolic link at either name would have its target
+  // truncated and overwritten. lstat right before the create (the job checked both at its
+  // start, check_output_not_input; this closes the gap since).
+  refuse_symlink("output.checkpoint", path);
+  refuse_symlink("output.checkpoint's temporary file", tmp);
   try {
     Hid fapl = mpio_fapl(comm);
     h5::check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18),
@@ -323,6 +329,7 @@ Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout,
 Checkpoint Checkpoint::open_resume(const std::string& path, const CkptLayout& layout,
                                    MPI_Comm comm) {
   h5::quiet_errors();
+  refuse_symlink("output.checkpoint", path);  // a resume writes into the file
   check_is_hdf5(path);
   Checkpoint ckpt = open_parallel(path, comm);
   const std::string diff = layout_difference(ckpt.layout(), layout);

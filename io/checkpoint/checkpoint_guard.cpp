@@ -16,22 +16,6 @@
 namespace gptqd {
 namespace {
 
-// Paths echoed in messages are cut and escaped so that an error stays one readable line.
-std::string shown_path(const std::string& path) {
-  constexpr size_t kMax = 200;
-  std::string out;
-  for (char c : path) {
-    if (out.size() >= kMax) return out + "...";
-    const auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u == 0x7f) {
-      out += fmt::format("\\x{:02x}", u);
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
 std::string host_name() {
   char name[256] = {};
   if (gethostname(name, sizeof name - 1) != 0) return "unknown-host";
@@ -40,45 +24,10 @@ std::string host_name() {
 
 }  // namespace
 
-FileIdentity file_identity(const std::string& path) {
-  struct stat st {};
-  FileIdentity id;
-  if (::stat(path.c_str(), &st) != 0) return id;
-  id.dev = st.st_dev;
-  id.ino = st.st_ino;
-  id.exists = true;
-  return id;
-}
-
-std::vector<NamedInput> files_of_directory(const std::string& dir) {
-  std::vector<NamedInput> out;
-  std::error_code ec;
-  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
-    std::error_code ec2;
-    if (it->is_regular_file(ec2)) out.push_back({"model file", it->path().string()});
-  }
-  return out;
-}
-
 void check_output_not_input(const std::string& checkpoint, const std::vector<NamedInput>& inputs) {
-  const std::vector<std::pair<std::string, std::string>> outputs = {
-      {"output.checkpoint", checkpoint},
-      {"output.checkpoint's temporary file", checkpoint + ".creating"},
-      {"output.checkpoint's lock file", checkpoint + ".lock"}};
-  for (const auto& [role, path] : outputs) {
-    struct stat st {};
-    if (::stat(path.c_str(), &st) != 0) continue;
-    GPTQD_INPUT_CHECK(!S_ISDIR(st.st_mode),
-                      "{} '{}' is a directory; give a file path, e.g. {}/job.h5", role,
-                      shown_path(path), shown_path(path));
-    for (const NamedInput& in : inputs) {
-      const FileIdentity id = file_identity(in.path);
-      GPTQD_INPUT_CHECK(!(id.exists && id.dev == st.st_dev && id.ino == st.st_ino),
-                        "{} '{}' is the {} '{}': the job would overwrite its own input; choose "
-                        "another output.checkpoint",
-                        role, shown_path(path), in.what, shown_path(in.path));
-    }
-  }
+  check_output_file("output.checkpoint", checkpoint, inputs);
+  check_output_file("output.checkpoint's temporary file", checkpoint + ".creating", inputs);
+  check_output_file("output.checkpoint's lock file", checkpoint + ".lock", inputs);
 }
 
 CheckpointLock CheckpointLock::acquire(const std::string& checkpoint) {
@@ -96,9 +45,24 @@ CheckpointLock CheckpointLock::acquire(const std::string& checkpoint) {
   // A holder removes the lock file when it ends; a file opened just before that removal is
   // locked by nobody else, so after locking, check that the path still names our file.
   for (int attempt = 0; attempt < 16; ++attempt) {
-    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    GPTQD_INPUT_CHECK(fd >= 0, "output.checkpoint: cannot create the lock file '{}': {}",
-                      shown_path(path), std::strerror(errno));
+    // O_NOFOLLOW: a symbolic link planted at the lock's path would otherwise have its target
+    // truncated and overwritten with the holder's text (issue 20).
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == ELOOP) refuse_symlink("output.checkpoint's lock file", path);
+      throw InputError(fmt::format("output.checkpoint: cannot create the lock file '{}': {}",
+                                   shown_path(path), std::strerror(err)));
+    }
+    {
+      struct stat st {};
+      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw InputError(
+            fmt::format("output.checkpoint's lock file '{}' is not a regular file: remove it",
+                        shown_path(path)));
+      }
+    }
     if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
       const int err = errno;
       if (err == EWOULDBLOCK) {

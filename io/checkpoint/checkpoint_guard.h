@@ -1,30 +1,22 @@
-// Guards around the job's output file (issue 14): the checkpoint never replaces one of the
-// job's inputs, two jobs never write one checkpoint at once, and a job whose checkpoint was
-// replaced or removed while it ran never reports success.
+// Guards around the job's output file (issues 14 and 20): the checkpoint, its `.creating` and its
+// `.lock` follow the output rule of io/files/output_path.h (never over or into an input, never
+// through a symbolic link), two jobs never write one checkpoint at once, and a job whose checkpoint
+// was replaced or removed while it ran never reports success.
 #pragma once
-
-#include <sys/types.h>
 
 #include <string>
 #include <vector>
 
+#include "io/files/output_path.h"
+
 namespace gptqd {
 
-// An input of the job, named for messages: e.g. {"model file", "models/m/model.safetensors"}.
-struct NamedInput {
-  std::string what;
-  std::string path;
-};
-
-// Throws InputError when `checkpoint`, `<checkpoint>.creating` or `<checkpoint>.lock` is the
-// same file (st_dev and st_ino, so hard links, symlinks and `./` spellings all count) as any
-// existing input, or when one of them is a directory. Inputs that do not exist are skipped
-// (their own checks report them). Cheap: one stat per path.
+// Throws InputError when `checkpoint`, `<checkpoint>.creating` or `<checkpoint>.lock` breaks the
+// output rule of io/files/output_path.h: it is the same file (st_dev and st_ino, so hard links,
+// symlinks and `./` spellings all count) as an existing input, lies inside an input directory
+// (the model directory), is a symbolic link, or is a directory or other non-regular file.
+// Inputs that do not exist are skipped (their own checks report them). Cheap: a few stats.
 void check_output_not_input(const std::string& checkpoint, const std::vector<NamedInput>& inputs);
-
-// Every regular file directly inside `dir` (a model directory: config.json, the safetensors
-// files and their index, tokenizer.json ...), each named "model file".
-std::vector<NamedInput> files_of_directory(const std::string& dir);
 
 // An exclusive lock on `<checkpoint>.lock` (flock), held by one process for the whole job;
 // the file holds "pid <pid> on <host>" of the holder. Move-only; the destructor unlocks and
@@ -32,7 +24,8 @@ std::vector<NamedInput> files_of_directory(const std::string& dir);
 class CheckpointLock {
  public:
   // Throws InputError when another process holds the lock, naming its pid and host and the
-  // lock file. On a file system without flock (some NFS/Lustre mounts: ENOLCK, EOPNOTSUPP) it
+  // lock file, or when the lock file is a symbolic link (opened with O_NOFOLLOW) or not a
+  // regular file. On a file system without flock (some NFS/Lustre mounts: ENOLCK, EOPNOTSUPP) it
   // logs a warning and holds nothing.
   static CheckpointLock acquire(const std::string& checkpoint);
 
@@ -52,17 +45,9 @@ class CheckpointLock {
   std::string path_;
 };
 
-// Identity of a file (st_dev, st_ino) to check, at the end of a job, that the path still names
-// the file the job wrote.
-struct FileIdentity {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool exists = false;
-};
-FileIdentity file_identity(const std::string& path);
-
-// Throws InputError when `path` no longer names the file `at_start` identified (removed, or
-// replaced by another job's create): the job's results are not in the file at that path.
+// Throws InputError when `path` no longer names the file `at_start` identified (file_identity,
+// taken when the job opened it): removed, or replaced by another job's create; the job's
+// results are not in the file at that path.
 void check_still_same_file(const std::string& path, const FileIdentity& at_start);
 
 }  // namespace gptqd

@@ -2,19 +2,20 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "base/check.h"
+#include "base/log.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/export/export_compat.h"
 #include "io/export/gptq_pack.h"
-#include "io/model/hf_model.h"
+#include "io/files/output_path.h"
+#include "io/files/staged_file.h"
 #include "io/job/job_config.h"
+#include "io/model/hf_model.h"
 #include "io/model/safetensors.h"
-#include "base/check.h"
-#include "base/log.h"
 
 #ifndef GPTQD_VERSION_STRING
 #define GPTQD_VERSION_STRING "0.1.0"
@@ -181,11 +182,33 @@ struct Pending {
   }
 };
 
-void write_json(const fs::path& path, const nlohmann::json& j) {
-  std::ofstream out(path);
-  GPTQD_INPUT_CHECK(out.good(), "cannot write {}", path.string());
-  out << j.dump(2) << "\n";
-  GPTQD_INPUT_CHECK(out.good(), "cannot write {}", path.string());
+// Who chose the output paths, for messages.
+constexpr const char* kOutRole = "export --out";
+
+// The tokenizer and generation files copied as they are, those the model directory has.
+constexpr const char* kCopiedFiles[] = {"tokenizer.json", "tokenizer_config.json",
+                                        "special_tokens_map.json", "generation_config.json"};
+
+StagedFile staged_json(const fs::path& path, const nlohmann::json& j) {
+  StagedFile f = StagedFile::create(kOutRole, path.string());
+  f.write(j.dump(2) + "\n");
+  return f;
+}
+
+// The output rule (io/files/output_path.h) for the whole export, before anything is written:
+// --out is no input and lies in none (the model directory), and no file the export writes or
+// removes there is an input (the checkpoint, a model file), a symbolic link or a directory.
+void check_export_outputs(const ExportOptions& opt, const std::string& model_dir) {
+  std::vector<NamedInput> inputs = {{"checkpoint being exported", opt.checkpoint}};
+  for (NamedInput& in : model_directory_inputs(model_dir)) inputs.push_back(std::move(in));
+  check_output_directory(kOutRole, opt.out_dir, inputs);
+  const fs::path dir(opt.out_dir);
+  for (const char* f : {"model.safetensors", "config.json", "quantize_config.json"})
+    check_output_file(kOutRole, (dir / f).string(), inputs);
+  for (const char* f : kCopiedFiles) {
+    if (fs::exists(fs::path(model_dir) / f))
+      check_output_file(kOutRole, (dir / f).string(), inputs);
+  }
 }
 
 }  // namespace
@@ -237,6 +260,7 @@ std::string export_gptq(const ExportOptions& opt) {
       opt.model_dir.empty()
           ? parse_job_config(layout.job_config_yaml, opt.checkpoint + " (job_config)").model_path
           : opt.model_dir;
+  check_export_outputs(opt, model_dir);
   const HfModel model = HfModel::open(model_dir);
   model.validate_shapes();  // dtypes and shapes, as quantize and eval check them (headers only)
   GPTQD_INPUT_CHECK(model.config().n_layer == layout.n_blocks,
@@ -365,33 +389,47 @@ std::string export_gptq(const ExportOptions& opt) {
         run.name, v1_zero_zero, (1 << run.bits) - 1, 1 << run.bits);
   }
 
+  // Every file is staged under a temporary name in --out and renamed into place only once all
+  // are written and synced: an export that fails (a full disk, a quota, a file too large) leaves
+  // the directory as it was, with no partial file.
   const fs::path dir(opt.out_dir);
   std::error_code ec;
-  fs::create_directories(dir, ec);
+  const bool created = fs::create_directories(dir, ec);
   GPTQD_INPUT_CHECK(!ec, "export --out: cannot create the directory '{}': {}", opt.out_dir,
                     ec.message());
-  write_safetensors((dir / "model.safetensors").string(), out.tensors,
-                    {{"format", "pt"},
-                     {"quantizer", quantizer_tag()},
-                     {"gptqd_run", run.name},
-                     {"gptqd_format", export_format_name(format)}});
-  nlohmann::json config = nlohmann::json::parse(model.config().json);
-  config["quantization_config"] =
-      format == ExportFormat::kCompressedTensors ? ct_config(run) : hf_gptq_config(run, format);
-  // transformers < 4.56 reads torch_dtype, later ones dtype: both say what is stored.
-  config["torch_dtype"] = torch_dtype_name(dt);
-  if (config.contains("dtype")) config["dtype"] = torch_dtype_name(dt);
-  write_json(dir / "config.json", config);
-  if (format == ExportFormat::kCompressedTensors) {
-    fs::remove(dir / "quantize_config.json");  // a stale one would make GPTQ loaders claim it
-  } else {
-    write_json(dir / "quantize_config.json", quantize_config_file(run, format));
+  std::vector<StagedFile> staged;
+  try {
+    staged.push_back(StagedFile::create(kOutRole, (dir / "model.safetensors").string()));
+    write_safetensors(staged.back(), out.tensors,
+                      {{"format", "pt"},
+                       {"quantizer", quantizer_tag()},
+                       {"gptqd_run", run.name},
+                       {"gptqd_format", export_format_name(format)}});
+    nlohmann::json config = nlohmann::json::parse(model.config().json);
+    config["quantization_config"] =
+        format == ExportFormat::kCompressedTensors ? ct_config(run) : hf_gptq_config(run, format);
+    // transformers < 4.56 reads torch_dtype, later ones dtype: both say what is stored.
+    config["torch_dtype"] = torch_dtype_name(dt);
+    if (config.contains("dtype")) config["dtype"] = torch_dtype_name(dt);
+    staged.push_back(staged_json(dir / "config.json", config));
+    if (format != ExportFormat::kCompressedTensors)
+      staged.push_back(
+          staged_json(dir / "quantize_config.json", quantize_config_file(run, format)));
+    for (const char* f : kCopiedFiles) {
+      const fs::path src = fs::path(model_dir) / f;
+      if (!fs::exists(src)) continue;
+      staged.push_back(StagedFile::create(kOutRole, (dir / f).string()));
+      staged.back().copy_from(src.string());
+    }
+    for (StagedFile& f : staged) f.finish();
+    for (StagedFile& f : staged) f.commit();
+  } catch (...) {
+    staged.clear();                    // removes the temporary files
+    if (created) fs::remove(dir, ec);  // only when empty: nothing of the user's goes
+    throw;
   }
-  for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                        "generation_config.json"}) {
-    const fs::path src = fs::path(model_dir) / f;
-    if (fs::exists(src)) fs::copy_file(src, dir / f, fs::copy_options::overwrite_existing);
-  }
+  if (format == ExportFormat::kCompressedTensors)
+    fs::remove(dir / "quantize_config.json", ec);  // a stale one would make GPTQ loaders claim it
   return fmt::format("exported run {} ({}-bit, group {}, {}) of {} to {} as {} ({}{}): {} tensors",
                      run.name, run.bits, run.group_size, run.sym ? "sym" : "asym", opt.checkpoint,
                      opt.out_dir, export_format_name(format), torch_dtype_name(dt),

@@ -24,7 +24,7 @@ const char* export_format_name(ExportFormat f);
 struct ExportOptions {
   std::string checkpoint;  // the HDF5 checkpoint
   std::string run;         // run name; may be empty when the checkpoint has exactly one
-  std::string out_dir;     // created; existing files of the same names are replaced
+  std::string out_dir;     // created; existing files of the same names are replaced (renamed over)
   std::string
       model_dir;  // the original model; empty = model.path of the job stored in the checkpoint
   ExportFormat format = ExportFormat::kGptq;
@@ -39,7 +39,11 @@ struct ExportOptions {
 // in the format's tensors; other tensors are copied (converted to the chosen dtype); a tied
 // LM head is also written as lm_head.weight (AutoGPTQ's loader does not tie it back).
 // InputError when the run is incomplete (naming the missing blocks), unknown, cannot be stored
-// in the format, or (for_vllm) cannot be served. Returns a one-line summary.
+// in the format, or (for_vllm) cannot be served, and, before anything is written, when out_dir
+// or a file in it breaks the output rule (io/files/output_path.h: it is the model directory, lies
+// in it, is the checkpoint or a model file, is a symbolic link). The files are staged under
+// temporary names and renamed into place together: a failed export leaves out_dir as it was.
+// Returns a one-line summary.
 std::string export_gptq(const ExportOptions& opt);
 
 }  // namespace gptqd

@@ -10,8 +10,8 @@
 #include <limits>
 #include <unordered_set>
 
-#include "io/model/json_strict.h"
 #include "base/check.h"
+#include "io/model/json_strict.h"
 
 namespace gptqd {
 
@@ -195,28 +195,9 @@ void SafetensorsFile::read_f32_into(const TensorInfo& t, float* dst) const {
   convert_to_f32(t.dtype, data(t), static_cast<size_t>(t.numel()), dst);
 }
 
-namespace {
-
-// Writes all of [p, p + n) to fd, retrying short writes and EINTR.
-bool write_all(int fd, const void* p, uint64_t n) {
-  const auto* c = static_cast<const uint8_t*>(p);
-  while (n > 0) {
-    const size_t chunk = static_cast<size_t>(std::min<uint64_t>(n, 1u << 30));
-    const ssize_t w = ::write(fd, c, chunk);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return false;
-    }
-    c += w;
-    n -= static_cast<uint64_t>(w);
-  }
-  return true;
-}
-
-}  // namespace
-
-void write_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
+void write_safetensors(StagedFile& out, const std::vector<TensorOut>& tensors,
                        const std::map<std::string, std::string>& metadata) {
+  const std::string& path = out.path();
   // ordered_json keeps insertion order, so the header lists tensors as laid out.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) {
@@ -252,27 +233,17 @@ void write_safetensors(const std::string& path, const std::vector<TensorOut>& te
   uint8_t len_le[8];
   for (int i = 0; i < 8; ++i) len_le[i] = static_cast<uint8_t>(text.size() >> (8 * i));
 
-  // Write beside the target and rename, so a reader never sees a partial file.
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  GPTQD_INPUT_CHECK(fd >= 0, "cannot create {}: {}", tmp, std::strerror(errno));
-  bool ok = write_all(fd, len_le, 8) && write_all(fd, text.data(), text.size());
-  for (size_t i = 0; ok && i < tensors.size(); ++i) ok = write_all(fd, tensors[i].data, sizes[i]);
-  ok = ok && ::fsync(fd) == 0;
-  int err = ok ? 0 : errno;
-  if (::close(fd) != 0 && ok) {
-    ok = false;
-    err = errno;
-  }
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    throw InputError(fmt::format("cannot write {}: {}", tmp, std::strerror(err)));
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    const int rerr = errno;
-    ::unlink(tmp.c_str());
-    throw InputError(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(rerr)));
-  }
+  out.write(len_le, 8);
+  out.write(text);
+  for (size_t i = 0; i < tensors.size(); ++i) out.write(tensors[i].data, sizes[i]);
+}
+
+void write_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
+                       const std::map<std::string, std::string>& metadata,
+                       const std::string& role) {
+  StagedFile out = StagedFile::create(role, path);
+  write_safetensors(out, tensors, metadata);
+  out.commit();
 }
 
 }  // namespace gptqd

@@ -11,6 +11,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "io/files/staged_file.h"
 #include "io/model/mmap_file.h"
 #include "kernels/dtype.h"
 
@@ -83,11 +84,18 @@ struct TensorOut {
   const void* data;  // numel x dtype_size(dtype) bytes; may be null when numel is 0
 };
 
-// Writes atomically (path + ".tmp", then rename). Tensors laid out in the given order, header
-// padded with spaces to a multiple of 8 bytes as the reference writer does. The header lists
-// "__metadata__" (if any) first, then the tensors in the given order. Throws Error for duplicate
-// or reserved names and negative dims, InputError naming the path if the file cannot be written.
-void write_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
+// Writes the file into `out` (a temporary file, io/files/staged_file.h) without committing it.
+// Tensors laid out in the given order, header padded with spaces to a multiple of 8 bytes as the
+// reference writer does. The header lists "__metadata__" (if any) first, then the tensors in the
+// given order. Throws Error for duplicate or reserved names and negative dims, InputError naming
+// the path if the file cannot be written.
+void write_safetensors(StagedFile& out, const std::vector<TensorOut>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// The same to `path`, atomically: a temporary file beside it, renamed into place; never through
+// a symbolic link at `path` (refused, naming `role`).
+void write_safetensors(const std::string& path, const std::vector<TensorOut>& tensors,
+                       const std::map<std::string, std::string>& metadata = {},
+                       const std::string& role = "output");
 
 }  // namespace gptqd

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "io/model/safetensors.h"
 #include "base/check.h"
+#include "io/model/safetensors.h"
 #include "tests/test_util.h"
 
 namespace gptqd {
@@ -50,6 +50,13 @@ class SafetensorsTest : public ::testing::Test {
                              ::testing::UnitTest::GetInstance()->current_test_info()->name());
   }
   void TearDown() override { fs::remove_all(dir_); }
+
+  // No temporary file of the writer (io/files/staged_file.h: ".<name>.gptqd-...") is left.
+  bool no_temporary_left() const {
+    for (const auto& e : fs::directory_iterator(dir_))
+      if (e.path().filename().string().rfind(".", 0) == 0) return false;
+    return true;
+  }
 
   // Writes `bytes` to a file and expects open() to fail with a message that
   // names the file and contains every one of `culprits`.
@@ -120,7 +127,7 @@ TEST_F(SafetensorsTest, WriterEmitsReferenceBytes) {
   const std::string expected =
       st_file(header, std::string("\x00\x00\x80\x3f\x00\x00\x00\xc0\x80\x3f", 10));
   EXPECT_EQ(read_bytes(path), expected);
-  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_TRUE(no_temporary_left());
 }
 
 TEST_F(SafetensorsTest, RoundTripAllDtypes) {
@@ -212,7 +219,7 @@ TEST_F(SafetensorsTest, WriterOverwritesAtomicallyAndEmptyFileIsValid) {
   const SafetensorsFile f = SafetensorsFile::open(path);
   EXPECT_TRUE(f.tensors().empty());
   EXPECT_TRUE(f.metadata().empty());
-  EXPECT_FALSE(fs::exists(path + ".tmp"));
+  EXPECT_TRUE(no_temporary_left());
 }
 
 TEST_F(SafetensorsTest, WriterRejectsBadTensorsAndUnwritablePath) {
@@ -224,6 +231,7 @@ TEST_F(SafetensorsTest, WriterRejectsBadTensorsAndUnwritablePath) {
   EXPECT_THROW(write_safetensors(path, {{"a", DType::F32, {-1}, &x}}), Error);
   EXPECT_THROW(write_safetensors(path, {{"a", DType::F32, {1}, nullptr}}), Error);
   EXPECT_FALSE(fs::exists(path));
+  EXPECT_TRUE(no_temporary_left());
   const std::string bad = (dir_ / "no-such-dir" / "w.safetensors").string();
   try {
     write_safetensors(bad, {{"a", DType::F32, {1}, &x}});
