@@ -2,8 +2,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
+#include "io/checkpoint/checkpoint.h"
 
 namespace gptqd {
 
@@ -46,6 +46,34 @@ std::string run_settings(const CkptRunSpec& r) {
       yes_no(r.true_sequential), r.damp_percent, r.block_size, yes_no(r.mse_clip));
 }
 
+// Which original weights the file vouches for (docs/checkpoint-format.md, weights_digest).
+std::string weights_digest_summary(const Checkpoint& ckpt) {
+  if (!ckpt.has_weights_digests())
+    return "weights digests: none (the file predates them: a resume or eval cannot check the "
+           "model's weights against it)\n";
+  const CkptLayout& layout = ckpt.layout();
+  const std::vector<uint64_t> digests = ckpt.weights_digests();
+  std::vector<bool> complete(static_cast<size_t>(layout.n_blocks), false);
+  for (const auto& run : layout.runs) {
+    const auto done = ckpt.completion(run.name);
+    for (size_t b = 0; b < done.size(); ++b) complete[b] = complete[b] || done[b] != 0;
+  }
+  int64_t known = 0;
+  std::vector<int64_t> unvouched;  // complete in some run, but no digest (an older writer)
+  for (int64_t b = 0; b < layout.n_blocks; ++b) {
+    if (digests[static_cast<size_t>(b)] != 0) ++known;
+    if (complete[static_cast<size_t>(b)] && digests[static_cast<size_t>(b)] == 0)
+      unvouched.push_back(b);
+  }
+  std::string out = fmt::format(
+      "weights digests: {} of {} blocks, embedding {}", known, layout.n_blocks,
+      digests.back() != 0 ? fmt::format("{:016x}", digests.back()) : std::string("not yet"));
+  if (!unvouched.empty())
+    out +=
+        fmt::format("; complete without a digest (not checked): {}", format_block_list(unvouched));
+  return out + "\n";
+}
+
 }  // namespace
 
 std::string format_block_list(const std::vector<int64_t>& blocks) {
@@ -68,6 +96,7 @@ std::string inspect_checkpoint(const std::string& path) {
                                 kCheckpointFormat, ckpt.format_version(), ckpt.writer_version());
   out += model_summary(layout) + "\n";
   out += fmt::format("fingerprint: {}\n", layout.fingerprint);
+  out += weights_digest_summary(ckpt);
   size_t name_width = 5;
   for (const auto& l : layout.layers) name_width = std::max(name_width, l.name.size());
   out += fmt::format("layers per block, in true-sequential groups (a group shares one input):\n");
