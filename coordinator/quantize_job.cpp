@@ -10,6 +10,8 @@
 #include <sstream>
 #include <thread>
 
+#include "base/check.h"
+#include "base/log.h"
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/execution.h"
@@ -24,9 +26,7 @@
 #include "io/checkpoint/checkpoint_guard.h"
 #include "io/export/export_compat.h"
 #include "io/model/hf_model.h"
-#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "base/log.h"
 #include "worker/block_quantizer.h"
 #include "worker/memory_model.h"
 #include "worker/model_weights.h"
@@ -337,6 +337,12 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         })) {
       return 1;
     }
+  }
+  if (rank == 0 && exists && !opt.restart && !ckpt->has_weights_digests()) {
+    GPTQD_LOG_WARN(
+        "checkpoint {} has no weights digests (made by a gptqd before them): the model's weights "
+        "are not checked against those its complete blocks were quantized from",
+        job.checkpoint);
   }
   FileIdentity written;  // rank 0: the file this job writes, checked again at the end
   if (rank == 0) written = file_identity(job.checkpoint);
