@@ -221,9 +221,10 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   }
 
   // The leader, which marks the blocks, checks that the weights it reads are those the
-  // checkpoint's complete blocks were quantized from, and records them for the blocks it marks.
-  // Its error ends the job (the top of the rank logs it and aborts every rank); the other
-  // replicas, which read the same weights, stay quiet, so the job ends with one line.
+  // checkpoint's complete blocks were quantized from, and records them for blocks nothing
+  // complete depends on yet. Its error ends the job (the top of the rank logs it and aborts
+  // every rank); the other replicas, which read the same weights, stay quiet, so the job ends
+  // with one line.
   std::unique_ptr<WeightsGuard> guard;
   if (leader) guard = std::make_unique<WeightsGuard>(ckpt, in.model->dir());
 
@@ -265,7 +266,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       } else if (r + 1 < job.runs.size()) {
         weights.prefetch(role.first_block);
       }
-      if (guard) guard->check_block(b, w.digest);
+      if (guard) guard->admit_block(b, w.digest);
       const bool resumed = done[b] != 0;
       if (resumed) {
         std::vector<std::vector<float>> deq(d.linears.size());
@@ -297,7 +298,6 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
           in.group->barrier();
         }
         if (leader) {
-          guard->record_block(b, w.digest);
           ckpt.mark_complete(q.name, b);
           test_hook_after_mark(b);
         }

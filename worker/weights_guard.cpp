@@ -1,5 +1,7 @@
 #include "worker/weights_guard.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "base/log.h"
 #include "io/checkpoint/checkpoint_inspect.h"
@@ -14,67 +16,64 @@ WeightsGuard::WeightsGuard(Checkpoint& ckpt, const std::string& model_dir)
   stored_ = ckpt.weights_digests();
   GPTQD_CHECK(stored_.size() == n + 1, "checkpoint {}: {} weights digests for {} blocks",
               ckpt.path(), stored_.size(), n);
-  std::vector<bool> complete(n, false);
+  // The last block complete in any run: it and every block before it, and the embedding, made
+  // the data of a complete block.
+  int64_t last = -1;
   for (const CkptRunSpec& run : layout.runs) {
     const std::vector<uint8_t> done = ckpt.completion(run.name);
-    for (size_t b = 0; b < n; ++b) complete[b] = complete[b] || done[b] != 0;
+    for (size_t b = 0; b < n; ++b)
+      if (done[b] != 0) last = std::max(last, static_cast<int64_t>(b));
   }
-  bool any = false;
-  std::vector<int64_t> unknown;
   state_.assign(n + 1, State::kFree);
-  for (size_t b = 0; b < n; ++b) {
-    if (!complete[b]) continue;
-    any = true;
-    state_[b] = stored_[b] != 0 ? State::kVouched : State::kUnknown;
-    if (stored_[b] == 0) unknown.push_back(static_cast<int64_t>(b));
+  std::vector<int64_t> unknown;
+  auto depended_on = [&](size_t i) {
+    state_[i] = stored_[i] != 0 ? State::kVouched : State::kUnknown;
+    if (stored_[i] == 0 && i < n) unknown.push_back(static_cast<int64_t>(i));
+  };
+  if (last >= 0) {
+    for (size_t b = 0; b <= static_cast<size_t>(last); ++b) depended_on(b);
+    depended_on(n);
   }
-  // The embedding made the inputs of every complete block.
-  if (any) state_[n] = stored_[n] != 0 ? State::kVouched : State::kUnknown;
   if (!unknown.empty())
     GPTQD_LOG_WARN(
-        "checkpoint {}: block(s) {} are complete without a weights digest (marked by an older "
-        "gptqd): the model's weights are not checked against them",
+        "checkpoint {}: complete blocks depend on block(s) {}, which have no weights digest "
+        "(marked by an older gptqd): the model's weights are not checked against them",
         ckpt.path(), format_block_list(unknown));
 }
 
-void WeightsGuard::refuse(const std::string& what, uint64_t now, uint64_t stored) const {
-  throw InputError(fmt::format(
-      "checkpoint {} was quantized from other weights than model {} holds now: {} (weights "
-      "digest {:016x}, {:016x} stored); the model changed since the checkpoint was made: put the "
-      "original weights back, or rerun with --restart to quantize every block again",
-      ckpt_->path(), model_dir_, what, now, stored));
+void WeightsGuard::admit(size_t i, const std::string& what, uint64_t digest) {
+  switch (state_[i]) {
+    case State::kVouched:
+      if (stored_[i] == digest) return;
+      throw InputError(fmt::format(
+          "checkpoint {} was quantized from other weights than model {} holds now: {} (weights "
+          "digest {:016x}, {:016x} stored); the model changed since the checkpoint was made: put "
+          "the original weights back, or rerun with --restart to quantize every block again",
+          ckpt_->path(), model_dir_, what, digest, stored_[i]));
+    case State::kUnknown:
+      return;
+    case State::kFree:
+      // Synced before anything is computed from these weights: a later stage, maybe on another
+      // node, marks the blocks that depend on them with its own fsync, which does not cover
+      // this rank's pages.
+      ckpt_->write_weights_digest(static_cast<int64_t>(i), digest);
+      ckpt_->sync();
+      stored_[i] = digest;
+      state_[i] = State::kVouched;
+      return;
+  }
 }
 
-void WeightsGuard::check_block(int64_t b, uint64_t digest) const {
+void WeightsGuard::admit_block(int64_t b, uint64_t digest) {
   if (!active_) return;
-  const auto i = static_cast<size_t>(b);
-  GPTQD_CHECK(b >= 0 && i + 1 < state_.size(), "weights digest of block {}", b);
-  if (state_[i] == State::kVouched && stored_[i] != digest)
-    refuse(fmt::format("block {}'s weights differ", b), digest, stored_[i]);
-}
-
-void WeightsGuard::record_block(int64_t b, uint64_t digest) {
-  if (!active_) return;
-  const auto i = static_cast<size_t>(b);
-  GPTQD_CHECK(b >= 0 && i + 1 < state_.size(), "weights digest of block {}", b);
-  if (state_[i] != State::kFree) return;
-  ckpt_->write_weights_digest(b, digest);
-  stored_[i] = digest;
-  state_[i] = State::kVouched;
+  GPTQD_CHECK(b >= 0 && static_cast<size_t>(b) + 1 < state_.size(), "weights digest of block {}",
+              b);
+  admit(static_cast<size_t>(b), fmt::format("block {}'s weights differ", b), digest);
 }
 
 void WeightsGuard::admit_embedding(uint64_t digest) {
   if (!active_) return;
-  const size_t i = state_.size() - 1;
-  if (state_[i] == State::kVouched && stored_[i] != digest)
-    refuse("the embedding differs", digest, stored_[i]);
-  if (state_[i] != State::kFree) return;
-  // Synced now: a later stage (maybe on another node) marks its blocks with its own fsync,
-  // which does not cover this rank's pages.
-  ckpt_->write_weights_digest(static_cast<int64_t>(i), digest);
-  ckpt_->sync();
-  stored_[i] = digest;
-  state_[i] = State::kVouched;
+  admit(state_.size() - 1, "the embedding differs", digest);
 }
 
 }  // namespace gptqd

@@ -1,9 +1,12 @@
 // What a resumed job trusts of its checkpoint's blocks: that they were quantized from the
 // weights the model directory holds now. The checkpoint's weights_digest
 // (docs/checkpoint-format.md) stores, per block, the digest of the weights it was quantized
-// from (BlockWeights::digest, hashed as they were read) and that of the embedding; a stage's
-// leader compares the digest of each block it reads with the stored one before anything is
-// written for the block, and records it for a block before marking the block complete.
+// from (BlockWeights::digest, hashed as they were read) and that of the embedding. A complete
+// block's data depends on its own weights and on those of every block before it (its inputs
+// came through them) and of the embedding, so a stage's leader compares the digest of each
+// block it reads with the stored one whenever that block or a later one is complete in some
+// run, before anything is computed from the block; otherwise it stores the block's digest then,
+// before any block that depends on it can be marked complete.
 #pragma once
 
 #include <cstdint>
@@ -16,36 +19,31 @@ namespace gptqd {
 
 class WeightsGuard {
  public:
-  // Reads weights_digest and which blocks are complete in some run (the state at the start of
-  // the stage: call it before the stage marks anything). `ckpt` must outlive the guard; only
-  // one rank of a stage keeps one (the one that marks blocks). A file without weights_digest
-  // (made before gptqd recorded them) makes every method a no-op; blocks complete without a
-  // stored digest (marked by an older gptqd) are never checked, and a warning lists them.
+  // Reads weights_digest and the completion of every run (the state at the start of the
+  // stage: build it before the stage marks anything). `ckpt` must outlive the guard; only one
+  // rank of a stage keeps one (the one that marks blocks). A file without weights_digest (made
+  // before gptqd recorded them) makes every method a no-op; a block that some complete block
+  // depends on but has no stored digest (an older gptqd marked it) is never checked, and a
+  // warning lists such blocks.
   WeightsGuard(Checkpoint& ckpt, const std::string& model_dir);
 
-  // Before anything is written for block b (it may be complete in this run, or in another):
-  // throws InputError, one line naming the block, the model and the checkpoint, when b is
-  // complete in some run and `digest` is not the digest stored for it.
-  void check_block(int64_t b, uint64_t digest) const;
+  // Block b's weights, as read, before anything is computed from them. When b or a later
+  // block is complete in some run (or b was admitted before in this job): throws InputError,
+  // one line naming the block, the model and the checkpoint, unless `digest` is the stored
+  // one. Otherwise stores `digest` as b's and syncs it.
+  void admit_block(int64_t b, uint64_t digest);
 
-  // Just before block b is marked complete: stores `digest` as its weights digest when no run
-  // has b complete yet (the mark's sync puts it on disk before the mark). No-op otherwise
-  // (check_block has compared it).
-  void record_block(int64_t b, uint64_t digest);
-
-  // The embedding the stage-0 inputs were embedded with, before the first block of a run is
-  // read: when some block is complete in some run it must equal the stored digest (InputError
-  // as check_block); otherwise it is stored and synced, before any block that depends on it
-  // can be marked complete on any rank.
+  // The embedding the stage-0 inputs are embedded with, the same way (every block depends on
+  // it).
   void admit_embedding(uint64_t digest);
 
  private:
   enum class State : uint8_t {
-    kFree,     // complete in no run: its digest is whatever the current weights give
-    kVouched,  // complete in some run, digest stored: the weights must match it
-    kUnknown,  // complete in some run without a digest (an older writer): not checked
+    kFree,     // nothing complete depends on it: its digest is whatever the weights give now
+    kVouched,  // complete blocks depend on it and its digest is stored: the weights must match
+    kUnknown,  // complete blocks depend on it without a stored digest (an older writer)
   };
-  [[noreturn]] void refuse(const std::string& what, uint64_t now, uint64_t stored) const;
+  void admit(size_t index, const std::string& what, uint64_t digest);
 
   Checkpoint* ckpt_;
   std::string model_dir_;

@@ -1,5 +1,6 @@
 #include "io/checkpoint/checkpoint_inspect.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "base/check.h"
@@ -53,24 +54,25 @@ std::string weights_digest_summary(const Checkpoint& ckpt) {
            "model's weights against it)\n";
   const CkptLayout& layout = ckpt.layout();
   const std::vector<uint64_t> digests = ckpt.weights_digests();
-  std::vector<bool> complete(static_cast<size_t>(layout.n_blocks), false);
+  // Complete blocks depend on every block up to the last complete one (of any run).
+  int64_t last = -1;
   for (const auto& run : layout.runs) {
     const auto done = ckpt.completion(run.name);
-    for (size_t b = 0; b < done.size(); ++b) complete[b] = complete[b] || done[b] != 0;
+    for (size_t b = 0; b < done.size(); ++b)
+      if (done[b] != 0) last = std::max(last, static_cast<int64_t>(b));
   }
   int64_t known = 0;
-  std::vector<int64_t> unvouched;  // complete in some run, but no digest (an older writer)
+  std::vector<int64_t> unvouched;  // complete blocks depend on them, no digest (an older writer)
   for (int64_t b = 0; b < layout.n_blocks; ++b) {
     if (digests[static_cast<size_t>(b)] != 0) ++known;
-    if (complete[static_cast<size_t>(b)] && digests[static_cast<size_t>(b)] == 0)
-      unvouched.push_back(b);
+    if (b <= last && digests[static_cast<size_t>(b)] == 0) unvouched.push_back(b);
   }
   std::string out = fmt::format(
       "weights digests: {} of {} blocks, embedding {}", known, layout.n_blocks,
       digests.back() != 0 ? fmt::format("{:016x}", digests.back()) : std::string("not yet"));
   if (!unvouched.empty())
-    out +=
-        fmt::format("; complete without a digest (not checked): {}", format_block_list(unvouched));
+    out += fmt::format("; none for block(s) {} that complete blocks depend on (not checked)",
+                       format_block_list(unvouched));
   return out + "\n";
 }
 

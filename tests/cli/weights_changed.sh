@@ -8,13 +8,16 @@
 #   b. model.safetensors replaced by a new file with one value of block 0 changed: refused;
 #   e. one value of the embedding changed: refused, naming the embedding;
 #   g. two stages, block 2 complete on stage 1 (rank 1) and changed: refused by rank 1, one line;
+#   h. block 1 to be quantized again (found damaged) while block 2, computed through it, is
+#      complete, and block 1 changed: refused (block 2's data came from block 1's old weights);
 #   d. eval of a complete checkpoint: works with the original weights, refused naming block 2
 #      when block 2 changed.
 # Controls: the shard replaced by an identical copy (new inode and mtime) resumes and completes;
-# a change in block 3 (complete in no run) resumes, completes, and equals a fresh run on the
-# changed model (and differs from the run on the original one: the change mattered); a
-# checkpoint without weights_digest (made before it) resumes a changed model with one warning
-# line (the check is what refuses, nothing else).
+# a change in block 3 (no complete block depends on it) resumes, completes, and equals a fresh
+# run on the changed model (and differs from the run on the original one: the change mattered); the
+# damaged block 1 of h with its weights unchanged is quantized again; a checkpoint without
+# weights_digest (made before it) resumes a changed model with one warning line (the check is
+# what refuses, nothing else).
 source "$(dirname "$0")/lib.bash"
 
 M=$WORK/m
@@ -131,8 +134,9 @@ run c1 quantize "$WORK/job.yaml"
 [[ $rc -eq 0 ]] || { cat "$WORK/c1.err"; fail "control: the unchanged model did not resume"; }
 grep -q "block 0 (1/4 .*resumed from checkpoint" "$WORK/c1.err" || fail "control: block 0 not resumed"
 "$BIN" inspect "$WORK/ck.h5" --verify >/dev/null || fail "control: verify after the resume"
-"$BIN" inspect "$WORK/ck.h5" | grep -qE "^weights digests: 4 of 4 blocks, embedding" ||
-  fail "control: inspect after the resume"
+"$BIN" inspect "$WORK/ck.h5" >"$WORK/inspect1.out"
+grep -qE "^weights digests: 4 of 4 blocks, embedding" "$WORK/inspect1.out" ||
+  { cat "$WORK/inspect1.out"; fail "control: inspect after the resume"; }
 /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/ck.h5" >"$WORK/orig.json"
 cp "$WORK/ck.h5" "$WORK/complete.h5"
 echo "ok   control: an identical copy of the shard resumes and completes"
@@ -180,11 +184,39 @@ grep -q "\[rank 1\].*error:" "$WORK/g.err" || { cat "$WORK/g.err"; fail "g: not 
 cmp -s "$WORK/stages.h5" "$WORK/stages.partial.h5" || fail "g: the refused job changed the checkpoint"
 restore
 
+# h. Block 1 is quantized again (a damaged code: the resume's read-back clears its mark) while
+# block 2, complete, was computed through block 1's old weights: block 1 changed is refused.
+# damage FILE: one code of w4g128's block 1 moved to another 4-bit value.
+damage() {
+  /usr/bin/python3 - "$1" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    c = f["runs/w4g128/blocks/1/self_attention.dense/codes"]
+    c[3, 5] = (int(c[3, 5]) + 1) % 16
+PY
+}
+cp "$WORK/stages.partial.h5" "$WORK/stages.h5"
+damage "$WORK/stages.h5"
+flip h.1.mlp.dense_h_to_4h.weight
+run h quantize "$WORK/stages.yaml"
+refused h "block 1's weights differ"
+grep -q "run w4g128 block 1 will be quantized again" "$WORK/h.err" || { cat "$WORK/h.err"; fail "h: block 1 was not found damaged"; }
+restore
+# Control: the same damage with the weights unchanged resumes and completes.
+cp "$WORK/stages.partial.h5" "$WORK/stages.h5"
+damage "$WORK/stages.h5"
+run h0 quantize "$WORK/stages.yaml"
+[[ $rc -eq 0 ]] || { cat "$WORK/h0.err"; fail "control: a damaged block 1 with its weights unchanged"; }
+grep -q "run w4g128 block 1 will be quantized again" "$WORK/h0.err" || fail "control: no damage found"
+echo "ok   control: damaged block 1 with unchanged weights quantized again, job complete"
+
 # Control: a checkpoint made before weights_digest (dataset removed) resumes the changed model,
 # saying once that it cannot check the weights.
 cp "$WORK/partial.h5" "$WORK/ck.h5"
 /usr/bin/python3 -c "import h5py,sys; del h5py.File(sys.argv[1],'r+')['weights_digest']" "$WORK/ck.h5"
-"$BIN" inspect "$WORK/ck.h5" | grep -q "^weights digests: none" || fail "inspect of a file without digests"
+"$BIN" inspect "$WORK/ck.h5" >"$WORK/inspect2.out"
+grep -q "^weights digests: none" "$WORK/inspect2.out" ||
+  { cat "$WORK/inspect2.out"; fail "inspect of a file without digests"; }
 flip h.0.mlp.dense_4h_to_h.weight
 run f quantize "$WORK/job.yaml"
 [[ $rc -eq 0 ]] || { cat "$WORK/f.err"; fail "a checkpoint without digests did not resume"; }

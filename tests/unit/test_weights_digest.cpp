@@ -1,8 +1,9 @@
 // The weights digest (worker/model_weights.h, the checkpoint's weights_digest) and the guard a
 // resumed stage keeps with it (worker/weights_guard.h): the digest is the documented hash of the
 // tensors' bytes as stored, the same on every read and whichever way the file is laid out, and
-// one flipped bit changes it for its block only; the guard refuses a complete block (of any
-// run) or the embedding whose weights changed, naming it, and lets every other case through.
+// one flipped bit changes it for its block only; the guard refuses a block (or the embedding)
+// whose weights changed when a complete block of any run depends on it, naming it, and lets
+// every other case through.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
@@ -17,6 +18,7 @@
 #include "base/check.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_checksum.h"
+#include "io/checkpoint/checkpoint_inspect.h"
 #include "io/model/hf_model.h"
 #include "io/model/safetensors.h"
 #include "kernels/backend.h"
@@ -171,28 +173,31 @@ class WeightsGuardTest : public CheckpointFile {
   Checkpoint resume() { return Checkpoint::open_resume(path_, small_layout(), MPI_COMM_SELF); }
 };
 
-TEST_F(WeightsGuardTest, RecordsBeforeTheMarkAndRefusesAChangedCompleteBlock) {
+TEST_F(WeightsGuardTest, RecordsBeforeUseAndRefusesAChangedBlockThatCompleteBlocksDependOn) {
   {
     Checkpoint ck = create();
     ASSERT_TRUE(ck.has_weights_digests());
     EXPECT_EQ(ck.weights_digests(), (std::vector<uint64_t>{0, 0, 0, 0}));
     WeightsGuard g(ck, "/models/m");
     g.admit_embedding(0xe1);
-    EXPECT_NO_THROW(g.check_block(0, 0xa0));  // complete in no run: anything goes
-    g.record_block(0, 0xa0);
+    g.admit_block(0, 0xa0);  // nothing complete yet: recorded (and synced) before use
+    EXPECT_EQ(ck.weights_digests(), (std::vector<uint64_t>{0xa0, 0, 0, 0xe1}));
+    EXPECT_NE(inspect_checkpoint(path_).find(
+                  "\nweights digests: 1 of 3 blocks, embedding 00000000000000e1\n"),
+              std::string::npos);
     ck.mark_complete("w4g4", 0);
-    EXPECT_NO_THROW(g.check_block(0, 0xa0));  // the same job, the next run
-    EXPECT_NE(input_error_of([&] { g.check_block(0, 0xa1); }), "no exception")
+    EXPECT_NO_THROW(g.admit_block(0, 0xa0));  // the same job, the next run
+    EXPECT_NE(input_error_of([&] { g.admit_block(0, 0xa1); }), "no exception")
         << "a change between the runs of one job";
-    g.record_block(2, 0xc0);  // recorded, then killed before the mark
+    g.admit_block(1, 0xb0);  // read and recorded, then killed before its mark
   }
   EXPECT_EQ(Checkpoint::open_read(path_).weights_digests(),
-            (std::vector<uint64_t>{0xa0, 0, 0xc0, 0xe1}));
+            (std::vector<uint64_t>{0xa0, 0xb0, 0, 0xe1}));
   Checkpoint ck = resume();
   WeightsGuard g(ck, "/models/m");
   EXPECT_NO_THROW(g.admit_embedding(0xe1));
-  EXPECT_NO_THROW(g.check_block(0, 0xa0));
-  const std::string msg = input_error_of([&] { g.check_block(0, 0xbad); });
+  EXPECT_NO_THROW(g.admit_block(0, 0xa0));
+  const std::string msg = input_error_of([&] { g.admit_block(0, 0xbad); });
   EXPECT_NE(msg.find("checkpoint " + path_ +
                      " was quantized from other weights than model "
                      "/models/m holds now: block 0's weights differ (weights digest "
@@ -203,25 +208,30 @@ TEST_F(WeightsGuardTest, RecordsBeforeTheMarkAndRefusesAChangedCompleteBlock) {
   const std::string emb = input_error_of([&] { g.admit_embedding(0xe2); });
   EXPECT_NE(emb.find("the embedding differs (weights digest 00000000000000e2"), std::string::npos)
       << emb;
-  // Block 2 is complete in no run: its stale digest is replaced by the current weights'.
-  EXPECT_NO_THROW(g.check_block(2, 0xc1));
-  g.record_block(2, 0xc1);
-  EXPECT_EQ(ck.weights_digests()[2], 0xc1u);
+  // Nothing complete depends on block 1: its stale digest gives way to the current weights'.
+  EXPECT_NO_THROW(g.admit_block(1, 0xb1));
+  EXPECT_EQ(ck.weights_digests()[1], 0xb1u);
 }
 
-TEST_F(WeightsGuardTest, ABlockCompleteInAnotherRunIsChecked) {
+TEST_F(WeightsGuardTest, ABlockThatACompleteBlockOfAnyRunDependsOnIsChecked) {
   {
     Checkpoint ck = create();
     WeightsGuard g(ck, "m");
     g.admit_embedding(0xe1);
-    g.record_block(1, 0xb0);
-    ck.mark_complete("w3gall", 1);  // the second run only
+    for (int64_t b = 0; b < 3; ++b) g.admit_block(b, 0xb0 + b);
+    // Block 2 complete in the second run only, block 1 in none (a kill between a stage's
+    // sends and its mark, or a damaged block 1 found on resume): block 2's data came through
+    // block 1's weights.
+    ck.mark_complete("w3gall", 2);
   }
   Checkpoint ck = resume();
   WeightsGuard g(ck, "m");
-  EXPECT_NE(input_error_of([&] { g.check_block(1, 0xb1); }).find("block 1's weights differ"),
+  EXPECT_NE(input_error_of([&] { g.admit_block(1, 0xbad); }).find("block 1's weights differ"),
             std::string::npos);
-  EXPECT_NO_THROW(g.check_block(1, 0xb0));
+  EXPECT_NE(input_error_of([&] { g.admit_block(2, 0xbad); }).find("block 2's weights differ"),
+            std::string::npos);
+  EXPECT_NO_THROW(g.admit_block(1, 0xb1));
+  EXPECT_NO_THROW(g.admit_block(2, 0xb2));
 }
 
 TEST_F(WeightsGuardTest, BlocksMarkedWithoutADigestAreNotChecked) {
@@ -231,10 +241,17 @@ TEST_F(WeightsGuardTest, BlocksMarkedWithoutADigestAreNotChecked) {
   }
   Checkpoint ck = resume();
   WeightsGuard g(ck, "m");
-  EXPECT_NO_THROW(g.check_block(0, 0x1234));
+  EXPECT_NO_THROW(g.admit_block(0, 0x1234));
   EXPECT_NO_THROW(g.admit_embedding(0x5678));
-  g.record_block(0, 0x1234);  // never vouches for data it did not see made
-  EXPECT_EQ(ck.weights_digests(), (std::vector<uint64_t>{0, 0, 0, 0}));
+  g.admit_block(1, 0x9abc);  // nothing complete depends on block 1: recorded
+  // Never vouches for data it did not see made.
+  EXPECT_EQ(ck.weights_digests(), (std::vector<uint64_t>{0, 0x9abc, 0, 0}));
+  ck.close();
+  const std::string report = inspect_checkpoint(path_);
+  EXPECT_NE(report.find("\nweights digests: 1 of 3 blocks, embedding not yet; none for block(s) 0 "
+                        "that complete blocks depend on (not checked)\n"),
+            std::string::npos)
+      << report;
 }
 
 }  // namespace
