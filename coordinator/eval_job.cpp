@@ -7,18 +7,18 @@
 #include <memory>
 #include <thread>
 
+#include "base/check.h"
+#include "base/log.h"
+#include "base/timing.h"
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/execution.h"
-#include "io/job/calibration.h"
 #include "io/checkpoint/checkpoint.h"
-#include "io/model/hf_model.h"
+#include "io/job/calibration.h"
 #include "io/job/job_config.h"
+#include "io/model/hf_model.h"
 #include "io/tokenizer/tokenizer.h"
-#include "base/check.h"
 #include "kernels/cuda/cuda_info.h"
-#include "base/log.h"
-#include "base/timing.h"
 #include "worker/block_quantizer.h"
 #include "worker/gptq.h"
 #include "worker/memory_model.h"
@@ -111,7 +111,26 @@ struct EvalSetup {
   std::unique_ptr<Checkpoint> ckpt;
   std::vector<CkptRunSpec> runs;
   std::string tokenizer_path;
+  // The checkpoint's weights_digest ([n_blocks + 1], the embedding last); empty when it has none.
+  std::vector<uint64_t> digests;
 };
+
+// The weights eval reads must be those the checkpoint was quantized from: block `index`'s (the
+// embedding's when index is n_blocks) digest as read against the stored one (0: not known, an
+// older writer). Throws InputError naming the block.
+void check_weights(const EvalSetup& s, int64_t index, uint64_t digest) {
+  if (s.digests.empty()) return;
+  const uint64_t stored = s.digests.at(static_cast<size_t>(index));
+  if (stored == 0 || stored == digest) return;
+  const std::string what = index == s.dims.n_layer
+                               ? std::string("the embedding differs")
+                               : fmt::format("block {}'s weights differ", index);
+  throw InputError(fmt::format(
+      "checkpoint {} was quantized from other weights than model {} holds: {} (weights digest "
+      "{:016x}, {:016x} stored); evaluate it with the model it was made from, or quantize this "
+      "one (gptqd quantize --restart)",
+      s.ckpt->path(), s.model->dir(), what, digest, stored));
+}
 
 // Perplexity of one variant: this rank's windows, the losses gathered on rank 0 in window
 // order, the result broadcast. Returns false (after one error line) if any rank failed.
@@ -129,7 +148,11 @@ bool evaluate(MPI_Comm comm, Backend& be, const EvalSetup& s, const std::vector<
         const std::vector<int32_t> part(windows.begin() + w0 * seqlen,
                                         windows.begin() + w1 * seqlen);
         WindowNllOptions opt;
-        opt.hook = hook;
+        opt.hook = [&](int64_t block, BlockWeights& w) {
+          check_weights(s, block, w.digest);
+          if (hook) hook(block, w);
+        };
+        opt.embedding_check = [&](uint64_t digest) { check_weights(s, s.dims.n_layer, digest); };
         mine = window_nlls(be, *s.model, s.dims, part, seqlen, opt);
       })) {
     return false;
@@ -228,8 +251,15 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
         s.ckpt = std::make_unique<Checkpoint>(Checkpoint::open_read(s.job.checkpoint));
         s.runs = select_runs(*s.ckpt, opt.run);
         check_checkpoint(*s.ckpt, *s.model, s.dims, s.runs);
+        s.digests = s.ckpt->weights_digests();
       })) {
     return 1;
+  }
+  if (rank == 0 && s.digests.empty()) {
+    GPTQD_LOG_WARN(
+        "checkpoint {} has no weights digests (made by a gptqd before them): the model's weights "
+        "are not checked against those it was quantized from",
+        s.job.checkpoint);
   }
 
   if (rank == 0) {
@@ -364,6 +394,5 @@ std::string format_eval_table(const EvalReport& r) {
   }
   return out;
 }
-
 
 }  // namespace gptqd

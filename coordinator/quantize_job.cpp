@@ -339,6 +339,12 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
       return 1;
     }
   }
+  if (rank == 0 && exists && !opt.restart && !ckpt->has_weights_digests()) {
+    GPTQD_LOG_WARN(
+        "checkpoint {} has no weights digests (made by a gptqd before them): the model's weights "
+        "are not checked against those its complete blocks were quantized from",
+        job.checkpoint);
+  }
   FileIdentity written;  // rank 0: the file this job writes, checked again at the end
   if (rank == 0) written = file_identity(job.checkpoint);
   if (rank == 0) {

@@ -40,8 +40,12 @@ void set_linear_weights(Backend& be, LinearWeights& lw, const std::vector<float>
   set_linear_weights(be, lw, weights.data());
 }
 
-std::vector<float> read_block_tensor(const HfModel& m, const TensorSpec& t) {
-  return m.read_f32(t.name, t.shape);
+std::vector<float> read_block_tensor(const HfModel& m, const TensorSpec& t, ckpt::Hash64* digest) {
+  if (digest == nullptr) return m.read_f32(t.name, t.shape);
+  const TensorInfo& info = m.info(t.name);
+  digest->str(dtype_name(info.dtype)).u64(info.shape.size());
+  for (int64_t d : info.shape) digest->u64(static_cast<uint64_t>(d));
+  return m.read_f32(t.name, t.shape, [digest](const uint8_t* p, size_t n) { digest->bytes(p, n); });
 }
 
 BlockWeights assemble_block_weights(Backend& be, const ModelSpec& spec, BlockHostTensors host,
@@ -84,16 +88,22 @@ BlockWeights load_block_weights(Backend& be, const HfModel& m, const ModelSpec& 
   const std::vector<TensorSpec> specs = spec.block_tensors(block);
   BlockHostTensors host(specs.size());
   std::vector<const float*> upload(specs.size());
+  ckpt::Hash64 digest;
   for (size_t i = 0; i < specs.size(); ++i) {
-    host[i] = read_block_tensor(m, specs[i]);
+    host[i] = read_block_tensor(m, specs[i], &digest);
     upload[i] = host[i].data();
   }
-  return assemble_block_weights(be, spec, std::move(host), upload);
+  BlockWeights w = assemble_block_weights(be, spec, std::move(host), upload);
+  w.digest = digest.digest();
+  return w;
 }
 
 EmbeddingWeights load_embedding_weights(Backend& be, const HfModel& m, const ModelSpec& spec) {
   EmbeddingWeights e;
-  for (const TensorSpec& t : spec.embedding) e.tensors.push_back(load(be, m, t));
+  ckpt::Hash64 digest;
+  for (const TensorSpec& t : spec.embedding)
+    e.tensors.push_back(Buffer(be, read_block_tensor(m, t, &digest)));
+  e.digest = digest.digest();
   return e;
 }
 

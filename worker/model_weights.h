@@ -7,6 +7,7 @@
 
 #include <vector>
 
+#include "io/checkpoint/checkpoint_checksum.h"
 #include "io/model/hf_model.h"
 #include "io/model/model_spec.h"
 #include "kernels/buffer.h"
@@ -34,11 +35,13 @@ void set_linear_weights(Backend& be, LinearWeights& lw, const float* weights);
 struct BlockWeights {
   std::vector<Buffer> norms;           // spec.block_norms, in that order
   std::vector<LinearWeights> linears;  // spec.linears, in that order
+  uint64_t digest = 0;                 // of the tensors as read (add_to_weights_digest)
 };
 
 struct EmbeddingWeights {
   std::vector<Buffer> tensors;  // spec.embedding; [0] the token table (and the tied LM head)
   const Buffer& table() const { return tensors.at(0); }
+  uint64_t digest = 0;  // of spec.embedding as read (add_to_weights_digest)
 };
 
 struct FinalNormWeights {
@@ -47,16 +50,26 @@ struct FinalNormWeights {
 };
 
 // Reads block `block` (only its tensors' byte ranges). Shapes are checked against the spec.
-// Equivalent to reading every tensor of spec.block_tensors(block) with read_block_tensor() (so
-// the first bad tensor in that order raises its InputError) and assemble_block_weights()
-// with uploads from the vectors read. worker/weight_prefetch.h does the same on a thread.
+// Equivalent to reading every tensor of spec.block_tensors(block) with read_block_tensor() into
+// one digest (so the first bad tensor in that order raises its InputError) and
+// assemble_block_weights() with uploads from the vectors read; `digest` is that digest.
+// worker/weight_prefetch.h does the same on a thread.
 BlockWeights load_block_weights(Backend& be, const HfModel& model, const ModelSpec& spec,
                                 int64_t block);
 
-// Tensor `t` (a spec.block_tensors() entry) as fp32 (HfModel::read_f32: throws InputError naming
-// the file, tensor, expected and actual shape on a mismatch). Thread-safe as HfModel's const
-// methods are; touches no backend.
-std::vector<float> read_block_tensor(const HfModel& model, const TensorSpec& t);
+// The weights digest of a block or of the embedding (the checkpoint's weights_digest,
+// docs/checkpoint-format.md): ckpt::Hash64 (xxHash64, seed 0) over each of its tensors in the
+// family's order (spec.block_tensors(), spec.embedding): the dtype's safetensors name
+// (length-prefixed), the rank and each dim (uint64), then the tensor's bytes as the file stores
+// them. So one changed bit of a weight changes it, and so does the same value in another dtype;
+// the file, its name, its inode or mtime and the tensor's offset in it do not enter. Hashed as
+// the bytes are converted (HfModel::read_f32 with a visitor), so it costs no second pass.
+//
+// Tensor `t` (a spec.block_tensors() or spec.embedding entry) as fp32 (HfModel::read_f32: throws
+// InputError naming the file, tensor, expected and actual shape on a mismatch), added to
+// `digest` when it is not null. Thread-safe as HfModel's const methods are; touches no backend.
+std::vector<float> read_block_tensor(const HfModel& model, const TensorSpec& t,
+                                     ckpt::Hash64* digest = nullptr);
 
 // A block's tensors in host memory, indexed as spec.block_tensors().
 using BlockHostTensors = std::vector<std::vector<float>>;
@@ -69,6 +82,7 @@ using BlockHostTensors = std::vector<std::vector<float>>;
 BlockWeights assemble_block_weights(Backend& be, const ModelSpec& spec, BlockHostTensors host,
                                     const std::vector<const float*>& upload);
 
+// The embedding's tensors, with their digest.
 EmbeddingWeights load_embedding_weights(Backend& be, const HfModel& model, const ModelSpec& spec);
 FinalNormWeights load_final_norm_weights(Backend& be, const HfModel& model, const ModelSpec& spec);
 

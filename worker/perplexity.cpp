@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
-#include "kernels/buffer.h"
 #include "base/check.h"
+#include "kernels/buffer.h"
 #include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/weight_prefetch.h"
@@ -61,6 +61,7 @@ std::vector<double> window_nlls(Backend& be, const HfModel& model, const ModelSp
   BlockPrefetcher weights(be, model, d);
   if (d.n_layer > 0) weights.prefetch(0);
   const EmbeddingWeights emb = load_embedding_weights(be, model, d);
+  if (opt.embedding_check) opt.embedding_check(emb.digest);
   const FinalNormWeights fin = load_final_norm_weights(be, model, d);
   Buffer h(be, per_pass * seqlen * d.hidden);
   BlockWorkspace ws(be, d, micro * seqlen);

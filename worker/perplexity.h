@@ -19,7 +19,7 @@ namespace gptqd {
 
 // Called once per block and pass, after the block's original weights are loaded and before
 // the block runs: may replace any linear's forward weights (w.linears[i].w) with
-// set_linear_weights. w.linears[i].host_w keeps the original weights.
+// set_linear_weights. w.linears[i].host_w keeps the original weights, w.digest their digest.
 using BlockWeightsHook = std::function<void(int64_t block, BlockWeights& w)>;
 
 struct WindowNllOptions {
@@ -30,6 +30,9 @@ struct WindowNllOptions {
   // Tokens per block forward call (a micro-batch holds max(1, this / seqlen) windows).
   int64_t micro_tokens = 2048;
   BlockWeightsHook hook;  // empty: the original weights
+  // Called with the embedding's digest (EmbeddingWeights::digest) once it is read, before any
+  // block runs; may throw to refuse the model. Empty: none.
+  std::function<void(uint64_t digest)> embedding_check;
 };
 
 // The loss of every window: windows holds nwin * seqlen token ids back to back (nwin >= 0,

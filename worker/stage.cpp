@@ -11,15 +11,19 @@
 #include "worker/block_quantizer.h"
 #include "worker/embedding.h"
 #include "worker/weight_prefetch.h"
+#include "worker/weights_guard.h"
 
 namespace gptqd {
 namespace {
 
 // Stage 0's input: the embedded calibration tokens. The embedding table (14 GB for BLOOM-176B)
 // is loaded for this and freed at once, so it is never on the device beside a block's work.
+// `guard` (the stage leader's) admits the embedding first.
 void embed_stage_input(Backend& be, const HfModel& model, const ModelSpec& d,
-                       const std::vector<int32_t>& tokens, int64_t micro, Activations& act) {
+                       const std::vector<int32_t>& tokens, int64_t micro, Activations& act,
+                       WeightsGuard* guard) {
   const EmbeddingWeights emb = load_embedding_weights(be, model, d);
+  if (guard) guard->admit_embedding(emb.digest);
   if (!act.on_host()) {
     embed_tokens(be, d, emb, tokens, act.seq, act.h.data());
     return;
@@ -216,6 +220,14 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
     my_tokens.assign(all.begin() + samples.begin * act.seq, all.begin() + samples.end * act.seq);
   }
 
+  // The leader, which marks the blocks, checks that the weights it reads are those the
+  // checkpoint's complete blocks were quantized from, and records them for blocks nothing
+  // complete depends on yet. Its error ends the job (the top of the rank logs it and aborts
+  // every rank); the other replicas, which read the same weights, stay quiet, so the job ends
+  // with one line.
+  std::unique_ptr<WeightsGuard> guard;
+  if (leader) guard = std::make_unique<WeightsGuard>(ckpt, in.model->dir());
+
   std::vector<LayerReport> reports;
   const int64_t nblocks = role.end_block - role.first_block;
   // Block b+1's weights are read on a background thread while block b computes (the first
@@ -231,7 +243,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       rx = std::make_unique<StreamReceiver>(tp, role.prev_rank, act, d.hidden, micro,
                                             in.stream_window);
     } else {
-      embed_stage_input(be, *in.model, d, my_tokens, micro, act);
+      embed_stage_input(be, *in.model, d, my_tokens, micro, act, guard.get());
     }
     std::unique_ptr<StreamSender> tx;
     if (role.next_rank >= 0) {
@@ -254,6 +266,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       } else if (r + 1 < job.runs.size()) {
         weights.prefetch(role.first_block);
       }
+      if (guard) guard->admit_block(b, w.digest);
       const bool resumed = done[b] != 0;
       if (resumed) {
         std::vector<std::vector<float>> deq(d.linears.size());

@@ -43,18 +43,20 @@ void BlockPrefetcher::reader_loop() {
     float* staging = staging_.data();
     lk.unlock();
     BlockHostTensors host;
+    uint64_t digest = 0;
     std::exception_ptr error;
     const auto t0 = SteadyClock::now();
     // Everything the read throws (a bad tensor, bad_alloc) goes to take(); nothing may
     // escape a thread's function.
     try {
-      read_block(block, staging, host);
+      read_block(block, staging, host, digest);
     } catch (...) {
       error = std::current_exception();
     }
     const double seconds = seconds_since(t0);
     lk.lock();
     host_ = std::move(host);
+    digest_ = digest;
     error_ = error;
     read_seconds_ = seconds;
     state_ = State::kReady;
@@ -62,17 +64,20 @@ void BlockPrefetcher::reader_loop() {
   }
 }
 
-void BlockPrefetcher::read_block(int64_t block, float* staging, BlockHostTensors& host) {
+void BlockPrefetcher::read_block(int64_t block, float* staging, BlockHostTensors& host,
+                                 uint64_t& digest) {
   const std::vector<TensorSpec> specs = dims_.block_tensors(block);
   host.resize(specs.size());
+  ckpt::Hash64 hash;
   for (size_t i = 0; i < specs.size(); ++i) {
     if (hook_) hook_(block, static_cast<int>(i), cancel_);
     if (cancel_) return;
-    host[i] = read_block_tensor(model_, specs[i]);
+    host[i] = read_block_tensor(model_, specs[i], &hash);
     // The vector becomes host_w / host_b (GPTQ reads them); the staging copy is what the
     // upload reads, at DMA speed where alloc_host is pinned.
     std::memcpy(staging + offsets_[i], host[i].data(), host[i].size() * sizeof(float));
   }
+  digest = hash.digest();
 }
 
 void BlockPrefetcher::abandon() {
@@ -125,6 +130,7 @@ BlockWeights BlockPrefetcher::take(int64_t block) {
   cv_.wait(lk, [this] { return state_ == State::kReady; });
   const double waited = seconds_since(t0);
   BlockHostTensors host = std::move(host_);
+  const uint64_t digest = digest_;
   const std::exception_ptr error = error_;
   const double read_seconds = read_seconds_;
   state_ = State::kIdle;
@@ -140,6 +146,7 @@ BlockWeights BlockPrefetcher::take(int64_t block) {
   for (size_t i = 0; i < specs_.size(); ++i) upload[i] = staging_.data() + offsets_[i];
   const auto t1 = SteadyClock::now();
   BlockWeights w = assemble_block_weights(be_, dims_, std::move(host), upload);
+  w.digest = digest;
   GPTQD_LOG_DEBUG(
       "weights of block {}: prefetched (read {:.4f} s on the prefetch thread), take() waited "
       "{:.4f} s, upload {:.4f} s",

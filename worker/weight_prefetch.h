@@ -18,9 +18,9 @@
 #include <thread>
 
 #include "io/model/hf_model.h"
+#include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "io/model/model_spec.h"
 #include "worker/model_weights.h"
 
 namespace gptqd {
@@ -51,11 +51,11 @@ class BlockPrefetcher {
   void prefetch(int64_t block);
 
   // Block `block`'s weights, equal value for value to load_block_weights(be, model, dims,
-  // block) (same Buffers, same host_w / host_b). If `block` was prefetched: waits for its
-  // read and rethrows on this thread the exception the read raised (the one
-  // load_block_weights throws for the same file, e.g. the InputError of a mis-shaped
-  // tensor), else uploads from the staging memory. Otherwise (nothing prefetched, or another
-  // block: abandoned as in prefetch()) reads synchronously on this thread, as
+  // block) (same Buffers, same host_w / host_b, same digest: hashed on the reading thread). If
+  // `block` was prefetched: waits for its read and rethrows on this thread the exception the read
+  // raised (the one load_block_weights throws for the same file, e.g. the InputError of a
+  // mis-shaped tensor), else uploads from the staging memory. Otherwise (nothing prefetched, or
+  // another block: abandoned as in prefetch()) reads synchronously on this thread, as
   // load_block_weights does. Either way the backend is called from this thread only, the
   // staging memory is free again when take() returns, and a debug line gives the wait.
   BlockWeights take(int64_t block);
@@ -64,8 +64,9 @@ class BlockPrefetcher {
   enum class State { kIdle, kQueued, kReading, kReady };
 
   void reader_loop();
-  // Reads block_ into host_ and staging at `staging`; stops early when cancel_ is set.
-  void read_block(int64_t block, float* staging, BlockHostTensors& host);
+  // Reads block_ into host_ and staging at `staging`, and its digest; stops early when cancel_
+  // is set.
+  void read_block(int64_t block, float* staging, BlockHostTensors& host, uint64_t& digest);
   // Abandons the read in flight, if any, and returns to kIdle. Never throws.
   void abandon();
 
@@ -85,6 +86,7 @@ class BlockPrefetcher {
   std::atomic<bool> cancel_{false};
   int64_t block_ = -1;        // the block queued, being read or read
   BlockHostTensors host_;     // kReady: the tensors read
+  uint64_t digest_ = 0;       // kReady: their digest
   std::exception_ptr error_;  // kReady: what the read threw
   double read_seconds_ = 0;   // kReady: how long the read took on the reading thread
   std::thread reader_;        // last member: starts after everything it uses

@@ -171,6 +171,7 @@ struct Checkpoint::Impl {
   CkptLayout layout;
   std::string writer_version;
   int64_t format_version = kCheckpointFormatVersion;  // the file's; checksums from 2 on
+  bool has_weights_digests = false;                   // the file has weights_digest
   Hid file;
   Hid dxpl;  // independent MPI-IO transfers; invalid (H5P_DEFAULT) when opened serially
   bool writable = false;
@@ -357,6 +358,7 @@ Checkpoint Checkpoint::open_read(const std::string& path) {
   impl->layout = ckpt::read_layout(impl->file.get(), path);
   impl->writer_version = ckpt::read_writer_version(impl->file.get(), path);
   impl->format_version = ckpt::read_format_version(impl->file.get(), path);
+  impl->has_weights_digests = h5::has_link(impl->file.get(), ckpt::kWeightsDigest);
   return Checkpoint(std::move(impl));
 }
 
@@ -374,6 +376,7 @@ Checkpoint Checkpoint::open_parallel(const std::string& path, MPI_Comm comm) {
   impl->layout = ckpt::read_layout(impl->file.get(), path);
   impl->writer_version = ckpt::read_writer_version(impl->file.get(), path);
   impl->format_version = ckpt::read_format_version(impl->file.get(), path);
+  impl->has_weights_digests = h5::has_link(impl->file.get(), ckpt::kWeightsDigest);
   impl->dxpl = h5::make_plist(H5P_DATASET_XFER);
   h5::check(H5Pset_dxpl_mpio(impl->dxpl.get(), H5FD_MPIO_INDEPENDENT), "H5Pset_dxpl_mpio");
   impl->sync_fd = ::open(path.c_str(), O_RDWR | O_CLOEXEC);
@@ -651,6 +654,39 @@ LayerData Checkpoint::read_layer_checked(const std::string& run, int64_t block,
                      static_cast<int64_t>(cols), where);
     return out;
   });
+}
+
+bool Checkpoint::has_weights_digests() const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  return impl_->has_weights_digests;
+}
+
+std::vector<uint64_t> Checkpoint::weights_digests() const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_open();
+  if (!im.has_weights_digests) return {};
+  return ckpt::as_damage(im.path, [&] {
+    const hsize_t n = static_cast<hsize_t>(im.layout.n_blocks) + 1;
+    Hid d = im.dataset(ckpt::kWeightsDigest, {n});
+    std::vector<uint64_t> out(n);
+    h5::read_slab(d.get(), H5T_NATIVE_UINT64, {}, {}, out.data(), im.xfer());
+    return out;
+  });
+}
+
+void Checkpoint::write_weights_digest(int64_t index, uint64_t digest) {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_writable();
+  GPTQD_CHECK(im.has_weights_digests, "checkpoint {} has no {} dataset", im.path,
+              ckpt::kWeightsDigest);
+  GPTQD_CHECK(index >= 0 && index <= im.layout.n_blocks, "weights digest {} of a {}-block layout",
+              index, im.layout.n_blocks);
+  const hsize_t n = static_cast<hsize_t>(im.layout.n_blocks) + 1;
+  Hid d = im.dataset(ckpt::kWeightsDigest, {n});
+  h5::write_slab(d.get(), H5T_NATIVE_UINT64, {static_cast<hsize_t>(index)}, {1}, &digest,
+                 im.xfer());
 }
 
 std::vector<float> Checkpoint::dequantize(const std::string& run, int64_t block,

@@ -27,8 +27,8 @@
 namespace gptqd {
 
 inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
-// 2: a checksum per layer (io/checkpoint/checkpoint_checksum.h). Version 1 files are still read (and
-// resumed) without checksums.
+// 2: a checksum per layer (io/checkpoint/checkpoint_checksum.h). Version 1 files are still read
+// (and resumed) without checksums.
 inline constexpr int kCheckpointFormatVersion = 2;
 
 // Throws InputError naming `where` and the first bad value unless the layer's data is what a
@@ -120,6 +120,18 @@ class Checkpoint {
   // Independent (opened by create/open_resume): clears the block's completion mark, so that a
   // resumed job quantizes it again (a damaged block found on resume). Synced before it returns.
   void mark_incomplete(const std::string& run, int64_t block);
+
+  // The root dataset weights_digest (docs/checkpoint-format.md): n_blocks + 1 values, value b the
+  // digest of the original weights block b was quantized from (the same for every run), value
+  // n_blocks that of the embedding the calibration inputs were embedded with; 0 where not known
+  // yet. Every block marked complete in some run has its digest, written before the mark. Empty
+  // when the file has no such dataset (made before gptqd recorded them).
+  std::vector<uint64_t> weights_digests() const;
+  bool has_weights_digests() const;
+  // Independent (opened by create/open_resume): writes value `index` (0..n_blocks) of
+  // weights_digest; not synced (mark_complete() syncs it with the block's data). Error when the
+  // file has no weights_digest.
+  void write_weights_digest(int64_t index, uint64_t digest);
 
   // Dequantized weights [rows, cols] from the file:
   // w[r][c] = scales[g_idx[c]][r] * (codes[r][c] - zeros[g_idx[c]][r]).

@@ -1,9 +1,10 @@
 #include "io/checkpoint/checkpoint_inspect.h"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
+#include "io/checkpoint/checkpoint.h"
 
 namespace gptqd {
 
@@ -46,6 +47,35 @@ std::string run_settings(const CkptRunSpec& r) {
       yes_no(r.true_sequential), r.damp_percent, r.block_size, yes_no(r.mse_clip));
 }
 
+// Which original weights the file vouches for (docs/checkpoint-format.md, weights_digest).
+std::string weights_digest_summary(const Checkpoint& ckpt) {
+  if (!ckpt.has_weights_digests())
+    return "weights digests: none (the file predates them: a resume or eval cannot check the "
+           "model's weights against it)\n";
+  const CkptLayout& layout = ckpt.layout();
+  const std::vector<uint64_t> digests = ckpt.weights_digests();
+  // Complete blocks depend on every block up to the last complete one (of any run).
+  int64_t last = -1;
+  for (const auto& run : layout.runs) {
+    const auto done = ckpt.completion(run.name);
+    for (size_t b = 0; b < done.size(); ++b)
+      if (done[b] != 0) last = std::max(last, static_cast<int64_t>(b));
+  }
+  int64_t known = 0;
+  std::vector<int64_t> unvouched;  // complete blocks depend on them, no digest (an older writer)
+  for (int64_t b = 0; b < layout.n_blocks; ++b) {
+    if (digests[static_cast<size_t>(b)] != 0) ++known;
+    if (b <= last && digests[static_cast<size_t>(b)] == 0) unvouched.push_back(b);
+  }
+  std::string out = fmt::format(
+      "weights digests: {} of {} blocks, embedding {}", known, layout.n_blocks,
+      digests.back() != 0 ? fmt::format("{:016x}", digests.back()) : std::string("not yet"));
+  if (!unvouched.empty())
+    out += fmt::format("; none for block(s) {} that complete blocks depend on (not checked)",
+                       format_block_list(unvouched));
+  return out + "\n";
+}
+
 }  // namespace
 
 std::string format_block_list(const std::vector<int64_t>& blocks) {
@@ -68,6 +98,7 @@ std::string inspect_checkpoint(const std::string& path) {
                                 kCheckpointFormat, ckpt.format_version(), ckpt.writer_version());
   out += model_summary(layout) + "\n";
   out += fmt::format("fingerprint: {}\n", layout.fingerprint);
+  out += weights_digest_summary(ckpt);
   size_t name_width = 5;
   for (const auto& l : layout.layers) name_width = std::max(name_width, l.name.size());
   out += fmt::format("layers per block, in true-sequential groups (a group shares one input):\n");

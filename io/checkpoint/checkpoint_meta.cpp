@@ -3,9 +3,9 @@
 #include <cmath>
 #include <limits>
 
+#include "base/check.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/hdf5_util.h"
-#include "base/check.h"
 
 // The build may pass the project version; the fallback keeps this file self-contained.
 #ifndef GPTQD_VERSION_STRING
@@ -128,6 +128,8 @@ void write_layout(hid_t file, const CkptLayout& layout) {
   h5::write_attr(file, "runs", run_names);
 
   const Hid raw = raw_dcpl();
+  create_dataset(file, kWeightsDigest, H5T_STD_U64LE, {static_cast<hsize_t>(layout.n_blocks) + 1},
+                 filled_dcpl<uint64_t>(H5T_NATIVE_UINT64, 0).get());
   const Hid complete_dcpl = filled_dcpl<uint8_t>(H5T_NATIVE_UINT8, 0);
   const Hid stats_dcpl = filled_dcpl<double>(H5T_NATIVE_DOUBLE, std::nan(""));
   const std::vector<const char*> stat_names(kLayerStatsNames,

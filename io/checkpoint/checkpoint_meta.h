@@ -7,8 +7,8 @@
 #include <cstdint>
 #include <string>
 
-#include "io/checkpoint/checkpoint_layout.h"
 #include "base/check.h"
+#include "io/checkpoint/checkpoint_layout.h"
 
 namespace gptqd::ckpt {
 
@@ -22,6 +22,9 @@ inline constexpr const char* kBias = "bias";
 inline constexpr const char* kComplete = "complete";
 inline constexpr const char* kStats = "stats";
 inline constexpr const char* kChecksum = "checksum";  // format_version >= 2 (checkpoint_checksum.h)
+// Root dataset, uint64 [n_blocks + 1]: the digest of the weights each block (and, last, the
+// embedding) was quantized from; 0 = not known. Files made before it have none.
+inline constexpr const char* kWeightsDigest = "weights_digest";
 
 std::string run_path(const std::string& run);  // "/runs/<run>"
 std::string layer_path(const std::string& run, int64_t block, const std::string& layer);

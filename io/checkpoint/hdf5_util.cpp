@@ -224,6 +224,8 @@ void write_attr(hid_t obj, const char* name, const std::vector<int64_t>& values,
   write_attr_raw(obj, name, H5T_STD_I64LE, H5T_NATIVE_INT64, dims, values.data());
 }
 
+bool has_link(hid_t loc, const char* name) { return H5Lexists(loc, name, H5P_DEFAULT) > 0; }
+
 bool has_attr(hid_t obj, const char* name) { return H5Aexists(obj, name) > 0; }
 
 std::string read_attr_string(hid_t obj, const char* name) {

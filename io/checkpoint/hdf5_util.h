@@ -74,6 +74,9 @@ void write_attr_bool(hid_t obj, const char* name, bool value);
 void write_attr(hid_t obj, const char* name, const std::vector<int64_t>& values,
                 const std::vector<hsize_t>& dims);
 
+// Whether `loc` has a link (a dataset or group) `name`.
+bool has_link(hid_t loc, const char* name);
+
 // Readers throw gptqd::Error naming the attribute when it is missing or of the wrong kind.
 bool has_attr(hid_t obj, const char* name);
 std::string read_attr_string(hid_t obj, const char* name);  // fixed or variable length

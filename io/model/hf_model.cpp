@@ -10,9 +10,9 @@
 #include <optional>
 #include <unordered_map>
 
+#include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/json_strict.h"
-#include "base/check.h"
 
 namespace gptqd {
 
@@ -150,8 +150,7 @@ HfModel HfModel::open(const std::string& dir) {
   for (const TensorSpec& t : m->spec.all_tensors()) {
     GPTQD_INPUT_CHECK(m->entries.count(t.name) != 0,
                       "{}: tensor {} of a {}-layer {} model is missing", m->listing,
-                      quote_name(t.name), m->spec.n_layer,
-                      m->spec.config.model_type);
+                      quote_name(t.name), m->spec.n_layer, m->spec.config.model_type);
   }
   return HfModel(std::move(m));
 }
@@ -184,13 +183,23 @@ std::string HfModel::file_of(const std::string& canonical) const {
 
 std::vector<float> HfModel::read_f32(const std::string& canonical,
                                      const std::vector<int64_t>& expect) const {
+  return read_f32(canonical, expect, {});
+}
+
+std::vector<float> HfModel::read_f32(const std::string& canonical,
+                                     const std::vector<int64_t>& expect,
+                                     const SafetensorsFile::ByteVisitor& each) const {
   const Impl::Entry& e = impl_->entry(canonical);
   const SafetensorsFile& f = impl_->shard(e.shard);
   const TensorInfo& t = *f.find(e.name_in_file);
   GPTQD_INPUT_CHECK(t.shape == expect, "{}: tensor {}: expected shape {}, got {}", f.path(),
                     quote_name(t.name), shape_string(expect), shape_string(t.shape));
   std::vector<float> out(static_cast<size_t>(t.numel()));
-  f.read_f32_into(t, out.data());
+  if (each) {
+    f.read_f32_into(t, out.data(), each);
+  } else {
+    f.read_f32_into(t, out.data());
+  }
   return out;
 }
 

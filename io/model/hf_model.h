@@ -1,6 +1,7 @@
 // A Hugging Face checkpoint directory of any supported family: config.json plus either one
 // model.safetensors or model.safetensors.index.json and its shards. Tensors are addressed by
-// canonical name (io/model/model_spec.h: the family's prefixes stripped) whatever prefix the files use.
+// canonical name (io/model/model_spec.h: the family's prefixes stripped) whatever prefix the files
+// use.
 #pragma once
 
 #include <cstdint>
@@ -44,6 +45,10 @@ class HfModel {  // move-only
   // its shape equals `expect` (error names tensor, expected and actual shape), converts to fp32.
   std::vector<float> read_f32(const std::string& canonical,
                               const std::vector<int64_t>& expect) const;
+  // The same, calling `each` (when not empty) on the tensor's bytes as stored, piece by piece
+  // as they are converted (SafetensorsFile::read_f32_into with a visitor).
+  std::vector<float> read_f32(const std::string& canonical, const std::vector<int64_t>& expect,
+                              const SafetensorsFile::ByteVisitor& each) const;
   // Total bytes (in the file's dtype) of the named tensors; for planning.
   uint64_t bytes_of(const std::string& canonical) const;
   // Opens every shard and checks the shape and dtype (a float type) of every tensor of

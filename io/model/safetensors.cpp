@@ -195,6 +195,21 @@ void SafetensorsFile::read_f32_into(const TensorInfo& t, float* dst) const {
   convert_to_f32(t.dtype, data(t), static_cast<size_t>(t.numel()), dst);
 }
 
+void SafetensorsFile::read_f32_into(const TensorInfo& t, float* dst,
+                                    const ByteVisitor& each) const {
+  GPTQD_INPUT_CHECK(t.dtype != DType::BOOL, "{}: tensor {} has dtype BOOL, not convertible to fp32",
+                    path(), quote_name(t.name));
+  const uint8_t* src = data(t);
+  const size_t elem = dtype_size(t.dtype);
+  const size_t n = static_cast<size_t>(t.numel());
+  const size_t piece = std::max<size_t>(1, kVisitPiece / elem);
+  for (size_t i = 0; i < n; i += piece) {
+    const size_t k = std::min(piece, n - i);
+    convert_to_f32(t.dtype, src + i * elem, k, dst + i);
+    each(src + i * elem, k * elem);
+  }
+}
+
 void write_safetensors(StagedFile& out, const std::vector<TensorOut>& tensors,
                        const std::map<std::string, std::string>& metadata) {
   const std::string& path = out.path();

@@ -5,7 +5,9 @@
 // produces the layout of the reference implementation (huggingface/safetensors).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <unordered_map>
@@ -62,6 +64,13 @@ class SafetensorsFile {  // move-only; mmaps the file and validates everything a
   std::vector<float> read_f32(const std::string& name) const;
   // Same for a tensor of this file, written to `dst` (t.numel() floats).
   void read_f32_into(const TensorInfo& t, float* dst) const;
+  // The same, and `each` is called on every piece of the tensor's bytes as stored (in order,
+  // covering all t.nbytes(), pieces of at most kVisitPiece bytes and whole elements) right after
+  // the piece is converted, while it is still in the CPU's cache: a digest of the bytes read
+  // (worker/model_weights.h) costs no second pass over memory.
+  using ByteVisitor = std::function<void(const uint8_t* data, size_t n)>;
+  static constexpr size_t kVisitPiece = size_t{256} << 10;
+  void read_f32_into(const TensorInfo& t, float* dst, const ByteVisitor& each) const;
   // "__metadata__" (empty if the file has none).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
   // Byte offset of the data section in the file (8 + header length).

@@ -19,11 +19,11 @@
 #include <string>
 #include <vector>
 
+#include "base/check.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_inspect.h"
 #include "io/checkpoint/checkpoint_verify.h"
 #include "io/model/model_config.h"
-#include "base/check.h"
 
 namespace {
 
@@ -367,6 +367,7 @@ void read_everything(const std::string& path) {
     const Checkpoint ck = Checkpoint::open_read(path);
     const CkptLayout& l = ck.layout();
     ck.writer_version();
+    refuses_cleanly("weights_digests", [&] { ck.weights_digests(); });
     refuses_cleanly("parse_model_config", [&] {
       gptqd::parse_model_config(l.model_config_json, path + ": model_config");
     });

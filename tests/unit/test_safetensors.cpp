@@ -211,6 +211,33 @@ TEST_F(SafetensorsTest, RoundTripAllDtypes) {
   }
 }
 
+// The visiting read (the weights digest's) converts exactly as read_f32 and hands over every
+// byte once, in order, in pieces of whole elements no larger than kVisitPiece.
+TEST_F(SafetensorsTest, VisitingReadSeesEveryByteInOrderInPieces) {
+  const auto path = (dir_ / "visit.safetensors").string();
+  const size_t n = SafetensorsFile::kVisitPiece + 12345;  // BF16: 2 bytes each, 3 pieces
+  std::vector<uint16_t> v(n);
+  std::mt19937 gen(3);
+  for (auto& x : v) x = static_cast<uint16_t>(gen() & 0x7f7f);
+  write_safetensors(path, {{"w", DType::BF16, {static_cast<int64_t>(n)}, v.data()}});
+  const SafetensorsFile f = SafetensorsFile::open(path);
+  const TensorInfo& t = *f.find("w");
+  std::vector<float> plain(n), visited(n);
+  f.read_f32_into(t, plain.data());
+  std::string seen;
+  size_t pieces = 0;
+  f.read_f32_into(t, visited.data(), [&](const uint8_t* p, size_t k) {
+    EXPECT_LE(k, SafetensorsFile::kVisitPiece);
+    EXPECT_EQ(k % 2, 0u);
+    seen.append(reinterpret_cast<const char*>(p), k);
+    ++pieces;
+  });
+  EXPECT_EQ(std::memcmp(plain.data(), visited.data(), n * sizeof(float)), 0);
+  EXPECT_EQ(pieces, 3u);
+  ASSERT_EQ(seen.size(), 2 * n);
+  EXPECT_EQ(std::memcmp(seen.data(), v.data(), seen.size()), 0);
+}
+
 TEST_F(SafetensorsTest, WriterOverwritesAtomicallyAndEmptyFileIsValid) {
   const std::string path = (dir_ / "e.safetensors").string();
   write_bytes(path, "old contents");

@@ -18,12 +18,12 @@
 #include <utility>
 #include <vector>
 
+#include "base/check.h"
 #include "io/model/hf_model.h"
 #include "io/model/safetensors.h"
 #include "kernels/backend.h"
-#include "base/check.h"
-#include "tests/model_fixture.h"
 #include "tests/delegating_backend.h"
+#include "tests/model_fixture.h"
 #include "tests/test_util.h"
 #include "worker/model_weights.h"
 #include "worker/weight_prefetch.h"
@@ -101,6 +101,8 @@ void expect_same_vector(const std::vector<float>& a, const std::vector<float>& b
 
 void expect_same_weights(const BlockWeights& got, const BlockWeights& want, int64_t block) {
   const std::string at = " of block " + std::to_string(block);
+  EXPECT_NE(got.digest, 0u) << "digest" << at;
+  EXPECT_EQ(got.digest, want.digest) << "digest" << at;
   ASSERT_EQ(got.norms.size(), want.norms.size());
   ASSERT_EQ(got.norms.size(), 4u) << "BLOOM's two layer norms, weight and bias";
   for (size_t i = 0; i < got.norms.size(); ++i)
