@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "base/check.h"
+#include "worker/transport/liveness.h"
 #include "worker/transport/transport.h"
 
 namespace gptqd {
@@ -17,9 +18,6 @@ void check_rc(int rc, const char* what, int64_t n, int peer) {
               peer, rc);
 }
 
-// Polls without sleeping for this long first: short waits (a collective among balanced
-// replicas) keep MPI's latency.
-constexpr auto kSpin = std::chrono::microseconds(200);
 constexpr auto kFirstSleep = std::chrono::microseconds(50);
 constexpr auto kMaxSleep = std::chrono::microseconds(2000);
 
@@ -68,24 +66,22 @@ class MpiTransport final : public Transport {
  public:
   explicit MpiTransport(MPI_Comm comm) : comm_(comm) {}
 
+  // MPI_Send / MPI_Recv in effect (standard mode: a small send may complete before the
+  // receive), waited for by mpi_wait_yielding: no core kept busy, the liveness rule applied.
   void send(const float* data, int64_t count, int peer, Tag tag) override {
+    MpiPending p(false, peer);
     for (int64_t off = 0; off < count; off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      check_rc(MPI_Send(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_), "MPI_Send",
-               n, peer);
+      MPI_Request r;
+      check_rc(MPI_Isend(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &r),
+               "MPI_Isend", n, peer);
+      p.add(r, n);
     }
+    p.wait();
   }
 
   void recv(float* data, int64_t count, int peer, Tag tag) override {
-    for (int64_t off = 0; off < count; off += kMaxChunk) {
-      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      MPI_Status st;
-      check_rc(MPI_Recv(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &st),
-               "MPI_Recv", n, peer);
-      int got = 0;
-      MPI_Get_count(&st, MPI_FLOAT, &got);
-      GPTQD_CHECK(got == n, "rank {} sent {} floats, expected {}", peer, got, n);
-    }
+    irecv(data, count, peer, tag)->wait();
   }
 
   // MPI_Issend: complete only once the receive has been matched, so a bounded number of
@@ -119,10 +115,21 @@ class MpiTransport final : public Transport {
   MPI_Comm comm_;
 };
 
-// Blocking collectives: the replicas of a stage work in lock step, so their waits are short, and
-// MPI's blocking algorithms progress at full speed (a nonblocking collective advances only when
-// it is polled, which a sleeping wait slows down by orders of magnitude: 1 x 2 replicas of a
-// small job took twice as long as one rank that way).
+// Nonblocking collectives in chunks of kPollChunk elements, each waited for by
+// mpi_wait_yielding with kCollectiveSpin. A nonblocking collective advances only while it is
+// polled, and a sleeping wait slows a large one down by orders of magnitude (whole collectives
+// waited for with the 200 us spin of the other waits made a 1 x 2 replica job take twice as
+// long as one rank), so each chunk is small enough to finish within the spin when every member
+// is there: while data flows the waits spin as MPI's blocking algorithms would. Only a wait for an absent member (a rank still
+// computing, or stopped) outlasts the spin; it then sleeps, leaving the core, and applies the
+// job's liveness rule instead of spinning forever.
+constexpr int64_t kPollChunk = int64_t{1} << 20;  // 4 MiB of floats
+constexpr std::chrono::microseconds kCollectiveSpin{20000};
+
+void wait_collective(MPI_Request* r, const char* what, int64_t n, int peer) {
+  check_rc(mpi_wait_yielding(r, MPI_STATUS_IGNORE, kCollectiveSpin), what, n, peer);
+}
+
 class MpiReplicaGroup final : public ReplicaGroup {
  public:
   explicit MpiReplicaGroup(MPI_Comm comm) : comm_(comm) {
@@ -134,15 +141,19 @@ class MpiReplicaGroup final : public ReplicaGroup {
   int rank() const override { return rank_; }
 
   // Reduce to member 0, then broadcast: every member gets member 0's bytes by construction
-  // (MPI_Allreduce does not promise bitwise-equal results on all ranks).
+  // (MPI_Allreduce does not promise bitwise-equal results on all ranks). Elementwise, so the
+  // chunking does not change what is summed with what.
   void allreduce_sum(float* data, int64_t count) override {
     if (size_ == 1) return;
-    for (int64_t off = 0; off < count; off += kMaxChunk) {
-      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
+    for (int64_t off = 0; off < count; off += kPollChunk) {
+      const int n = static_cast<int>(std::min(kPollChunk, count - off));
       const void* send = rank_ == 0 ? MPI_IN_PLACE : data + off;
       void* recv = rank_ == 0 ? data + off : nullptr;
-      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_), "MPI_Reduce", n, 0);
-      check_rc(MPI_Bcast(data + off, n, MPI_FLOAT, 0, comm_), "MPI_Bcast", n, 0);
+      MPI_Request r;
+      check_rc(MPI_Ireduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_, &r), "MPI_Ireduce", n, 0);
+      wait_collective(&r, "MPI_Ireduce", n, 0);
+      check_rc(MPI_Ibcast(data + off, n, MPI_FLOAT, 0, comm_, &r), "MPI_Ibcast", n, 0);
+      wait_collective(&r, "MPI_Ibcast", n, 0);
     }
   }
 
@@ -161,35 +172,37 @@ class MpiReplicaGroup final : public ReplicaGroup {
         break;
     }
     GPTQD_CHECK(count < INT_MAX, "allreduce of {} doubles exceeds one MPI call", count);
-    check_rc(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_),
-             "MPI_Allreduce", count, -1);
+    MPI_Request r;
+    check_rc(
+        MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_, &r),
+        "MPI_Iallreduce", count, -1);
+    wait_collective(&r, "MPI_Iallreduce", count, -1);
   }
 
-  // One row is one MPI element (a contiguous type of `cols` floats), so the counts stay far
-  // below INT_MAX even for a 57344 x 14336 layer.
+  // Member i's rows are broadcast from member i, in chunks (above): what an allgather moves.
   void allgather_rows(float* data, const std::vector<int64_t>& row_offsets, int64_t cols) override {
     GPTQD_CHECK(static_cast<int>(row_offsets.size()) == size_ + 1 && row_offsets[0] == 0,
                 "allgather_rows: {} offsets for {} members", row_offsets.size(), size_);
     if (size_ == 1) return;
-    GPTQD_CHECK(cols > 0 && cols < INT_MAX && row_offsets.back() < INT_MAX,
-                "allgather_rows: {} rows of {} floats exceed MPI's counts", row_offsets.back(),
-                cols);
-    std::vector<int> counts(size_), displs(size_);
+    GPTQD_CHECK(cols > 0, "allgather_rows: rows of {} floats", cols);
     for (int i = 0; i < size_; ++i) {
       GPTQD_CHECK(row_offsets[i + 1] >= row_offsets[i], "allgather_rows: offsets decrease");
-      displs[i] = static_cast<int>(row_offsets[i]);
-      counts[i] = static_cast<int>(row_offsets[i + 1] - row_offsets[i]);
+      float* part = data + row_offsets[i] * cols;
+      const int64_t count = (row_offsets[i + 1] - row_offsets[i]) * cols;
+      for (int64_t off = 0; off < count; off += kPollChunk) {
+        const int n = static_cast<int>(std::min(kPollChunk, count - off));
+        MPI_Request r;
+        check_rc(MPI_Ibcast(part + off, n, MPI_FLOAT, i, comm_, &r), "MPI_Ibcast", n, i);
+        wait_collective(&r, "MPI_Ibcast", n, i);
+      }
     }
-    MPI_Datatype row;
-    MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row);
-    MPI_Type_commit(&row);
-    const int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
-                                  displs.data(), row, comm_);
-    MPI_Type_free(&row);
-    check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
   }
 
-  void barrier() override { check_rc(MPI_Barrier(comm_), "MPI_Barrier", 0, -1); }
+  void barrier() override {
+    MPI_Request r;
+    check_rc(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier", 0, -1);
+    wait_collective(&r, "MPI_Ibarrier", 0, -1);
+  }
 
  private:
   MPI_Comm comm_;
@@ -198,7 +211,7 @@ class MpiReplicaGroup final : public ReplicaGroup {
 
 }  // namespace
 
-int mpi_wait_yielding(MPI_Request* request, MPI_Status* status) {
+int mpi_wait_yielding(MPI_Request* request, MPI_Status* status, std::chrono::microseconds spin) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   auto sleep = kFirstSleep;
@@ -206,7 +219,10 @@ int mpi_wait_yielding(MPI_Request* request, MPI_Status* status) {
     int done = 0;
     const int rc = MPI_Test(request, &done, status);
     if (rc != MPI_SUCCESS || done) return rc;
-    if (Clock::now() - t0 < kSpin) continue;
+    if (Clock::now() - t0 < spin) continue;
+    // Past the spin: a wait that may be long. The job's liveness rule is applied here (it
+    // throws StallError once a rank has been silent for the timeout).
+    if (Liveness* monitor = current_liveness()) monitor->poll(t0);
     std::this_thread::sleep_for(sleep);
     sleep = std::min(2 * sleep, kMaxSleep);
   }
