@@ -330,6 +330,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   }
   std::unique_ptr<Checkpoint> ckpt;
   if (!collective_try(comm, [&] {
+        // HDF5's collective metadata calls wait inside MPI (worker/transport/liveness.h).
+        const BlockingSection busy("the checkpoint's collective open or create (HDF5)");
         if (exists && !opt.restart) {
           ckpt =
               std::make_unique<Checkpoint>(Checkpoint::open_resume(job.checkpoint, layout, comm));
@@ -406,7 +408,10 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   std::vector<std::vector<uint8_t>> done;
   if (rank == 0)
     for (const QuantConfig& q : job.runs) done.push_back(ckpt->completion(q.name));
-  ckpt->close();
+  {
+    const BlockingSection busy("the checkpoint's collective close (HDF5)");
+    ckpt->close();
+  }
   factorizer.factorizer.reset();
   group.reset();
   MPI_Comm_free(&stage_comm);

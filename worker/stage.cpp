@@ -187,6 +187,15 @@ void test_hook_after_mark(int64_t block) {
   }
 }
 
+void test_hook_before_block(int64_t block) {
+  static const int64_t stop_at = env_block("GPTQD_TEST_STOP_AT_BLOCK");
+  if (block != stop_at) return;
+  GPTQD_LOG_WARN("test hook: GPTQD_TEST_STOP_AT_BLOCK={}: SIGSTOP before the block", block);
+  spdlog::default_logger()->flush();
+  flush_progress();
+  std::raise(SIGSTOP);
+}
+
 std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
                                    const StageInputs& in) {
   const JobConfig& job = *in.job;
@@ -248,6 +257,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       set_progress_context(fmt::format("run {} block {} of {} ({}/{} of stage {})", q.name, b,
                                        d.n_layer, b - role.first_block + 1, nblocks, role.stage));
       report_progress("reading its weights");
+      if (leader) test_hook_before_block(b);
       MicroBatchHooks hooks;
       if (rx && b == role.first_block) {
         hooks.before_read = [&](int64_t first, int64_t count) { rx->before_read(first, count); };

@@ -56,9 +56,46 @@ Liveness::Liveness(MPI_Comm comm, double timeout_s, std::string rule)
     peers_[i].host = std::string(hosts.data() + kHostBytes * static_cast<size_t>(i));
     peers_[i].last_heard = created_;
   }
+  if (size_ > 1) watchdog_ = std::thread([this] { watch(); });
+}
+
+void Liveness::enter_blocking(const char* what) {
+  blocking_what_.store(what);
+  blocking_since_.store(Clock::now().time_since_epoch().count());
+}
+
+void Liveness::leave_blocking() { blocking_since_.store(0); }
+
+void Liveness::watch() {
+  const auto limit = timeout_ + std::chrono::duration_cast<Clock::duration>(
+                                    std::chrono::duration<double>(kGraceSeconds * rank_));
+  std::unique_lock<std::mutex> lock(watch_mutex_);
+  while (!watch_wake_.wait_for(lock, kWatchdogPeriod, [this] { return watch_stop_; })) {
+    const Clock::rep since = blocking_since_.load();
+    if (since == 0) continue;
+    const auto inside = Clock::now() - Clock::time_point(Clock::duration(since));
+    if (inside <= limit) continue;
+    // The main thread is inside MPI and cannot throw: this thread speaks for the rank and ends
+    // it, and the launcher ends the job (as for a rank that dies).
+    GPTQD_LOG_ERROR(
+        "error: rank {} on host {}: no progress for {:.1f} s inside {}, which every rank it "
+        "waits for had entered: one of them stalled in the middle of it ({}). This rank ends, "
+        "and the job with it; rerun the same command to resume from the checkpoint",
+        rank_, peers_[rank_].host, seconds(inside), blocking_what_.load(), rule_);
+    spdlog::default_logger()->flush();
+    _exit(1);
+  }
 }
 
 Liveness::~Liveness() {
+  if (watchdog_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(watch_mutex_);
+      watch_stop_ = true;
+    }
+    watch_wake_.notify_all();
+    watchdog_.join();
+  }
   for (Peer& p : peers_)
     for (Outgoing& o : p.in_flight)
       if (o.req != MPI_REQUEST_NULL) MPI_Request_free(&o.req);
@@ -118,6 +155,12 @@ void Liveness::progress(std::string phase) {
   dirty_ = true;
   const auto now = Clock::now();
   if (now - last_sent_ < kMinGap) return;
+  drain();
+  send_beacons();
+}
+
+void Liveness::flush() {
+  if (finished_ || !dirty_) return;
   drain();
   send_beacons();
 }
@@ -196,6 +239,14 @@ void Liveness::finish() {
   }
 }
 
+BlockingSection::BlockingSection(const char* what) : monitor_(g_monitor) {
+  if (monitor_) monitor_->enter_blocking(what);
+}
+
+BlockingSection::~BlockingSection() {
+  if (monitor_) monitor_->leave_blocking();
+}
+
 LivenessScope::LivenessScope(Liveness* monitor) : previous_(g_monitor) { g_monitor = monitor; }
 LivenessScope::~LivenessScope() { g_monitor = previous_; }
 
@@ -207,6 +258,10 @@ void report_progress(std::string_view what) {
   if (!g_monitor) return;
   g_monitor->progress(g_context.empty() ? std::string(what)
                                         : fmt::format("{}: {}", g_context, what));
+}
+
+void flush_progress() {
+  if (g_monitor) g_monitor->flush();
 }
 
 }  // namespace gptqd

@@ -18,16 +18,28 @@
 // silent reports it at the timeout, the next one kGraceSeconds later, and so on, so the first
 // report's MPI_Abort normally ends the others before they speak.
 //
-// Threads: only the thread that calls MPI (the main thread) may use a Liveness.
+// Calls that wait inside MPI where no poll can run (the data phase of the replicas' blocking
+// collectives, HDF5's collective metadata calls, ScaLAPACK) are marked with a BlockingSection.
+// A watchdog thread ends the process (one line, exit code 1; the launcher then ends the job)
+// once the main thread has been inside one for the timeout (+ kGraceSeconds x rank, so one
+// rank speaks first): a rank stopped in the middle of such a call cannot be told apart from
+// its partners there, but the job no longer waits for it forever.
+//
+// Threads: only the thread that calls MPI (the main thread) may use a Liveness; the watchdog
+// reads only the BlockingSection marks, which are atomic.
 #pragma once
 
 #include <mpi.h>
 
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <list>
+#include <mutex>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 #include "base/check.h"
@@ -49,8 +61,9 @@ class Liveness {
   // Collective over comm (every rank of the job). timeout_s > 0; `rule` says where the value
   // comes from (e.g. "parallel.stall_timeout: 5 s"), for the stall line.
   Liveness(MPI_Comm comm, double timeout_s, std::string rule);
-  // Frees its requests and communicator handle without waiting (an exception may be unwinding
-  // towards MPI_Abort; call finish() on the way out of a job that ends in step).
+  // Stops the watchdog and frees its requests and communicator handle without waiting (an
+  // exception may be unwinding towards MPI_Abort; call finish() on the way out of a job that
+  // ends in step).
   ~Liveness();
   Liveness(const Liveness&) = delete;
   Liveness& operator=(const Liveness&) = delete;
@@ -60,6 +73,9 @@ class Liveness {
   // wait sends the newest phase). Beacons are sent only here and in waits, so their rate is the
   // job's own rate of progress, plus one per beat while waiting.
   void progress(std::string phase);
+
+  // Sends the newest phase now if progress() held it back (kMinGap).
+  void flush();
 
   // Called by waits (mpi_wait_yielding) while they wait: drains the beacons, sends this rank's
   // beat, and applies the rule. `wait_start`: when the current wait began. Throws StallError.
@@ -73,6 +89,10 @@ class Liveness {
 
   double timeout_seconds() const { return timeout_s_; }
 
+  // The main thread enters / leaves a call that waits inside MPI (BlockingSection).
+  void enter_blocking(const char* what);
+  void leave_blocking();
+
   static constexpr double kGraceSeconds = 2;
   // Phases closer together than this share one beacon (the later one goes with the next call):
   // a model whose blocks take milliseconds would otherwise send thousands a second. A rank that
@@ -81,6 +101,7 @@ class Liveness {
   static constexpr auto kPollGap = std::chrono::milliseconds(10);
   static constexpr size_t kPhaseBytes = 200;  // beacon text, NUL included; longer is cut
   static constexpr size_t kMaxInFlight = 16;  // beacons to one peer not yet delivered
+  static constexpr auto kWatchdogPeriod = std::chrono::milliseconds(250);
 
  private:
   struct Beacon {
@@ -102,6 +123,7 @@ class Liveness {
   void drain();
   void reap_sends(Peer& p);
   [[noreturn]] void report_stall(int rank, double silent_s) const;
+  void watch();  // the watchdog thread
 
   MPI_Comm comm_ = MPI_COMM_NULL;  // a duplicate of the job's communicator: beacons only
   int rank_ = 0, size_ = 1;
@@ -113,6 +135,28 @@ class Liveness {
   bool dirty_ = false;     // phase_ changed since the last beacon
   bool finished_ = false;  // finish() ran (or is past the point where beacons stop)
   std::vector<Peer> peers_;
+
+  // The watchdog: the main thread's BlockingSection (0: none; else its start, steady clock
+  // ticks) and what it is.
+  std::atomic<Clock::rep> blocking_since_{0};
+  std::atomic<const char*> blocking_what_{nullptr};
+  std::mutex watch_mutex_;
+  std::condition_variable watch_wake_;
+  bool watch_stop_ = false;
+  std::thread watchdog_;
+};
+
+// Marks, for its scope, a call of the main thread that waits inside MPI without polling (see
+// above); nothing outside a job. `what` names the call for the watchdog's line (a literal).
+class BlockingSection {
+ public:
+  explicit BlockingSection(const char* what);
+  ~BlockingSection();
+  BlockingSection(const BlockingSection&) = delete;
+  BlockingSection& operator=(const BlockingSection&) = delete;
+
+ private:
+  Liveness* monitor_;
 };
 
 // The monitor of the job that runs now, used by mpi_wait_yielding and report_progress; none
@@ -134,5 +178,7 @@ Liveness* current_liveness();
 // block) + ": " + what. Tells the job's monitor, if any.
 void report_progress(std::string_view what);
 void set_progress_context(std::string context);
+// Tells the job's monitor, if any, the newest phase now (Liveness::flush).
+void flush_progress();
 
 }  // namespace gptqd

@@ -1,10 +1,13 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <csignal>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
 #include "base/check.h"
+#include "base/log.h"
 #include "worker/transport/liveness.h"
 #include "worker/transport/transport.h"
 
@@ -18,6 +21,8 @@ void check_rc(int rc, const char* what, int64_t n, int peer) {
               peer, rc);
 }
 
+// Polls without sleeping for this long first: short waits keep MPI's latency.
+constexpr auto kSpin = std::chrono::microseconds(200);
 constexpr auto kFirstSleep = std::chrono::microseconds(50);
 constexpr auto kMaxSleep = std::chrono::microseconds(2000);
 
@@ -115,21 +120,31 @@ class MpiTransport final : public Transport {
   MPI_Comm comm_;
 };
 
-// Nonblocking collectives in chunks of kPollChunk elements, each waited for by
-// mpi_wait_yielding with kCollectiveSpin. A nonblocking collective advances only while it is
-// polled, and a sleeping wait slows a large one down by orders of magnitude (whole collectives
-// waited for with the 200 us spin of the other waits made a 1 x 2 replica job take twice as
-// long as one rank), so each chunk is small enough to finish within the spin when every member
-// is there: while data flows the waits spin as MPI's blocking algorithms would. Only a wait for an absent member (a rank still
-// computing, or stopped) outlasts the spin; it then sleeps, leaving the core, and applies the
-// job's liveness rule instead of spinning forever.
-constexpr int64_t kPollChunk = int64_t{1} << 20;  // 4 MiB of floats
-constexpr std::chrono::microseconds kCollectiveSpin{20000};
-
-void wait_collective(MPI_Request* r, const char* what, int64_t n, int peer) {
-  check_rc(mpi_wait_yielding(r, MPI_STATUS_IGNORE, kCollectiveSpin), what, n, peer);
+// Test hook (tests/mpi/stall_timeout.sh; worker/stage.h lists the others):
+// GPTQD_TEST_STOP_IN_SUM=n makes member 0 of a replica group stop itself (SIGSTOP) in its n-th
+// Hessian sum once every member has arrived: a rank stopped in the middle of a blocking
+// collective, which only the liveness watchdog ends.
+void test_hook_in_sum(int member) {
+  static const long stop_at = [] {
+    const char* v = std::getenv("GPTQD_TEST_STOP_IN_SUM");
+    return v && *v ? std::strtol(v, nullptr, 10) : -1L;
+  }();
+  static long calls = 0;
+  if (stop_at < 1 || member != 0 || ++calls != stop_at) return;
+  GPTQD_LOG_WARN("test hook: GPTQD_TEST_STOP_IN_SUM={}: SIGSTOP inside the Hessian sum", stop_at);
+  spdlog::default_logger()->flush();
+  std::raise(SIGSTOP);
 }
 
+// Each collective starts with an arrival barrier (MPI_Ibarrier waited for by
+// mpi_wait_yielding): a member that comes early sleeps there instead of spinning, and the job's
+// liveness rule applies while it waits, so a replica that stopped while computing is named and
+// the job ends. Once every member is there the data moves with MPI's blocking algorithms, which
+// progress at full speed: a nonblocking collective advances only when it is polled, and waited
+// for by sleeping polls a Hessian of 1M floats took 1.2 s instead of 54 ms with one replica 50 ms
+// late (measured, 2 ranks; the barrier first: 54 ms). A member stopped in the middle of the
+// data movement (milliseconds to seconds per layer) is waited for by MPI's own blocking loop:
+// that part is a BlockingSection, ended by the liveness watchdog (liveness.h).
 class MpiReplicaGroup final : public ReplicaGroup {
  public:
   explicit MpiReplicaGroup(MPI_Comm comm) : comm_(comm) {
@@ -141,19 +156,18 @@ class MpiReplicaGroup final : public ReplicaGroup {
   int rank() const override { return rank_; }
 
   // Reduce to member 0, then broadcast: every member gets member 0's bytes by construction
-  // (MPI_Allreduce does not promise bitwise-equal results on all ranks). Elementwise, so the
-  // chunking does not change what is summed with what.
+  // (MPI_Allreduce does not promise bitwise-equal results on all ranks).
   void allreduce_sum(float* data, int64_t count) override {
     if (size_ == 1) return;
-    for (int64_t off = 0; off < count; off += kPollChunk) {
-      const int n = static_cast<int>(std::min(kPollChunk, count - off));
+    arrive();
+    const BlockingSection busy("the replicas' Hessian sum (MPI_Reduce, MPI_Bcast)");
+    test_hook_in_sum(rank_);
+    for (int64_t off = 0; off < count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
       const void* send = rank_ == 0 ? MPI_IN_PLACE : data + off;
       void* recv = rank_ == 0 ? data + off : nullptr;
-      MPI_Request r;
-      check_rc(MPI_Ireduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_, &r), "MPI_Ireduce", n, 0);
-      wait_collective(&r, "MPI_Ireduce", n, 0);
-      check_rc(MPI_Ibcast(data + off, n, MPI_FLOAT, 0, comm_, &r), "MPI_Ibcast", n, 0);
-      wait_collective(&r, "MPI_Ibcast", n, 0);
+      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_), "MPI_Reduce", n, 0);
+      check_rc(MPI_Bcast(data + off, n, MPI_FLOAT, 0, comm_), "MPI_Bcast", n, 0);
     }
   }
 
@@ -172,46 +186,55 @@ class MpiReplicaGroup final : public ReplicaGroup {
         break;
     }
     GPTQD_CHECK(count < INT_MAX, "allreduce of {} doubles exceeds one MPI call", count);
-    MPI_Request r;
-    check_rc(
-        MPI_Iallreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_, &r),
-        "MPI_Iallreduce", count, -1);
-    wait_collective(&r, "MPI_Iallreduce", count, -1);
+    arrive();
+    const BlockingSection busy("an allreduce among the replicas (MPI_Allreduce)");
+    check_rc(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_),
+             "MPI_Allreduce", count, -1);
   }
 
-  // Member i's rows are broadcast from member i, in chunks (above): what an allgather moves.
+  // One row is one MPI element (a contiguous type of `cols` floats), so the counts stay far
+  // below INT_MAX even for a 57344 x 14336 layer.
   void allgather_rows(float* data, const std::vector<int64_t>& row_offsets, int64_t cols) override {
     GPTQD_CHECK(static_cast<int>(row_offsets.size()) == size_ + 1 && row_offsets[0] == 0,
                 "allgather_rows: {} offsets for {} members", row_offsets.size(), size_);
     if (size_ == 1) return;
-    GPTQD_CHECK(cols > 0, "allgather_rows: rows of {} floats", cols);
+    GPTQD_CHECK(cols > 0 && cols < INT_MAX && row_offsets.back() < INT_MAX,
+                "allgather_rows: {} rows of {} floats exceed MPI's counts", row_offsets.back(),
+                cols);
+    std::vector<int> counts(size_), displs(size_);
     for (int i = 0; i < size_; ++i) {
       GPTQD_CHECK(row_offsets[i + 1] >= row_offsets[i], "allgather_rows: offsets decrease");
-      float* part = data + row_offsets[i] * cols;
-      const int64_t count = (row_offsets[i + 1] - row_offsets[i]) * cols;
-      for (int64_t off = 0; off < count; off += kPollChunk) {
-        const int n = static_cast<int>(std::min(kPollChunk, count - off));
-        MPI_Request r;
-        check_rc(MPI_Ibcast(part + off, n, MPI_FLOAT, i, comm_, &r), "MPI_Ibcast", n, i);
-        wait_collective(&r, "MPI_Ibcast", n, i);
-      }
+      displs[i] = static_cast<int>(row_offsets[i]);
+      counts[i] = static_cast<int>(row_offsets[i + 1] - row_offsets[i]);
     }
+    arrive();
+    const BlockingSection busy("the replicas' allgather of quantized rows (MPI_Allgatherv)");
+    MPI_Datatype row;
+    MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row);
+    MPI_Type_commit(&row);
+    const int rc = MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, data, counts.data(),
+                                  displs.data(), row, comm_);
+    MPI_Type_free(&row);
+    check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
   }
 
-  void barrier() override {
-    MPI_Request r;
-    check_rc(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier", 0, -1);
-    wait_collective(&r, "MPI_Ibarrier", 0, -1);
-  }
+  void barrier() override { arrive(); }
 
  private:
+  // Returns once every member has called it (see the class comment).
+  void arrive() {
+    MPI_Request r;
+    check_rc(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier", 0, -1);
+    check_rc(mpi_wait_yielding(&r, MPI_STATUS_IGNORE), "MPI_Ibarrier", 0, -1);
+  }
+
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
 };
 
 }  // namespace
 
-int mpi_wait_yielding(MPI_Request* request, MPI_Status* status, std::chrono::microseconds spin) {
+int mpi_wait_yielding(MPI_Request* request, MPI_Status* status) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   auto sleep = kFirstSleep;
@@ -219,7 +242,7 @@ int mpi_wait_yielding(MPI_Request* request, MPI_Status* status, std::chrono::mic
     int done = 0;
     const int rc = MPI_Test(request, &done, status);
     if (rc != MPI_SUCCESS || done) return rc;
-    if (Clock::now() - t0 < spin) continue;
+    if (Clock::now() - t0 < kSpin) continue;
     // Past the spin: a wait that may be long. The job's liveness rule is applied here (it
     // throws StallError once a rank has been silent for the timeout).
     if (Liveness* monitor = current_liveness()) monitor->poll(t0);
