@@ -13,7 +13,8 @@
 namespace gptqd {
 
 // Runs fn on every rank of comm (collective). If it throws anywhere, the lowest
-// failing rank logs "error: <what>" and every rank gets false.
+// failing rank logs "error: <what>" and every rank gets false. A StallError (a stalled rank
+// found by the liveness rule, worker/transport/liveness.h) is not agreed on: it propagates.
 bool collective_try(MPI_Comm comm, const std::function<void()>& fn);
 
 // What an error line says for e: its what(), or for an exception the standard library throws
@@ -26,9 +27,15 @@ void broadcast(MPI_Comm comm, int root, std::vector<int32_t>* v);
 void broadcast(MPI_Comm comm, int root, std::string* s);
 void broadcast(MPI_Comm comm, int root, bool* b);
 
-// MPI_Barrier that sleeps while it waits (worker/transport/transport.h mpi_wait_yielding): for ranks that
-// finished their stage and wait for the later stages, without keeping a core busy.
+// The broadcasts above, the agreement of collective_try and these two are nonblocking
+// collectives waited for by mpi_wait_yielding (worker/transport/transport.h): a rank that waits
+// for another (a later stage, a late or stopped rank) sleeps instead of keeping a core busy, and
+// the job's liveness rule applies while it waits (throws StallError).
+// MPI_Barrier: for ranks that finished their stage and wait for the later stages.
 void yielding_barrier(MPI_Comm comm);
+// MPI_Allreduce.
+void allreduce_polled(const void* send, void* recv, int count, MPI_Datatype type, MPI_Op op,
+                      MPI_Comm comm);
 
 // Ranks on this node, from MPI_COMM_TYPE_SHARED (the local rank count).
 int local_rank_count(MPI_Comm comm);

@@ -16,7 +16,7 @@ namespace {
 // GPU presence is agreed by all ranks: any rank without a GPU makes the job CPU.
 bool every_rank_has_gpu(MPI_Comm comm) {
   int mine = cuda_device_count() > 0 ? 1 : 0, all = 0;
-  MPI_Allreduce(&mine, &all, 1, MPI_INT, MPI_MIN, comm);
+  allreduce_polled(&mine, &all, 1, MPI_INT, MPI_MIN, comm);
   return all == 1;
 }
 

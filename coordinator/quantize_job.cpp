@@ -22,6 +22,7 @@
 #include "coordinator/precision.h"
 #include "coordinator/report.h"
 #include "coordinator/resume_verify.h"
+#include "coordinator/stall_timeout.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_guard.h"
 #include "io/export/export_compat.h"
@@ -31,6 +32,7 @@
 #include "worker/memory_model.h"
 #include "worker/model_weights.h"
 #include "worker/stage.h"
+#include "worker/transport/liveness.h"
 
 namespace gptqd {
 namespace {
@@ -205,7 +207,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   // 1. Every rank validates the job and the model (cheap, same message everywhere) and
   //    computes the same plan (the node size that the automatic layout uses is agreed first).
   int local = local_rank_count(comm), ranks_per_node = 1;
-  MPI_Allreduce(&local, &ranks_per_node, 1, MPI_INT, MPI_MAX, comm);
+  allreduce_polled(&local, &ranks_per_node, 1, MPI_INT, MPI_MAX, comm);
   JobConfig job;
   std::unique_ptr<HfModel> model;
   ModelSpec dims;
@@ -263,6 +265,19 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     return 1;
   }
   Backend& be = exec->backend();
+
+  // The liveness rule from here to the job's end (worker/transport/liveness.h): a rank that
+  // makes no progress for the timeout ends the job, named, instead of leaving the others
+  // waiting forever. Every way out below passes liveness.finish() (collective), or unwinds
+  // towards MPI_Abort.
+  const StallTimeout stall = stall_timeout_of(job, estimate, exec->on_gpu());
+  Liveness liveness(comm, stall.seconds, stall.rule);
+  LivenessScope watching(&liveness);
+  auto failed = [&] {
+    liveness.finish();
+    return 1;
+  };
+  if (rank == 0) GPTQD_LOG_INFO("liveness: {}", stall.rule);
   if (rank == 0)
     GPTQD_LOG_INFO("backend {} on rank 0, transport between stages: {} (parallel.transport: {})",
                    be.name(), exec->transport_name(), job.parallel.transport);
@@ -277,22 +292,25 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         for (const RankEstimate& r : estimate.ranks)
           if (r.rank == rank) check_host_memory(r, exec->on_gpu(), local);
       })) {
-    return 1;
+    return failed();
   }
 
   // 3. Rank 0 draws the calibration windows; everyone gets them (they enter the fingerprint).
   std::vector<int32_t> tokens;
+  report_progress(rank == 0 ? "drawing the calibration windows"
+                            : "waiting for rank 0's calibration windows");
   if (!collective_try(comm, [&] {
         if (rank == 0) {
           tokens = load_calibration_tokens(job);
           check_token_ids(tokens, dims.vocab, job);
         }
       })) {
-    return 1;
+    return failed();
   }
   broadcast(comm, 0, &tokens);
 
   // 4. The checkpoint: resume when it exists and matches, else create it collectively.
+  report_progress("opening the checkpoint");
   CkptLayout layout = layout_of(job, model->config(), dims);
   layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens, be.precision());
   bool exists = false;
@@ -309,10 +327,12 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                                  : 0;
         check_free_space(job.checkpoint, checkpoint_data_bytes(layout), "", old);
       })) {
-    return 1;
+    return failed();
   }
   std::unique_ptr<Checkpoint> ckpt;
   if (!collective_try(comm, [&] {
+        // HDF5's collective metadata calls wait inside MPI (worker/transport/liveness.h).
+        const BlockingSection busy("the checkpoint's collective open or create (HDF5)");
         if (exists && !opt.restart) {
           ckpt =
               std::make_unique<Checkpoint>(Checkpoint::open_resume(job.checkpoint, layout, comm));
@@ -321,13 +341,14 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
             const auto parent = std::filesystem::path(job.checkpoint).parent_path();
             if (!parent.empty()) std::filesystem::create_directories(parent);
           }
-          MPI_Barrier(comm);
+          yielding_barrier(comm);
           ckpt = std::make_unique<Checkpoint>(Checkpoint::create(job.checkpoint, layout, comm));
         }
       })) {
-    return 1;
+    return failed();
   }
   if (exists && !opt.restart) {
+    report_progress("reading back the checkpoint's complete blocks");
     if (!collective_try(comm, [&] {
           verify_resumed_blocks(*ckpt, comm);
           if (rank != 0) return;
@@ -336,7 +357,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
           check_free_space(job.checkpoint, checkpoint_data_bytes(ckpt->layout(), &done),
                            " for the blocks still to write");
         })) {
-      return 1;
+      return failed();
     }
   }
   if (rank == 0 && exists && !opt.restart && !ckpt->has_weights_digests()) {
@@ -379,18 +400,25 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.micro_batch = kMicroBatch;
   in.activations_on_host = on_host;
   const std::vector<LayerReport> mine = run_stage(be, exec->transport(), *ckpt, in);
+  set_progress_context("");
+  report_progress(plan.stages > 1 ? "its stage is done; waiting for the later stages"
+                                  : "its stage is done; waiting for the other replicas");
 
   log_model_residency(job.model_path);
 
   // 6. Report and close (collective). Earlier stages finish first: they wait here asleep.
   yielding_barrier(comm);
   const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
+  liveness.finish();
   // A job whose checkpoint was removed or replaced meanwhile (say by hand, or by a job on a
   // file system without flock) or is missing a block never reports success.
   std::vector<std::vector<uint8_t>> done;
   if (rank == 0)
     for (const QuantConfig& q : job.runs) done.push_back(ckpt->completion(q.name));
-  ckpt->close();
+  {
+    const BlockingSection busy("the checkpoint's collective close (HDF5)");
+    ckpt->close();
+  }
   factorizer.factorizer.reset();
   group.reset();
   MPI_Comm_free(&stage_comm);

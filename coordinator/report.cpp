@@ -6,7 +6,9 @@
 #include <cstring>
 #include <type_traits>
 
+#include "base/check.h"
 #include "io/model/model_spec.h"
+#include "worker/transport/transport.h"
 
 namespace gptqd {
 
@@ -19,15 +21,20 @@ std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
   MPI_Comm_size(comm, &world);
   const int bytes = static_cast<int>(mine.size() * sizeof(LayerReport));
   std::vector<int> counts(world), displs(world);
-  MPI_Gather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm);
+  // Nonblocking, waited for by mpi_wait_yielding: a late or stopped rank is waited for asleep,
+  // under the job's liveness rule.
+  MPI_Request r;
+  MPI_Igather(&bytes, 1, MPI_INT, counts.data(), 1, MPI_INT, root, comm, &r);
+  GPTQD_CHECK(mpi_wait_yielding(&r, MPI_STATUS_IGNORE) == MPI_SUCCESS, "MPI_Igather failed");
   int total = 0;
   for (int i = 0; i < world; ++i) {
     displs[i] = total;
     total += counts[i];
   }
   std::vector<LayerReport> all(rank == root ? total / sizeof(LayerReport) : 0);
-  MPI_Gatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
-              root, comm);
+  MPI_Igatherv(mine.data(), bytes, MPI_BYTE, all.data(), counts.data(), displs.data(), MPI_BYTE,
+               root, comm, &r);
+  GPTQD_CHECK(mpi_wait_yielding(&r, MPI_STATUS_IGNORE) == MPI_SUCCESS, "MPI_Igatherv failed");
   std::sort(all.begin(), all.end(), [](const LayerReport& a, const LayerReport& b) {
     return std::tie(a.run, a.block, a.layer) < std::tie(b.run, b.block, b.layer);
   });

@@ -41,11 +41,11 @@ int64_t verify_resumed_blocks(Checkpoint& ckpt, MPI_Comm comm) {
     failure = error_message(e);
   }
   long long total = 0;
-  MPI_Allreduce(&damaged, &total, 1, MPI_LONG_LONG, MPI_SUM, comm);
+  allreduce_polled(&damaged, &total, 1, MPI_LONG_LONG, MPI_SUM, comm);
   if (rank == 0)
     GPTQD_LOG_INFO("checkpoint verified: {} complete blocks read back, {} damaged{}", index, total,
                    ckpt.format_version() >= 2 ? "" : " (format_version 1: ranges only)");
-  MPI_Barrier(comm);
+  yielding_barrier(comm);
   if (input_error) throw InputError(failure);
   if (!failure.empty()) throw Error(failure);
   return total;

@@ -5,6 +5,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "base/timing.h"
+#include "worker/transport/liveness.h"
 
 namespace gptqd {
 namespace {
@@ -59,11 +60,14 @@ std::vector<std::unique_ptr<HessianAccumulator>> accumulate_hessians(
     BlockWorkspace& ws, const std::vector<bool>& which, const SliceHook& before) {
   std::vector<std::unique_ptr<HessianAccumulator>> acc(static_cast<size_t>(d.n_groups));
   int last = -1;
+  std::string names;
   for (int g = 0; g < d.n_groups; ++g) {
     if (!which[g]) continue;
     acc[g] = std::make_unique<HessianAccumulator>(be, w.linears[d.group_members(g)[0]].in);
     last = g;
+    names += (names.empty() ? "" : ", ") + d.linears[d.group_members(g)[0]].module;
   }
+  report_progress(fmt::format("forward and Hessian of {}", names));
   LinearCapture capture = [&](int group, const float* x, int64_t tokens, int64_t samples) {
     if (acc[group]) acc[group]->add(x, tokens, samples);
   };
@@ -80,6 +84,7 @@ std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaCon
   const float weight = static_cast<float>(static_cast<double>(acc.samples()) /
                                           static_cast<double>(rc.total_samples));
   for (float& v : h) v *= weight;
+  report_progress("Hessian sum over the replicas");
   rc.group->allreduce_sum(h.data(), static_cast<int64_t>(h.size()));
   return h;
 }
@@ -160,6 +165,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     for (int i : d.group_members(g)) {
       const std::string label =
           fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
+      report_progress(fmt::format("GPTQ of {}", d.linears[i].module));
       result[i] = quantize_linear(be, w.linears[i], h, gptq_options(q, label), rc);
     }
   };
@@ -191,6 +197,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
       h[g] = std::vector<float>();
     }
   }
+  report_progress("forward through the quantized block");
   forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
   return result;
 }

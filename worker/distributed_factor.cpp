@@ -6,6 +6,8 @@
 
 #include "base/check.h"
 #include "base/timing.h"
+#include "worker/transport/liveness.h"
+#include "worker/transport/transport.h"
 
 // ScaLAPACK and its BLACS (Debian libscalapack-openmpi-dev) ship no C header. The routines
 // are Fortran: arguments by pointer, and gfortran's hidden length of each CHARACTER argument
@@ -68,6 +70,15 @@ bool ScalapackFactorizer::inverse_cholesky_upper(int64_t n64, float* h) {
   int info = 0;
   descinit_(desc, &n, &n, &nb, &nb, &zero, &zero, &context_, &lld, &info);
   GPTQD_CHECK(info == 0, "ScaLAPACK descinit: argument {} is invalid", -info);
+
+  // ScaLAPACK and the collectives below wait inside MPI: every process arrives first (a
+  // sleeping wait under the job's liveness rule), and the rest is a BlockingSection
+  // (worker/transport/liveness.h).
+  MPI_Request arrival;
+  MPI_Ibarrier(comm_, &arrival);
+  GPTQD_CHECK(mpi_wait_yielding(&arrival, MPI_STATUS_IGNORE) == MPI_SUCCESS,
+              "the replicas' barrier before the factorization failed");
+  const BlockingSection busy("the replicas' distributed factorization (ScaLAPACK)");
 
   // 1. This process's part of A = J H J in float64.
   auto t0 = SteadyClock::now();

@@ -10,6 +10,7 @@
 #include "base/timing.h"
 #include "worker/block_quantizer.h"
 #include "worker/embedding.h"
+#include "worker/transport/liveness.h"
 #include "worker/weight_prefetch.h"
 #include "worker/weights_guard.h"
 
@@ -190,6 +191,15 @@ void test_hook_after_mark(int64_t block) {
   }
 }
 
+void test_hook_before_block(int64_t block) {
+  static const int64_t stop_at = env_block("GPTQD_TEST_STOP_AT_BLOCK");
+  if (block != stop_at) return;
+  GPTQD_LOG_WARN("test hook: GPTQD_TEST_STOP_AT_BLOCK={}: SIGSTOP before the block", block);
+  spdlog::default_logger()->flush();
+  flush_progress();
+  std::raise(SIGSTOP);
+}
+
 std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
                                    const StageInputs& in) {
   const JobConfig& job = *in.job;
@@ -236,6 +246,8 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   if (nblocks > 0) weights.prefetch(role.first_block);
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
+    set_progress_context(fmt::format("run {} stage {}", q.name, role.stage));
+    report_progress("starting the run");
     const std::vector<uint8_t> done = stage_completion(ckpt, q.name, in.group);
     const auto run_t0 = SteadyClock::now();
     std::unique_ptr<StreamReceiver> rx;
@@ -253,6 +265,11 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
     double computed_seconds = 0;
     for (int64_t b = role.first_block; b < role.end_block; ++b) {
       const auto t0 = SteadyClock::now();
+      // What this rank does, for the liveness rule's stall line (worker/transport/liveness.h).
+      set_progress_context(fmt::format("run {} block {} of {} ({}/{} of stage {})", q.name, b,
+                                       d.n_layer, b - role.first_block + 1, nblocks, role.stage));
+      report_progress("reading its weights");
+      if (leader) test_hook_before_block(b);
       MicroBatchHooks hooks;
       if (rx && b == role.first_block) {
         hooks.before_read = [&](int64_t first, int64_t count) { rx->before_read(first, count); };
@@ -269,6 +286,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       if (guard) guard->admit_block(b, w.digest);
       const bool resumed = done[b] != 0;
       if (resumed) {
+        report_progress("reading it back from the checkpoint");
         std::vector<std::vector<float>> deq(d.linears.size());
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const std::string& layer = d.linears[i].module;
@@ -279,9 +297,11 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
                                           ckpt.read_stats(q.name, b, layer), 1});
           }
         }
+        report_progress("forward through the resumed block");
         forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
       } else {
         const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks);
+        report_progress("writing it to the checkpoint");
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const LinearWeights& lw = w.linears[i];
           ckpt.write_layer(q.name, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
@@ -298,6 +318,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
           in.group->barrier();
         }
         if (leader) {
+          report_progress("marking it complete");
           ckpt.mark_complete(q.name, b);
           test_hook_after_mark(b);
         }
@@ -318,6 +339,8 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
             static_cast<double>(total * act.seq) / std::max(sec, 1e-9), eta);
       }
     }
+    set_progress_context(fmt::format("run {} stage {}", q.name, role.stage));
+    report_progress("sending its last activations");
     if (rx) rx->finish();
     if (tx) tx->finish();
     if (leader)

@@ -64,10 +64,15 @@ struct StageInputs {
 std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
                                    const StageInputs& in);
 
-// Test hook, the only one in gptqd (used by tests/mpi/distributed_kill.sh): called by the rank
-// that has just marked `block` complete. GPTQD_TEST_KILL_AT_BLOCK=b makes it raise SIGKILL
-// when block == b (a node failure right after a commit); GPTQD_TEST_THROW_AT_BLOCK=b makes it
-// throw gptqd::Error (a rank failing with a message). Nothing happens when neither is set.
+// Test hooks (with GPTQD_TEST_STOP_IN_SUM in worker/transport/transport_mpi.cpp, the only ones
+// in gptqd). test_hook_after_mark (tests/mpi/distributed_kill.sh): called by the rank that has
+// just marked `block` complete. GPTQD_TEST_KILL_AT_BLOCK=b makes it raise SIGKILL when
+// block == b (a node failure right after a commit); GPTQD_TEST_THROW_AT_BLOCK=b makes it throw
+// gptqd::Error (a rank failing with a message). test_hook_before_block
+// (tests/mpi/stall_timeout.sh): called by a stage's first replica as it starts `block`, once
+// it has reported "reading its weights"; GPTQD_TEST_STOP_AT_BLOCK=b makes it stop itself
+// (SIGSTOP: a stalled file system read). Nothing happens when none is set.
 void test_hook_after_mark(int64_t block);
+void test_hook_before_block(int64_t block);
 
 }  // namespace gptqd

@@ -38,8 +38,8 @@ const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples",
 const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
                                              "act_order",    "static_groups", "true_sequential",
                                              "damp_percent", "block_size",    "mse_clip"};
-const std::vector<std::string> kParallelKeys = {"stages",    "device",        "activations",
-                                                "precision", "factorization", "transport"};
+const std::vector<std::string> kParallelKeys = {
+    "stages", "device", "activations", "precision", "factorization", "transport", "stall_timeout"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
@@ -563,6 +563,20 @@ ParallelConfig read_parallel(const Reader& r, const Section& s) {
   choice("precision", kPrecisions, p.precision);
   choice("factorization", kFactorizations, p.factorization);
   choice("transport", kTransports, p.transport);
+  if (const Entry* e = s.find("stall_timeout")) {
+    const YAML::Node& v = e->value;
+    if (v.IsScalar() && v.Scalar() == "auto") {
+      p.stall_timeout = 0;
+    } else {
+      const double t = r.real(v, e->key_at, e->path);
+      if (!(t >= kMinStallTimeout && t <= kMaxStallTimeout))
+        r.fail(v.Mark(), e->path,
+               fmt::format("{} is out of range: use auto or a number of seconds from {} to {} "
+                           "(30 days)",
+                           shown(v), kMinStallTimeout, kMaxStallTimeout));
+      p.stall_timeout = t;
+    }
+  }
   return p;
 }
 
@@ -799,6 +813,12 @@ std::string JobConfig::resolved_yaml() const {
   out << YAML::Key << "precision" << YAML::Value << parallel.precision;
   out << YAML::Key << "factorization" << YAML::Value << parallel.factorization;
   out << YAML::Key << "transport" << YAML::Value << parallel.transport;
+  out << YAML::Key << "stall_timeout" << YAML::Value;
+  if (parallel.stall_timeout == 0) {
+    out << "auto";
+  } else {
+    out << format_real(parallel.stall_timeout);
+  }
   out << YAML::EndMap;
 
   out << YAML::Key << "output" << YAML::Value << YAML::BeginMap;
@@ -839,7 +859,7 @@ bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
 bool operator==(const ParallelConfig& a, const ParallelConfig& b) {
   return a.stages == b.stages && a.device == b.device && a.activations == b.activations &&
          a.precision == b.precision && a.factorization == b.factorization &&
-         a.transport == b.transport;
+         a.transport == b.transport && a.stall_timeout == b.stall_timeout;
 }
 
 bool operator==(const EvalConfig& a, const EvalConfig& b) {

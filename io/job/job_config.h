@@ -51,7 +51,15 @@ struct ParallelConfig {
   // How activations cross stage boundaries: auto (NCCL on cuda, MPI on cpu) | nccl | mpi
   // (several ranks sharing one GPU need mpi: NCCL refuses two ranks on one device).
   std::string transport = "auto";
+  // Seconds a rank may go without progress before the job ends naming it (worker/transport/
+  // liveness.h); 0 = auto (written "auto" in YAML): chosen from the plan's per-block estimate
+  // by the coordinator (coordinator/stall_timeout.h). Else >= kMinStallTimeout.
+  double stall_timeout = 0;
 };
+
+// parallel.stall_timeout's bounds when given as a number of seconds.
+constexpr double kMinStallTimeout = 1;
+constexpr double kMaxStallTimeout = 30 * 24 * 3600;  // 30 days: beyond it is "never"
 
 struct EvalConfig {
   std::string text;  // empty = none configured

@@ -1,13 +1,21 @@
 #!/usr/bin/env bash
 # parallel.precision fast against exact on the quick start's model (models/tiny-bloom, the
 # quick start job at 4 and 3 bits, 2 ranks, CPU): the fast path's GPTQ perplexity is within
-# 0.5% of the exact path's (or of the move that another calibration draw makes, when larger: see
-# below; 0.1% held on the CPUs measured before, not on every CPU), and its codes agree with the exact checkpoint's above the floor
-# measured in docs/numerics.md. The eval text is the held-out text's first 1200 lines (a
-# quarter of it) to keep the test to a few minutes.
+# 0.1% of the exact path's at 4 bits and 0.5% at 3 bits, and its codes agree with the exact
+# checkpoint's above the floor measured in docs/numerics.md. The eval text is the held-out
+# text's first 1200 lines (a quarter of it) to keep the test to a few minutes.
+# The bars are what the BLAS kernel's summation order itself moves (both runs are made on the
+# same machine, so the kernel is the same for both, but which one it is decides where GPTQ's
+# rounding ties fall). Measured with the six OpenBLAS 0.3.21 kernels an AVX-512 Xeon runs,
+# fast vs exact GPTQ perplexity: w4g128 -0.039% (Cooperlake), +0.011% (Haswell, Zen), -0.029%
+# (SkylakeX), +0.026% (Sandybridge), +0.044% (Prescott, what runs when OPENBLAS_CORETYPE is
+# unset on a CPU OpenBLAS does not know); w3g128 -0.007%, +0.014%, +0.119%, +0.106%, +0.325%.
+# Exact alone moves by 0.053% (w4g128) and 0.162% (w3g128) from kernel to kernel.
 # Controls: the two checkpoints differ (the setting reaches the backend), fast refuses to
-# resume the exact checkpoint (the fingerprint carries the precision), the 0.1% check fails on
-# a difference that matters (GPTQ against RTN at 3 bits), and the agreement floor fails on a
+# resume the exact checkpoint (the fingerprint carries the precision), each bar fails on a
+# difference that matters (w4g128: RTN against GPTQ, 0.19-0.24% on every kernel; w3g128: RTN
+# against the original model, 0.89%: at 3 bits GPTQ's lead over RTN, 0.38-0.55%, is itself
+# within what the kernel moves on this small model), and the agreement floor fails on a
 # checkpoint calibrated on other windows (seed 1).
 source "$(dirname "$0")/lib.bash"
 
@@ -59,33 +67,24 @@ evaluate "$WORK/exact.yaml" exact
 evaluate "$WORK/fast.yaml" fast
 # table_ppl FILE RUN METHOD: the perplexity column of that row of eval's table
 table_ppl() { awk -v run="$2" -v method="$3" '$1 == run && $4 == method { print $5 }' "$1"; }
-# rel_close A B: |A - B| / B < 0.1%
-rel_close() { awk -v a="$1" -v b="$2" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(d < 0.001) }'; }
-# The exact path calibrated on other windows (seed 1): how far GPTQ's own outcome moves with its
-# calibration draw on this model and this machine. On tiny-bloom the whole of quantization moves
-# perplexity by ~0.5% (58.17 -> 58.44 at w3g128 in the quick start), and a code flipped at a
-# rounding tie cascades along its row, so a fast checkpoint may land that far from the exact one
-# where the BLAS kernel sums in another order: measured 0.33% at w3g128 with OpenBLAS's
-# Prescott kernels (a CPU Debian's OpenBLAS 0.3.21 does not recognise; seed 1 moved it 0.12%
-# there), 0.007% with Haswell's. The bar is 0.5% or, when larger, the seed's move.
-quantize "$WORK/seed1.yaml" seed1
-evaluate "$WORK/seed1.yaml" seed1
-# rel_diff A B: |A - B| / B
-rel_diff() { awk -v a="$1" -v b="$2" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; printf "%.6f", d }'; }
+# rel_close A B BAR: |A - B| / B < BAR
+rel_close() { awk -v a="$1" -v b="$2" -v bar="$3" 'BEGIN { d = (a - b) / b; if (d < 0) d = -d; exit !(d < bar) }'; }
+declare -A BAR=([w4g128]=0.001 [w3g128]=0.005)
 for run in w4g128 w3g128; do
   e=$(table_ppl "$WORK/exact.eval" $run GPTQ) f=$(table_ppl "$WORK/fast.eval" $run GPTQ)
-  s=$(table_ppl "$WORK/seed1.eval" $run GPTQ)
-  [[ -n $e && -n $f && -n $s ]] || { cat "$WORK/exact.eval" "$WORK/fast.eval" "$WORK/seed1.eval"; fail "no GPTQ row for $run"; }
-  noise=$(rel_diff "$s" "$e") diff=$(rel_diff "$f" "$e")
-  bar=$(awk -v n="$noise" 'BEGIN { printf "%.6f", (n > 0.005 ? n : 0.005) }')
-  echo "$run GPTQ perplexity: exact $e, fast $f (relative $diff), exact on seed 1 $s (relative $noise); bar $bar"
-  within 0 "$bar" "$diff" || fail "$run: fast GPTQ perplexity $f is $diff from exact $e, above the bar $bar"
+  [[ -n $e && -n $f ]] || { cat "$WORK/exact.eval" "$WORK/fast.eval"; fail "no GPTQ row for $run"; }
+  echo "$run GPTQ perplexity: exact $e, fast $f (bar ${BAR[$run]})"
+  rel_close "$f" "$e" "${BAR[$run]}" || fail "$run: fast GPTQ perplexity $f is not within ${BAR[$run]} of exact $e"
 done
-# Control: the 0.1% check tells apart two quantizations that differ in what matters.
-r=$(table_ppl "$WORK/exact.eval" w3g128 RTN) e=$(table_ppl "$WORK/exact.eval" w3g128 GPTQ)
-if rel_close "$r" "$e"; then fail "control: RTN $r passed as within 0.1% of GPTQ $e"; fi
+# Controls: each bar tells apart two models that differ in what matters.
+r=$(table_ppl "$WORK/exact.eval" w4g128 RTN) e=$(table_ppl "$WORK/exact.eval" w4g128 GPTQ)
+if rel_close "$r" "$e" "${BAR[w4g128]}"; then fail "control: RTN $r passed as within ${BAR[w4g128]} of GPTQ $e"; fi
+r=$(table_ppl "$WORK/exact.eval" w3g128 RTN) o=$(table_ppl "$WORK/exact.eval" - original)
+[[ -n $r && -n $o ]] || { cat "$WORK/exact.eval"; fail "no RTN or original row"; }
+if rel_close "$r" "$o" "${BAR[w3g128]}"; then fail "control: 3-bit RTN $r passed as within ${BAR[w3g128]} of the original $o"; fi
 
 # Control: the agreement floor fails on a checkpoint calibrated on other windows.
+quantize "$WORK/seed1.yaml" seed1
 read -r _ _ _ other < <(/usr/bin/python3 "$SRC/tests/cli/codes_agreement.py" "$WORK/exact.h5" \
   "$WORK/seed1.h5" | grep "^all ")
 echo "codes agreement seed 1 vs seed 0 (control): $other"

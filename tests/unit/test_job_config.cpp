@@ -239,6 +239,8 @@ TEST(JobConfigRoundTrip, ResolvedYamlParsesToTheSameConfig) {
       kMinimal,
       job("sweep:\n  bits: [2, 3, 4]\n  group_size: [-1, 128, 32]\n"
           "parallel: {stages: 3, device: cuda}\neval: {text: e.txt, seqlen: 100}\n"),
+      job("parallel: {stall_timeout: 12.5}\n"),
+      job("parallel: {stall_timeout: 1e5}\n"),
       "model: {path: \"dir with: colon # and hash\"}\n"
       "calibration: {tokens: \"yes\", nsamples: 1, seqlen: 1, seed: 18446744073709551615}\n"
       "quant: {bits: 8, group_size: -1, sym: true, act_order: true, static_groups: false,\n"
@@ -289,6 +291,7 @@ TEST(JobConfigRoundTrip, ResolvedYamlHasEverySectionAndKey) {
                           "parallel:",
                           "stages: auto",
                           "device: auto",
+                          "stall_timeout: auto",
                           "output:",
                           "checkpoint:",
                           "eval:",
@@ -296,6 +299,19 @@ TEST(JobConfigRoundTrip, ResolvedYamlHasEverySectionAndKey) {
                           "src.yaml"})
     EXPECT_NE(y.find(key), std::string::npos) << key << " missing from:\n" << y;
   EXPECT_EQ(y.find("tokens:"), std::string::npos) << y;
+}
+
+TEST(JobConfigParallel, StallTimeoutIsAutoOrSeconds) {
+  EXPECT_EQ(parse_job_config(kMinimal, "t").parallel.stall_timeout, 0);
+  EXPECT_EQ(parse_job_config(job("parallel: {stall_timeout: auto}\n"), "t").parallel.stall_timeout,
+            0);
+  EXPECT_EQ(parse_job_config(job("parallel: {stall_timeout: 5}\n"), "t").parallel.stall_timeout, 5);
+  EXPECT_EQ(parse_job_config(job("parallel: {stall_timeout: 90.5}\n"), "t").parallel.stall_timeout,
+            90.5);
+  JobConfig a = parse_job_config(kMinimal, "a");
+  JobConfig b = a;
+  b.parallel.stall_timeout = 60;
+  EXPECT_NE(a, b);
 }
 
 TEST(JobConfigRoundTrip, EqualityIgnoresSourceOnly) {
@@ -514,6 +530,14 @@ TEST(JobConfigErrors, OutOfRange) {
                "7:20: parallel.device: ", "gpu is not one of auto, cuda, cpu");
   expect_error(job("parallel: {device: CUDA}\n"),
                "7:20: parallel.device: ", "CUDA is not one of auto, cuda, cpu");
+  expect_error(job("parallel: {stall_timeout: 0.5}\n"), "7:27: parallel.stall_timeout: ",
+               "0.5 is out of range: use auto or a number of seconds from 1 to 2592000");
+  expect_error(job("parallel: {stall_timeout: -5}\n"),
+               "7:27: parallel.stall_timeout: ", "-5 is out of range");
+  expect_error(job("parallel: {stall_timeout: 1e9}\n"),
+               "7:27: parallel.stall_timeout: ", "1e9 is out of range");
+  expect_error(job("parallel: {stall_timeout: never}\n"),
+               "7:27: parallel.stall_timeout: ", "expected a number, got never");
 }
 
 TEST(JobConfigErrors, StaticGroupsWithOneGroupPerRow) {

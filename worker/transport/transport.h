@@ -111,9 +111,11 @@ class ReplicaGroup {
 
 // MPI_Wait without keeping a core busy: polls with MPI_Test, sleeping between polls (50 us,
 // doubling up to 2 ms) once the request has not completed for a while. A rank waiting for the
-// previous stage (seconds to minutes) then leaves the cores to the ranks that compute, which
-// matters when ranks share cores (the CPU backend, oversubscribed test runs); the added latency
-// is at most a couple of milliseconds per wait. Returns MPI_Test's error code.
+// previous stage (seconds to minutes), or for a stopped peer, then leaves the cores to the
+// ranks that compute, which matters when ranks share cores (the CPU backend, oversubscribed
+// test runs); the added latency is at most a couple of milliseconds per wait. While it sleeps
+// it applies the job's liveness rule (liveness.h): throws StallError when a rank of the job
+// has made no progress for parallel.stall_timeout. Returns MPI_Test's error code.
 int mpi_wait_yielding(MPI_Request* request, MPI_Status* status);
 
 // The replicas of one stage as an MPI communicator (not owned; must outlive the group).

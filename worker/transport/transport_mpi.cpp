@@ -1,10 +1,14 @@
 #include <algorithm>
 #include <chrono>
 #include <climits>
+#include <csignal>
+#include <cstdlib>
 #include <thread>
 #include <vector>
 
 #include "base/check.h"
+#include "base/log.h"
+#include "worker/transport/liveness.h"
 #include "worker/transport/transport.h"
 
 namespace gptqd {
@@ -17,8 +21,7 @@ void check_rc(int rc, const char* what, int64_t n, int peer) {
               peer, rc);
 }
 
-// Polls without sleeping for this long first: short waits (a collective among balanced
-// replicas) keep MPI's latency.
+// Polls without sleeping for this long first: short waits keep MPI's latency.
 constexpr auto kSpin = std::chrono::microseconds(200);
 constexpr auto kFirstSleep = std::chrono::microseconds(50);
 constexpr auto kMaxSleep = std::chrono::microseconds(2000);
@@ -68,24 +71,22 @@ class MpiTransport final : public Transport {
  public:
   explicit MpiTransport(MPI_Comm comm) : comm_(comm) {}
 
+  // MPI_Send / MPI_Recv in effect (standard mode: a small send may complete before the
+  // receive), waited for by mpi_wait_yielding: no core kept busy, the liveness rule applied.
   void send(const float* data, int64_t count, int peer, Tag tag) override {
+    MpiPending p(false, peer);
     for (int64_t off = 0; off < count; off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      check_rc(MPI_Send(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_), "MPI_Send",
-               n, peer);
+      MPI_Request r;
+      check_rc(MPI_Isend(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &r),
+               "MPI_Isend", n, peer);
+      p.add(r, n);
     }
+    p.wait();
   }
 
   void recv(float* data, int64_t count, int peer, Tag tag) override {
-    for (int64_t off = 0; off < count; off += kMaxChunk) {
-      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      MPI_Status st;
-      check_rc(MPI_Recv(data + off, n, MPI_FLOAT, peer, static_cast<int>(tag), comm_, &st),
-               "MPI_Recv", n, peer);
-      int got = 0;
-      MPI_Get_count(&st, MPI_FLOAT, &got);
-      GPTQD_CHECK(got == n, "rank {} sent {} floats, expected {}", peer, got, n);
-    }
+    irecv(data, count, peer, tag)->wait();
   }
 
   // MPI_Issend: complete only once the receive has been matched, so a bounded number of
@@ -119,10 +120,31 @@ class MpiTransport final : public Transport {
   MPI_Comm comm_;
 };
 
-// Blocking collectives: the replicas of a stage work in lock step, so their waits are short, and
-// MPI's blocking algorithms progress at full speed (a nonblocking collective advances only when
-// it is polled, which a sleeping wait slows down by orders of magnitude: 1 x 2 replicas of a
-// small job took twice as long as one rank that way).
+// Test hook (tests/mpi/stall_timeout.sh; worker/stage.h lists the others):
+// GPTQD_TEST_STOP_IN_SUM=n makes member 0 of a replica group stop itself (SIGSTOP) in its n-th
+// Hessian sum once every member has arrived: a rank stopped in the middle of a blocking
+// collective, which only the liveness watchdog ends.
+void test_hook_in_sum(int member) {
+  static const long stop_at = [] {
+    const char* v = std::getenv("GPTQD_TEST_STOP_IN_SUM");
+    return v && *v ? std::strtol(v, nullptr, 10) : -1L;
+  }();
+  static long calls = 0;
+  if (stop_at < 1 || member != 0 || ++calls != stop_at) return;
+  GPTQD_LOG_WARN("test hook: GPTQD_TEST_STOP_IN_SUM={}: SIGSTOP inside the Hessian sum", stop_at);
+  spdlog::default_logger()->flush();
+  std::raise(SIGSTOP);
+}
+
+// Each collective starts with an arrival barrier (MPI_Ibarrier waited for by
+// mpi_wait_yielding): a member that comes early sleeps there instead of spinning, and the job's
+// liveness rule applies while it waits, so a replica that stopped while computing is named and
+// the job ends. Once every member is there the data moves with MPI's blocking algorithms, which
+// progress at full speed: a nonblocking collective advances only when it is polled, and waited
+// for by sleeping polls a Hessian of 1M floats took 1.2 s instead of 54 ms with one replica 50 ms
+// late (measured, 2 ranks; the barrier first: 54 ms). A member stopped in the middle of the
+// data movement (milliseconds to seconds per layer) is waited for by MPI's own blocking loop:
+// that part is a BlockingSection, ended by the liveness watchdog (liveness.h).
 class MpiReplicaGroup final : public ReplicaGroup {
  public:
   explicit MpiReplicaGroup(MPI_Comm comm) : comm_(comm) {
@@ -137,6 +159,9 @@ class MpiReplicaGroup final : public ReplicaGroup {
   // (MPI_Allreduce does not promise bitwise-equal results on all ranks).
   void allreduce_sum(float* data, int64_t count) override {
     if (size_ == 1) return;
+    arrive();
+    const BlockingSection busy("the replicas' Hessian sum (MPI_Reduce, MPI_Bcast)");
+    test_hook_in_sum(rank_);
     for (int64_t off = 0; off < count; off += kMaxChunk) {
       const int n = static_cast<int>(std::min(kMaxChunk, count - off));
       const void* send = rank_ == 0 ? MPI_IN_PLACE : data + off;
@@ -161,6 +186,8 @@ class MpiReplicaGroup final : public ReplicaGroup {
         break;
     }
     GPTQD_CHECK(count < INT_MAX, "allreduce of {} doubles exceeds one MPI call", count);
+    arrive();
+    const BlockingSection busy("an allreduce among the replicas (MPI_Allreduce)");
     check_rc(MPI_Allreduce(MPI_IN_PLACE, data, static_cast<int>(count), MPI_DOUBLE, mop, comm_),
              "MPI_Allreduce", count, -1);
   }
@@ -180,6 +207,8 @@ class MpiReplicaGroup final : public ReplicaGroup {
       displs[i] = static_cast<int>(row_offsets[i]);
       counts[i] = static_cast<int>(row_offsets[i + 1] - row_offsets[i]);
     }
+    arrive();
+    const BlockingSection busy("the replicas' allgather of quantized rows (MPI_Allgatherv)");
     MPI_Datatype row;
     MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row);
     MPI_Type_commit(&row);
@@ -189,9 +218,16 @@ class MpiReplicaGroup final : public ReplicaGroup {
     check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
   }
 
-  void barrier() override { check_rc(MPI_Barrier(comm_), "MPI_Barrier", 0, -1); }
+  void barrier() override { arrive(); }
 
  private:
+  // Returns once every member has called it (see the class comment).
+  void arrive() {
+    MPI_Request r;
+    check_rc(MPI_Ibarrier(comm_, &r), "MPI_Ibarrier", 0, -1);
+    check_rc(mpi_wait_yielding(&r, MPI_STATUS_IGNORE), "MPI_Ibarrier", 0, -1);
+  }
+
   MPI_Comm comm_;
   int rank_ = 0, size_ = 1;
 };
@@ -207,6 +243,9 @@ int mpi_wait_yielding(MPI_Request* request, MPI_Status* status) {
     const int rc = MPI_Test(request, &done, status);
     if (rc != MPI_SUCCESS || done) return rc;
     if (Clock::now() - t0 < kSpin) continue;
+    // Past the spin: a wait that may be long. The job's liveness rule is applied here (it
+    // throws StallError once a rank has been silent for the timeout).
+    if (Liveness* monitor = current_liveness()) monitor->poll(t0);
     std::this_thread::sleep_for(sleep);
     sleep = std::min(2 * sleep, kMaxSleep);
   }
