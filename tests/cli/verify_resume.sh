@@ -43,13 +43,41 @@ grep -q "block 1 mlp.dense_4h_to_h: row 3's checksum does not match" "$WORK/v1.o
 grep -q "^DAMAGED .*: 2 of 2 complete blocks" "$WORK/v1.out" || { cat "$WORK/v1.out"; fail "summary"; }
 echo "ok   damage found: $(grep -c checksum "$WORK/v1.out") lines, exit 1"
 
-# Control: the damage is within range, so only the checksum can see it (a format-1 reader, which
-# has no checksum, would have trusted it): the same file marked format_version 1 (no checksums) passes.
+# format_version written down to 1 while the checksums are there (issue 20 item 5: that turned
+# checksum checking off): refused by inspect, export and a resume, one line naming the file.
 /usr/bin/python3 - "$CK" "$WORK/format1.h5" <<'PY'
 import shutil, sys, h5py
 shutil.copy(sys.argv[1], sys.argv[2])
 with h5py.File(sys.argv[2], "r+") as f:
-    f.attrs["format_version"] = 1  # readers skip checksums in format 1 files
+    f.attrs["format_version"] = 1
+PY
+lowered="checkpoint $WORK/format1.h5 has format_version 1 but holds checksum datasets \(first: /runs/w4g32/blocks/0/self_attention.query_key_value/checksum\), which only format_version 2 and later write"
+write_config "$WORK/job1.yaml" "$WORK/m" "$WORK/format1.h5"
+expect_lowered() {  # WHAT COMMAND...: exit 1 and one error line saying so
+  local what=$1 rc
+  shift
+  set +e
+  "$@" >"$WORK/v2.out" 2>&1
+  rc=$?
+  set -e
+  [[ $rc -eq 1 && $(grep -c "error:" "$WORK/v2.out") -eq 1 ]] &&
+    grep "error:" "$WORK/v2.out" | grep -qE "$lowered" ||
+    { cat "$WORK/v2.out"; fail "lowered format_version, $what: exit $rc or its error line"; }
+}
+expect_lowered inspect "$BIN" inspect "$WORK/format1.h5" --verify
+expect_lowered export "$BIN" export "$WORK/format1.h5" --out "$WORK/exp1"
+expect_lowered resume "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/job1.yaml"
+echo "ok   format_version lowered to 1 with checksums: refused by inspect, export and a resume"
+
+# Control: the damage is within range, so only the checksum can see it: as a true format 1 file
+# (its checksum datasets deleted too) it passes every range check.
+/usr/bin/python3 - "$WORK/format1.h5" <<'PY'
+import sys, h5py
+with h5py.File(sys.argv[1], "r+") as f:
+    sums = []
+    f.visit(lambda name: sums.append(name) if name.endswith("/checksum") else None)
+    for name in sums:
+        del f[name]
 PY
 "$BIN" inspect "$WORK/format1.h5" --verify >"$WORK/v2.out" ||
   { cat "$WORK/v2.out"; fail "control: the damage is not within range"; }
