@@ -174,4 +174,17 @@ if "$BIN" plan "$WORK/ropeparams.yaml" --ranks 2 >"$WORK/ropeplan.out" 2>&1; the
 fi
 echo "ok   control: rope_theta 1e-30 is read, 1e-300 refused by plan too"
 
+# A NUL byte in a path (a double-quoted "\0" in YAML): refused with the whole path shown escaped
+# (the OS would open the path cut at the NUL, and the error line was cut there too).
+MODEL="\"$WORK/m\\0tail\"" job nulmodel
+expect_refusal nulmodel "$WORK/nulmodel.yaml" "nulmodel.yaml:[0-9]+:[0-9]+: model.path: \"$WORK/m\\\\x00tail\" holds a NUL byte \(\\\\x00 at byte [0-9]+\); a path or name cannot contain one"
+job nultext "  text: \"$WORK/t\\0.txt\"
+  nsamples: 8
+  seqlen: 32"
+expect_refusal nultext "$WORK/nultext.yaml" "calibration.text: \"$WORK/t\\\\x00\.txt\" holds a NUL byte"
+# Control: the same job file with the NUL escape spelled as a plain character is read (and
+# refused later, for the missing directory): the refusal above is the NUL's.
+sed 's#\\0tail#Xtail#' "$WORK/nulmodel.yaml" >"$WORK/nulctl.yaml"
+expect_refusal nulctl "$WORK/nulctl.yaml" "$WORK/mXtail/config\.json"
+
 echo "all hostile inputs refused"
