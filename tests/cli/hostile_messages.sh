@@ -177,6 +177,47 @@ expect_refusal intexport "intbloom/model.safetensors: tensor 'transformer.h.0.se
   "$BIN" export "$WORK/evalck.h5" --out "$WORK/intexport" --model "$WORK/intbloom"
 [[ ! -e $WORK/intexport ]] || fail "intexport: the export directory was written"
 
+# 7. Near misses of issue 20 item 5, each one line naming the culprit where it is read.
+# Token ids that the model's tokenizer.json gives beyond the model's vocabulary (tiny-bloom's
+# tokenizer, 4096 tokens, beside a model of 512): the error names tokenizer.json and the id (it
+# named the text file), in quantize (calibration.text) and eval (eval.text). The control is
+# evalck above: the same tokenizer and text with tiny-bloom (vocab 4096) quantize.
+cp -r "$WORK/m" "$WORK/mtok" && cp "$SRC/models/tiny-bloom/tokenizer.json" "$WORK/mtok/"
+text_job() {  # NAME MODEL TEXT [checkpoint] [extra]: calibration from TEXT
+  job "$1" "$2" "  text: $3
+  nsamples: 4
+  seqlen: 32" "${4:-$WORK/$1.h5}" "${5:-}"
+}
+text_job tokvocab "$WORK/mtok" "$SRC/data/austen-train.txt"
+quantize tokvocab "^.*error: $WORK/mtok/tokenizer.json: token id [0-9]+ is outside the model's vocabulary \[0, 512\) \(config.json's vocab size\): the tokenizer does not fit the model \(it gave the id for calibration.text '$SRC/data/austen-train.txt', window [0-9]+, position [0-9]+\)"
+job evtok "$WORK/mtok" "" "$WORK/evtokck.h5" "eval:
+  text: $SRC/data/austen-eval.txt
+  seqlen: 32"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/evtok.yaml" >/dev/null 2>"$WORK/evtokq.err" ||
+  { cat "$WORK/evtokq.err"; fail "evtok: quantize from tokens failed"; }
+expect_refusal evtok "^.*error: $WORK/mtok/tokenizer.json: token id [0-9]+ is outside the model's vocabulary \[0, 512\) .*it gave the id for eval.text '$SRC/data/austen-eval.txt', token [0-9]+ of the text" \
+  "${MPIRUN[@]}" -np 2 "$BIN" eval "$WORK/evtok.yaml"
+
+# Text that is not UTF-8: the error names the file, the byte, its offset and line (it named no
+# file); a tokenizer.json that is not UTF-8 likewise.
+head -c 20000 "$SRC/data/austen-train.txt" >"$WORK/goodutf8.txt"
+python3 -c "import sys; t = open(sys.argv[1], 'rb').read(); i = t.index(b'\n', 100) + 4
+open(sys.argv[2], 'wb').write(t[:i] + b'\xff' + t[i:]); print(i, t[:i].count(b'\n') + 1)" \
+  "$WORK/goodutf8.txt" "$WORK/badutf8.txt" >"$WORK/badutf8.at"
+read -r at line <"$WORK/badutf8.at"
+text_job badutf8 "$WORK/mtok" "$WORK/badutf8.txt"
+quantize badutf8 "calibration.text '$WORK/badutf8.txt' is not valid UTF-8: bad byte 0xFF at byte offset $at \(line $line, byte 4 of the line\)"
+# Control: the same text without the bad byte passes the tokenizer and meets the vocabulary check.
+text_job goodutf8 "$WORK/mtok" "$WORK/goodutf8.txt"
+quantize goodutf8 "$WORK/mtok/tokenizer.json: token id"
+cp -r "$WORK/mtok" "$WORK/mbadjson"
+python3 -c "import sys; p = sys.argv[1]; b = open(p, 'rb').read(); i = b.index(b'\"vocab\"')
+i = b.index(b'\"', i + 8) + 1; open(p, 'wb').write(b[:i] + b'\xc3(' + b[i:]); print(i, b[:i].count(b'\n') + 1)" \
+  "$WORK/mbadjson/tokenizer.json" >"$WORK/badjson.at"
+read -r at line <"$WORK/badjson.at"
+text_job badjson "$WORK/mbadjson" "$WORK/goodutf8.txt"
+quantize badjson "$WORK/mbadjson/tokenizer.json: not valid JSON: bad UTF-8 byte 0xC3 at byte offset $at \(line $line\)"
+
 # 6. SIGKILL to mpirun mid-job: no rank is left running 1 s later (zombies waiting for the
 # container's init to reap them have ended: they are not counted).
 sed -e "s#models/tiny-bloom#$SRC/models/tiny-bloom#; s#data/austen#$SRC/data/austen#" \
