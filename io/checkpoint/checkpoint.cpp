@@ -1,6 +1,8 @@
 #include "io/checkpoint/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -46,6 +48,32 @@ void fsync_fd(int fd, const std::string& path, const char* when) {
     throw Error(
         fmt::format("checkpoint {}: fsync {} failed: {}", path, when, std::strerror(errno)));
 }
+
+// flock(fd, op), retried when a signal interrupts it; false when it fails (for instance on a file
+// system without flock: ENOLCK, EOPNOTSUPP, ENOSYS).
+bool flock_retry(int fd, int op) {
+  int rc = 0;
+  do {
+    rc = ::flock(fd, op);
+  } while (rc != 0 && errno == EINTR);
+  return rc == 0;
+}
+
+// A shared flock of the checkpoint (fd; none for -1 or where the file system has no flock) for
+// as long as it lives: held while a complete mark is written
+// (Checkpoint::discard_if_nothing_complete).
+class SharedMarkLock {
+ public:
+  explicit SharedMarkLock(int fd) : fd_(fd >= 0 && flock_retry(fd, LOCK_SH) ? fd : -1) {}
+  ~SharedMarkLock() {
+    if (fd_ >= 0) flock_retry(fd_, LOCK_UN);
+  }
+  SharedMarkLock(const SharedMarkLock&) = delete;
+  SharedMarkLock& operator=(const SharedMarkLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // fsync of a path (and of its directory after a rename), via a fresh descriptor.
 void fsync_path(const std::string& path, bool directory) {
@@ -234,6 +262,9 @@ struct Checkpoint::Impl {
     const uint8_t value = done ? 1 : 0;
     Hid d = dataset(ckpt::run_path(run_name) + "/" + ckpt::kComplete,
                     {static_cast<hsize_t>(layout.n_blocks)});
+    // A complete mark under a shared lock: discard_if_nothing_complete() never removes the file
+    // between this mark and its own look at the maps (no lock where the file system has none).
+    const SharedMarkLock lock(done ? sync_fd : -1);
     h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &value, xfer());
     sync(done ? "after marking a block complete" : "after marking a block incomplete");
   }
@@ -707,6 +738,29 @@ std::vector<float> Checkpoint::dequantize(const std::string& run, int64_t block,
       w[r * cols + c] = scale * (static_cast<float>(d.codes[r * cols + c]) - zero);
     }
   return w;
+}
+
+bool Checkpoint::discard_if_nothing_complete() noexcept {
+  if (!impl_ || !impl_->writable || !impl_->file.valid() || impl_->sync_fd < 0) return false;
+  const Impl& im = *impl_;
+  if (!flock_retry(im.sync_fd, LOCK_EX)) return false;
+  bool removed = false;
+  try {
+    bool any = false;
+    for (const CkptRunSpec& r : im.layout.runs) {
+      const std::vector<uint8_t> done = completion(r.name);
+      any = any || std::any_of(done.begin(), done.end(), [](uint8_t v) { return v != 0; });
+    }
+    struct stat open_st {
+    }, path_st{};
+    if (!any && ::fstat(im.sync_fd, &open_st) == 0 && ::lstat(im.path.c_str(), &path_st) == 0 &&
+        open_st.st_dev == path_st.st_dev && open_st.st_ino == path_st.st_ino)
+      removed = ::unlink(im.path.c_str()) == 0;
+  } catch (const std::exception&) {
+    removed = false;  // a map that cannot be read: keep the file
+  }
+  flock_retry(im.sync_fd, LOCK_UN);
+  return removed;
 }
 
 void Checkpoint::close() {

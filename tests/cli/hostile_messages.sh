@@ -5,6 +5,9 @@
 # are refused naming the tensor (quantize, export --model), a too long eval.seqlen names the key
 # instead of a bare std::bad_alloc, paths the OS refuses name their key in eval and export,
 # and the ranks end within a second of a SIGKILL to mpirun.
+# Issue 20 item 5's near misses (section 7): NaN weights (and the checkpoint a failed job created
+# removed), token ids of another model's tokenizer.json, text and tokenizer.json that are not
+# UTF-8, checkpoint writes failing with ENOSPC or short (an LD_PRELOAD shim), each with a control.
 # Each refusal: exit code 1, one error line naming the culprit, no checkpoint and no .creating
 # file, under a ulimit (4 GiB of address space) and a timeout.
 source "$(dirname "$0")/lib.bash"
@@ -178,6 +181,29 @@ expect_refusal intexport "intbloom/model.safetensors: tensor 'transformer.h.0.se
 [[ ! -e $WORK/intexport ]] || fail "intexport: the export directory was written"
 
 # 7. Near misses of issue 20 item 5, each one line naming the culprit where it is read.
+# NaN weights in block 0: refused where the weights are read, naming the file, the tensor and the
+# index (was the GPTQ driver's message, after the checkpoint was created), and the checkpoint the
+# job created is removed, as no block was complete (expect_refusal checks that none is left).
+python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/nanw" nan-weight
+job nanw "$WORK/nanw"
+quantize nanw "nanw/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' has a non-finite value nan at \[3, 5\]; the model's weights are damaged"
+grep -q "checkpoint $WORK/nanw.h5 removed: the job failed before any block was complete" \
+  "$WORK/nanw.err" || fail "nanw: no line says that the checkpoint was removed"
+# Control: +Inf in the last block, on one rank: block 0 is complete when the job fails, so its
+# checkpoint stays for a resume (the check above that none is left would fail on it).
+python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/infw" inf-weight-last
+job infw "$WORK/infw"
+set +e
+"$BIN" quantize "$WORK/infw.yaml" >"$WORK/infw.out" 2>"$WORK/infw.err"
+rc=$?
+set -e
+[[ $rc -eq 1 && $(grep -c "error:" "$WORK/infw.err") -eq 1 ]] &&
+  grep "error:" "$WORK/infw.err" | grep -q "tensor 'transformer.h.1.self_attention.dense.weight' has a non-finite value inf at \[3, 5\]" ||
+  { cat "$WORK/infw.err"; fail "infw: exit code $rc or its error line"; }
+"$BIN" inspect "$WORK/infw.h5" 2>&1 | grep -q "blocks complete: 1/2" ||
+  fail "control infw: the checkpoint holding block 0 was not kept"
+echo "ok   control: a job failing after block 0 keeps its checkpoint (1/2 blocks complete)"
+
 # Token ids that the model's tokenizer.json gives beyond the model's vocabulary (tiny-bloom's
 # tokenizer, 4096 tokens, beside a model of 512): the error names tokenizer.json and the id (it
 # named the text file), in quantize (calibration.text) and eval (eval.text). The control is
