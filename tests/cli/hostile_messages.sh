@@ -244,6 +244,49 @@ read -r at line <"$WORK/badjson.at"
 text_job badjson "$WORK/mbadjson" "$WORK/goodutf8.txt"
 quantize badjson "$WORK/mbadjson/tokenizer.json: not valid JSON: bad UTF-8 byte 0xC3 at byte offset $at \(line $line\)"
 
+# Writes of the checkpoint that fail mid-job (they printed HDF5's error chain): an LD_PRELOAD
+# shim (tests/cli/fault_inject.c) fails each rank's writes to the checkpoint after its first N
+# bytes, with ENOSPC or as short writes. One line naming the checkpoint, what was written and why
+# (the errno when the system gave one); a checkpoint without a complete block is removed
+# (expect_refusal checks), one with complete blocks is kept and resumes to the same result as a
+# job without faults.
+if command -v cc >/dev/null &&
+  cc -shared -fPIC -o "$WORK/fault.so" "$SRC/tests/cli/fault_inject.c" -ldl 2>"$WORK/cc.err"; then
+  faulty() {  # NAME MODE AFTER: quantize NAME.yaml with faults on NAME.h5 (exported: no arrays)
+    mpirun --oversubscribe --allow-run-as-root -np 2 -x LD_PRELOAD="$WORK/fault.so" -x GPTQD_FAULT_PATH="$1.h5" \
+      -x GPTQD_FAULT_MODE="$2" -x GPTQD_FAULT_AFTER="$3" "$BIN" quantize "$WORK/$1.yaml"
+  }
+  export -f faulty
+  export WORK BIN
+  job enospc "$WORK/m"
+  expect_refusal enospc "checkpoint $WORK/enospc.h5: cannot write run w4g32 block 0 [a-z0-9_.]+: No space left on device \(errno 28\); resume once the file system takes writes again" \
+    bash -c 'faulty enospc enospc 200'
+  job shortw "$WORK/m"
+  expect_refusal shortw "checkpoint $WORK/shortw.h5: cannot write run w4g32 block 0 [a-z0-9_.]+: the write failed without a system error \(a short write, or an MPI-IO error\); HDF5 says 'file write failed'" \
+    bash -c 'faulty shortw short 200'
+  # After block 0: the checkpoint is kept, and resumes to what a job without faults writes.
+  job latefault "$WORK/m"
+  set +e
+  faulty latefault enospc 60000 >/dev/null 2>"$WORK/latefault.err"
+  rc=$?
+  set -e
+  [[ $rc -eq 1 && $(grep -c "error:" "$WORK/latefault.err") -eq 1 ]] &&
+    grep "error:" "$WORK/latefault.err" | grep -q "checkpoint $WORK/latefault.h5: cannot write run w4g32 block 1 [a-z0-9_.]*: No space left on device (errno 28)" ||
+    { cat "$WORK/latefault.err"; fail "latefault: exit code $rc or its error line"; }
+  "$BIN" inspect "$WORK/latefault.h5" | grep -q "blocks complete: 1/2" || fail "latefault: block 0 lost"
+  "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/latefault.yaml" >/dev/null 2>"$WORK/latefault2.err" ||
+    { cat "$WORK/latefault2.err"; fail "latefault: the resume failed"; }
+  job nofault "$WORK/m"
+  "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/nofault.yaml" >/dev/null 2>"$WORK/nofault.err" ||
+    { cat "$WORK/nofault.err"; fail "nofault: quantize failed"; }
+  /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/nofault.h5" >"$WORK/nofault.json"
+  /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/latefault.h5" "$WORK/nofault.json" ||
+    fail "latefault: the resumed checkpoint differs from a job without faults"
+  echo "ok   control: a write failing in block 1 keeps block 0; the resume equals a job without faults"
+else
+  echo "skip enospc: no C compiler for the fault shim ($(head -1 "$WORK/cc.err" 2>/dev/null))"
+fi
+
 # 6. SIGKILL to mpirun mid-job: no rank is left running 1 s later (zombies waiting for the
 # container's init to reap them have ended: they are not counted).
 sed -e "s#models/tiny-bloom#$SRC/models/tiny-bloom#; s#data/austen#$SRC/data/austen#" \
