@@ -130,7 +130,10 @@ TEST(TokenizerHostile, InvalidUtf8NamesWhereItIs) {
       fmt::format("not valid JSON: bad UTF-8 byte 0xC3 at byte offset {} (line {})", at + 1, line));
   const Tokenizer tok = Tokenizer::from_json_text(text, "plain.json");
   try {
-    tok.encode("ab\ncd\xFF" "e", "calibration.text 'c.txt'");
+    tok.encode(
+        "ab\ncd\xFF"
+        "e",
+        "calibration.text 'c.txt'");
     ADD_FAILURE() << "encoded";
   } catch (const InputError& e) {
     EXPECT_EQ(
