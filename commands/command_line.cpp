@@ -115,6 +115,13 @@ void CommandLine::throw_on_extras() const {
 }
 
 void CommandLine::parse(const std::vector<std::string>& args) {
+  // argv cannot hold a NUL, but a library caller's strings can: the OS would see a path cut at it
+  // (another file), and so would every message naming it.
+  for (size_t i = 0; i < args.size(); ++i)
+    if (const size_t nul = args[i].find('\0'); nul != std::string::npos)
+      throw InputError(fmt::format(
+          "{}: argument {} '{}' holds a NUL byte (\\x00 at byte {}); a path cannot contain one",
+          name_.empty() ? "gptqd" : name_, i + 1, shown(args[i]), nul));
   // CLI11 takes the words last first.
   std::vector<std::string> words(args.rbegin(), args.rend());
   try {

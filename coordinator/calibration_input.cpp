@@ -6,11 +6,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "base/check.h"
+#include "base/log.h"
 #include "io/job/calibration.h"
 #include "io/model/safetensors.h"
 #include "io/tokenizer/tokenizer.h"
-#include "base/check.h"
-#include "base/log.h"
 
 namespace gptqd {
 namespace {
@@ -92,26 +92,48 @@ std::string read_text_file(const std::string& path, const std::string& what) {
 std::vector<int32_t> load_calibration_tokens(const JobConfig& job) {
   const auto& c = job.calibration;
   if (!c.tokens.empty()) return tokens_from_file(job);
-  const std::string tok_path = (std::filesystem::path(job.model_path) / "tokenizer.json").string();
+  const std::string tok_path = tokenizer_json_of(job.model_path);
   GPTQD_INPUT_CHECK(std::filesystem::exists(tok_path),
                     "calibration.text needs the model's tokenizer: {} does not exist", tok_path);
   const Tokenizer tok = Tokenizer::load(tok_path);
   const std::string text = read_text_file(c.text, "calibration.text");
-  const std::vector<int32_t> ids = tok.encode(text);
+  const std::vector<int32_t> ids = tok.encode(text, fmt::format("calibration.text '{}'", c.text));
   GPTQD_LOG_INFO("calibration: {} tokens from {}, {} windows of {} (seed {})", ids.size(), c.text,
                  c.nsamples, c.seqlen, c.seed);
   return draw_calibration_windows(ids, c.nsamples, c.seqlen, c.seed);
 }
 
 void check_token_ids(const std::vector<int32_t>& tokens, int64_t vocab, const JobConfig& job) {
-  const std::string& source =
-      job.calibration.tokens.empty() ? job.calibration.text : job.calibration.tokens;
-  for (size_t i = 0; i < tokens.size(); ++i)
-    GPTQD_INPUT_CHECK(tokens[i] >= 0 && tokens[i] < vocab,
-                      "{}: token id {} (window {}, position {}) is outside the model's vocabulary "
-                      "[0, {})",
-                      source, tokens[i], static_cast<int64_t>(i) / job.calibration.seqlen,
-                      static_cast<int64_t>(i) % job.calibration.seqlen, vocab);
+  const auto& c = job.calibration;
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (tokens[i] >= 0 && tokens[i] < vocab) continue;
+    const int64_t window = static_cast<int64_t>(i) / c.seqlen;
+    const int64_t position = static_cast<int64_t>(i) % c.seqlen;
+    // Ids of a tokens file are the user's; ids of a text come from the model's tokenizer.json.
+    if (!c.tokens.empty())
+      throw InputError(fmt::format(
+          "{}: token id {} (window {}, position {}) is outside the model's vocabulary [0, {})",
+          c.tokens, tokens[i], window, position, vocab));
+    throw InputError(fmt::format(
+        "{}: token id {} is outside the model's vocabulary [0, {}) (config.json's vocab size): "
+        "the tokenizer does not fit the model (it gave the id for calibration.text '{}', window "
+        "{}, position {})",
+        tokenizer_json_of(job.model_path), tokens[i], vocab, c.text, window, position));
+  }
+}
+
+std::string tokenizer_json_of(const std::string& model_path) {
+  return (std::filesystem::path(model_path) / "tokenizer.json").string();
+}
+
+void check_tokenizer_ids(const std::vector<int32_t>& ids, int64_t vocab,
+                         const std::string& tokenizer_path, const std::string& text_what) {
+  for (size_t i = 0; i < ids.size(); ++i)
+    GPTQD_INPUT_CHECK(ids[i] >= 0 && ids[i] < vocab,
+                      "{}: token id {} is outside the model's vocabulary [0, {}) (config.json's "
+                      "vocab size): the tokenizer does not fit the model (it gave the id for {}, "
+                      "token {} of the text)",
+                      tokenizer_path, ids[i], vocab, text_what, i);
 }
 
 }  // namespace gptqd

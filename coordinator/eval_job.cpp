@@ -282,8 +282,10 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
         if (rank != 0) return;
         const Tokenizer tok = Tokenizer::load(s.tokenizer_path);
         specials = tok.special_tokens_summary();
+        const std::string what = fmt::format("eval.text '{}'", s.job.eval.text);
         const std::vector<int32_t> ids =
-            tok.encode_with_specials(read_text_file(s.job.eval.text, "eval.text"));
+            tok.encode_with_specials(read_text_file(s.job.eval.text, "eval.text"), what);
+        check_tokenizer_ids(ids, s.dims.vocab, s.tokenizer_path, what);
         text_tokens = static_cast<int64_t>(ids.size());
         int64_t n = 0;
         try {

@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -36,6 +37,11 @@
 
 namespace gptqd {
 namespace {
+
+// How long a replica that failed waits for its stage's leader, which reads the same inputs and
+// writes to the same file system, to report the error and end the job (milliseconds when it
+// fails alike; the whole wait when the error is the replica's own).
+constexpr int kReplicaQuietSeconds = 10;
 
 std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const HfModel& model,
                            const std::vector<int32_t>& tokens, Precision precision) {
@@ -399,7 +405,24 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.calib_tokens = &tokens;
   in.micro_batch = kMicroBatch;
   in.activations_on_host = on_host;
-  const std::vector<LayerReport> mine = run_stage(be, exec->transport(), *ckpt, in);
+  std::vector<LayerReport> mine;
+  try {
+    mine = run_stage(be, exec->transport(), *ckpt, in);
+  } catch (const std::exception&) {
+    // A checkpoint this job created holds nothing to resume until a block is complete: a job
+    // that fails before that (NaN weights in its first block, a full disk) leaves none behind
+    // rather than an empty file. The failing rank removes it (race-free with any rank's mark,
+    // Checkpoint::discard_if_nothing_complete) and its error then ends the job.
+    if (!(exists && !opt.restart) && ckpt->discard_if_nothing_complete())
+      GPTQD_LOG_INFO("checkpoint {} removed: the job failed before any block was complete",
+                     job.checkpoint);
+    // The replicas of a stage read the same inputs (the weights of a block) and write to the
+    // same file system, so they mostly fail alike (NaN weights, a full disk): the leader's line
+    // is the job's one error line. Another replica gives it time to report and end the job,
+    // then reports itself (an error of its own, the leader waiting for it in a collective).
+    if (replica != 0) std::this_thread::sleep_for(std::chrono::seconds(kReplicaQuietSeconds));
+    throw;
+  }
   set_progress_context("");
   report_progress(plan.stages > 1 ? "its stage is done; waiting for the later stages"
                                   : "its stage is done; waiting for the other replicas");

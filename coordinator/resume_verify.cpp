@@ -3,9 +3,9 @@
 #include <string>
 #include <vector>
 
-#include "coordinator/collective.h"
 #include "base/check.h"
 #include "base/log.h"
+#include "coordinator/collective.h"
 
 namespace gptqd {
 
@@ -18,12 +18,37 @@ int64_t verify_resumed_blocks(Checkpoint& ckpt, MPI_Comm comm) {
   long long damaged = 0;
   std::string failure;  // thrown after the collective below, so no rank is left waiting in it
   bool input_error = false;
+  // The shares come from one reading of every run's map, rank 0's, sent to all: a rank that read
+  // a map after another rank had cleared a damaged block's mark in it would count one block less,
+  // shift its share and skip a block that no rank then checks (4 damaged blocks over 2 ranks
+  // left one for a second resume to find).
+  std::vector<uint8_t> maps;
   try {
-    for (const auto& run : layout.runs) {
-      // Every rank reads the same map, so the round-robin share is the same everywhere.
-      const std::vector<uint8_t> done = ckpt.completion(run.name);
+    if (rank == 0)
+      for (const auto& run : layout.runs) {
+        const std::vector<uint8_t> done = ckpt.completion(run.name);
+        maps.insert(maps.end(), done.begin(), done.end());
+      }
+  } catch (const InputError& e) {
+    failure = e.what();
+    input_error = true;
+  } catch (const std::exception& e) {
+    failure = error_message(e);
+  }
+  int read_ok = failure.empty() ? 1 : 0;
+  MPI_Bcast(&read_ok, 1, MPI_INT, 0, comm);
+  if (read_ok == 1) {
+    maps.resize(layout.runs.size() * static_cast<size_t>(layout.n_blocks));
+    MPI_Bcast(maps.data(), static_cast<int>(maps.size()), MPI_UINT8_T, 0, comm);
+  } else if (rank != 0) {
+    failure = "rank 0 could not read the checkpoint's completion maps";
+  }
+  try {
+    for (size_t ri = 0; read_ok == 1 && ri < layout.runs.size(); ++ri) {
+      const auto& run = layout.runs[ri];
+      const uint8_t* done = maps.data() + ri * static_cast<size_t>(layout.n_blocks);
       for (int64_t b = 0; b < layout.n_blocks; ++b) {
-        if (done[static_cast<size_t>(b)] == 0) continue;
+        if (done[b] == 0) continue;
         if (index++ % size != rank) continue;
         try {
           ckpt.verify_block(run.name, b);

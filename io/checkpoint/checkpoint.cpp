@@ -1,6 +1,8 @@
 #include "io/checkpoint/checkpoint.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
 
@@ -46,6 +48,32 @@ void fsync_fd(int fd, const std::string& path, const char* when) {
     throw Error(
         fmt::format("checkpoint {}: fsync {} failed: {}", path, when, std::strerror(errno)));
 }
+
+// flock(fd, op), retried when a signal interrupts it; false when it fails (for instance on a file
+// system without flock: ENOLCK, EOPNOTSUPP, ENOSYS).
+bool flock_retry(int fd, int op) {
+  int rc = 0;
+  do {
+    rc = ::flock(fd, op);
+  } while (rc != 0 && errno == EINTR);
+  return rc == 0;
+}
+
+// A shared flock of the checkpoint (fd; none for -1 or where the file system has no flock) for
+// as long as it lives: held while a complete mark is written
+// (Checkpoint::discard_if_nothing_complete).
+class SharedMarkLock {
+ public:
+  explicit SharedMarkLock(int fd) : fd_(fd >= 0 && flock_retry(fd, LOCK_SH) ? fd : -1) {}
+  ~SharedMarkLock() {
+    if (fd_ >= 0) flock_retry(fd_, LOCK_UN);
+  }
+  SharedMarkLock(const SharedMarkLock&) = delete;
+  SharedMarkLock& operator=(const SharedMarkLock&) = delete;
+
+ private:
+  int fd_;
+};
 
 // fsync of a path (and of its directory after a rename), via a fresh descriptor.
 void fsync_path(const std::string& path, bool directory) {
@@ -234,7 +262,15 @@ struct Checkpoint::Impl {
     const uint8_t value = done ? 1 : 0;
     Hid d = dataset(ckpt::run_path(run_name) + "/" + ckpt::kComplete,
                     {static_cast<hsize_t>(layout.n_blocks)});
-    h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &value, xfer());
+    // A complete mark under a shared lock: discard_if_nothing_complete() never removes the file
+    // between this mark and its own look at the maps (no lock where the file system has none).
+    const SharedMarkLock lock(done ? sync_fd : -1);
+    try {
+      h5::write_slab(d.get(), H5T_NATIVE_UINT8, {static_cast<hsize_t>(block)}, {1}, &value, xfer());
+    } catch (const h5::WriteFailure& e) {
+      throw Error(fmt::format("checkpoint {}: cannot mark run {} block {} {}: {}", path, run_name,
+                              block, done ? "complete" : "incomplete", e.reason()));
+    }
     sync(done ? "after marking a block complete" : "after marking a block incomplete");
   }
 };
@@ -293,15 +329,16 @@ Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout,
     GPTQD_INPUT_CHECK(file.valid(), "cannot create checkpoint {}: {}", tmp, h5::error_text());
     ckpt::write_layout(file.get(), layout);
     // H5Fflush with the MPI-IO driver ends in MPI_File_sync; H5Fclose alone would not sync.
-    h5::check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL),
-              fmt::format("cannot write checkpoint {}", tmp));
-    file.close_checked(fmt::format("cannot close checkpoint {}", tmp));
-  } catch (const Error&) {
+    h5::check_write("H5Fflush", [&] { return H5Fflush(file.get(), H5F_SCOPE_GLOBAL); });
+    file.close_checked("H5Fclose");
+  } catch (const Error& e) {
     // Metadata is written collectively, so every rank fails here; none leaves the half-made
     // file behind (removing it twice is harmless).
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
     throw_if_disk_full(tmp, 0, "while creating its layout; free space and run the job again");
+    if (const auto* w = dynamic_cast<const h5::WriteFailure*>(&e))
+      throw Error(fmt::format("checkpoint {}: cannot write its layout: {}", tmp, w->reason()));
     throw;
   } catch (const std::exception&) {
     std::error_code ec;
@@ -408,14 +445,20 @@ int64_t Checkpoint::format_version() const {
 
 void Checkpoint::write_layer(const std::string& run, int64_t block, const std::string& layer,
                              int64_t row_begin, int64_t row_end, const LayerData& data) {
+  const auto where = [&] { return fmt::format("run {} block {} {}", run, block, layer); };
   try {
     write_layer_rows(run, block, layer, row_begin, row_end, data);
-  } catch (const Error&) {
-    throw_if_disk_full(
-        impl_->path, data.codes.size() + 4 * (data.scales.size() + data.zeros.size()),
-        fmt::format("while writing run {} block {} {}; free space and resume (the blocks marked "
-                    "complete are kept)",
-                    run, block, layer));
+  } catch (const Error& e) {
+    throw_if_disk_full(impl_->path,
+                       data.codes.size() + 4 * (data.scales.size() + data.zeros.size()),
+                       fmt::format("while writing {}; free space and resume (the blocks marked "
+                                   "complete are kept)",
+                                   where()));
+    if (const auto* w = dynamic_cast<const h5::WriteFailure*>(&e))
+      throw Error(
+          fmt::format("checkpoint {}: cannot write {}: {}; resume once the file system "
+                      "takes writes again (the blocks marked complete are kept)",
+                      impl_->path, where(), w->reason()));
     throw;
   }
 }
@@ -685,8 +728,15 @@ void Checkpoint::write_weights_digest(int64_t index, uint64_t digest) {
               index, im.layout.n_blocks);
   const hsize_t n = static_cast<hsize_t>(im.layout.n_blocks) + 1;
   Hid d = im.dataset(ckpt::kWeightsDigest, {n});
-  h5::write_slab(d.get(), H5T_NATIVE_UINT64, {static_cast<hsize_t>(index)}, {1}, &digest,
-                 im.xfer());
+  try {
+    h5::write_slab(d.get(), H5T_NATIVE_UINT64, {static_cast<hsize_t>(index)}, {1}, &digest,
+                   im.xfer());
+  } catch (const h5::WriteFailure& e) {
+    throw Error(fmt::format(
+        "checkpoint {}: cannot write the weights digest of {}: {}", im.path,
+        index == im.layout.n_blocks ? std::string("the embedding") : fmt::format("block {}", index),
+        e.reason()));
+  }
 }
 
 std::vector<float> Checkpoint::dequantize(const std::string& run, int64_t block,
@@ -709,6 +759,29 @@ std::vector<float> Checkpoint::dequantize(const std::string& run, int64_t block,
   return w;
 }
 
+bool Checkpoint::discard_if_nothing_complete() noexcept {
+  if (!impl_ || !impl_->writable || !impl_->file.valid() || impl_->sync_fd < 0) return false;
+  const Impl& im = *impl_;
+  if (!flock_retry(im.sync_fd, LOCK_EX)) return false;
+  bool removed = false;
+  try {
+    bool any = false;
+    for (const CkptRunSpec& r : im.layout.runs) {
+      const std::vector<uint8_t> done = completion(r.name);
+      any = any || std::any_of(done.begin(), done.end(), [](uint8_t v) { return v != 0; });
+    }
+    struct stat open_st {
+    }, path_st{};
+    if (!any && ::fstat(im.sync_fd, &open_st) == 0 && ::lstat(im.path.c_str(), &path_st) == 0 &&
+        open_st.st_dev == path_st.st_dev && open_st.st_ino == path_st.st_ino)
+      removed = ::unlink(im.path.c_str()) == 0;
+  } catch (const std::exception&) {
+    removed = false;  // a map that cannot be read: keep the file
+  }
+  flock_retry(im.sync_fd, LOCK_UN);
+  return removed;
+}
+
 void Checkpoint::close() {
   if (!impl_ || !impl_->file.valid()) return;
   Impl& im = *impl_;
@@ -723,7 +796,11 @@ void Checkpoint::close() {
       GPTQD_LOG_WARN("checkpoint {}: fsync at close failed: {}", im.path, std::strerror(err));
   }
   im.dxpl.reset();
-  im.file.close_checked(fmt::format("cannot close checkpoint {}", im.path));
+  try {
+    im.file.close_checked("H5Fclose");
+  } catch (const h5::WriteFailure& e) {
+    throw Error(fmt::format("checkpoint {}: closing it failed: {}", im.path, e.reason()));
+  }
 }
 
 }  // namespace gptqd

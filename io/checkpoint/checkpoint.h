@@ -139,6 +139,15 @@ class Checkpoint {
   std::vector<float> dequantize(const std::string& run, int64_t block,
                                 const std::string& layer) const;
 
+  // Independent (opened by create/open_resume), for a job that created the file and is failing:
+  // removes it when no block of any run is marked complete and `path` still names this file, so
+  // a job that fails before its first block leaves no checkpoint behind (a file holding a complete
+  // block always stays: a rerun resumes it). Race-free with mark_complete() on any rank: a mark is
+  // written under a shared flock of the file, and this reads the maps and unlinks under an
+  // exclusive one, so a mark either counts or lands in the removed file after the failure. Where
+  // the file system has no flock it keeps the file. Returns whether it removed it; never throws.
+  bool discard_if_nothing_complete() noexcept;
+
   // Collective for create/open_resume. Closes the file; writes no metadata (a crash during a
   // metadata write could damage the file; completeness is the completion map). Idempotent.
   void close();

@@ -153,6 +153,31 @@ void write_layout(hid_t file, const CkptLayout& layout) {
   }
 }
 
+namespace {
+
+// Readers skip the checksums of a file whose format_version is below 2, so a version written
+// down by hand (or by a tool) would turn checking off for data that has them. A true old file
+// has no checksum dataset at all: any one means the version was lowered. Every layer is looked
+// at (a few thousand link lookups for a large sweep, only for such files), so deleting some of
+// them does not help either.
+void refuse_lowered_version(hid_t file, const std::string& path, int64_t version,
+                            const CkptLayout& layout) {
+  for (const CkptRunSpec& run : layout.runs)
+    for (int64_t b = 0; b < layout.n_blocks; ++b)
+      for (const CkptLayerShape& l : layout.layers) {
+        const std::string sums = layer_path(run.name, b, l.name) + "/" + kChecksum;
+        if (!h5::has_link(file, sums.c_str())) continue;
+        throw InputError(fmt::format(
+            "checkpoint {} has format_version {} but holds checksum datasets (first: {}), which "
+            "only format_version 2 and later write: its format_version was lowered, and reading "
+            "it as {} would skip the checksums; the file is refused (set format_version back "
+            "to 2)",
+            path, version, sums, version));
+      }
+}
+
+}  // namespace
+
 CkptLayout read_layout(hid_t file, const std::string& path) {
   const bool ours = h5::has_attr(file, "format") && [&] {
     try {
@@ -204,6 +229,7 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
                                 layout.runs.back().name));
     }
     validate_layout(layout);
+    if (version < 2) refuse_lowered_version(file, path, version, layout);
     return layout;
   });
 }

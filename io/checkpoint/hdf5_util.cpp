@@ -1,5 +1,6 @@
 #include "io/checkpoint/hdf5_util.h"
 
+#include <cerrno>
 #include <cstring>
 
 #include "base/check.h"
@@ -25,7 +26,7 @@ void Hid::close_checked(const std::string& what) {
   if (id_ < 0) return;
   const hid_t id = id_;
   id_ = H5I_INVALID_HID;
-  check(closer_(id), what);
+  check_write(what, [&] { return closer_(id); });
 }
 
 hid_t Hid::release() {
@@ -57,6 +58,54 @@ std::string error_text() {
   H5Ewalk2(H5E_DEFAULT, H5E_WALK_DOWNWARD, collect_error, &out);
   H5Eclear2(H5E_DEFAULT);
   return out.empty() ? std::string("unknown HDF5 error") : out;
+}
+
+namespace {
+// The innermost message of HDF5's current error stack (the one nearest the failed system call),
+// and clears the stack.
+herr_t innermost_error(unsigned n, const H5E_error2_t* err, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (out->empty() && err->desc && *err->desc) *out = err->desc;
+  return 0;
+}
+
+// The errors a write, flush or close of a file can end with: errno left by the failed call is
+// trusted only when it is one of them (MPI's progress engine may leave an unrelated EAGAIN).
+bool is_write_errno(int err) {
+  switch (err) {
+    case ENOSPC:
+    case EDQUOT:
+    case EIO:
+    case EFBIG:
+    case EROFS:
+    case ESTALE:
+    case ENXIO:
+    case EBADF:
+    case EPERM:
+    case EACCES:
+    case ETIMEDOUT:
+      return true;
+    default:
+      return false;
+  }
+}
+}  // namespace
+
+herr_t check_write(const std::string& what, const std::function<herr_t()>& write) {
+  errno = 0;
+  const herr_t status = write();
+  const int err = errno;
+  if (status >= 0) return status;
+  std::string inner;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, innermost_error, &inner);
+  H5Eclear2(H5E_DEFAULT);
+  if (is_write_errno(err))
+    throw WriteFailure(what, fmt::format("{} (errno {})", std::strerror(err), err));
+  // A short write (the file system took fewer bytes than given) or an error inside MPI-IO leaves
+  // no error number; HDF5's innermost message is all there is.
+  throw WriteFailure(what, fmt::format("the write failed without a system error (a short write, "
+                                       "or an MPI-IO error); HDF5 says '{}'",
+                                       inner.empty() ? "unknown error" : inner));
 }
 
 hid_t check(hid_t id, const std::string& what) {
@@ -300,7 +349,8 @@ std::pair<Hid, Hid> slab_spaces(hid_t dset, const std::vector<hsize_t>& start,
 void write_slab(hid_t dset, hid_t mem_type, const std::vector<hsize_t>& start,
                 const std::vector<hsize_t>& count, const void* buf, hid_t dxpl) {
   auto [fspace, mspace] = slab_spaces(dset, start, count);
-  check(H5Dwrite(dset, mem_type, mspace.get(), fspace.get(), dxpl, buf), "H5Dwrite");
+  check_write("H5Dwrite",
+              [&] { return H5Dwrite(dset, mem_type, mspace.get(), fspace.get(), dxpl, buf); });
 }
 
 void read_slab(hid_t dset, hid_t mem_type, const std::vector<hsize_t>& start,

@@ -5,8 +5,12 @@
 #include <hdf5.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "base/check.h"
 
 namespace gptqd::h5 {
 
@@ -26,7 +30,7 @@ class Hid {
   bool valid() const { return id_ >= 0; }
   // Closes now. Errors are ignored (nothing useful can be done with them in cleanup).
   void reset();
-  // Closes now and throws gptqd::Error when HDF5 reports a failure (for file closes that flush).
+  // Closes now and throws WriteFailure when HDF5 reports a failure (for file closes that flush).
   void close_checked(const std::string& what);
   // Gives up ownership without closing.
   hid_t release();
@@ -35,6 +39,23 @@ class Hid {
   hid_t id_ = H5I_INVALID_HID;
   Closer closer_ = nullptr;
 };
+
+// A write that HDF5 could not do (H5Dwrite, or a flush or close that writes): reason() is one
+// line for the user, the system's error when the failed call left one that a write can fail with
+// ("No space left on device"), else HDF5's innermost message, never the dozen-message chain.
+class WriteFailure : public Error {
+ public:
+  WriteFailure(const std::string& what, std::string reason)
+      : Error(what + ": " + reason), reason_(std::move(reason)) {}
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string reason_;
+};
+
+// Calls `write` (an HDF5 call that writes; errno cleared first) and throws WriteFailure naming
+// `what` when it returns a negative value.
+herr_t check_write(const std::string& what, const std::function<herr_t()>& write);
 
 // Stops HDF5 printing error stacks to stderr: callers report errors themselves via error_text().
 // Idempotent; call before any HDF5 call that may fail.
@@ -87,7 +108,8 @@ bool read_attr_bool(hid_t obj, const char* name);      // h5py bool enum or an i
 std::vector<int64_t> read_attr_int64s(hid_t obj, const char* name);  // all elements, row-major
 
 // Raw data of a hyperslab [start, start + count) of a dataset, with a memory buffer laid out as
-// a dense array of `count`. An empty `start` means the whole dataset.
+// a dense array of `count`. An empty `start` means the whole dataset. write_slab throws
+// WriteFailure.
 void write_slab(hid_t dset, hid_t mem_type, const std::vector<hsize_t>& start,
                 const std::vector<hsize_t>& count, const void* buf, hid_t dxpl);
 void read_slab(hid_t dset, hid_t mem_type, const std::vector<hsize_t>& start,

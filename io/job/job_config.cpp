@@ -306,6 +306,12 @@ class Reader {
     if (!v.IsScalar())
       fail(v.Mark(), path, fmt::format("expected {}, got {}", expected, kind_of(v)));
     if (v.Scalar().empty()) fail(v.Mark(), path, fmt::format("is empty; expected {}", expected));
+    // A double-quoted "\0" is a NUL byte: the OS would see the path cut there (another file), and
+    // every message naming it would be cut too. Shown escaped.
+    if (const size_t nul = v.Scalar().find('\0'); nul != std::string::npos)
+      fail(v.Mark(), path,
+           fmt::format("{} holds a NUL byte (\\x00 at byte {}); a path or name cannot contain one",
+                       shown(v), nul));
     // YAML text is UTF-8; yaml-cpp passes other bytes through but its emitter rewrites them, so
     // the path stored in the checkpoint would name another file.
     if (!is_utf8(v.Scalar())) fail(v.Mark(), path, fmt::format("{} is not valid UTF-8", shown(v)));

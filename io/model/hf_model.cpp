@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cfloat>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -26,6 +28,31 @@ constexpr const char* kIndexFile = "model.safetensors.index.json";
 
 std::string join(const std::string& dir, const std::string& file) {
   return (fs::path(dir) / file).string();
+}
+
+// Values [first, first + n) of tensor t (converted to fp32 in `all`): InputError naming the file,
+// the tensor and the index of the first one that is NaN or infinite.
+void check_finite_piece(const std::string& path, const TensorInfo& t, const float* all,
+                        size_t first, size_t n) {
+  const float* v = all + first;
+  bool finite = true;  // without a branch (vectorized), then the culprit if any
+  for (size_t i = 0; i < n; ++i) finite &= std::fabs(v[i]) <= FLT_MAX;
+  if (finite) return;
+  size_t i = 0;
+  while (std::isfinite(v[i])) ++i;
+  // The index in the tensor's shape, [r, c] for a matrix.
+  std::vector<int64_t> index(t.shape.size());
+  uint64_t flat = first + i;
+  for (size_t d = t.shape.size(); d-- > 0;) {
+    const auto dim = static_cast<uint64_t>(std::max<int64_t>(t.shape[d], 1));
+    index[d] = static_cast<int64_t>(flat % dim);
+    flat /= dim;
+  }
+  std::string at;
+  for (int64_t x : index) at += (at.empty() ? "" : ", ") + std::to_string(x);
+  throw InputError(fmt::format(
+      "{}: tensor {} has a non-finite value {} at [{}]; the model's weights are damaged", path,
+      quote_name(t.name), v[i], at));
 }
 
 // A weight_map file name must be a plain name inside the directory.
@@ -195,11 +222,16 @@ std::vector<float> HfModel::read_f32(const std::string& canonical,
   GPTQD_INPUT_CHECK(t.shape == expect, "{}: tensor {}: expected shape {}, got {}", f.path(),
                     quote_name(t.name), shape_string(expect), shape_string(t.shape));
   std::vector<float> out(static_cast<size_t>(t.numel()));
-  if (each) {
-    f.read_f32_into(t, out.data(), each);
-  } else {
-    f.read_f32_into(t, out.data());
-  }
+  // A NaN or Inf weight would surface blocks later as a non-finite Hessian blamed on the
+  // calibration inputs: refused here, naming the file, tensor and index. Each piece is checked
+  // right after its conversion, while still in cache (no second pass over memory).
+  const uint8_t* base = f.data(t);
+  const size_t elem = dtype_size(t.dtype);
+  f.read_f32_into(t, out.data(), [&](const uint8_t* p, size_t n) {
+    const size_t first = static_cast<size_t>(p - base) / elem;
+    check_finite_piece(f.path(), t, out.data(), first, n / elem);
+    if (each) each(p, n);
+  });
   return out;
 }
 

@@ -7,6 +7,8 @@
 #include <string_view>
 #include <unordered_map>
 
+#include "base/check.h"
+#include "base/log.h"
 #include "io/tokenizer/added_tokens.h"
 #include "io/tokenizer/bpe.h"
 #include "io/tokenizer/byte_level.h"
@@ -15,8 +17,6 @@
 #include "io/tokenizer/tokenizer_json.h"
 #include "io/tokenizer/tokenizer_normalizer.h"
 #include "io/tokenizer/tokenizer_unicode.h"
-#include "base/check.h"
-#include "base/log.h"
 
 namespace gptqd {
 
@@ -171,11 +171,21 @@ struct Tokenizer::Impl {
     }
   }
 
-  std::vector<int32_t> encode(const std::string& utf8, bool add_special_tokens) const {
+  std::vector<int32_t> encode(const std::string& utf8, bool add_special_tokens,
+                              const std::string& source) const {
     const size_t bad = tok::find_invalid_utf8(utf8);
-    GPTQD_INPUT_CHECK(bad == std::string::npos,
-                      "text to tokenize is not valid UTF-8: bad byte 0x{:02X} at offset {}",
-                      static_cast<unsigned char>(utf8[bad]), bad);
+    if (bad != std::string::npos) {
+      // Line and column (in bytes, from 1) too: an editor finds a byte by them, not by offset.
+      const size_t nl = bad == 0 ? std::string::npos : utf8.rfind('\n', bad - 1);
+      const size_t column = nl == std::string::npos ? bad + 1 : bad - nl;
+      const auto line =
+          1 + std::count(utf8.begin(), utf8.begin() + static_cast<std::ptrdiff_t>(bad), '\n');
+      throw InputError(fmt::format(
+          "{} is not valid UTF-8: bad byte 0x{:02X} at byte offset {} (line {}, byte {} of the "
+          "line)",
+          source.empty() ? "text to tokenize" : source, static_cast<unsigned char>(utf8[bad]), bad,
+          line, column));
+    }
     std::vector<int32_t> ids;
     ids.reserve(utf8.size() / 3 + 1);
     if (add_special_tokens) {
@@ -212,12 +222,13 @@ Tokenizer Tokenizer::from_json_text(const std::string& json_text, const std::str
   return Tokenizer(std::make_unique<Impl>(tok::parse_tokenizer_json_text(json_text, name), name));
 }
 
-std::vector<int32_t> Tokenizer::encode(const std::string& utf8) const {
-  return impl_->encode(utf8, false);
+std::vector<int32_t> Tokenizer::encode(const std::string& utf8, const std::string& source) const {
+  return impl_->encode(utf8, false, source);
 }
 
-std::vector<int32_t> Tokenizer::encode_with_specials(const std::string& utf8) const {
-  return impl_->encode(utf8, true);
+std::vector<int32_t> Tokenizer::encode_with_specials(const std::string& utf8,
+                                                     const std::string& source) const {
+  return impl_->encode(utf8, true, source);
 }
 
 std::string Tokenizer::special_tokens_summary() const { return impl_->post.summary(); }

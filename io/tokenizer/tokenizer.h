@@ -50,15 +50,17 @@ class Tokenizer {  // move-only
   Tokenizer& operator=(const Tokenizer&) = delete;
   ~Tokenizer();
 
-  // The ids of utf8 (valid UTF-8, else InputError with the byte offset), no BOS/EOS added: HF's
-  // encode(text, add_special_tokens=False). Added tokens such as "<s>" written in the text become
-  // their ids. Thread-safe.
-  std::vector<int32_t> encode(const std::string& utf8) const;
+  // The ids of utf8, no BOS/EOS added: HF's encode(text, add_special_tokens=False). Added tokens
+  // such as "<s>" written in the text become their ids. Thread-safe. Text that is not valid UTF-8
+  // is an InputError naming `source` (what the text is, e.g. "calibration.text 'a.txt'"; "text to
+  // tokenize" when empty), the bad byte, its offset, line and column.
+  std::vector<int32_t> encode(const std::string& utf8, const std::string& source = "") const;
 
   // encode() with the post-processor's special tokens around the ids: HF's
   // encode(text, add_special_tokens=True), what transformers' tokenizer(text) returns (a BOS for
   // Llama 2/3, Mistral and OPT; nothing for BLOOM, GPT-2, SmolLM2, Qwen2). Thread-safe.
-  std::vector<int32_t> encode_with_specials(const std::string& utf8) const;
+  std::vector<int32_t> encode_with_specials(const std::string& utf8,
+                                            const std::string& source = "") const;
 
   // In words, what encode_with_specials adds, for a log or a command's header:
   // "BOS <|begin_of_text|> (128000) prepended", "BOS <s> (0) prepended, EOS </s> (2) appended",

@@ -8,9 +8,9 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "base/check.h"
 #include "io/tokenizer/tokenizer_regex.h"
 #include "io/tokenizer/tokenizer_unicode.h"
-#include "base/check.h"
 
 namespace gptqd::tok {
 namespace {
@@ -85,9 +85,19 @@ json parse_text(const Reader& r, const std::string& text) {
   if (json_depth(text, kMaxJsonDepth) > kMaxJsonDepth) {
     r.fail("JSON nested deeper than {} levels: not a tokenizer.json", kMaxJsonDepth);
   }
+  // JSON text is UTF-8 (RFC 8259): a bad byte anywhere, in a token's string or not, is named by
+  // its offset and line here rather than by the parser's "last read" excerpt.
+  if (const size_t bad = tok::find_invalid_utf8(text); bad != std::string::npos) {
+    const auto line =
+        1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n');
+    r.fail("not valid JSON: bad UTF-8 byte 0x{:02X} at byte offset {} (line {})",
+           static_cast<unsigned char>(text[bad]), bad, line);
+  }
   try {
     return json::parse(text);
-  } catch (const json::exception& e) {  // parse_error, or out_of_range for a number like 1E999
+  } catch (const json::parse_error& e) {  // invalid UTF-8 in a string is one too
+    r.fail("not valid JSON at byte offset {}: {}", e.byte == 0 ? 0 : e.byte - 1, e.what());
+  } catch (const json::exception& e) {  // out_of_range for a number like 1E999
     r.fail("not valid JSON: {}", e.what());
   }
 }

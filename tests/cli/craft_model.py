@@ -4,7 +4,8 @@
     craft_model.py SRC DST CASE
 
 CASE is one of: truncated, header-past-end, overlap, shape-mismatch, missing-tensor,
-missing-config-key, int-weights. DST gets config.json and model.safetensors with exactly that defect.
+missing-config-key, int-weights, nan-weight (block 0), inf-weight-last (the last block). DST gets
+config.json and model.safetensors with exactly that defect.
 Standard library only.
 """
 import json
@@ -68,6 +69,20 @@ def main(src, dst, case):
         # The same bytes relabelled as integers of the same width (I32 for F32, I16 for F16/BF16).
         name = "transformer.h.0.self_attention.dense.weight"
         header[name]["dtype"] = {"F32": "I32", "F16": "I16", "BF16": "I16"}[header[name]["dtype"]]
+        write(st, header, data)
+    elif case in ("nan-weight", "inf-weight-last"):
+        # One weight of block 0 made NaN, or one of the last block +Inf: [3, 5] of its dense.
+        with open(os.path.join(src, "config.json")) as f:
+            last = json.load(f)["n_layer"] - 1
+        block = 0 if case == "nan-weight" else last
+        name = f"transformer.h.{block}.self_attention.dense.weight"
+        info = header[name]
+        bits = {"F32": (b"\x00\x00\xc0\x7f", b"\x00\x00\x80\x7f"),
+                "F16": (b"\x00\x7e", b"\x00\x7c"),
+                "BF16": (b"\xc0\x7f", b"\x80\x7f")}[info["dtype"]]
+        value = bits[0] if case == "nan-weight" else bits[1]
+        at = info["data_offsets"][0] + (3 * info["shape"][1] + 5) * len(value)
+        data = data[:at] + value + data[at + len(value):]
         write(st, header, data)
     elif case == "missing-config-key":
         shutil.copy(os.path.join(src, "model.safetensors"), st)

@@ -137,4 +137,54 @@ job seqlen100k "  tokens: $WORK/long.safetensors
   seqlen: 100000" "" "parallel:
   device: cpu"
 expect_refusal seqlen100k "$WORK/seqlen100k.yaml" "needs [0-9.]+ GiB of host memory on this node"
+
+# 7. Near misses of issue 20 item 5, refused where the input is read.
+# rope_theta whose rotary inverse frequencies theta^(-2i/head_dim) are not finite in fp32 (1e-300
+# is 0 in fp32): refused when config.json is read, naming the key and its value (was a
+# non-finite Hessian blamed on the calibration inputs, after the checkpoint was created). The 4.x
+# key and transformers 5's rope_parameters object.
+make_rope_model() {  # DIR HOW THETA: tiny-llama with that theta
+  rm -rf "$1" && cp -r "$SRC/models/tiny-llama" "$1"
+  python3 - "$1/config.json" "$2" "$3" <<'PY'
+import json, sys
+p, how, theta = sys.argv[1], sys.argv[2], float(sys.argv[3])
+c = json.load(open(p))
+if how == "legacy":
+    c["rope_theta"] = theta
+else:
+    del c["rope_theta"], c["rope_scaling"]
+    c["rope_parameters"] = {"rope_type": "default", "rope_theta": theta}
+json.dump(c, open(p, "w"))
+PY
+}
+make_rope_model "$WORK/ropelegacy" legacy 1e-300
+MODEL=$WORK/ropelegacy job ropelegacy
+expect_refusal ropelegacy "$WORK/ropelegacy.yaml" "ropelegacy/config.json: key 'rope_theta' is 1e-300: the rotary inverse frequency theta\^\(-2/16\) is inf in fp32 \(head_dim 16\)"
+make_rope_model "$WORK/ropeparams" params 1e-300
+MODEL=$WORK/ropeparams job ropeparams
+expect_refusal ropeparams "$WORK/ropeparams.yaml" "ropeparams/config.json rope_parameters: key 'rope_theta' is 1e-300: the rotary inverse frequency"
+# Control: the refusal comes from the value. A small theta whose frequencies fp32 holds (1e-30)
+# passes the same reading (gptqd plan reads config.json as quantize does), 1e-300 does not.
+make_rope_model "$WORK/ropesmall" params 1e-30
+MODEL=$WORK/ropesmall job ropesmall
+"$BIN" plan "$WORK/ropesmall.yaml" --ranks 2 >"$WORK/ropesmall.out" 2>&1 ||
+  { cat "$WORK/ropesmall.out"; fail "control: rope_theta 1e-30 was refused"; }
+if "$BIN" plan "$WORK/ropeparams.yaml" --ranks 2 >"$WORK/ropeplan.out" 2>&1; then
+  fail "control: gptqd plan accepted rope_theta 1e-300"
+fi
+echo "ok   control: rope_theta 1e-30 is read, 1e-300 refused by plan too"
+
+# A NUL byte in a path (a double-quoted "\0" in YAML): refused with the whole path shown escaped
+# (the OS would open the path cut at the NUL, and the error line was cut there too).
+MODEL="\"$WORK/m\\0tail\"" job nulmodel
+expect_refusal nulmodel "$WORK/nulmodel.yaml" "nulmodel.yaml:[0-9]+:[0-9]+: model.path: \"$WORK/m\\\\x00tail\" holds a NUL byte \(\\\\x00 at byte [0-9]+\); a path or name cannot contain one"
+job nultext "  text: \"$WORK/t\\0.txt\"
+  nsamples: 8
+  seqlen: 32"
+expect_refusal nultext "$WORK/nultext.yaml" "calibration.text: \"$WORK/t\\\\x00\.txt\" holds a NUL byte"
+# Control: the same job file with the NUL escape spelled as a plain character is read (and
+# refused later, for the missing directory): the refusal above is the NUL's.
+sed 's#\\0tail#Xtail#' "$WORK/nulmodel.yaml" >"$WORK/nulctl.yaml"
+expect_refusal nulctl "$WORK/nulctl.yaml" "$WORK/mXtail/config\.json"
+
 echo "all hostile inputs refused"

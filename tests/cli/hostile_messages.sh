@@ -5,6 +5,9 @@
 # are refused naming the tensor (quantize, export --model), a too long eval.seqlen names the key
 # instead of a bare std::bad_alloc, paths the OS refuses name their key in eval and export,
 # and the ranks end within a second of a SIGKILL to mpirun.
+# Issue 20 item 5's near misses (section 7): NaN weights (and the checkpoint a failed job created
+# removed), token ids of another model's tokenizer.json, text and tokenizer.json that are not
+# UTF-8, checkpoint writes failing with ENOSPC or short (an LD_PRELOAD shim), each with a control.
 # Each refusal: exit code 1, one error line naming the culprit, no checkpoint and no .creating
 # file, under a ulimit (4 GiB of address space) and a timeout.
 source "$(dirname "$0")/lib.bash"
@@ -176,6 +179,113 @@ python3 "$SRC/tests/cli/craft_model.py" "$SRC/models/tiny-bloom" "$WORK/intbloom
 expect_refusal intexport "intbloom/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' is stored as I32" \
   "$BIN" export "$WORK/evalck.h5" --out "$WORK/intexport" --model "$WORK/intbloom"
 [[ ! -e $WORK/intexport ]] || fail "intexport: the export directory was written"
+
+# 7. Near misses of issue 20 item 5, each one line naming the culprit where it is read.
+# NaN weights in block 0: refused where the weights are read, naming the file, the tensor and the
+# index (was the GPTQ driver's message, after the checkpoint was created), and the checkpoint the
+# job created is removed, as no block was complete (expect_refusal checks that none is left).
+python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/nanw" nan-weight
+job nanw "$WORK/nanw"
+quantize nanw "nanw/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' has a non-finite value nan at \[3, 5\]; the model's weights are damaged"
+grep -q "checkpoint $WORK/nanw.h5 removed: the job failed before any block was complete" \
+  "$WORK/nanw.err" || fail "nanw: no line says that the checkpoint was removed"
+# Control: +Inf in the last block, on one rank: block 0 is complete when the job fails, so its
+# checkpoint stays for a resume (the check above that none is left would fail on it).
+python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/infw" inf-weight-last
+job infw "$WORK/infw"
+set +e
+"$BIN" quantize "$WORK/infw.yaml" >"$WORK/infw.out" 2>"$WORK/infw.err"
+rc=$?
+set -e
+[[ $rc -eq 1 && $(grep -c "error:" "$WORK/infw.err") -eq 1 ]] &&
+  grep "error:" "$WORK/infw.err" | grep -q "tensor 'transformer.h.1.self_attention.dense.weight' has a non-finite value inf at \[3, 5\]" ||
+  { cat "$WORK/infw.err"; fail "infw: exit code $rc or its error line"; }
+"$BIN" inspect "$WORK/infw.h5" 2>&1 | grep -q "blocks complete: 1/2" ||
+  fail "control infw: the checkpoint holding block 0 was not kept"
+echo "ok   control: a job failing after block 0 keeps its checkpoint (1/2 blocks complete)"
+
+# Token ids that the model's tokenizer.json gives beyond the model's vocabulary (tiny-bloom's
+# tokenizer, 4096 tokens, beside a model of 512): the error names tokenizer.json and the id (it
+# named the text file), in quantize (calibration.text) and eval (eval.text). The control is
+# evalck above: the same tokenizer and text with tiny-bloom (vocab 4096) quantize.
+cp -r "$WORK/m" "$WORK/mtok" && cp "$SRC/models/tiny-bloom/tokenizer.json" "$WORK/mtok/"
+text_job() {  # NAME MODEL TEXT [checkpoint] [extra]: calibration from TEXT
+  job "$1" "$2" "  text: $3
+  nsamples: 4
+  seqlen: 32" "${4:-$WORK/$1.h5}" "${5:-}"
+}
+text_job tokvocab "$WORK/mtok" "$SRC/data/austen-train.txt"
+quantize tokvocab "^.*error: $WORK/mtok/tokenizer.json: token id [0-9]+ is outside the model's vocabulary \[0, 512\) \(config.json's vocab size\): the tokenizer does not fit the model \(it gave the id for calibration.text '$SRC/data/austen-train.txt', window [0-9]+, position [0-9]+\)"
+job evtok "$WORK/mtok" "" "$WORK/evtokck.h5" "eval:
+  text: $SRC/data/austen-eval.txt
+  seqlen: 32"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/evtok.yaml" >/dev/null 2>"$WORK/evtokq.err" ||
+  { cat "$WORK/evtokq.err"; fail "evtok: quantize from tokens failed"; }
+expect_refusal evtok "^.*error: $WORK/mtok/tokenizer.json: token id [0-9]+ is outside the model's vocabulary \[0, 512\) .*it gave the id for eval.text '$SRC/data/austen-eval.txt', token [0-9]+ of the text" \
+  "${MPIRUN[@]}" -np 2 "$BIN" eval "$WORK/evtok.yaml"
+
+# Text that is not UTF-8: the error names the file, the byte, its offset and line (it named no
+# file); a tokenizer.json that is not UTF-8 likewise.
+head -c 20000 "$SRC/data/austen-train.txt" >"$WORK/goodutf8.txt"
+python3 -c "import sys; t = open(sys.argv[1], 'rb').read(); i = t.index(b'\n', 100) + 4
+open(sys.argv[2], 'wb').write(t[:i] + b'\xff' + t[i:]); print(i, t[:i].count(b'\n') + 1)" \
+  "$WORK/goodutf8.txt" "$WORK/badutf8.txt" >"$WORK/badutf8.at"
+read -r at line <"$WORK/badutf8.at"
+text_job badutf8 "$WORK/mtok" "$WORK/badutf8.txt"
+quantize badutf8 "calibration.text '$WORK/badutf8.txt' is not valid UTF-8: bad byte 0xFF at byte offset $at \(line $line, byte 4 of the line\)"
+# Control: the same text without the bad byte passes the tokenizer and meets the vocabulary check.
+text_job goodutf8 "$WORK/mtok" "$WORK/goodutf8.txt"
+quantize goodutf8 "$WORK/mtok/tokenizer.json: token id"
+cp -r "$WORK/mtok" "$WORK/mbadjson"
+python3 -c "import sys; p = sys.argv[1]; b = open(p, 'rb').read(); i = b.index(b'\"vocab\"')
+i = b.index(b'\"', i + 8) + 1; open(p, 'wb').write(b[:i] + b'\xc3(' + b[i:]); print(i, b[:i].count(b'\n') + 1)" \
+  "$WORK/mbadjson/tokenizer.json" >"$WORK/badjson.at"
+read -r at line <"$WORK/badjson.at"
+text_job badjson "$WORK/mbadjson" "$WORK/goodutf8.txt"
+quantize badjson "$WORK/mbadjson/tokenizer.json: not valid JSON: bad UTF-8 byte 0xC3 at byte offset $at \(line $line\)"
+
+# Writes of the checkpoint that fail mid-job (they printed HDF5's error chain): an LD_PRELOAD
+# shim (tests/cli/fault_inject.c) fails each rank's writes to the checkpoint after its first N
+# bytes, with ENOSPC or as short writes. One line naming the checkpoint, what was written and why
+# (the errno when the system gave one); a checkpoint without a complete block is removed
+# (expect_refusal checks), one with complete blocks is kept and resumes to the same result as a
+# job without faults.
+if command -v cc >/dev/null &&
+  cc -shared -fPIC -o "$WORK/fault.so" "$SRC/tests/cli/fault_inject.c" -ldl 2>"$WORK/cc.err"; then
+  faulty() {  # NAME MODE AFTER: quantize NAME.yaml with faults on NAME.h5 (exported: no arrays)
+    mpirun --oversubscribe --allow-run-as-root -np 2 -x LD_PRELOAD="$WORK/fault.so" -x GPTQD_FAULT_PATH="$1.h5" \
+      -x GPTQD_FAULT_MODE="$2" -x GPTQD_FAULT_AFTER="$3" "$BIN" quantize "$WORK/$1.yaml"
+  }
+  export -f faulty
+  export WORK BIN
+  job enospc "$WORK/m"
+  expect_refusal enospc "checkpoint $WORK/enospc.h5: cannot write run w4g32 block 0 [a-z0-9_.]+: No space left on device \(errno 28\); resume once the file system takes writes again" \
+    bash -c 'faulty enospc enospc 200'
+  job shortw "$WORK/m"
+  expect_refusal shortw "checkpoint $WORK/shortw.h5: cannot write run w4g32 block 0 [a-z0-9_.]+: the write failed without a system error \(a short write, or an MPI-IO error\); HDF5 says 'file write failed'" \
+    bash -c 'faulty shortw short 200'
+  # After block 0: the checkpoint is kept, and resumes to what a job without faults writes.
+  job latefault "$WORK/m"
+  set +e
+  faulty latefault enospc 60000 >/dev/null 2>"$WORK/latefault.err"
+  rc=$?
+  set -e
+  [[ $rc -eq 1 && $(grep -c "error:" "$WORK/latefault.err") -eq 1 ]] &&
+    grep "error:" "$WORK/latefault.err" | grep -q "checkpoint $WORK/latefault.h5: cannot write run w4g32 block 1 [a-z0-9_.]*: No space left on device (errno 28)" ||
+    { cat "$WORK/latefault.err"; fail "latefault: exit code $rc or its error line"; }
+  "$BIN" inspect "$WORK/latefault.h5" | grep -q "blocks complete: 1/2" || fail "latefault: block 0 lost"
+  "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/latefault.yaml" >/dev/null 2>"$WORK/latefault2.err" ||
+    { cat "$WORK/latefault2.err"; fail "latefault: the resume failed"; }
+  job nofault "$WORK/m"
+  "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/nofault.yaml" >/dev/null 2>"$WORK/nofault.err" ||
+    { cat "$WORK/nofault.err"; fail "nofault: quantize failed"; }
+  /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/nofault.h5" >"$WORK/nofault.json"
+  /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/latefault.h5" "$WORK/nofault.json" ||
+    fail "latefault: the resumed checkpoint differs from a job without faults"
+  echo "ok   control: a write failing in block 1 keeps block 0; the resume equals a job without faults"
+else
+  echo "skip enospc: no C compiler for the fault shim ($(head -1 "$WORK/cc.err" 2>/dev/null))"
+fi
 
 # 6. SIGKILL to mpirun mid-job: no rank is left running 1 s later (zombies waiting for the
 # container's init to reap them have ended: they are not counted).

@@ -1,9 +1,14 @@
 // The HDF5 checkpoint in one process: layout rules, exact round trips, dequantization against a
 // hand computation, resume checks, refusals of foreign files, and the inspect report.
 // (Several ranks and crashes: tests/mpi/checkpoint_parallel.sh and checkpoint_crash.sh.)
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <mpi.h>
+#include <sys/file.h>
+#include <unistd.h>
 
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
@@ -11,10 +16,11 @@
 #include <random>
 #include <regex>
 #include <string>
+#include <thread>
 #include <vector>
 
-#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
+#include "io/checkpoint/checkpoint.h"
 #include "tests/checkpoint_fixture.h"
 #include "tests/test_util.h"
 
@@ -283,6 +289,52 @@ TEST_F(CheckpointFile, CreateReplacesAndNeedsADirectory) {
   EXPECT_NE(msg.find("directory " + (dir_ / "missing").string() + " does not exist"),
             std::string::npos)
       << msg;
+}
+
+// A job that created the file and fails before any block is complete leaves no checkpoint; one
+// holding a complete block keeps it, also when the mark lands while the discard waits for it.
+TEST_F(CheckpointFile, DiscardRemovesOnlyAFileWithNothingComplete) {
+  {
+    Checkpoint ck = Checkpoint::create(path_, small_layout(), MPI_COMM_SELF);
+    EXPECT_TRUE(ck.discard_if_nothing_complete());
+    EXPECT_FALSE(std::filesystem::exists(path_));
+  }
+  {  // Control: a complete block of any run keeps it.
+    Checkpoint ck = Checkpoint::create(path_, small_layout(), MPI_COMM_SELF);
+    ck.mark_complete("w3gall", 2);
+    EXPECT_FALSE(ck.discard_if_nothing_complete());
+    EXPECT_TRUE(std::filesystem::exists(path_));
+  }
+  {  // Another file at the path now (replaced meanwhile): not ours to remove.
+    Checkpoint ck = Checkpoint::create(path_, small_layout(), MPI_COMM_SELF);
+    const std::string other = (dir_ / "other.h5").string();
+    { Checkpoint o = Checkpoint::create(other, small_layout(), MPI_COMM_SELF); }
+    std::filesystem::rename(other, path_);
+    EXPECT_FALSE(ck.discard_if_nothing_complete());
+    EXPECT_TRUE(std::filesystem::exists(path_));
+  }
+  {  // A mark written while the discard waits (a marker holds the shared lock): counted.
+    Checkpoint discarder = Checkpoint::create(path_, small_layout(), MPI_COMM_SELF);
+    Checkpoint marker = Checkpoint::open_resume(path_, small_layout(), MPI_COMM_SELF);
+    const int fd = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(fd, 0);
+    ASSERT_EQ(::flock(fd, LOCK_SH), 0);
+    std::atomic<bool> returned{false};
+    bool removed = true;
+    std::thread t([&] {
+      removed = discarder.discard_if_nothing_complete();
+      returned = true;
+    });
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    EXPECT_FALSE(returned) << "the discard did not wait for the shared lock";
+    // HDF5 is called by one thread at a time: the other waits in flock.
+    marker.mark_complete("w4g4", 0);
+    ::flock(fd, LOCK_UN);
+    t.join();
+    ::close(fd);
+    EXPECT_FALSE(removed);
+    EXPECT_TRUE(std::filesystem::exists(path_));
+  }
 }
 
 TEST_F(CheckpointFile, ReadableWhileTheWriterHoldsIt) {

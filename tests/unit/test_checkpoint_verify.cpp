@@ -1,7 +1,8 @@
 // The checkpoint verifies what it reads (format_version 2): the checksum is xxHash64 (checked
 // against the reference implementation's values), row checksums written by several writers equal
 // those of the whole layer, damage inside every range is found by read_layer and verify_block,
-// a damaged dataset or attribute is InputError, format 1 files still read, a resumed block can
+// a damaged dataset or attribute is InputError, format 1 files still read (but not a newer file
+// whose format_version was lowered), a resumed block can
 // be marked incomplete, and a 4096-run sweep's checkpoint can be created.
 #include <gtest/gtest.h>
 #include <mpi.h>
@@ -11,10 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "base/check.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_checksum.h"
 #include "io/checkpoint/checkpoint_verify.h"
-#include "base/check.h"
 #include "tests/checkpoint_fixture.h"
 
 namespace gptqd {
@@ -136,8 +137,29 @@ TEST_F(CheckpointFile, VerifyFindsDamageWithinRange) {
   // The block not marked complete is read as stored, unchecked (a resume overwrites it).
   EXPECT_NO_THROW(Checkpoint::open_read(path_).read_layer("w3gall", 0, "self_attention.dense"));
 
-  // Control: as a format 1 file (no checksums) the same damage passes every range check.
+  // format_version lowered to 1 while the checksums are still there: refused, not read without
+  // them (that turned checking off).
   h5py_edit(path_, "f.attrs['format_version'] = 1");
+  msg = input_error_of([&] { Checkpoint::open_read(path_); });
+  EXPECT_NE(msg.find("checkpoint " + path_ +
+                     " has format_version 1 but holds checksum datasets (first: "
+                     "/runs/w4g4/blocks/0/self_attention.query_key_value/checksum)"),
+            std::string::npos)
+      << msg;
+  EXPECT_NE(input_error_of([&] { verify_checkpoint(path_); }).find("has format_version 1 but"),
+            std::string::npos);
+  // Every checksum dataset but one deleted: still refused.
+  const std::string checksums =
+      "n = []; f.visit(lambda k: n.append(k) if k.endswith('/checksum') else None); ";
+  h5py_edit(path_, checksums + "[f.__delitem__(k) for k in n[:-1]]");
+  EXPECT_NE(input_error_of([&] {
+              Checkpoint::open_read(path_);
+            }).find("has format_version 1 but holds checksum datasets"),
+            std::string::npos);
+
+  // Control: as a true format 1 file (no checksum datasets) the same damage passes every range
+  // check, so the refusals above come from the checksums alone.
+  h5py_edit(path_, checksums + "[f.__delitem__(k) for k in n]");
   r = verify_checkpoint(path_);
   EXPECT_TRUE(r.ok());
   EXPECT_NE(format_verify_result(path_, r).find("ranges only"), std::string::npos);

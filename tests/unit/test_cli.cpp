@@ -8,12 +8,12 @@
 #include <string>
 #include <vector>
 
+#include "base/check.h"
 #include "commands/cli.h"
 #include "commands/command_line.h"
 #include "commands/eval_cmd.h"
 #include "commands/layer_cmd.h"
 #include "commands/plan_cmd.h"
-#include "base/check.h"
 
 namespace gptqd {
 namespace {
@@ -95,6 +95,15 @@ TEST(CliParse, Inspect) {
   EXPECT_TRUE(parse_inspect_args({"--verify", "ckpt.h5"}).verify);
   EXPECT_EQ(input_error([] { parse_inspect_args({}); }),
             "inspect: missing FILE; usage: gptqd inspect FILE [--verify]");
+  // A NUL in a path (argv cannot hold one, a library caller's string can): refused, the whole
+  // argument shown escaped, not cut at the NUL as the OS would open it.
+  EXPECT_EQ(input_error([] {
+              parse_inspect_args({std::string("ck\0tail.h5", 10), "--verify"});
+            }),
+            "inspect: argument 1 'ck\\x00tail.h5' holds a NUL byte (\\x00 at byte 2); a path "
+            "cannot contain one");
+  // Control: the same argument without the NUL is read as given.
+  EXPECT_EQ(parse_inspect_args({std::string("ck_tail.h5"), "--verify"}).path, "ck_tail.h5");
 }
 
 // Every command's --help and -h: its usage, before any other check (nothing required, unknown

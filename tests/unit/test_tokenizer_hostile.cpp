@@ -2,11 +2,12 @@
 // memory (size and depth are checked before the JSON is built).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
-#include "io/tokenizer/tokenizer.h"
 #include "base/check.h"
+#include "io/tokenizer/tokenizer.h"
 #include "tests/unit/test_tokenizer_util.h"
 
 namespace gptqd {
@@ -112,6 +113,36 @@ TEST(TokenizerHostile, OddButValidInputs) {
   expect_input_error(j.dump(), "float id", "model.vocab");
   // Found by fuzz_tokenizer_load: a number too large for a double is not a parse_error.
   expect_input_error("{\"a\": 99E99999}", "number overflow", "not valid JSON");
+}
+
+// Bytes that are not UTF-8: in tokenizer.json (any string, or outside one) the file, the byte and
+// its offset and line; in a text to encode the text's name (what the caller passes: the key and
+// the file), the byte, its offset, line and column.
+TEST(TokenizerHostile, InvalidUtf8NamesWhereItIs) {
+  const std::string text = llama3_text();
+  const size_t at = text.find("\"vocab\"");
+  ASSERT_NE(at, std::string::npos);
+  const std::string bad = text.substr(0, at + 1) + "\xC3(" + text.substr(at + 1);
+  const auto line =
+      1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(at), '\n');
+  expect_input_error(
+      bad, "a vocab key",
+      fmt::format("not valid JSON: bad UTF-8 byte 0xC3 at byte offset {} (line {})", at + 1, line));
+  const Tokenizer tok = Tokenizer::from_json_text(text, "plain.json");
+  try {
+    tok.encode(
+        "ab\ncd\xFF"
+        "e",
+        "calibration.text 'c.txt'");
+    ADD_FAILURE() << "encoded";
+  } catch (const InputError& e) {
+    EXPECT_EQ(
+        std::string(e.what()),
+        "calibration.text 'c.txt' is not valid UTF-8: bad byte 0xFF at byte offset 5 (line 2, "
+        "byte 3 of the line)");
+  }
+  // Control: the same text without the bad byte encodes.
+  EXPECT_FALSE(tok.encode("ab\ncde", "calibration.text 'c.txt'").empty());
 }
 
 }  // namespace

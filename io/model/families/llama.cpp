@@ -3,6 +3,7 @@
 // in which biases exist, whether q/k get a per-head RMSNorm, and the RoPE frequency rule.
 // Key names and defaults as in transformers' configuration_{llama,mistral,qwen2,qwen3}.py.
 #include <algorithm>
+#include <cmath>
 #include <vector>
 
 #include "base/check.h"
@@ -14,6 +15,23 @@ namespace gptqd {
 namespace {
 
 using nlohmann::json;
+
+// The rotary inverse frequencies theta^(-2i / head_dim), i < head_dim / 2, in fp32 as the forward
+// computes them (worker/families/rope.cpp, as torch does): each must be finite and positive. A
+// theta that fp32 cannot hold or whose powers overflow (1e-300 is 0 in fp32: 1 / 0^e is inf)
+// would otherwise make every block's output NaN, refused late as bad calibration inputs.
+void check_rope_theta(double theta, int64_t head_dim, const std::string& where) {
+  const float base = static_cast<float>(theta);
+  for (int64_t i = 0; i < head_dim / 2; ++i) {
+    const float e = static_cast<float>(2 * i) / static_cast<float>(head_dim);
+    const float inv = 1.0f / std::pow(base, e);
+    GPTQD_INPUT_CHECK(std::isfinite(inv) && inv > 0,
+                      "{}: key 'rope_theta' is {}: the rotary inverse frequency theta^(-{}/{}) "
+                      "is {} in fp32 (head_dim {}); rope_theta must give finite, positive "
+                      "frequencies theta^(-2i/head_dim) for every i < head_dim/2",
+                      where, theta, 2 * i, head_dim, inv, head_dim);
+  }
+}
 
 // The RoPE settings: transformers 4.x writes `rope_theta` and `rope_scaling` (null or an object),
 // 5.x one object `rope_parameters` holding rope_type, rope_theta and the scaling factors. Read as
@@ -33,11 +51,18 @@ void parse_rope(const json& j, const std::string& src, ModelConfig* c) {
     key = k;
     break;
   }
+  // theta is checked where it was read from (the object's key wins over the top-level one).
+  const auto has_theta = [](const json& o) {
+    const auto it = o.find("rope_theta");
+    return it != o.end() && !it->is_null();
+  };
   c->rope_theta = config_positive_number(j, "rope_theta", 10000, src);
+  if (obj == nullptr || !has_theta(*obj)) check_rope_theta(c->rope_theta, c->head_dim, src);
   if (obj == nullptr) return;
   const json& rs = *obj;
   const std::string where = src + " " + key;
   c->rope_theta = config_positive_number(rs, "rope_theta", c->rope_theta, where);
+  if (has_theta(rs)) check_rope_theta(c->rope_theta, c->head_dim, where);
   std::string type = config_string(rs, "type", "default", where);
   type = config_string(rs, "rope_type", type, where);
   RopeScaling& r = c->rope_scaling;
