@@ -66,7 +66,10 @@ grep -q "\[rank 0\].*error: test hook: GPTQD_TEST_THROW_AT_BLOCK=0" "$WORK/throw
 # puts only block 0 there (its untied head weighs on stage 0's share): stage 1 already holds
 # block 0's output and may mark some of its blocks before the abort reaches it, always in order.
 map=$(completion "$WORK/throw.h5")
-if [[ $GPTQD_TEST_FAMILY == bloom ]]; then expect='^1000$'; else expect='^11*0+$'; fi
+# The failing rank first checks under the file's lock whether the checkpoint it created holds a
+# complete block (a job failing before any is removes it): meanwhile stage 1 may complete all
+# of its blocks, so only the order is certain there.
+if [[ $GPTQD_TEST_FAMILY == bloom ]]; then expect='^1000$'; else expect='^1+0*$'; fi
 [[ $map =~ $expect ]] || { cat "$WORK/throw1.err"; fail "after the throw the completion map is $map, expected $expect"; }
 quantize throw "$WORK/throw2" || { cat "$WORK/throw2.err"; fail "the rerun after the throw failed"; }
 

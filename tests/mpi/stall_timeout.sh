@@ -176,7 +176,10 @@ resumes stall
 # 2. Stopped inside a blocking collective: the watchdog of the rank stuck there ends the job.
 start inside GPTQD_TEST_STOP_IN_SUM=5
 ended inside
-one_line inside "stalled: no progress|no progress for"
+# Rank 1's watchdog line; on a loaded machine rank 0's own watchdog may fire too once the stop
+# is lifted by the launcher's kill (seen 1 run in 4 on 2 busy cores): a second line from another
+# rank is allowed here, the watchdog being the fallback for stops inside a blocking MPI call.
+one_line inside "\[rank 1\] \[error\] error: rank 1 on host .*: no progress for"
 [[ $LINE == *"[rank 1] [error] error: rank 1 on host $host: no progress for "*" s inside the replicas' Hessian sum (MPI_Reduce, MPI_Bcast), which every rank it waits for had entered: one of them stalled in the middle of it (parallel.stall_timeout: $STALL_S s)."* ]] ||
   fail "inside: the line does not say where rank 1 waited"
 resumes inside
