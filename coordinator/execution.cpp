@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <thread>
 
-#include "coordinator/collective.h"
 #include "base/check.h"
-#include "kernels/cuda/cuda_info.h"
 #include "base/log.h"
+#include "coordinator/collective.h"
+#include "kernels/cuda/cuda_info.h"
 #include "worker/transport/transport_nccl.h"
 
 namespace gptqd {

@@ -59,10 +59,11 @@ std::string format_report(const JobConfig& job, const ModelSpec& spec,
       if (row.run != static_cast<int32_t>(r)) continue;
       const LayerStats& s = row.stats;
       const double ratio = s.rtn_err > 0 ? s.gptq_err / s.rtn_err : 0.0;
-      out += fmt::format(
-          "{:>5}  {:<32} {:>11}  {:>11.4e} {:>11.4e} {:>8.3f}  {:>7.4f} {:>7.2f}s{}\n", row.block,
-          spec.linears[static_cast<size_t>(row.layer)].module, fmt::format("{}x{}", row.rows, row.cols), s.gptq_err,
-          s.rtn_err, ratio, s.damp, s.seconds, row.resumed ? " (resumed)" : "");
+      out +=
+          fmt::format("{:>5}  {:<32} {:>11}  {:>11.4e} {:>11.4e} {:>8.3f}  {:>7.4f} {:>7.2f}s{}\n",
+                      row.block, spec.linears[static_cast<size_t>(row.layer)].module,
+                      fmt::format("{}x{}", row.rows, row.cols), s.gptq_err, s.rtn_err, ratio,
+                      s.damp, s.seconds, row.resumed ? " (resumed)" : "");
       gptq += s.gptq_err;
       rtn += s.rtn_err;
       secs += s.seconds;

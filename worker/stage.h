@@ -8,8 +8,8 @@
 #include <vector>
 
 #include "io/checkpoint/checkpoint.h"
-#include "io/model/hf_model.h"
 #include "io/job/job_config.h"
+#include "io/model/hf_model.h"
 #include "io/model/model_spec.h"
 #include "kernels/backend.h"
 #include "worker/gptq.h"

@@ -6,8 +6,8 @@
 #include <string>
 #include <vector>
 
-#include "io/job/job_config.h"
 #include "base/check.h"
+#include "io/job/job_config.h"
 #include "tests/test_util.h"
 
 namespace gptqd {
