@@ -304,6 +304,40 @@ Checkpoint::~Checkpoint() {
   }
 }
 
+namespace {
+
+// Writes the whole layout of a new checkpoint at `tmp`, from this process alone. A failure
+// removes the half-made file and throws one line.
+void create_layout_file(const std::string& tmp, const CkptLayout& layout) {
+  try {
+    // MPI-IO on this process alone: after a failed flush HDF5 still closes such a file cleanly
+    // (with the sec2 driver a close that failed on a full disk left the file open, and the
+    // library crashed closing it again in MPI_Finalize).
+    Hid fapl = mpio_fapl(MPI_COMM_SELF);
+    h5::check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18),
+              "H5Pset_libver_bounds");
+    const Hid fcpl = large_attrs_fcpl();
+    Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
+    GPTQD_INPUT_CHECK(file.valid(), "cannot create checkpoint {}: {}", tmp, h5::error_text());
+    ckpt::write_layout(file.get(), layout);
+    h5::check_write("H5Fflush", [&] { return H5Fflush(file.get(), H5F_SCOPE_GLOBAL); });
+    file.close_checked("H5Fclose");
+  } catch (const Error& e) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw_if_disk_full(tmp, 0, "while creating its layout; free space and run the job again");
+    if (const auto* w = dynamic_cast<const h5::WriteFailure*>(&e))
+      throw Error(fmt::format("checkpoint {}: cannot write its layout: {}", tmp, w->reason()));
+    throw;
+  } catch (const std::exception&) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
+}  // namespace
+
 Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout, MPI_Comm comm) {
   h5::quiet_errors();
   validate_layout(layout);
@@ -320,47 +354,34 @@ Checkpoint Checkpoint::create(const std::string& path, const CkptLayout& layout,
   // start, check_output_not_input; this closes the gap since).
   refuse_symlink("output.checkpoint", path);
   refuse_symlink("output.checkpoint's temporary file", tmp);
-  try {
-    Hid fapl = mpio_fapl(comm);
-    h5::check(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_V18),
-              "H5Pset_libver_bounds");
-    const Hid fcpl = large_attrs_fcpl();
-    Hid file(H5Fcreate(tmp.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get()), H5Fclose);
-    GPTQD_INPUT_CHECK(file.valid(), "cannot create checkpoint {}: {}", tmp, h5::error_text());
-    ckpt::write_layout(file.get(), layout);
-    // H5Fflush with the MPI-IO driver ends in MPI_File_sync; H5Fclose alone would not sync.
-    h5::check_write("H5Fflush", [&] { return H5Fflush(file.get(), H5F_SCOPE_GLOBAL); });
-    file.close_checked("H5Fclose");
-  } catch (const Error& e) {
-    // Metadata is written collectively, so every rank fails here; none leaves the half-made
-    // file behind (removing it twice is harmless).
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw_if_disk_full(tmp, 0, "while creating its layout; free space and run the job again");
-    if (const auto* w = dynamic_cast<const h5::WriteFailure*>(&e))
-      throw Error(fmt::format("checkpoint {}: cannot write its layout: {}", tmp, w->reason()));
-    throw;
-  } catch (const std::exception&) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
-  MPI_Barrier(comm);
-  // Rank 0 renames; every rank learns whether it worked, so all throw or none does.
-  char error[512] = {0};
+  // Rank 0 alone writes the layout (MPI-IO on MPI_COMM_SELF), and every rank learns the
+  // outcome. A collective create could hang: when the layout's flush failed on one rank only (a
+  // full disk seen by one MPI-IO aggregator), the ranks left HDF5's collective close on
+  // different paths. One writer also makes the layout of a very large job (tens of thousands of
+  // expert layers) cheaper than collective metadata writes.
+  enum Outcome : int { kOk = 0, kInput = 1, kOther = 2 };
+  int outcome = kOk;
+  char error[1024] = {0};
   if (rank == 0) {
     try {
+      create_layout_file(tmp, layout);
       fsync_path(tmp, false);
       if (std::rename(tmp.c_str(), path.c_str()) != 0)
         throw Error(fmt::format("cannot rename {} to {}: {}", tmp, path, std::strerror(errno)));
       const auto dir = std::filesystem::path(path).parent_path();
       fsync_path(dir.empty() ? "." : dir.string(), true);
+    } catch (const InputError& e) {
+      outcome = kInput;
+      std::snprintf(error, sizeof(error), "%s", e.what());
     } catch (const std::exception& e) {
+      outcome = kOther;
       std::snprintf(error, sizeof(error), "%s", e.what());
     }
   }
+  MPI_Bcast(&outcome, 1, MPI_INT, 0, comm);
   MPI_Bcast(error, sizeof(error), MPI_CHAR, 0, comm);
-  if (error[0] != '\0') throw Error(error);
+  if (outcome == kInput) throw InputError(error);
+  if (outcome == kOther) throw Error(error);
   return open_parallel(path, comm);
 }
 

@@ -1,10 +1,11 @@
 // The shared HDF5 checkpoint of a job (DESIGN.md section 6, docs/checkpoint-format.md).
 //
-// Parallel use: create() (or open_resume()) lays out the WHOLE file collectively: every group,
-// dataset and attribute, with all raw-data space allocated. After that no metadata ever changes;
-// any rank writes its layers' raw data with independent MPI-IO and then marks the block complete
-// in a pre-created completion dataset. A rank killed at any moment leaves a file that opens, whose
-// completion map lists exactly the blocks whose data was fully written.
+// Parallel use: create() lays out the WHOLE file before any rank writes data (rank 0 writes it
+// alone, every rank learns the outcome): every group, dataset and attribute,
+// with all raw-data space allocated; open_resume() opens such a file collectively. After that no
+// metadata ever changes; any rank writes its layers' raw data with independent MPI-IO and then
+// marks the block complete in a pre-created completion dataset. A rank killed at any moment leaves
+// a file that opens, whose completion map lists exactly the blocks whose data was fully written.
 //
 // Durability: write_layer() returns when the data was handed to the OS (MPI-IO pwrite; no HDF5
 // raw-data cache is involved for contiguous datasets with the MPI-IO driver). mark_complete()
@@ -49,7 +50,8 @@ uint64_t free_bytes_for(const std::string& path);
 
 class Checkpoint {
  public:
-  // Collective over comm. Creates (truncates) `path` and the whole layout: every group, dataset
+  // Collective over comm (rank 0 writes, all ranks throw the same error or none does). Creates
+  // (truncates) `path` and the whole layout: every group, dataset
   // (early allocation, contiguous), attribute, and a completion dataset per run (uint8[n_blocks],
   // all 0). The file is complete (all metadata flushed and synced) when this returns on any rank.
   // Throws InputError when the file cannot be created (e.g. missing directory), Error when the
