@@ -51,8 +51,9 @@ std::string CpuBackend::threading() const {
   return fmt::format(
       "{} for gptqd's loops and the tiles of its GEMMs, attention and X^T X ({} core(s) in the "
       "affinity mask); {}: {} per call inside those tiles, {} in the Cholesky and triangular "
-      "inverse{}",
+      "inverse of order {} and more{}",
       threads_, cpu_cores_available(), cpu::blas_library(), cpu::blas_threads(), factor_threads,
+      cpu::kThreadedFactorOrder,
       cpu::blas_is_threaded() ? "" : " (a sequential build: the factorizations run on one core)");
 }
 

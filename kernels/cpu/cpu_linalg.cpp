@@ -42,16 +42,22 @@ void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, floa
 namespace cpu {
 namespace {
 
-// Tiles stay large enough that the BLAS's per-call packing of its operands (the tile's rows
-// of A and columns of B: a cost in 1 / extent per multiply-add) and the thread start-up stay
-// a few percent of the work:
-//   kMinTileWork    multiply-adds per tile (2^21: 0.1-0.3 ms on one core)
-//   kMinTileExtent  rows or columns of a tile along the dimension split
-//   kMaxTiles       plenty for 64 threads with balance; a large product gets large tiles
-//   kTileAlign      extents in multiples of the BLAS kernels' register blocks
+// Tiles stay large: a BLAS call packs the tile's rows of A and columns of B, a cost in
+// 1 / extent per multiply-add. Measured at one thread on this project's shapes (OpenBLAS 0.3.21,
+// 128..512 tokens by 256..1728 outputs): 64 x 64 tiles cost 8-15% over one call, 128 x 128
+// 2-8%, 256 x 256 0-5%. So a product splits only
+//   - into tiles of at least kMinTileExtent along the dimension split and kMinTileWork
+//     multiply-adds (thread start-up is tens of microseconds),
+//   - until there are kTargetTiles (enough for a few threads each; taken as threads finish
+//     them, so unequal speeds even out), further only while a tile keeps kLargeTileWork (a large
+//     product feeds many threads with tiles whose packing costs next to nothing),
+//   - and never beyond kMaxTiles.
+// kTileAlign: extents in multiples of the BLAS kernels' register blocks.
+constexpr int64_t kMinTileExtent = 128;
 constexpr int64_t kMinTileWork = int64_t{1} << 21;
-constexpr int64_t kMinTileExtent = 64;
-constexpr int64_t kMaxTiles = 256;
+constexpr int64_t kTargetTiles = 16;
+constexpr int64_t kLargeTileWork = int64_t{1} << 25;
+constexpr int64_t kMaxTiles = 1024;
 constexpr int64_t kTileAlign = 16;
 
 int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -61,20 +67,27 @@ int64_t tile_extent(int64_t len, int64_t parts) {
   return std::min(len, ceil_div(ceil_div(len, parts), kTileAlign) * kTileAlign);
 }
 
+// Whether tiles of `extent` along the dimension split, `work` multiply-adds each, `count` of them,
+// are still worth it after a split from `before` tiles.
+bool worth_splitting(int64_t extent, int64_t work, int64_t before, int64_t count) {
+  return extent >= kMinTileExtent && work >= kMinTileWork && count <= kMaxTiles && count > before &&
+         (before < kTargetTiles || work >= kLargeTileWork);
+}
+
 }  // namespace
 
-// Halves the longer extent (the columns on a tie) while the tiles keep kMinTileWork and
-// kMinTileExtent and there are at most kMaxTiles.
+// Halves the longer extent (the columns on a tie) while worth_splitting.
 GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k) {
+  k = std::max<int64_t>(k, 1);
   int64_t pm = 1, pn = 1;
   for (;;) {
     const int64_t tm = tile_extent(m, pm), tn = tile_extent(n, pn);
     const bool split_cols = tn >= tm;
     const int64_t next_m = split_cols ? tm : tile_extent(m, 2 * pm);
     const int64_t next_n = split_cols ? tile_extent(n, 2 * pn) : tn;
-    if ((split_cols ? next_n : next_m) < kMinTileExtent ||
-        next_m * next_n * std::max<int64_t>(k, 1) < kMinTileWork ||
-        ceil_div(m, next_m) * ceil_div(n, next_n) > kMaxTiles)
+    if (!worth_splitting(split_cols ? next_n : next_m, next_m * next_n * k,
+                         ceil_div(m, tm) * ceil_div(n, tn),
+                         ceil_div(m, next_m) * ceil_div(n, next_n)))
       break;
     (split_cols ? pn : pm) *= 2;
   }
@@ -82,16 +95,17 @@ GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k) {
   return {tm, tn, ceil_div(m, tm), ceil_div(n, tn)};
 }
 
-// The extent halves while a tile keeps kMinTileWork and kMinTileExtent and the upper triangle
-// has at most kMaxTiles tiles.
+// The extent halves while worth_splitting, counting the upper triangle's tiles.
 int64_t xtx_tile(int64_t d, int64_t n) {
+  n = std::max<int64_t>(n, 1);
+  auto upper = [&](int64_t t) {
+    const int64_t c = ceil_div(d, t);
+    return c * (c + 1) / 2;
+  };
   int64_t parts = 1;
   for (;;) {
-    const int64_t next = tile_extent(d, 2 * parts);
-    const int64_t count = ceil_div(d, next);
-    if (next < kMinTileExtent || next * next * std::max<int64_t>(n, 1) < kMinTileWork ||
-        count * (count + 1) / 2 > kMaxTiles)
-      break;
+    const int64_t t = tile_extent(d, parts), next = tile_extent(d, 2 * parts);
+    if (!worth_splitting(next, next * next * n, upper(t), upper(next))) break;
     parts *= 2;
   }
   return tile_extent(d, parts);
@@ -271,8 +285,9 @@ bool CpuBackend::inverse_cholesky_upper(int64_t n, float* h) {
   if (n <= 0) return true;
   const lapack_int ln = static_cast<lapack_int>(n);
   const int64_t nn = n * n;
-  // The two LAPACK calls are not split into tiles here: they run on the BLAS's own threads.
-  cpu::BlasThreadsScope blas_threads(threads_);
+  // The two LAPACK calls are not split into tiles here: from order kThreadedFactorOrder on they
+  // run on the BLAS's own threads, below on one (see the constant).
+  cpu::BlasThreadsScope blas_threads(n >= cpu::kThreadedFactorOrder ? threads_ : 1);
   {
     // J H J = R^T R (column-major upper) in float64; R back to h.
     CountedScratch a_mem(*this, nn * static_cast<int64_t>(sizeof(double)));

@@ -15,7 +15,7 @@ struct GemmTiles {
 };
 
 // The tiles of C [m, n] = op(A) [m, k] op(B) [k, n]: one tile (one BLAS call) for a small
-// product, more (each of at least 2^21 multiply-adds) as it grows.
+// product, more as it grows (cpu_linalg.cpp says how many and why).
 GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k);
 
 // The extent of the square tiles of H [d, d] = X^T X for X [n, d] (the upper triangle's tiles:

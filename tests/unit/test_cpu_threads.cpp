@@ -13,8 +13,10 @@
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_blas.h"
 #include "kernels/cpu/cpu_tiles.h"
 #include "tests/test_util.h"
+#include "worker/gptq.h"
 
 namespace gptqd {
 namespace {
@@ -113,7 +115,7 @@ TEST(CpuBackendThreadsGemm, ControlAnotherSummationOrderDiffers) {
 }
 
 TEST(CpuBackendThreadsXtx, BitIdenticalForAnyThreadCountAndCorrect) {
-  for (const auto& [n, d] : std::vector<std::pair<int64_t, int64_t>>{{129, 1031}, {1000, 300}}) {
+  for (const auto& [n, d] : std::vector<std::pair<int64_t, int64_t>>{{129, 1031}, {1000, 600}}) {
     SCOPED_TRACE(::testing::Message() << "n " << n << " d " << d);
     const int64_t ts = cpu::xtx_tile(d, n);
     EXPECT_GE((d + ts - 1) / ts, 3) << "the case should split into several tiles";
@@ -184,6 +186,35 @@ TEST(CpuBackendThreadsPointwise, BitIdenticalForAnyThreadCount) {
   };
   const auto one = run(1);
   for (int threads : kThreadCounts) EXPECT_TRUE(same_bits(one, run(threads))) << threads;
+}
+
+// A whole layer through gptq_quantize (Hessian, factorization below kThreadedFactorOrder,
+// sweep with its trailing GEMMs, act_order on): the same codes, parameters and loss at any
+// thread count.
+TEST(CpuBackendThreadsGptq, LayerBitIdenticalForAnyThreadCount) {
+  const int64_t rows = 300, cols = 520, tokens = 700;
+  static_assert(520 < cpu::kThreadedFactorOrder, "the factorization must be single threaded");
+  const auto x = random_vector(tokens * cols, 701);
+  const auto w = random_vector(rows * cols, 702, -0.05f, 0.05f);
+  auto run = [&](int threads) {
+    CpuBackend be(threads);
+    Buffer xd(be, x), h(be, cols * cols);
+    be.xtx(tokens, cols, xd.data(), 0.0f, 2.0f / tokens, h.data());
+    GptqOptions opt;
+    opt.bits = 3;
+    opt.group_size = 64;
+    opt.act_order = true;
+    opt.label = "threads";
+    return gptq_quantize(be, w.data(), rows, cols, h.to_host().data(), opt);
+  };
+  const QuantizedLayer one = run(1);
+  for (int threads : kThreadCounts) {
+    const QuantizedLayer q = run(threads);
+    EXPECT_EQ(q.codes, one.codes) << threads;
+    EXPECT_TRUE(same_bits(q.scales, one.scales)) << threads;
+    EXPECT_TRUE(same_bits(q.zeros, one.zeros)) << threads;
+    EXPECT_EQ(q.loss, one.loss) << threads;
+  }
 }
 
 // What the log says at start: the backend's threads, the BLAS library, one BLAS thread per
