@@ -6,14 +6,20 @@
 // would do) differs from the 1-thread result.
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <cmath>
 #include <cstring>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <thread>
 #include <vector>
 
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 #include "kernels/cpu/cpu_backend.h"
 #include "kernels/cpu/cpu_blas.h"
+#include "kernels/cpu/cpu_parallel.h"
 #include "kernels/cpu/cpu_tiles.h"
 #include "tests/test_util.h"
 #include "worker/gptq.h"
@@ -214,6 +220,44 @@ TEST(CpuBackendThreadsGptq, LayerBitIdenticalForAnyThreadCount) {
     EXPECT_TRUE(same_bits(q.scales, one.scales)) << threads;
     EXPECT_TRUE(same_bits(q.zeros, one.zeros)) << threads;
     EXPECT_EQ(q.loss, one.loss) << threads;
+  }
+}
+
+// The worker pool: every item once; an exception in any part reaches the caller after all
+// parts returned and the pool runs the next loop; a loop inside a loop runs on its own thread
+// (no deadlock, no more threads than asked for).
+TEST(CpuBackendThreadsPool, EveryItemOnceExceptionsAndNestedLoops) {
+  for (int threads : {2, 3, 8}) {
+    std::vector<std::atomic<int>> hits(1000);
+    cpu::parallel_tasks(1000, threads, [&](int w, int64_t i) {
+      ASSERT_LT(w, threads);
+      hits[static_cast<size_t>(i)]++;
+    });
+    for (auto& h : hits) ASSERT_EQ(h.load(), 1);
+
+    EXPECT_THROW(cpu::parallel_for(64, threads, cpu::kMinParallelWork,
+                                   [&](int64_t b, int64_t) {
+                                     if (b > 0) throw std::runtime_error("part");
+                                   }),
+                 std::runtime_error);
+
+    std::atomic<int64_t> inner{0};
+    std::mutex m;
+    std::set<std::thread::id> ids;
+    cpu::parallel_for(threads, threads, cpu::kMinParallelWork, [&](int64_t b, int64_t e) {
+      {
+        std::lock_guard<std::mutex> lock(m);
+        ids.insert(std::this_thread::get_id());
+      }
+      const std::thread::id me = std::this_thread::get_id();
+      for (int64_t i = b; i < e; ++i)
+        cpu::parallel_for(100, threads, cpu::kMinParallelWork, [&](int64_t b2, int64_t e2) {
+          EXPECT_EQ(std::this_thread::get_id(), me) << "a nested loop stays on its thread";
+          inner += e2 - b2;
+        });
+    });
+    EXPECT_EQ(inner.load(), 100 * threads);
+    EXPECT_LE(static_cast<int>(ids.size()), threads);
   }
 }
 
