@@ -222,7 +222,8 @@ CLI::Validator number_check(std::function<std::string(double)> range) {
 
 void add_threads_option(CLI::App& app, int& threads) {
   app.add_option("--threads", threads,
-                 "CPU threads per rank (default: the node's cores / its ranks)")
+                 "CPU threads per rank (default: the cores the rank is bound to, else the node's "
+                 "cores / its ranks)")
       ->type_name("N")
       ->transform(integer_in(0, kMaxThreads));
 }

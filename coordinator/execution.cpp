@@ -41,6 +41,14 @@ Execution::Execution(const std::string& device, int threads, MPI_Comm comm,
                     "CUDA device (parallel.device: auto chose the CPU); use auto or mpi");
   if (!gpus) {
     be_ = make_cpu_backend(threads);
+    const int cores = cpu_cores_available();
+    if (threads > cores)
+      GPTQD_LOG_WARN(
+          "{} threads on {} core(s): the rank's affinity mask (mpirun binds each rank to one core "
+          "by default with up to 2 ranks) holds fewer cores than threads, which then take turns; "
+          "give the rank its cores (mpirun --bind-to none, or --map-by slot:PE={}; srun "
+          "--cpus-per-task={}) or set --threads {}",
+          threads, cores, threads, threads, cores);
     transport_ = make_mpi_transport(comm);
     transport_name_ = "mpi";
     return;
@@ -68,8 +76,12 @@ Execution::~Execution() = default;
 
 int threads_per_rank(int requested, MPI_Comm comm) {
   if (requested > 0) return requested;
-  return std::max(1,
-                  static_cast<int>(std::thread::hardware_concurrency()) / local_rank_count(comm));
+  const int node = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int bound = cpu_cores_available();
+  // A rank bound to fewer cores than the node's (mpirun's --bind-to, srun's --cpu-bind) fills
+  // those; an unbound one takes its share of the node.
+  if (bound < node) return bound;
+  return std::max(1, node / local_rank_count(comm));
 }
 
 }  // namespace gptqd

@@ -46,7 +46,9 @@ class Execution {
   std::string transport_name_;
 };
 
-// CPU threads per rank: `requested` when > 0, else the cores of the node shared by its ranks.
+// CPU threads per rank: `requested` when > 0; else the cores of the rank's affinity mask when
+// it is bound to fewer than the node's (cpu_cores_available()), else the node's cores shared by
+// its ranks.
 int threads_per_rank(int requested, MPI_Comm comm);
 
 }  // namespace gptqd

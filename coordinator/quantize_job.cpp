@@ -284,9 +284,11 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
     return 1;
   };
   if (rank == 0) GPTQD_LOG_INFO("liveness: {}", stall.rule);
-  if (rank == 0)
+  if (rank == 0) {
     GPTQD_LOG_INFO("backend {} on rank 0, transport between stages: {} (parallel.transport: {})",
                    be.name(), exec->transport_name(), job.parallel.transport);
+    if (!be.threading().empty()) GPTQD_LOG_INFO("threads on rank 0: {}", be.threading());
+  }
   be.set_precision(resolve_precision(job.parallel.precision, exec->on_gpu()));
   if (rank == 0)
     GPTQD_LOG_INFO("precision {} for the forward GEMMs and the Hessian (parallel.precision: {})",

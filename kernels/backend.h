@@ -91,6 +91,10 @@ class Backend {
  public:
   virtual ~Backend() = default;
   virtual std::string name() const = 0;
+  // Optional: one line saying how many threads each library under the backend really runs
+  // (the CPU backend: its own, and the BLAS's in and outside the factorization); empty when
+  // there is nothing to say.
+  virtual std::string threading() const { return {}; }
 
   // ---- memory -------------------------------------------------------------
   virtual float* alloc(int64_t count) = 0;  // zero-initialised fp32 buffer
@@ -205,8 +209,11 @@ class Backend {
   virtual void relu(int64_t n, float* x) = 0;  // in place
 };
 
-// CPU backend (OpenBLAS/LAPACK + loops). threads <= 0: OpenBLAS's default.
+// CPU backend (OpenBLAS/LAPACK + loops) on `threads` threads; <= 0: cpu_cores_available().
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// The CPU cores this process may run on: its affinity mask (what mpirun's or srun's binding
+// gives a rank), else std::thread::hardware_concurrency().
+int cpu_cores_available();
 
 // CUDA backend on `device`; throws gptqd::Error when built without CUDA or no GPU.
 std::unique_ptr<Backend> make_cuda_backend(int device);

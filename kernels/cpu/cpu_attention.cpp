@@ -1,5 +1,6 @@
 // CpuBackend: BLOOM's causal self-attention with ALiBi, one (sequence, head)
-// at a time: two sgemms (scores, context) around an fp32 softmax. This follows
+// at a time: two sgemms (scores, context) around an fp32 softmax. The (sequence, head) pairs
+// run on the backend's threads, each with its own score matrix. This follows
 // transformers' BloomAttention: scores = alibi + q k^T / sqrt(head_dim), the
 // alibi bias being slope_h * key_position (softmax is invariant to the
 // per-query shift that a relative position would add), causal mask, softmax
@@ -8,9 +9,11 @@
 #include <cmath>
 #include <vector>
 
-#include "kernels/alibi.h"
 #include "base/check.h"
+#include "kernels/alibi.h"
+#include "kernels/attention_scratch.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_parallel.h"
 
 namespace gptqd {
 namespace {
@@ -36,6 +39,24 @@ void causal_softmax(float* p, int64_t seq, float slope) {
   }
 }
 
+// Runs head(p, b, h) for every sequence b < batch and head h < n_head on the backend's threads,
+// p a seq x seq score matrix of the worker's own. Workers are at most attention_head_chunk:
+// the score memory the memory model counts (kernels/attention_scratch.h).
+template <typename Head>
+void for_each_head(int threads, int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
+                   Head&& head) {
+  const int64_t pairs = batch * n_head;
+  const int workers = static_cast<int>(
+      std::min<int64_t>(cpu::parallel_parts(pairs, threads, 2 * seq * seq * head_dim),
+                        attention_head_chunk(seq, n_head)));
+  std::vector<std::vector<float>> probs(static_cast<size_t>(std::max(workers, 1)));
+  cpu::parallel_tasks(pairs, workers, [&](int w, int64_t i) {
+    std::vector<float>& p = probs[static_cast<size_t>(w)];
+    if (p.empty()) p.resize(static_cast<size_t>(seq * seq));
+    head(p.data(), i / n_head, i % n_head);
+  });
+}
+
 }  // namespace
 
 void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int64_t head_dim,
@@ -44,22 +65,16 @@ void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int
   const int64_t ld_qkv = n_head * 3 * head_dim;  // per token: [n_head, 3, head_dim]
   const int64_t ld_ctx = n_head * head_dim;
   const float inv_norm = 1.0f / std::sqrt(static_cast<float>(head_dim));
-  std::vector<float> probs(static_cast<size_t>(seq * seq));
-  float* p = probs.data();
-
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < n_head; ++h) {
-      const float* q = qkv + b * seq * ld_qkv + h * 3 * head_dim;
-      const float* k = q + head_dim;
-      const float* v = q + 2 * head_dim;
-      const float slope = alibi_slope(static_cast<int>(h), static_cast<int>(n_head));
-
-      gemm(false, true, seq, seq, head_dim, inv_norm, q, ld_qkv, k, ld_qkv, 0.0f, p, seq);
-      causal_softmax(p, seq, slope);
-      gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, v, ld_qkv, 0.0f,
-           ctx + b * seq * ld_ctx + h * head_dim, ld_ctx);
-    }
-  }
+  for_each_head(threads_, batch, seq, n_head, head_dim, [&](float* p, int64_t b, int64_t h) {
+    const float* q = qkv + b * seq * ld_qkv + h * 3 * head_dim;
+    const float* k = q + head_dim;
+    const float* v = q + 2 * head_dim;
+    const float slope = alibi_slope(static_cast<int>(h), static_cast<int>(n_head));
+    gemm(false, true, seq, seq, head_dim, inv_norm, q, ld_qkv, k, ld_qkv, 0.0f, p, seq);
+    causal_softmax(p, seq, slope);
+    gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, v, ld_qkv, 0.0f,
+         ctx + b * seq * ld_ctx + h * head_dim, ld_ctx);
+  });
 }
 
 // Grouped-KV causal attention (Llama, Mistral, Qwen, OPT): as transformers' eager attention,
@@ -73,19 +88,15 @@ void CpuBackend::attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n
               "attention: {} query heads are not a multiple of {} KV heads", n_head, n_kv_head);
   const int64_t ld_q = n_head * head_dim, ld_kv = n_kv_head * head_dim;
   const int64_t rep = n_head / n_kv_head;
-  std::vector<float> probs(static_cast<size_t>(seq * seq));
-  float* p = probs.data();
-  for (int64_t b = 0; b < batch; ++b) {
-    for (int64_t h = 0; h < n_head; ++h) {
-      const float* qh = q + b * seq * ld_q + h * head_dim;
-      const float* kh = k + b * seq * ld_kv + (h / rep) * head_dim;
-      const float* vh = v + b * seq * ld_kv + (h / rep) * head_dim;
-      gemm(false, true, seq, seq, head_dim, scale, qh, ld_q, kh, ld_kv, 0.0f, p, seq);
-      causal_softmax(p, seq, 0.0f);
-      gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, vh, ld_kv, 0.0f,
-           ctx + b * seq * ld_q + h * head_dim, ld_q);
-    }
-  }
+  for_each_head(threads_, batch, seq, n_head, head_dim, [&](float* p, int64_t b, int64_t h) {
+    const float* qh = q + b * seq * ld_q + h * head_dim;
+    const float* kh = k + b * seq * ld_kv + (h / rep) * head_dim;
+    const float* vh = v + b * seq * ld_kv + (h / rep) * head_dim;
+    gemm(false, true, seq, seq, head_dim, scale, qh, ld_q, kh, ld_kv, 0.0f, p, seq);
+    causal_softmax(p, seq, 0.0f);
+    gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, vh, ld_kv, 0.0f,
+         ctx + b * seq * ld_q + h * head_dim, ld_q);
+  });
 }
 
 }  // namespace gptqd

@@ -1,7 +1,7 @@
 // CpuBackend: construction, memory and copies.
 #include "kernels/cpu/cpu_backend.h"
 
-#include <cblas.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "base/check.h"
+#include "kernels/cpu/cpu_blas.h"
 #include "kernels/cpu/cpu_memory.h"
 
 namespace gptqd {
@@ -24,18 +25,37 @@ void* aligned_zeroed(int64_t count, size_t elem) {
   return p;
 }
 
-int resolve_threads(int threads) {
-  if (threads > 0) return threads;
-  return std::max(1u, std::thread::hardware_concurrency());
-}
-
 }  // namespace
 
-CpuBackend::CpuBackend(int threads) : threads_(resolve_threads(threads)) {
-  if (threads > 0) openblas_set_num_threads(threads);
+int cpu_cores_available() {
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
+  return static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+CpuBackend::CpuBackend(int threads) : threads_(threads > 0 ? threads : cpu_cores_available()) {
+  // Every BLAS call of the backend's ops runs on one of its threads, single threaded
+  // (kernels/cpu/cpu_blas.h); OPENBLAS_NUM_THREADS does not change that.
+  cpu::set_blas_threads(1);
 }
 
 std::string CpuBackend::name() const { return "cpu"; }
+
+std::string CpuBackend::threading() const {
+  int factor_threads = 1;
+  {
+    cpu::BlasThreadsScope scope(threads_);
+    factor_threads = cpu::blas_threads();
+  }
+  return fmt::format(
+      "{} for gptqd's loops and the tiles of its GEMMs, attention and X^T X ({} core(s) in the "
+      "affinity mask); {}: {} per call inside those tiles, {} in the Cholesky and triangular "
+      "inverse of order {} and more{}",
+      threads_, cpu_cores_available(), cpu::blas_library(), cpu::blas_threads(), factor_threads,
+      cpu::kThreadedFactorOrder,
+      cpu::blas_is_threaded() ? "" : " (a sequential build: the factorizations run on one core)");
+}
 
 float* CpuBackend::alloc(int64_t count) {
   void* p = aligned_zeroed(count, sizeof(float));

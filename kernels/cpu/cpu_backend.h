@@ -4,8 +4,10 @@
 // to_host are copies. The implementation is split by concern:
 //   cpu_backend.cpp  memory, copies, accounting, make_cpu_backend
 //   cpu_memory.cpp   large host allocations (huge pages)
-//   cpu_linalg.cpp   gemm, forward_gemm, xtx, inverse_cholesky_upper (kFast: operands
-//                    rounded to bf16 into scratch, then the fp32 BLAS call)
+//   cpu_blas.cpp     OpenBLAS's own thread count and build (cpu_blas.h)
+//   cpu_parallel.h   the threads: items whose results do not depend on the thread count
+//   cpu_linalg.cpp   gemm, forward_gemm, xtx (tiles, one BLAS call each), inverse_cholesky_upper
+//                    (kFast: operands rounded to bf16 into scratch, then the fp32 BLAS calls)
 //   cpu_quant.cpp    quant_params, quantize_rtn, gptq_block
 //   cpu_nn.cpp       layer_norm, gelu, add, add_bias
 //   cpu_attention.cpp alibi_attention, attention (grouped KV heads)
@@ -23,10 +25,12 @@ namespace gptqd {
 
 class CpuBackend final : public Backend {
  public:
-  // threads: workers for the row-parallel loops here and for OpenBLAS; <= 0
-  // keeps OpenBLAS's default and uses std::thread::hardware_concurrency().
+  // threads: the threads of every op (kernels/cpu/cpu_parallel.h), and OpenBLAS's in the
+  // factorization; <= 0: cpu_cores_available(). Sets OpenBLAS to one thread outside the
+  // factorization (kernels/cpu/cpu_blas.h).
   explicit CpuBackend(int threads);
   std::string name() const override;
+  std::string threading() const override;
   int threads() const { return threads_; }
 
   float* alloc(int64_t count) override;

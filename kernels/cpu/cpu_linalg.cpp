@@ -9,19 +9,24 @@
 
 #include "base/check.h"
 #include "kernels/cpu/cpu_backend.h"
+#include "kernels/cpu/cpu_blas.h"
 #include "kernels/cpu/cpu_memory.h"
 #include "kernels/cpu/cpu_parallel.h"
+#include "kernels/cpu/cpu_tiles.h"
 #include "kernels/half.h"
 
 namespace gptqd {
+namespace {
 
-void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
-                      const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
-                      float* c, int64_t ldc) {
+// One single-threaded BLAS call (CpuBackend keeps OpenBLAS at one thread outside the
+// factorizations), k <= 0 included: op(A) op(B) is then empty and C = beta * C. BLAS
+// implementations disagree on whether they touch C there, so it is done explicitly (beta == 0
+// clears NaNs).
+void blas_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+               const float* a, int64_t lda, const float* b, int64_t ldb, float beta, float* c,
+               int64_t ldc) {
   if (m <= 0 || n <= 0) return;
   if (k <= 0) {
-    // op(A) op(B) is empty: C = beta * C. BLAS implementations disagree on
-    // whether they touch C here, so do it explicitly (beta == 0 clears NaNs).
     for (int64_t r = 0; r < m; ++r)
       for (int64_t j = 0; j < n; ++j) c[r * ldc + j] = beta == 0.0f ? 0.0f : beta * c[r * ldc + j];
     return;
@@ -30,6 +35,104 @@ void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t 
               trans_b ? CblasTrans : CblasNoTrans, static_cast<blasint>(m), static_cast<blasint>(n),
               static_cast<blasint>(k), alpha, a, static_cast<blasint>(lda), b,
               static_cast<blasint>(ldb), beta, c, static_cast<blasint>(ldc));
+}
+
+}  // namespace
+
+namespace cpu {
+namespace {
+
+// Tiles stay large: a BLAS call packs the tile's rows of A and columns of B, a cost in
+// 1 / extent per multiply-add. Measured at one thread on this project's shapes (OpenBLAS 0.3.21,
+// 128..512 tokens by 256..1728 outputs): 64 x 64 tiles cost 8-15% over one call, 128 x 128
+// 2-8%, 256 x 256 0-5%. So a product splits only
+//   - into tiles of at least kMinTileExtent along the dimension split and kMinTileWork
+//     multiply-adds (thread start-up is tens of microseconds),
+//   - until there are kTargetTiles (enough for a few threads each; taken as threads finish
+//     them, so unequal speeds even out), further only while a tile keeps kLargeTileWork (a large
+//     product feeds many threads with tiles whose packing costs next to nothing),
+//   - and never beyond kMaxTiles.
+// kTileAlign: extents in multiples of the BLAS kernels' register blocks.
+constexpr int64_t kMinTileExtent = 128;
+constexpr int64_t kMinTileWork = int64_t{1} << 21;
+constexpr int64_t kTargetTiles = 16;
+constexpr int64_t kLargeTileWork = int64_t{1} << 25;
+constexpr int64_t kMaxTiles = 1024;
+constexpr int64_t kTileAlign = 16;
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+// `len` in `parts` tiles: the extent of each but the last.
+int64_t tile_extent(int64_t len, int64_t parts) {
+  return std::min(len, ceil_div(ceil_div(len, parts), kTileAlign) * kTileAlign);
+}
+
+// Whether tiles of `extent` along the dimension split, `work` multiply-adds each, `count` of them,
+// are still worth it after a split from `before` tiles.
+bool worth_splitting(int64_t extent, int64_t work, int64_t before, int64_t count) {
+  return extent >= kMinTileExtent && work >= kMinTileWork && count <= kMaxTiles && count > before &&
+         (before < kTargetTiles || work >= kLargeTileWork);
+}
+
+}  // namespace
+
+// Halves the longer extent (the columns on a tie) while worth_splitting.
+GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k) {
+  k = std::max<int64_t>(k, 1);
+  int64_t pm = 1, pn = 1;
+  for (;;) {
+    const int64_t tm = tile_extent(m, pm), tn = tile_extent(n, pn);
+    const bool split_cols = tn >= tm;
+    const int64_t next_m = split_cols ? tm : tile_extent(m, 2 * pm);
+    const int64_t next_n = split_cols ? tile_extent(n, 2 * pn) : tn;
+    if (!worth_splitting(split_cols ? next_n : next_m, next_m * next_n * k,
+                         ceil_div(m, tm) * ceil_div(n, tn),
+                         ceil_div(m, next_m) * ceil_div(n, next_n)))
+      break;
+    (split_cols ? pn : pm) *= 2;
+  }
+  const int64_t tm = tile_extent(m, pm), tn = tile_extent(n, pn);
+  return {tm, tn, ceil_div(m, tm), ceil_div(n, tn)};
+}
+
+// The extent halves while worth_splitting, counting the upper triangle's tiles.
+int64_t xtx_tile(int64_t d, int64_t n) {
+  n = std::max<int64_t>(n, 1);
+  auto upper = [&](int64_t t) {
+    const int64_t c = ceil_div(d, t);
+    return c * (c + 1) / 2;
+  };
+  int64_t parts = 1;
+  for (;;) {
+    const int64_t t = tile_extent(d, parts), next = tile_extent(d, 2 * parts);
+    if (!worth_splitting(next, next * next * n, upper(t), upper(next))) break;
+    parts *= 2;
+  }
+  return tile_extent(d, parts);
+}
+
+}  // namespace cpu
+
+void CpuBackend::gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
+                      const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+                      float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  if (k <= 0) {
+    blas_gemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);  // C = beta C
+    return;
+  }
+  const cpu::GemmTiles t = cpu::gemm_tiles(m, n, k);
+  const int64_t tiles = t.count_m * t.count_n;
+  const int workers = cpu::parallel_parts(tiles, threads_, t.rows * t.cols * k);
+  cpu::parallel_tasks(tiles, workers, [&](int, int64_t tile) {
+    const int64_t i0 = (tile / t.count_n) * t.rows, j0 = (tile % t.count_n) * t.cols;
+    const int64_t mi = std::min(t.rows, m - i0), nj = std::min(t.cols, n - j0);
+    // op(A) rows i0.. are A's rows (columns when A is transposed); op(B) columns j0.. are B's
+    // columns (rows when B is transposed).
+    const float* ai = trans_a ? a + i0 : a + i0 * lda;
+    const float* bj = trans_b ? b + j0 * ldb : b + j0;
+    blas_gemm(trans_a, trans_b, mi, nj, k, alpha, ai, lda, bj, ldb, beta, c + i0 * ldc + j0, ldc);
+  });
 }
 
 namespace {
@@ -115,17 +218,32 @@ void CpuBackend::xtx(int64_t n, int64_t d, const float* x, float alpha, float be
     round_to_bf16_2d(n, d, x, d, rounded->as<float>(), threads_);
     x = rounded->as<float>();
   }
-  // ssyrk writes the upper triangle only (half the flops of sgemm); note that
-  // BLAS names the scalars the other way round: C = alpha_blas A^T A + beta_blas C.
-  cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(d),
-              static_cast<blasint>(n), beta, x, static_cast<blasint>(d), alpha, h,
-              static_cast<blasint>(d));
+  // The upper triangle by square tiles, each one BLAS call on its own threads: SSYRK on the
+  // diagonal (its upper part, half the work of SGEMM), SGEMM above it. BLAS names the scalars
+  // the other way round: C = alpha_blas op(A) op(B) + beta_blas C.
+  const int64_t ts = cpu::xtx_tile(d, n), tc = (d + ts - 1) / ts;
+  std::vector<std::pair<int64_t, int64_t>> tiles;  // (tile row, tile column), column >= row
+  for (int64_t ti = 0; ti < tc; ++ti)
+    for (int64_t tj = ti; tj < tc; ++tj) tiles.emplace_back(ti, tj);
+  const int64_t count = static_cast<int64_t>(tiles.size());
+  cpu::parallel_tasks(
+      count, cpu::parallel_parts(count, threads_, ts * ts * n), [&](int, int64_t t) {
+        const int64_t i0 = tiles[t].first * ts, j0 = tiles[t].second * ts;
+        const int64_t di = std::min(ts, d - i0), dj = std::min(ts, d - j0);
+        float* hij = h + i0 * d + j0;
+        if (i0 == j0) {
+          cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, static_cast<blasint>(di),
+                      static_cast<blasint>(n), beta, x + i0, static_cast<blasint>(d), alpha, hij,
+                      static_cast<blasint>(d));
+        } else {
+          blas_gemm(true, false, di, dj, n, beta, x + i0, d, x + j0, d, alpha, hij, d);
+        }
+      });
   // Mirror into the lower triangle by square tiles, so that both the rows
   // read and the rows written stay in cache (a plain column walk misses on
   // every element once d is a few thousand).
   constexpr int64_t kTile = 64;
-  const int64_t tiles = (d + kTile - 1) / kTile;
-  cpu::parallel_for(tiles, threads_, kTile * d, [&](int64_t t0, int64_t t1) {
+  cpu::parallel_for((d + kTile - 1) / kTile, threads_, kTile * d, [&](int64_t t0, int64_t t1) {
     for (int64_t ti = t0; ti < t1; ++ti) {
       const int64_t i0 = ti * kTile, i1 = std::min(d, i0 + kTile);
       for (int64_t j0 = 0; j0 < i1; j0 += kTile) {
@@ -167,6 +285,9 @@ bool CpuBackend::inverse_cholesky_upper(int64_t n, float* h) {
   if (n <= 0) return true;
   const lapack_int ln = static_cast<lapack_int>(n);
   const int64_t nn = n * n;
+  // The two LAPACK calls are not split into tiles here: from order kThreadedFactorOrder on they
+  // run on the BLAS's own threads, below on one (see the constant).
+  cpu::BlasThreadsScope blas_threads(n >= cpu::kThreadedFactorOrder ? threads_ : 1);
   {
     // J H J = R^T R (column-major upper) in float64; R back to h.
     CountedScratch a_mem(*this, nn * static_cast<int64_t>(sizeof(double)));
