@@ -32,15 +32,8 @@ PY
 
 # expect_error NAME PATTERN: the job fails with one error line matching PATTERN, no file.
 expect_error() {
-  local name=$1 pattern=$2 rc=0
-  "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$name.yaml" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
-  [[ $rc -ne 0 ]] || fail "$name: exit code 0"
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" || { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  [[ ! -e $WORK/$name.ckpt.h5 ]] || fail "$name: a checkpoint was written"
-  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //')"
+  expect_one_error "$1" nonzero "$2" "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$1.yaml"
+  [[ ! -e $WORK/$1.ckpt.h5 ]] || fail "$1: a checkpoint was written"
 }
 
 variant gpt2 'c["model_type"] = "gpt2"'

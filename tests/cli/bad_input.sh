@@ -8,19 +8,8 @@ make_tokens "$WORK/tokens.safetensors" 4000
 
 # expect_error NAME CONFIG PATTERN: the job fails, its one error line matches PATTERN.
 expect_error() {
-  local name=$1 cfg=$2 pattern=$3
-  local out="$WORK/$name.ckpt.h5"
-  set +e
-  "${MPIRUN[@]}" -np 2 "$BIN" quantize "$cfg" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -ne 0 ]] || fail "$name: exit code 0"
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" || { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  [[ ! -e $out ]] || fail "$name: output file $out was written"
-  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //')"
+  expect_one_error "$1" nonzero "$3" "${MPIRUN[@]}" -np 2 "$BIN" quantize "$2"
+  [[ ! -e $WORK/$1.ckpt.h5 ]] || fail "$1: output file $WORK/$1.ckpt.h5 was written"
 }
 
 for case in truncated header-past-end overlap shape-mismatch missing-tensor missing-config-key; do

@@ -47,18 +47,8 @@ echo "ok   --version: $(tr '\n' ' ' <"$WORK/version.out")"
 expect_error() {
   local name=$1 pattern=$2
   shift 2
-  set +e
-  run2 "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: exit code $rc"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
+  expect_one_error "$name" 1 "$pattern" run2 "$@"
   [[ ! -s $WORK/$name.out ]] || { cat "$WORK/$name.out"; fail "$name: printed to stdout"; }
-  grep "error: " "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  echo "ok   $name: $(sed 's/.*error: //' "$WORK/$name.err")"
 }
 
 expect_error top-unknown "gptqd: unknown option '--frobnicate'" --frobnicate

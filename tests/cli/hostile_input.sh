@@ -6,27 +6,12 @@ source "$(dirname "$0")/lib.bash"
 
 make_model "$WORK/m"
 make_tokens "$WORK/tokens.safetensors" 4000
-limit_kb=$((4 * 1024 * 1024))
 
 # expect_refusal NAME CONFIG PATTERN: exit code 1, one error line matching PATTERN, no
 # checkpoint ($WORK/NAME.h5) and no .creating file.
 expect_refusal() {
-  local name=$1 cfg=$2 pattern=$3
-  local out="$WORK/$name.h5"
-  local t0=$SECONDS
-  set +e
-  (ulimit -v $limit_kb; timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$cfg") \
-    >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { tail -5 "$WORK/$name.err"; fail "$name: exit code $rc, expected 1 (124: timeout)"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  [[ ! -e $out && ! -e $out.creating ]] || fail "$name: $out was written"
-  echo "ok   $name ($((SECONDS - t0)) s): $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //' | cut -c1-200)"
+  BOUND_SECONDS=60 expect_one_error "$1" 1 "$3" bounded "${MPIRUN[@]}" -np 2 "$BIN" quantize "$2"
+  no_checkpoint "$1" "$WORK/$1.h5"
 }
 
 # job NAME [calibration lines] [quant lines] [extra sections]: a job file writing $WORK/NAME.h5.

@@ -11,22 +11,9 @@ make_tokens "$WORK/tokens.safetensors" 4000
 # expect_refusal NAME MODEL_DIR PATTERN: quantize of a job on MODEL_DIR exits 1 with one error
 # line matching PATTERN and writes no checkpoint.
 expect_refusal() {
-  local name=$1 model=$2 pattern=$3
-  local out="$WORK/$name.h5"
-  write_config "$WORK/$name.yaml" "$model" "$out"
-  set +e
-  (ulimit -v $((4 * 1024 * 1024)); timeout 60 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$name.yaml") \
-    >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { tail -5 "$WORK/$name.err"; fail "$name: exit code $rc, expected 1"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  [[ ! -e $out && ! -e $out.creating ]] || fail "$name: $out was written"
-  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //' | cut -c1-200)"
+  write_config "$WORK/$1.yaml" "$2" "$WORK/$1.h5"
+  BOUND_SECONDS=60 expect_one_error "$1" 1 "$3" bounded "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$1.yaml"
+  no_checkpoint "$1" "$WORK/$1.h5"
 }
 
 # edit_config NAME PYTHON: a copy of the model whose config.json dict `c` PYTHON changes; the

@@ -21,23 +21,11 @@ limit_kb=$((4 * 1024 * 1024))
 expect_refusal() {
   local name=$1 pattern=$2
   shift 2
-  local out="$WORK/$name.h5"
-  local t0=$SECONDS
-  set +e
-  (ulimit -v $limit_kb; timeout 120 "$@") >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { tail -5 "$WORK/$name.err"; fail "$name: exit code $rc, expected 1 (124: timeout)"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat -A "$WORK/$name.err" | cut -c1-300; fail "$name: expected 1 error line, got $lines"; }
+  expect_one_error "$name" 1 "$pattern" bounded "$@"
   if LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/$name.err"; then
     fail "$name: a raw control character reached stderr"
   fi
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cut -c1-300 "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  [[ ! -e $out && ! -e $out.creating ]] || fail "$name: $out was written"
-  echo "ok   $name ($((SECONDS - t0)) s): $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //' | cut -c1-200)"
+  no_checkpoint "$name" "$WORK/$name.h5"
 }
 
 # job NAME MODEL_PATH [calibration lines] [output.checkpoint] [extra sections]: $WORK/NAME.yaml.

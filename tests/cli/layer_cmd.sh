@@ -40,18 +40,8 @@ expect_error() {
   local name=$1 pattern=$2
   shift 2
   rm -f "$WORK/bad.safetensors"
-  set +e
-  "$BIN" layer "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: exit code $rc"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
+  expect_one_error "$name" 1 "$pattern" "$BIN" layer "$@"
   [[ ! -e $WORK/bad.safetensors ]] || fail "$name: output written"
-  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //')"
 }
 
 GOOD=(--in "$FIX/problem_p48x80.safetensors" --out "$WORK/bad.safetensors")

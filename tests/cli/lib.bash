@@ -62,3 +62,31 @@ output:
   checkpoint: $3
 YAML
 }
+
+# expect_one_error NAME WANT PATTERN COMMAND...: a refusal as every command promises it. COMMAND
+# exits with code WANT ("nonzero": any code but 0; 124 means a timeout ran out), its stderr holds
+# exactly one "error:" line, and that line matches PATTERN (grep -E). Its stdout and stderr are
+# kept in $WORK/NAME.out and $WORK/NAME.err; prints "ok   NAME: <the message>".
+expect_one_error() {
+  local name=$1 want=$2 pattern=$3 rc=0
+  shift 3
+  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err" || rc=$?
+  if [[ $want == nonzero ]]; then
+    [[ $rc -ne 0 ]] || { cat "$WORK/$name.err"; fail "$name: exit code 0"; }
+  else
+    [[ $rc -eq $want ]] || { tail -5 "$WORK/$name.err"; fail "$name: exit code $rc, expected $want (124: timeout)"; }
+  fi
+  local lines
+  lines=$(grep -c "error:" "$WORK/$name.err" || true)
+  [[ $lines -eq 1 ]] || { cut -c1-300 "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
+  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
+    { cut -c1-300 "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
+  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //' | cut -c1-200)"
+}
+
+# bounded COMMAND...: COMMAND under 4 GiB of address space and BOUND_SECONDS (default 120) of
+# wall time, so a refusal that hangs or blows up its memory fails instead of stalling the suite.
+bounded() { (ulimit -v $((4 * 1024 * 1024)); timeout "${BOUND_SECONDS:-120}" "$@"); }
+
+# no_checkpoint NAME FILE: the refused job left neither FILE nor FILE.creating.
+no_checkpoint() { [[ ! -e $2 && ! -e $2.creating ]] || fail "$1: $2 was written"; }

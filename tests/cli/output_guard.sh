@@ -9,7 +9,6 @@ make_model "$WORK/m"
 make_tokens "$WORK/tokens.safetensors" 4000
 printf 'Some calibration text for the tokenizer.\n' >"$WORK/calib.txt"
 sum() { sha256sum "$1" | cut -d' ' -f1; }
-limit_kb=$((4 * 1024 * 1024))
 
 # expect_refusal NAME CONFIG PATTERN [VICTIM]: exit code 1, one error line matching PATTERN,
 # VICTIM (an input file) unchanged, no .creating file beside it.
@@ -17,22 +16,11 @@ expect_refusal() {
   local name=$1 cfg=$2 pattern=$3 victim=${4:-}
   local before=""
   [[ -n $victim ]] && before=$(sum "$victim")
-  set +e
-  (ulimit -v $limit_kb; "${MPIRUN[@]}" -np 2 "$BIN" quantize "$cfg" --restart) \
-    >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: exit code $rc, expected 1"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
+  expect_one_error "$name" 1 "$pattern" bounded "${MPIRUN[@]}" -np 2 "$BIN" quantize "$cfg" --restart
   if [[ -n $victim ]]; then
     [[ $(sum "$victim") == "$before" ]] || fail "$name: $victim was modified"
     [[ ! -e $victim.creating ]] || fail "$name: $victim.creating was written"
   fi
-  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //')"
 }
 
 # 1. output.checkpoint naming an input, spelled another way each time.

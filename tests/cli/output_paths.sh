@@ -26,17 +26,7 @@ snapshot() {
 expect_refusal() {
   local name=$1 pattern=$2
   shift 2
-  set +e
-  "$@" >"$WORK/$name.out" 2>"$WORK/$name.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: exit code $rc, expected 1"; }
-  local lines
-  lines=$(grep -c "error:" "$WORK/$name.err" || true)
-  [[ $lines -eq 1 ]] || { cat "$WORK/$name.err"; fail "$name: expected 1 error line, got $lines"; }
-  grep "error:" "$WORK/$name.err" | grep -qE -- "$pattern" ||
-    { cat "$WORK/$name.err"; fail "$name: error does not match '$pattern'"; }
-  echo "ok   $name: $(grep 'error:' "$WORK/$name.err" | sed 's/.*error: //')"
+  expect_one_error "$name" 1 "$pattern" "$@"
 }
 # expect_success NAME COMMAND...
 expect_success() {

@@ -30,15 +30,8 @@ echo "ok   auto and mpi: bit-identical checkpoints ($(grep -c '/codes' "$WORK/au
 
 # expect_refusal NAME PATTERN: the quantize of $WORK/NAME.yaml fails with one matching line.
 expect_refusal() {
-  set +e
-  timeout 120 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$1.yaml" >"$WORK/$1.out" 2>"$WORK/$1.err"
-  local rc=$?
-  set -e
-  [[ $rc -eq 1 ]] || { tail -5 "$WORK/$1.err"; fail "$1: exit code $rc, expected 1"; }
-  [[ $(grep -c "error:" "$WORK/$1.err") -eq 1 ]] || { cat "$WORK/$1.err"; fail "$1: expected 1 error line"; }
-  grep "error:" "$WORK/$1.err" | grep -qE -- "$2" || { cat "$WORK/$1.err"; fail "$1: error does not match '$2'"; }
-  [[ ! -e $WORK/$1.h5 && ! -e $WORK/$1.h5.creating ]] || fail "$1: a checkpoint was written"
-  echo "ok   $1: $(grep 'error:' "$WORK/$1.err" | sed 's/.*error: //')"
+  expect_one_error "$1" 1 "$2" bounded "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$1.yaml"
+  no_checkpoint "$1" "$WORK/$1.h5"
 }
 
 job ncclcpu nccl cpu
