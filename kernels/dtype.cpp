@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "base/check.h"
+#include "kernels/fp8.h"
 
 namespace gptqd {
 
@@ -18,6 +19,7 @@ size_t dtype_size(DType t) {
     case DType::BF16:
     case DType::I16:
       return 2;
+    case DType::F8_E4M3:
     case DType::I8:
     case DType::U8:
     case DType::BOOL:
@@ -36,6 +38,8 @@ const char* dtype_name(DType t) {
       return "F16";
     case DType::BF16:
       return "BF16";
+    case DType::F8_E4M3:
+      return "F8_E4M3";
     case DType::I64:
       return "I64";
     case DType::I32:
@@ -53,8 +57,9 @@ const char* dtype_name(DType t) {
 }
 
 bool parse_dtype(const std::string& s, DType* out) {
-  static constexpr DType kAll[] = {DType::F64, DType::F32, DType::F16, DType::BF16, DType::I64,
-                                   DType::I32, DType::I16, DType::I8,  DType::U8,   DType::BOOL};
+  static constexpr DType kAll[] = {DType::F64,     DType::F32, DType::F16, DType::BF16,
+                                   DType::F8_E4M3, DType::I64, DType::I32, DType::I16,
+                                   DType::I8,      DType::U8,  DType::BOOL};
   for (DType t : kAll) {
     if (s == dtype_name(t)) {
       *out = t;
@@ -94,6 +99,9 @@ void convert_to_f32(DType t, const void* src, size_t n, float* dst) {
       return;
     case DType::BF16:
       for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(load<uint16_t>(src, i));
+      return;
+    case DType::F8_E4M3:
+      for (size_t i = 0; i < n; ++i) dst[i] = e4m3fn_to_f32(load<uint8_t>(src, i));
       return;
     case DType::I64:
       return convert_by_value<int64_t>(src, n, dst);

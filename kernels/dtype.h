@@ -10,7 +10,9 @@
 
 namespace gptqd {
 
-enum class DType { F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL };
+// F8_E4M3: e4m3fn (kernels/fp8.h), as DeepSeek-V3's weights; converted per element, without the
+// block scales that give them their values (dequantize_fp8_blocks applies those).
+enum class DType { F64, F32, F16, BF16, F8_E4M3, I64, I32, I16, I8, U8, BOOL };
 
 // Bytes per element.
 size_t dtype_size(DType t);
@@ -20,7 +22,7 @@ const char* dtype_name(DType t);
 bool parse_dtype(const std::string& s, DType* out);
 
 // Converts n elements of type `t` at `src` (any alignment) to fp32.
-// Integer types convert by value. Throws for BOOL.
+// Integer types convert by value, F8_E4M3 by its code's value. Throws for BOOL.
 void convert_to_f32(DType t, const void* src, size_t n, float* dst);
 
 }  // namespace gptqd

@@ -245,6 +245,10 @@ void HfModel::validate_shapes() const {
     const SafetensorsFile& f = impl_->shard(e.shard);
     const TensorInfo& t = *f.find(e.name_in_file);
     const std::vector<int64_t>& expect = spec.shape;
+    GPTQD_INPUT_CHECK(t.dtype != DType::F8_E4M3,
+                      "{}: tensor {} is stored as F8_E4M3 (FP8, whose values need their block "
+                      "scales); the {} family is read from fp32, fp16 or bf16 weights only",
+                      f.path(), quote_name(t.name), impl_->spec.config.model_type);
     GPTQD_INPUT_CHECK(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16 ||
                           t.dtype == DType::F64,
                       "{}: tensor {} is stored as {}, expected a floating-point type", f.path(),

@@ -4,7 +4,7 @@
     craft_model.py SRC DST CASE
 
 CASE is one of: truncated, header-past-end, overlap, shape-mismatch, missing-tensor,
-missing-config-key, int-weights, nan-weight (block 0), inf-weight-last (the last block). DST gets
+missing-config-key, int-weights, fp8-weights, nan-weight (block 0), inf-weight-last (the last block). DST gets
 config.json and model.safetensors with exactly that defect.
 Standard library only.
 """
@@ -70,6 +70,19 @@ def main(src, dst, case):
         name = "transformer.h.0.self_attention.dense.weight"
         header[name]["dtype"] = {"F32": "I32", "F16": "I16", "BF16": "I16"}[header[name]["dtype"]]
         write(st, header, data)
+    elif case == "fp8-weights":
+        # One weight stored as F8_E4M3 (one byte per element, its first bytes), the file repacked.
+        name = "transformer.h.0.self_attention.dense.weight"
+        out, chunks, off = {}, [], 0
+        for k, v in tensors(header):
+            b, e = v["data_offsets"]
+            if k == name:
+                v["dtype"] = "F8_E4M3"
+                e = b + v["shape"][0] * v["shape"][1]
+            out[k] = {"dtype": v["dtype"], "shape": v["shape"], "data_offsets": [off, off + e - b]}
+            chunks.append(data[b:e])
+            off += e - b
+        write(st, out, b"".join(chunks))
     elif case in ("nan-weight", "inf-weight-last"):
         # One weight of block 0 made NaN, or one of the last block +Inf: [3, 5] of its dense.
         with open(os.path.join(src, "config.json")) as f:

@@ -144,6 +144,12 @@ python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/intw" int-weights
 job intweights "$WORK/intw"
 quantize intweights "intw/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' is stored as I32, expected a floating-point type"
 
+# 4b. A weight stored as FP8 (F8_E4M3, DeepSeek-V3's format) in a family read from fp32/fp16/bf16:
+# one line naming the tensor, not its codes read as values without their block scales.
+python3 "$SRC/tests/cli/craft_model.py" "$WORK/m" "$WORK/fp8w" fp8-weights
+job fp8weights "$WORK/fp8w"
+quantize fp8weights "fp8w/model.safetensors: tensor 'transformer.h.0.self_attention.dense.weight' is stored as F8_E4M3 \\(FP8, whose values need their block scales\\); the bloom family is read from fp32, fp16 or bf16 weights only"
+
 # 5. eval.seqlen whose attention scores cannot fit (was a bare std::bad_alloc mid-eval): the
 # quick-start model, a small checkpoint of it, then eval with windows of 100000 tokens.
 job evalck "$SRC/models/tiny-bloom" "  text: $SRC/data/austen-train.txt

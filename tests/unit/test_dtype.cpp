@@ -90,10 +90,11 @@ TEST(DType, NamesSizesAndParsing) {
     const char* name;
     size_t size;
   };
-  const Row rows[] = {{DType::F64, "F64", 8},   {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
-                      {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
-                      {DType::I16, "I16", 2},   {DType::I8, "I8", 1},   {DType::U8, "U8", 1},
-                      {DType::BOOL, "BOOL", 1}};
+  const Row rows[] = {
+      {DType::F64, "F64", 8},   {DType::F32, "F32", 4},        {DType::F16, "F16", 2},
+      {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8},        {DType::I32, "I32", 4},
+      {DType::I16, "I16", 2},   {DType::I8, "I8", 1},          {DType::U8, "U8", 1},
+      {DType::BOOL, "BOOL", 1}, {DType::F8_E4M3, "F8_E4M3", 1}};
   for (const Row& r : rows) {
     EXPECT_STREQ(dtype_name(r.t), r.name);
     EXPECT_EQ(dtype_size(r.t), r.size) << r.name;
@@ -102,7 +103,7 @@ TEST(DType, NamesSizesAndParsing) {
     EXPECT_EQ(parsed, r.t) << r.name;
   }
   DType untouched = DType::I8;
-  for (const char* bad : {"f32", "F8_E4M3", "U16", "", "F32 ", "float32"}) {
+  for (const char* bad : {"f32", "F8_E5M2", "U16", "", "F32 ", "float32"}) {
     EXPECT_FALSE(parse_dtype(bad, &untouched)) << bad;
     EXPECT_EQ(untouched, DType::I8);
   }
