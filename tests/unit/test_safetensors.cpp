@@ -344,8 +344,8 @@ TEST_F(SafetensorsTest, RejectsMalformedEntries) {
 }
 
 TEST_F(SafetensorsTest, RejectsUnknownDtype) {
-  expect_rejected(st_file(R"({"a":{"dtype":"F8_E4M3","shape":[4],"data_offsets":[0,4]}})", kFour),
-                  {"tensor 'a'", "unknown dtype 'F8_E4M3'"});
+  expect_rejected(st_file(R"({"a":{"dtype":"F8_E5M2","shape":[4],"data_offsets":[0,4]}})", kFour),
+                  {"tensor 'a'", "unknown dtype 'F8_E5M2'"});
 }
 
 TEST_F(SafetensorsTest, RejectsNegativeDimension) {
