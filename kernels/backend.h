@@ -95,6 +95,9 @@ class Backend {
   // (the CPU backend: its own, and the BLAS's in and outside the factorization); empty when
   // there is nothing to say.
   virtual std::string threading() const { return {}; }
+  // Optional: one line when the backend's libraries run slower code than the machine allows
+  // (the CPU backend: OpenBLAS kernels narrower than the CPU's vectors); empty otherwise.
+  virtual std::string kernel_warning() const { return {}; }
 
   // ---- memory -------------------------------------------------------------
   virtual float* alloc(int64_t count) = 0;  // zero-initialised fp32 buffer

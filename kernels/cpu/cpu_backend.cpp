@@ -12,6 +12,7 @@
 #include "base/check.h"
 #include "kernels/cpu/cpu_blas.h"
 #include "kernels/cpu/cpu_memory.h"
+#include "kernels/cpu/cpu_simd.h"
 
 namespace gptqd {
 namespace {
@@ -55,6 +56,11 @@ std::string CpuBackend::threading() const {
       threads_, cpu_cores_available(), cpu::blas_library(), cpu::blas_threads(), factor_threads,
       cpu::kThreadedFactorOrder,
       cpu::blas_is_threaded() ? "" : " (a sequential build: the factorizations run on one core)");
+}
+
+std::string CpuBackend::kernel_warning() const {
+  return cpu::blas_kernel_warning(cpu::blas_corename(), cpu::cpu_simd(),
+                                  std::getenv("OPENBLAS_CORETYPE"), cpu::blas_version());
 }
 
 float* CpuBackend::alloc(int64_t count) {

@@ -31,6 +31,7 @@ class CpuBackend final : public Backend {
   explicit CpuBackend(int threads);
   std::string name() const override;
   std::string threading() const override;
+  std::string kernel_warning() const override;
   int threads() const { return threads_; }
 
   float* alloc(int64_t count) override;

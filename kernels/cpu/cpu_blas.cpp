@@ -17,16 +17,22 @@ BlasThreadsScope::~BlasThreadsScope() {
   if (blas_threads() != previous_) set_blas_threads(previous_);
 }
 
-std::string blas_library() {
+std::string blas_corename() { return openblas_get_corename(); }
+
+std::string blas_version() {
   // openblas_get_config(): "OpenBLAS 0.3.21 NO_LAPACKE DYNAMIC_ARCH NO_AFFINITY Prescott ...".
-  std::string config = openblas_get_config();
+  const std::string config = openblas_get_config();
   const size_t second_space = config.find(' ', config.find(' ') + 1);
-  const std::string version = config.substr(0, second_space);
+  return config.substr(0, second_space);
+}
+
+std::string blas_library() {
+  const std::string version = blas_version();
   const int mode = openblas_get_parallel();  // 0 sequential, 1 pthreads, 2 OpenMP
   const char* build = mode == 0   ? "sequential build"
                       : mode == 1 ? "pthreads build"
                                   : "OpenMP build";
-  return fmt::format("{}, {}, {} kernels", version, build, openblas_get_corename());
+  return fmt::format("{}, {}, {} kernels", version, build, blas_corename());
 }
 
 bool blas_is_threaded() { return openblas_get_parallel() != 0; }

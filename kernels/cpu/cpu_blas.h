@@ -40,6 +40,9 @@ class BlasThreadsScope {
 
 // The library as it reports itself: "OpenBLAS 0.3.21, pthreads build, Prescott kernels".
 std::string blas_library();
+// openblas_get_corename() ("Cooperlake") and the version ("OpenBLAS 0.3.21").
+std::string blas_corename();
+std::string blas_version();
 // True for a build that can run more than one thread (openblas_get_parallel() != 0).
 bool blas_is_threaded();
 
