@@ -6,9 +6,10 @@
 #include <cmath>
 #include <cstdio>
 
-#include "commands/command_line.h"
 #include "base/check.h"
 #include "base/log.h"
+#include "commands/command_line.h"
+#include "coordinator/plan_moe_report.h"
 
 namespace gptqd {
 namespace {
@@ -169,7 +170,7 @@ int cmd_plan(const std::vector<std::string>& args, MPI_Comm comm) {
     return rc;
   PlanReport rep;
   try {
-    rep = make_plan_report(opt);
+    rep = plan_is_moe(opt.config_path) ? make_moe_plan_report(opt) : make_plan_report(opt);
   } catch (const InputError& e) {
     if (rank == 0) GPTQD_LOG_ERROR("error: {}", e.what());
     return 1;
