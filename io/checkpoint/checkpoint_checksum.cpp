@@ -1,6 +1,11 @@
 #include "io/checkpoint/checkpoint_checksum.h"
 
 #include <xxhash.h>
+// XXH3 through libxxhash's runtime dispatch on x86-64 (SSE2, AVX2 or AVX-512 as the CPU has;
+// Debian's library exports it): 2 to 3x the speed of its plain SSE2 build, the same values.
+#if defined(__x86_64__) && __has_include(<xxh_x86dispatch.h>)
+#include <xxh_x86dispatch.h>
+#endif
 
 #include <cstring>
 
@@ -107,22 +112,43 @@ std::vector<uint64_t> row_checksums(ChecksumHash hash, const LayerData& d, int64
               "row_checksums: data sizes do not match {} rows x {} cols, {} groups", nr, cols,
               groups);
   std::vector<uint64_t> out(static_cast<size_t>(nr));
-  // One row's bytes, contiguous, then one call of the library: r, codes, (scale, zero) of each
-  // group, bias.
-  std::vector<unsigned char> row(static_cast<size_t>(8 + cols + 8 * groups + 4));
+  // Streamed into the library's state, the codes straight from the data (no copy): r, codes,
+  // then (scale, zero) of each group and bias gathered into `tail`.
+  std::vector<unsigned char> tail(static_cast<size_t>(8 * groups + 4));
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> s3(nullptr, XXH3_freeState);
+  std::unique_ptr<XXH64_state_t, XXH_errorcode (*)(XXH64_state_t*)> s64(nullptr, XXH64_freeState);
+  if (hash == ChecksumHash::kXxh3)
+    s3.reset(XXH3_createState());
+  else
+    s64.reset(XXH64_createState());
+  GPTQD_CHECK(s3 || s64, "row_checksums: out of memory for the hash state");
   for (int64_t r = 0; r < nr; ++r) {
-    unsigned char* p = row.data();
     const uint64_t index = static_cast<uint64_t>(row_begin + r);
-    std::memcpy(p, &index, 8);
-    p += 8;
-    std::memcpy(p, d.codes.data() + r * cols, static_cast<size_t>(cols));
-    p += cols;
+    const unsigned char* codes = d.codes.data() + r * cols;
+    unsigned char* p = tail.data();
     for (int64_t g = 0; g < groups; ++g, p += 8) {
       std::memcpy(p, &d.scales[g * nr + r], 4);
       std::memcpy(p + 4, &d.zeros[g * nr + r], 4);
     }
     std::memcpy(p, &d.bias[r], 4);
-    out[static_cast<size_t>(r)] = checksum_of(hash, row.data(), row.size());
+    uint64_t h = 0;
+    switch (hash) {
+      case ChecksumHash::kXxh64:
+        XXH64_reset(s64.get(), 0);
+        XXH64_update(s64.get(), &index, 8);
+        XXH64_update(s64.get(), codes, static_cast<size_t>(cols));
+        XXH64_update(s64.get(), tail.data(), tail.size());
+        h = XXH64_digest(s64.get());
+        break;
+      case ChecksumHash::kXxh3:
+        XXH3_64bits_reset(s3.get());
+        XXH3_64bits_update(s3.get(), &index, 8);
+        XXH3_64bits_update(s3.get(), codes, static_cast<size_t>(cols));
+        XXH3_64bits_update(s3.get(), tail.data(), tail.size());
+        h = XXH3_64bits_digest(s3.get());
+        break;
+    }
+    out[static_cast<size_t>(r)] = h == 0 ? 1 : h;
   }
   return out;
 }
