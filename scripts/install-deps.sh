@@ -9,7 +9,7 @@ pkgs=(
   build-essential cmake pkg-config
   openmpi-bin libopenmpi-dev            # the MPI job (Open MPI 4.1)
   libhdf5-openmpi-dev hdf5-tools        # parallel HDF5 checkpoint + h5dump
-  libxxhash-dev                         # the checkpoint's checksums (XXH64)
+  libxxhash-dev                         # the checkpoint's checksums (XXH3, XXH64; 0.8+)
   libyaml-cpp-dev                       # job config
   libspdlog-dev                         # logging
   libcli11-dev                          # command-line parsing (header-only)
