@@ -9,6 +9,7 @@ pkgs=(
   build-essential cmake pkg-config
   openmpi-bin libopenmpi-dev            # the MPI job (Open MPI 4.1)
   libhdf5-openmpi-dev hdf5-tools        # parallel HDF5 checkpoint + h5dump
+  libxxhash-dev                         # the checkpoint's checksums (XXH3, XXH64; 0.8+)
   libyaml-cpp-dev                       # job config
   libspdlog-dev                         # logging
   libcli11-dev                          # command-line parsing (header-only)
@@ -16,7 +17,7 @@ pkgs=(
   libopenblas-dev liblapacke-dev        # CPU backend
   libscalapack-openmpi-dev              # parallel.factorization: distributed (ScaLAPACK + BLACS)
   libgtest-dev                          # unit tests
-  python3 python3-numpy python3-h5py-mpi  # checkpoint checks in tests (h5py)
+  python3 python3-numpy python3-h5py-mpi python3-xxhash  # checkpoint checks in tests (h5py, xxhash)
   slurmctld slurmd slurm-client munge   # the Slurm test starts a real single-node Slurm
 )
 for opt in "$@"; do

@@ -542,10 +542,12 @@ void Checkpoint::write_layer_rows(const std::string& run, int64_t block, const s
     // Each writer vouches for its own rows; the first also for g_idx, perm and stats (at index
     // rows, after every writer's rows).
     const Hid d = im.dataset(base + "/" + ckpt::kChecksum, {static_cast<hsize_t>(rows) + 1});
-    const std::vector<uint64_t> sums = ckpt::row_checksums(data, row_begin, nr, cols, groups);
+    const std::vector<uint64_t> sums = ckpt::row_checksums(ckpt::checksum_hash(im.format_version),
+                                                           data, row_begin, nr, cols, groups);
     h5::write_slab(d.get(), H5T_NATIVE_UINT64, {rb}, {hnr}, sums.data(), x);
     if (first) {
-      const uint64_t meta = ckpt::meta_checksum(data, im.layout.runs[ri], shape);
+      const uint64_t meta = ckpt::meta_checksum(ckpt::checksum_hash(im.format_version), data,
+                                                im.layout.runs[ri], shape);
       h5::write_slab(d.get(), H5T_NATIVE_UINT64, {static_cast<hsize_t>(rows)}, {1}, &meta, x);
     }
   }
@@ -711,7 +713,8 @@ LayerData Checkpoint::read_layer_checked(const std::string& run, int64_t block,
     if (checksummed) {
       std::vector<uint64_t> stored(rows + 1);
       h5::read_slab(sums.get(), H5T_NATIVE_UINT64, {}, {}, stored.data(), x);
-      const std::string diff = ckpt::checksum_mismatch(stored, out, spec, shape);
+      const std::string diff =
+          ckpt::checksum_mismatch(ckpt::checksum_hash(im.format_version), stored, out, spec, shape);
       GPTQD_INPUT_CHECK(diff.empty(), "{}: {}; the checkpoint is damaged", where, diff);
     }
     check_layer_data(out, spec.bits, static_cast<int64_t>(groups), static_cast<int64_t>(rows),

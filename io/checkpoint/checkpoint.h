@@ -28,9 +28,11 @@
 namespace gptqd {
 
 inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
-// 2: a checksum per layer (io/checkpoint/checkpoint_checksum.h). Version 1 files are still read
-// (and resumed) without checksums.
-inline constexpr int kCheckpointFormatVersion = 2;
+// 2: a checksum per layer (io/checkpoint/checkpoint_checksum.h), XXH64. 3: the same checksums
+// with XXH3_64bits, the faster hash of the same library. Version 1 files are still read (and
+// resumed) without checksums, version 2 files with XXH64: a file keeps the version it was created
+// with, so a resume writes the hash its other blocks hold.
+inline constexpr int kCheckpointFormatVersion = 3;
 
 // Throws InputError naming `where` and the first bad value unless the layer's data is what a
 // writer produces: codes <= 2^bits - 1, finite scales, zeros in [0, 2^bits - 1], g_idx
@@ -84,7 +86,7 @@ class Checkpoint {
   const std::string& path() const;
   // The gptqd version that created the file (root attribute gptqd_version).
   const std::string& writer_version() const;
-  // The file's format_version (1: no checksums; 2: a checksum per layer).
+  // The file's format_version (1: no checksums; 2: a checksum per layer, XXH64; 3: XXH3_64bits).
   int64_t format_version() const;
 
   // Independent (any one rank, opened by create/open_resume): writes rows [row_begin, row_end)

@@ -171,7 +171,7 @@ void refuse_lowered_version(hid_t file, const std::string& path, int64_t version
             "checkpoint {} has format_version {} but holds checksum datasets (first: {}), which "
             "only format_version 2 and later write: its format_version was lowered, and reading "
             "it as {} would skip the checksums; the file is refused (set format_version back "
-            "to 2)",
+            "to the value it had: 3, or 2 for a file written before gptqd used XXH3)",
             path, version, sums, version));
       }
 }

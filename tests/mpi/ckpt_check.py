@@ -78,7 +78,7 @@ def expected_layer(ri, b, li, world):
 def check_format(f):
     a = f.attrs
     expect(a["format"] == "gptqd-checkpoint", "root format %r" % a["format"])
-    expect(int(a["format_version"]) == 2, "format_version")
+    expect(int(a["format_version"]) == 3, "format_version")
     expect(isinstance(a["gptqd_version"], str) and a["gptqd_version"], "gptqd_version")
     expect(json.loads(a["model_config"])["model_type"] == "bloom", "model_config is not the JSON given")
     expect(a["job_config"] == "quant:\n  bits: 4\n", "job_config %r" % a["job_config"])

@@ -1,14 +1,20 @@
-// The checkpoint verifies what it reads (format_version 2): the checksum is xxHash64 (checked
-// against the reference implementation's values), row checksums written by several writers equal
-// those of the whole layer, damage inside every range is found by read_layer and verify_block,
-// a damaged dataset or attribute is InputError, format 1 files still read (but not a newer file
-// whose format_version was lowered), a resumed block can
-// be marked incomplete, and a 4096-run sweep's checkpoint can be created.
+// The checkpoint verifies what it reads (format_version 2 and 3): the checksums are libxxhash's
+// XXH3_64bits (format 3) and XXH64 (format 2; Hash64), checked against python xxhash's values and
+// the documented byte recipe (the fixture of scripts/make_checksum_vectors.py); a format 2 file
+// written by the hand-written XXH64 gptqd had before still verifies and resumes
+// (tests/fixtures/checkpoint/format2.h5); row checksums written by several writers equal those of
+// the whole layer, damage inside every range is found by read_layer and verify_block, a damaged
+// dataset or attribute is InputError, format 1 files still read (but not a newer file whose
+// format_version was lowered), a resumed block can be marked incomplete, and a 4096-run sweep's
+// checkpoint can be created.
 #include <gtest/gtest.h>
 #include <mpi.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -43,37 +49,152 @@ TEST(CheckpointChecksum, IsXxHash64) {
   EXPECT_NE(Hash64().bytes(bytes.data(), 100).digest(), 0x6ac1e58032166597ULL);
 }
 
+// Known answers from python xxhash and from the byte recipe of docs/checkpoint-format.md,
+// computed outside gptqd (scripts/make_checksum_vectors.py says how to regenerate them): XXH64
+// (Hash64, format 2) and XXH3_64bits (format 3) of test data, and the row and meta checksums of
+// a synthetic layer under each.
+TEST(CheckpointChecksum, MatchesPythonXxhashAndTheDocumentedBytes) {
+  const std::string path = GPTQD_SOURCE_DIR "/tests/fixtures/checkpoint/checksum_vectors.txt";
+  std::ifstream in(path);
+  ASSERT_TRUE(in) << path;
+  std::vector<unsigned char> data(1000);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<unsigned char>((i * 31 + 7) & 255);
+
+  // The synthetic layer of the script's docstring: rows 10..15 of 16, 40 columns, 3 groups.
+  const int64_t cols = 40, groups = 3, row_begin = 10, nr = 6;
+  LayerData d;
+  for (int64_t r = 0; r < nr; ++r)
+    for (int64_t c = 0; c < cols; ++c)
+      d.codes.push_back(static_cast<uint8_t>((r * 40 + c * 7) % 16));
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t r = 0; r < nr; ++r) {
+      d.scales.push_back(0.25f + 0.5f * g + r / 16.f);
+      d.zeros.push_back(static_cast<float>((g * 5 + r) % 16));
+    }
+  for (int64_t r = 0; r < nr; ++r) d.bias.push_back(0.75f * r - 2);
+  for (int32_t c = 0; c < cols; ++c) {
+    d.g_idx.push_back(c / 16);
+    d.perm.push_back(static_cast<int32_t>(cols) - 1 - c);
+  }
+  d.stats = {0.5, 0.25, 0.125, 3.0, 0.01};
+  CkptRunSpec run;
+  run.name = "w4g16";
+  run.bits = 4;
+  run.group_size = 16;
+  run.sym = false;
+  run.act_order = true;
+  run.static_groups = false;
+  run.true_sequential = true;
+  run.damp_percent = 0.01;
+  run.block_size = 128;
+  run.mse_clip = false;
+  CkptLayerShape shape;
+  shape.name = "mlp.dense_4h_to_h";
+  shape.rows = 16;
+  shape.cols = cols;
+  shape.bias = true;
+  const auto hash_named = [](const std::string& name) {
+    if (name == "xxh64") return ckpt::ChecksumHash::kXxh64;
+    EXPECT_EQ(name, "xxh3");
+    return ckpt::ChecksumHash::kXxh3;
+  };
+
+  int n_xxh64 = 0, n_xxh3 = 0, n_row = 0, n_meta = 0;
+  for (std::string line; std::getline(in, line);) {
+    std::istringstream ls(line);
+    std::string kind, hex;
+    ls >> kind;
+    if (kind == "xxh64") {
+      uint64_t seed = 0;
+      size_t n = 0;
+      ls >> seed >> n >> hex;
+      uint64_t want = std::stoull(hex, nullptr, 16);
+      want = want == 0 ? 1 : want;
+      EXPECT_EQ(Hash64(seed).bytes(data.data(), n).digest(), want) << line;
+      if (seed == 0) {
+        EXPECT_EQ(ckpt::checksum_of(ckpt::ChecksumHash::kXxh64, data.data(), n), want) << line;
+      }
+      // Fed in pieces of 1, 3 and 13 bytes, and after a reset: the same value.
+      for (size_t piece : {1, 3, 13}) {
+        Hash64 h(seed ^ 1);
+        h.bytes("x", 1).reset(seed);
+        for (size_t i = 0; i < n; i += piece) h.bytes(data.data() + i, std::min(piece, n - i));
+        EXPECT_EQ(h.digest(), want) << line << " in pieces of " << piece;
+      }
+      ++n_xxh64;
+    } else if (kind == "xxh3") {
+      size_t n = 0;
+      ls >> n >> hex;
+      uint64_t want = std::stoull(hex, nullptr, 16);
+      want = want == 0 ? 1 : want;
+      EXPECT_EQ(ckpt::checksum_of(ckpt::ChecksumHash::kXxh3, data.data(), n), want) << line;
+      ++n_xxh3;
+    } else if (kind == "row") {
+      std::string name;
+      int64_t r = 0;
+      ls >> name >> r >> hex;
+      ASSERT_TRUE(r >= row_begin && r < row_begin + nr) << line;
+      EXPECT_EQ(
+          ckpt::row_checksums(hash_named(name), d, row_begin, nr, cols, groups)[r - row_begin],
+          std::stoull(hex, nullptr, 16))
+          << line;
+      ++n_row;
+    } else if (kind == "meta") {
+      std::string name;
+      ls >> name >> hex;
+      EXPECT_EQ(ckpt::meta_checksum(hash_named(name), d, run, shape), std::stoull(hex, nullptr, 16))
+          << line;
+      ++n_meta;
+    } else {
+      ADD_FAILURE() << "unknown line in " << path << ": " << line;
+    }
+  }
+  EXPECT_EQ(n_xxh64, 40);
+  EXPECT_EQ(n_xxh3, 20);
+  EXPECT_EQ(n_row, 12);
+  EXPECT_EQ(n_meta, 2);
+  // Control: the two hashes differ, so each line above checked the one it names.
+  EXPECT_NE(ckpt::row_checksums(ckpt::ChecksumHash::kXxh64, d, row_begin, nr, cols, groups),
+            ckpt::row_checksums(ckpt::ChecksumHash::kXxh3, d, row_begin, nr, cols, groups));
+  EXPECT_EQ(ckpt::checksum_hash(2), ckpt::ChecksumHash::kXxh64);
+  EXPECT_EQ(ckpt::checksum_hash(3), ckpt::ChecksumHash::kXxh3);
+  EXPECT_EQ(ckpt::checksum_hash(kCheckpointFormatVersion), ckpt::ChecksumHash::kXxh3);
+}
+
 TEST(CheckpointChecksum, RowsOfSeveralWritersEqualTheWholeLayer) {
-  const CkptLayout l = small_layout();
-  const CkptLayerShape& shape = l.layers[0];
-  const int64_t rows = shape.rows, cols = shape.cols, groups = l.runs[0].groups(cols);
-  const LayerData full = random_layer(l, 0, 0, 0, rows, 5);
-  const std::vector<uint64_t> whole = ckpt::row_checksums(full, 0, rows, cols, groups);
-  std::vector<uint64_t> pieces;
-  for (const auto& [rb, re] : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {5, 6}, {6, 12}}) {
-    const auto p =
-        ckpt::row_checksums(rows_of(full, rows, cols, groups, rb, re), rb, re - rb, cols, groups);
-    pieces.insert(pieces.end(), p.begin(), p.end());
+  for (const ckpt::ChecksumHash hash : {ckpt::ChecksumHash::kXxh64, ckpt::ChecksumHash::kXxh3}) {
+    SCOPED_TRACE(ckpt::checksum_hash_name(hash));
+    const CkptLayout l = small_layout();
+    const CkptLayerShape& shape = l.layers[0];
+    const int64_t rows = shape.rows, cols = shape.cols, groups = l.runs[0].groups(cols);
+    const LayerData full = random_layer(l, 0, 0, 0, rows, 5);
+    const std::vector<uint64_t> whole = ckpt::row_checksums(hash, full, 0, rows, cols, groups);
+    std::vector<uint64_t> pieces;
+    for (const auto& [rb, re] : std::vector<std::pair<int64_t, int64_t>>{{0, 5}, {5, 6}, {6, 12}}) {
+      const auto p = ckpt::row_checksums(hash, rows_of(full, rows, cols, groups, rb, re), rb,
+                                         re - rb, cols, groups);
+      pieces.insert(pieces.end(), p.begin(), p.end());
+    }
+    EXPECT_EQ(pieces, whole);
+    std::vector<uint64_t> stored = whole;
+    stored.push_back(ckpt::meta_checksum(hash, full, l.runs[0], shape));
+    EXPECT_EQ(ckpt::checksum_mismatch(hash, stored, full, l.runs[0], shape), "");
+    // Two rows swapped (codes, scales, zeros and bias together): row 0 no longer matches.
+    LayerData swapped = full;
+    for (int64_t c = 0; c < cols; ++c) std::swap(swapped.codes[c], swapped.codes[cols + c]);
+    for (int64_t g = 0; g < groups; ++g) {
+      std::swap(swapped.scales[g * rows], swapped.scales[g * rows + 1]);
+      std::swap(swapped.zeros[g * rows], swapped.zeros[g * rows + 1]);
+    }
+    std::swap(swapped.bias[0], swapped.bias[1]);
+    EXPECT_EQ(ckpt::checksum_mismatch(hash, stored, swapped, l.runs[0], shape),
+              "row 0's checksum does not match its codes, scales, zeros and bias");
+    // Another run's settings (bits 4 -> 3) with the same data: the meta checksum differs.
+    CkptRunSpec other = l.runs[0];
+    other.bits = 3;
+    EXPECT_NE(ckpt::checksum_mismatch(hash, stored, full, other, shape).find("run's settings"),
+              std::string::npos);
   }
-  EXPECT_EQ(pieces, whole);
-  std::vector<uint64_t> stored = whole;
-  stored.push_back(ckpt::meta_checksum(full, l.runs[0], shape));
-  EXPECT_EQ(ckpt::checksum_mismatch(stored, full, l.runs[0], shape), "");
-  // Two rows swapped (codes, scales, zeros and bias together): row 0 no longer matches.
-  LayerData swapped = full;
-  for (int64_t c = 0; c < cols; ++c) std::swap(swapped.codes[c], swapped.codes[cols + c]);
-  for (int64_t g = 0; g < groups; ++g) {
-    std::swap(swapped.scales[g * rows], swapped.scales[g * rows + 1]);
-    std::swap(swapped.zeros[g * rows], swapped.zeros[g * rows + 1]);
-  }
-  std::swap(swapped.bias[0], swapped.bias[1]);
-  EXPECT_EQ(ckpt::checksum_mismatch(stored, swapped, l.runs[0], shape),
-            "row 0's checksum does not match its codes, scales, zeros and bias");
-  // Another run's settings (bits 4 -> 3) with the same data: the meta checksum differs.
-  CkptRunSpec other = l.runs[0];
-  other.bits = 3;
-  EXPECT_NE(ckpt::checksum_mismatch(stored, full, other, shape).find("run's settings"),
-            std::string::npos);
 }
 
 // A checkpoint with run w4g4 block 1 complete (written in three row ranges) and run w3gall
@@ -108,7 +229,7 @@ TEST_F(CheckpointFile, VerifyFindsDamageWithinRange) {
   write_sample(path_, l);
   VerifyResult r = verify_checkpoint(path_);
   EXPECT_TRUE(r.ok());
-  EXPECT_EQ(r.format_version, 2);
+  EXPECT_EQ(r.format_version, 3);
   EXPECT_EQ(r.blocks_checked, 1);
   EXPECT_EQ(r.layers_checked, 2);
   EXPECT_NE(format_verify_result(path_, r).find(": 1 complete blocks, 2 layers, checksums and "
@@ -163,6 +284,60 @@ TEST_F(CheckpointFile, VerifyFindsDamageWithinRange) {
   r = verify_checkpoint(path_);
   EXPECT_TRUE(r.ok());
   EXPECT_NE(format_verify_result(path_, r).find("ranges only"), std::string::npos);
+}
+
+// A format_version 2 file written by the hand-written XXH64 gptqd had before it linked libxxhash
+// (the fixture of scripts/make_format2_fixture.sh, made by db53eaa's gptqd): it still verifies
+// (libxxhash's XXH64 gives the old values), a resume writes XXH64 checksums into it and it stays
+// format 2, and damage in it is still found. Control: read as format 3 (XXH3) it is damaged
+// everywhere, so the pass was the version's hash at work.
+TEST_F(CheckpointFile, Format2FileFromTheHandWrittenHashVerifiesAndResumes) {
+  std::filesystem::copy_file(GPTQD_SOURCE_DIR "/tests/fixtures/checkpoint/format2.h5", path_);
+  VerifyResult r = verify_checkpoint(path_);
+  EXPECT_TRUE(r.ok()) << format_verify_result(path_, r);
+  EXPECT_EQ(r.format_version, 2);
+  EXPECT_EQ(r.blocks_checked, 4);  // two runs of two blocks
+  EXPECT_EQ(r.layers_checked, 16);
+  const std::string run = "w4g16-act", layer = "mlp.dense_4h_to_h";
+  const LayerData before = Checkpoint::open_read(path_).read_layer(run, 1, layer);
+
+  // Resumed: block 1 rewritten in two row ranges by this gptqd.
+  {
+    const CkptLayout l = Checkpoint::open_read(path_).layout();
+    Checkpoint ck = Checkpoint::open_resume(path_, l, MPI_COMM_SELF);
+    EXPECT_EQ(ck.format_version(), 2);
+    ck.mark_incomplete(run, 1);
+    const CkptLayerShape& shape = *std::find_if(l.layers.begin(), l.layers.end(),
+                                                [&](const auto& s) { return s.name == layer; });
+    const int64_t groups = l.runs[1].groups(shape.cols), mid = shape.rows / 3;
+    ASSERT_EQ(l.runs[1].name, run);
+    ck.write_layer(run, 1, layer, mid, shape.rows,
+                   rows_of(before, shape.rows, shape.cols, groups, mid, shape.rows));
+    ck.write_layer(run, 1, layer, 0, mid, rows_of(before, shape.rows, shape.cols, groups, 0, mid));
+    ck.mark_complete(run, 1);
+    ck.close();
+  }
+  r = verify_checkpoint(path_);
+  EXPECT_TRUE(r.ok()) << format_verify_result(path_, r);
+  EXPECT_EQ(r.format_version, 2);
+
+  if (!has_h5py()) GTEST_SKIP() << "no /usr/bin/python3 with h5py to damage a checkpoint";
+  // Control: one code moved to another 4-bit value is found, so the passes above checked.
+  const std::string copy = path_ + ".orig";
+  std::filesystem::copy_file(path_, copy);
+  h5py_edit(path_,
+            "d = f['runs/w4g16-act/blocks/1/mlp.dense_4h_to_h/codes']; d[5, 9] = (int(d[5, 9]) + "
+            "1) % 16");
+  r = verify_checkpoint(path_);
+  ASSERT_EQ(r.damaged.size(), 1u) << format_verify_result(path_, r);
+  EXPECT_NE(r.damaged[0].message.find("mlp.dense_4h_to_h: row 5's checksum does not match"),
+            std::string::npos)
+      << r.damaged[0].message;
+  // Control: the undamaged file with its format_version raised to 3 (XXH3): every block fails.
+  std::filesystem::copy_file(copy, path_, std::filesystem::copy_options::overwrite_existing);
+  h5py_edit(path_, "f.attrs['format_version'] = 3");
+  r = verify_checkpoint(path_);
+  EXPECT_EQ(r.damaged.size(), 4u) << format_verify_result(path_, r);
 }
 
 TEST_F(CheckpointFile, DamagedDatasetsAndAttributesAreInputErrors) {
