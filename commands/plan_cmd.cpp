@@ -6,9 +6,9 @@
 #include <cmath>
 #include <cstdio>
 
-#include "commands/command_line.h"
 #include "base/check.h"
 #include "base/log.h"
+#include "commands/command_line.h"
 
 namespace gptqd {
 namespace {
@@ -100,6 +100,17 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
             if (v != "auto") return count(v);
             v = "0";  // opt->stages 0: automatic
             return std::string();
+          },
+          ""));
+  app.add_option("--factorization", opt->factorization,
+                 "parallel.factorization (default: the job file's)")
+      ->type_name("auto|replicated|distributed")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "auto" || v == "replicated" || v == "distributed"
+                       ? std::string()
+                       : fmt::format("unknown factorization '{}' (auto, replicated, distributed)",
+                                     v);
           },
           ""));
   app.add_option("--ranks-per-node", opt->machine.ranks_per_node,
