@@ -363,7 +363,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   }
   const FactorDecision factor =
       decide_job_factorization(job, dims, plan, work, machine, job_route, be);
-  if (rank == 0 && factor.automatic) GPTQD_LOG_INFO("{}", describe_factor_decision(factor));
+  // Which factorization and why, every job: auto with both estimates, an explicit one as set.
+  if (rank == 0) GPTQD_LOG_INFO("{}", describe_factor_decision(factor));
   JobConfig recorded = job;
   recorded.parallel.factorization = factor.distributed ? "distributed" : "replicated";
 

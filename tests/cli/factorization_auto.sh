@@ -44,6 +44,7 @@ echo "ok   auto: replicated, recorded in the checkpoint's resolved config"
 job rep replicated
 quantize rep "$WORK/rep" || { tail -5 "$WORK/rep.err"; fail "quantize under replicated failed"; }
 ! grep -q "factorization auto:" "$WORK/rep.err" || fail "an explicit setting logged an auto decision"
+grep -q "factorization replicated (parallel.factorization)$" "$WORK/rep.err" || fail "the explicit setting is not logged"
 digest "$WORK/auto.h5" >"$WORK/auto.json"
 digest "$WORK/rep.h5" "$WORK/auto.json" || fail "auto and replicated give different checkpoints"
 echo "ok   auto and replicated: bit-identical checkpoints"
