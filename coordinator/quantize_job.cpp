@@ -348,6 +348,11 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   const int replica = plan.replica_of(rank);
   MPI_Comm stage_comm;
   MPI_Comm_split(comm, stage, replica, &stage_comm);
+  // A failure every rank agrees on (collective_try) from here on also frees the stage's comm.
+  auto failed_with_stage = [&] {
+    MPI_Comm_free(&stage_comm);
+    return failed();
+  };
   const FactorSetting factor_setting = parse_factor_setting(job.parallel.factorization);
   // An explicit replicated job never asks where a distributed one would run (no library loaded).
   const FactorRouteInfo route = factor_setting == FactorSetting::kReplicated
@@ -386,7 +391,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                                  : 0;
         check_free_space(job.checkpoint, checkpoint_data_bytes(layout), "", old);
       })) {
-    return failed();
+    return failed_with_stage();
   }
   std::unique_ptr<Checkpoint> ckpt;
   if (!collective_try(comm, [&] {
@@ -404,7 +409,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
           ckpt = std::make_unique<Checkpoint>(Checkpoint::create(job.checkpoint, layout, comm));
         }
       })) {
-    return failed();
+    return failed_with_stage();
   }
   if (exists && !opt.restart) {
     report_progress("reading back the checkpoint's complete blocks");
@@ -416,7 +421,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
           check_free_space(job.checkpoint, checkpoint_data_bytes(ckpt->layout(), &done),
                            " for the blocks still to write");
         })) {
-      return failed();
+      return failed_with_stage();
     }
   }
   if (rank == 0 && exists && !opt.restart && !ckpt->has_weights_digests()) {
