@@ -103,6 +103,17 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
             return std::string();
           },
           ""));
+  app.add_option("--factorization", opt->factorization,
+                 "parallel.factorization (default: the job file's)")
+      ->type_name("auto|replicated|distributed")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "auto" || v == "replicated" || v == "distributed"
+                       ? std::string()
+                       : fmt::format("unknown factorization '{}' (auto, replicated, distributed)",
+                                     v);
+          },
+          ""));
   app.add_option("--ranks-per-node", opt->machine.ranks_per_node,
                  fmt::format("GPUs per node (default: min(ranks, {}))", kDefaultRanksPerNode))
       ->type_name("N")

@@ -1,7 +1,7 @@
 #include "coordinator/factorizer_choice.h"
 
-#include "kernels/cuda/cuda_info.h"
 #include "base/log.h"
+#include "kernels/cuda/cuda_info.h"
 #include "worker/distributed_factor.h"
 #include "worker/distributed_factor_gpu.h"
 #include "worker/transport/transport_nccl.h"
@@ -26,22 +26,37 @@ std::string why_not_cusolvermp(MPI_Comm stage_comm, int device) {
 
 }  // namespace
 
-FactorizerChoice choose_factorizer(const std::string& factorization, MPI_Comm stage_comm,
-                                   Backend& be) {
+FactorRouteInfo factor_route_of(MPI_Comm stage_comm, Backend& be) {
+  FactorRouteInfo r;
+  int replicas = 1;
+  MPI_Comm_size(stage_comm, &replicas);
+  const int device = cuda_backend_device(be);
+  // Execution agrees on the backend over the whole job; agreed again here so that the
+  // collective below is entered by every replica or by none.
+  int gpu = device >= 0 ? 1 : 0;
+  MPI_Allreduce(MPI_IN_PLACE, &gpu, 1, MPI_INT, MPI_MIN, stage_comm);
+  if (gpu == 0) return r;
+  r.route = FactorRoute::kCusolverMp;
+  if (replicas == 1) return r;  // nothing to share: no library is needed
+  r.why_host = why_not_cusolvermp(stage_comm, device);
+  if (!r.why_host.empty()) r.route = FactorRoute::kScalapackBesideGpu;
+  return r;
+}
+
+FactorizerChoice choose_factorizer(bool distributed, const FactorRouteInfo& route,
+                                   MPI_Comm stage_comm, Backend& be) {
   FactorizerChoice c;
   int replicas = 1;
   MPI_Comm_size(stage_comm, &replicas);
-  if (factorization != "distributed") return c;
+  if (!distributed) return c;
   if (replicas == 1) {
     c.what =
         "factorization: distributed with 1 replica per stage is the replicated one (each stage "
         "factorizes its layers alone)";
     return c;
   }
-  const int device = cuda_backend_device(be);
-  const std::string why_host = device >= 0 ? why_not_cusolvermp(stage_comm, device) : "";
-  if (device >= 0 && why_host.empty()) {
-    auto mp = std::make_unique<CusolverMpFactorizer>(stage_comm, device);
+  if (route.route == FactorRoute::kCusolverMp) {
+    auto mp = std::make_unique<CusolverMpFactorizer>(stage_comm, cuda_backend_device(be));
     c.what = fmt::format(
         "factorization: distributed, once per stage on a {} x {} cuSOLVERMp grid of its {} "
         "replicas' GPUs (blocks of {})",
@@ -54,7 +69,7 @@ FactorizerChoice choose_factorizer(const std::string& factorization, MPI_Comm st
       "factorization: distributed, once per stage on a {} x {} ScaLAPACK grid of its {} "
       "replicas (blocks of {}){}",
       sl->grid_rows(), sl->grid_cols(), replicas, sl->block(),
-      why_host.empty() ? "" : ", on the host: " + why_host);
+      route.why_host.empty() ? "" : ", on the host: " + route.why_host);
   c.factorizer = std::move(sl);
   return c;
 }

@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "base/check.h"
+#include "coordinator/factorization_auto.h"
 #include "kernels/dtype.h"
 #include "worker/block_quantizer.h"
 
@@ -14,7 +15,8 @@ namespace gptqd {
 namespace {
 
 // Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
-PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas) {
+PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas,
+                       bool distributed) {
   const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
   // Attention (scores and context) over the query width n_head * head_dim; it runs after the
   // first group (the q/k/v projections) in every family.
@@ -41,7 +43,7 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
   }
   for (const LinearDims& l : linear_dims(d)) {
     const double rows_r = l.rows / replicas;
-    p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols / (w.distributed_factor ? replicas : 1);
+    p.factor += 4.0 / 3.0 * l.cols * l.cols * l.cols / (distributed ? replicas : 1);
     p.sweep += rows_r * l.cols * l.cols;
     p.stats += 4 * rows_r * l.cols * l.cols;
   }
@@ -82,8 +84,27 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
   return mw;
 }
 
+FactorSetting parse_factor_setting(const std::string& setting) {
+  if (setting == "replicated") return FactorSetting::kReplicated;
+  if (setting == "distributed") return FactorSetting::kDistributed;
+  GPTQD_INPUT_CHECK(setting == "auto",
+                    "parallel.factorization: {} is not one of auto, replicated, distributed",
+                    setting);
+  return FactorSetting::kAuto;
+}
+
 PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload& w,
                            const Machine& m) {
+  if (w.factorization == FactorSetting::kAuto) {
+    const FactorDecision fd = decide_factorization(plan, d, w, m);
+    Workload chosen = w;
+    chosen.factorization =
+        fd.distributed ? FactorSetting::kDistributed : FactorSetting::kReplicated;
+    PlanEstimate e = estimate_plan(plan, d, chosen, m);
+    e.factorization = fd;
+    return e;
+  }
+  const bool distributed = w.factorization == FactorSetting::kDistributed;
   GPTQD_CHECK(m.tflops > 0 && m.bf16_tflops > 0 && m.factor_tflops > 0 && m.link_gbs > 0 &&
                   m.net_gbs > 0 && m.disk_gbs > 0,
               "machine rates must be positive");
@@ -98,6 +119,9 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
   const int stages_per_node = local ? m.ranks_per_node / replicas : 1;
 
   PlanEstimate e;
+  e.factorization.distributed = distributed;
+  e.factorization.replicas = replicas;
+  e.factorization.route = w.factor_route;
   double max_stage = 0;
   for (int s = 0; s < plan.stages; ++s) {
     const StagePlan& sp = plan.stage[s];
@@ -126,7 +150,7 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
       e.ranks.push_back(re);
       st.samples = std::max(st.samples, n_r);
     }
-    st.flops_per_block = block_flops(d, w, st.samples, replicas);
+    st.flops_per_block = block_flops(d, w, st.samples, replicas, distributed);
     if (replicas > 1) {
       double hess_bytes = 0, gather_bytes = 0;
       for (int g = 0; g < d.n_groups; ++g) {  // one Hessian allreduce per group
@@ -139,15 +163,18 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
       // Per replica of a sqrt(R) x sqrt(R) grid: each of the three factorizations moves about
       // half the fp64 matrix over sqrt(R) (4 cols^2 / sqrt(R) bytes); then every replica
       // gathers the fp32 upper triangle of U its rows need (2 cols^2).
-      if (w.distributed_factor)
+      if (distributed)
         for (const LinearDims& l : lin)
           factor_bytes += (12 / std::sqrt(static_cast<double>(replicas)) + 2) * l.cols * l.cols;
       st.collective_bytes_per_block = hess_bytes + gather_bytes + factor_bytes;
     }
     const PhaseFlops& f = st.flops_per_block;
+    const double factor_tflops = distributed && w.factor_route != FactorRoute::kCusolverMp
+                                     ? m.factor_tflops / plan_rates::kScalapackSlowdown
+                                     : m.factor_tflops;
     st.compute_s_per_block =
         (f.forward + f.hessian) / ((w.fast ? m.bf16_tflops : m.tflops) * 1e12) +
-        f.factor / (m.factor_tflops * 1e12) + (f.sweep + f.stats) / (m.tflops * 1e12);
+        f.factor / (factor_tflops * 1e12) + (f.sweep + f.stats) / (m.tflops * 1e12);
     st.collective_s_per_block = st.collective_bytes_per_block / bw;
     st.read_s = stage_file * stages_per_node / (m.disk_gbs * 1e9);
     st.seconds_per_run =
@@ -214,7 +241,7 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
   }
   w.activations = parse_activation_placement(job.parallel.activations);
   w.fast = job.parallel.precision != "exact";  // auto is fast on the GPUs a plan sizes
-  w.distributed_factor = job.parallel.factorization == "distributed";
+  w.factorization = parse_factor_setting(job.parallel.factorization);
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

@@ -23,7 +23,8 @@
 //             factorizations, half of the fp64 matrix each, over a sqrt(R)-wide grid), and the
 //             gather of U's fp32 upper triangle, 2 cols^2, summed over the layers.
 // Time of a block = forward and hessian flops / (precision fast ? bf16_tflops : tflops)
-// + factor flops / factor_tflops + sweep and stats flops / tflops + collective bytes /
+// + factor flops / factor_tflops (distributed with ScaLAPACK: kScalapackSlowdown times slower)
+// + sweep and stats flops / tflops + collective bytes /
 // bandwidth (rates: coordinator/plan_rates.h). A stage's time per run is
 // the sum over its blocks plus reading its weights once (stage bytes as stored, divided among
 // the node's disk bandwidth by the stages that share the node). A job of K runs on S stages
@@ -47,6 +48,18 @@
 
 namespace gptqd {
 
+// parallel.factorization as the estimate reads it: auto takes the faster of the two for the
+// stage's replica count and route (coordinator/factorization_auto.h).
+enum class FactorSetting { kReplicated, kDistributed, kAuto };
+
+// Where a distributed factorization runs, which sets its rate: cuSOLVERMp on the stage's GPUs
+// (at factor_tflops, what the plan sizes), reference ScaLAPACK on the CPU backend (at
+// factor_tflops / kScalapackSlowdown), or ScaLAPACK on the host CPUs of a CUDA job without
+// cuSOLVERMp (a rate the plan does not model: auto keeps the factorization replicated). Ordered
+// from the most able to the least: a job takes the largest of its stages' routes
+// (coordinator/quantize_job.cpp).
+enum class FactorRoute { kCusolverMp, kScalapack, kScalapackBesideGpu };
+
 // What the job asks for.
 struct Workload {
   int64_t nsamples = 128, seqlen = 2048, micro_batch = 1;
@@ -54,15 +67,19 @@ struct Workload {
   int64_t block_size = 128;
   int64_t group_size = 128;  // the smallest positive of the runs' (-1: every run has none)
   ActivationPlacement activations = ActivationPlacement::kAuto;
-  int64_t runs = 1;                 // sweep points; they fill the pipeline
-  int64_t file_dtype_bytes = 2;     // weights as stored (bf16 for BLOOM)
-  bool fast = false;                // parallel.precision fast: forward and Hessian on tensor cores
-  bool distributed_factor = false;  // parallel.factorization distributed
+  int64_t runs = 1;              // sweep points; they fill the pipeline
+  int64_t file_dtype_bytes = 2;  // weights as stored (bf16 for BLOOM)
+  bool fast = false;             // parallel.precision fast: forward and Hessian on tensor cores
+  FactorSetting factorization = FactorSetting::kReplicated;  // parallel.factorization
+  FactorRoute factor_route = FactorRoute::kCusolverMp;       // of a distributed factorization
 };
+
+// parallel.factorization's text as a FactorSetting; InputError for anything else.
+FactorSetting parse_factor_setting(const std::string& setting);
 
 // The work of a job's runs (samples, true_sequential, block size, sweep length) and its
 // parallel.precision (auto: fast, as on a GPU, which is what the plan sizes) and
-// parallel.factorization.
+// parallel.factorization (a distributed one routed to cuSOLVERMp, as on GPUs).
 Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes);
 
 // The memory model's inputs for a replica holding `samples` of w's sequences (activations on
@@ -110,7 +127,19 @@ struct StageEstimate {
   double activation_bytes_out = 0;  // per replica per run, to the next stage
 };
 
+// How the replicas of every stage factorize (all stages have the same replica count, so one
+// decision holds for all): the setting as written, or what auto took and from which estimates.
+struct FactorDecision {
+  bool distributed = false;
+  bool automatic = false;  // parallel.factorization auto decided it
+  int replicas = 1;        // per stage
+  FactorRoute route = FactorRoute::kCusolverMp;
+  double replicated_s = 0;  // auto: the job's estimated time each way; 0 when not estimated
+  double distributed_s = 0;
+};
+
 struct PlanEstimate {
+  FactorDecision factorization;  // the one this estimate assumes
   std::vector<RankEstimate> ranks;
   std::vector<StageEstimate> stages;
   double run_seconds = 0;  // one run through all stages
@@ -120,6 +149,7 @@ struct PlanEstimate {
   bool fits() const { return fits_device && fits_host; }
 };
 
+// With w.factorization auto, the estimate of the faster factorization (decide_factorization).
 PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& dims, const Workload& w,
                            const Machine& m);
 

@@ -23,6 +23,12 @@ inline constexpr double kBf16Tflops = 600;
 // core peak; cuSOLVER's dpotrf reaches ~60-70% of it on n >= 16384: 40.
 inline constexpr double kFactorTflops = 40;
 
+// How much slower the reference ScaLAPACK (Debian's 2.2.1, the CPU backend's distributed
+// factorization) runs the same flops than OpenBLAS's LAPACK (the CPU backend's replicated one):
+// 2.06 against 1.29 CPU s at n = 4096 on a 1 x 1 grid, no communication
+// (docs/distributed-factorization.md, "Speed"). A vendor ScaLAPACK would lower it.
+inline constexpr double kScalapackSlowdown = 1.6;
+
 // Collectives inside a node (NVLink 4 gives 450 GB/s per direction per GPU; NCCL's all-reduce
 // bus bandwidth measured by nccl-tests on 8 x H100 is ~350-450 GB/s; 150 is a conservative
 // algorithm bandwidth), across nodes (one 200-400 Gb/s InfiniBand NDR port per GPU: 25 GB/s),

@@ -5,10 +5,11 @@
 #include <cmath>
 #include <cstdio>
 
-#include "io/model/hf_model.h"
-#include "io/job/job_config.h"
 #include "base/check.h"
 #include "base/log.h"
+#include "coordinator/factorization_auto.h"
+#include "io/job/job_config.h"
+#include "io/model/hf_model.h"
 
 namespace gptqd {
 namespace {
@@ -60,7 +61,8 @@ uint64_t device_peak(const PlanEstimate& e) {
 }  // namespace
 
 PlanReport make_plan_report(const PlanCmdOptions& opt) {
-  const JobConfig job = load_job_config(opt.config_path);
+  JobConfig job = load_job_config(opt.config_path);
+  if (!opt.factorization.empty()) job.parallel.factorization = opt.factorization;
   const ModelConfig cfg = load_model_config(job.model_path);
   const ModelSpec d = ModelSpec::of(cfg);
   const Machine& m = opt.machine;
@@ -116,18 +118,21 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
       fmt::format("\nlayouts ({}):\n",
                   stages_requested > 0 ? fmt::format("parallel.stages {} chosen", stages_requested)
                                        : "parallel.stages auto: the fastest that fits");
-  out += fmt::format("  {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}\n", "stages", "replicas", "one run",
-                     fmt::format("job ({} runs)", w.runs), "device peak", "fits");
+  out +=
+      fmt::format("  {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}  {}\n", "stages", "replicas", "one run",
+                  fmt::format("job ({} runs)", w.runs), "device peak", "fits", "factorization");
   const Plan plan = choose_plan(d, opt.ranks, stages_requested, w, m);
   for (int s : feasible_stage_counts(d, opt.ranks, w.nsamples)) {
     const PlanEstimate e = estimate_plan(make_plan(d, opt.ranks, s, w.nsamples), d, w, m);
-    out += fmt::format("{} {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}\n", s == plan.stages ? "*" : " ",
-                       s, opt.ranks / s, duration(e.run_seconds), duration(e.job_seconds),
-                       size_str(device_peak(e)), e.fits() ? "yes" : "no");
+    out += fmt::format("{} {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}  {}\n",
+                       s == plan.stages ? "*" : " ", s, opt.ranks / s, duration(e.run_seconds),
+                       duration(e.job_seconds), size_str(device_peak(e)), e.fits() ? "yes" : "no",
+                       e.factorization.distributed ? "distributed" : "replicated");
   }
 
   const PlanEstimate e = estimate_plan(plan, d, w, m);
   out += fmt::format("\nlayout   {}\n", plan.describe());
+  out += fmt::format("factor   {}\n", describe_factor_decision(e.factorization));
   double largest = 0;
   for (const RankEstimate& r : e.ranks)
     largest = std::max({largest, static_cast<double>(r.weights_file),

@@ -16,6 +16,7 @@
 #include "coordinator/calibration_input.h"
 #include "coordinator/collective.h"
 #include "coordinator/execution.h"
+#include "coordinator/factorization_auto.h"
 #include "coordinator/factorizer_choice.h"
 #include "coordinator/fingerprint.h"
 #include "coordinator/plan.h"
@@ -27,6 +28,7 @@
 #include "io/checkpoint/checkpoint.h"
 #include "io/checkpoint/checkpoint_guard.h"
 #include "io/export/export_compat.h"
+#include "io/job/recorded_setting.h"
 #include "io/model/hf_model.h"
 #include "kernels/cuda/cuda_info.h"
 #include "worker/block_quantizer.h"
@@ -117,10 +119,32 @@ CkptLayout layout_of(const JobConfig& job, const ModelConfig& cfg, const ModelSp
   return l;
 }
 
-// The job's work as the layout estimate sees it (coordinator/plan_estimate.h).
+// The job's work as the layout estimate sees it (coordinator/plan_estimate.h). The backend is
+// not made yet when the layout is chosen, so a distributed factorization is assumed to run where
+// it would with the job's parallel.device on this build: the same on every rank (run_quantize
+// decides the factorization again once the backend is known).
 Workload workload_of(const JobConfig& job, const ModelSpec& dims, const HfModel& model) {
   const uint64_t elems = static_cast<uint64_t>(dims.vocab) * static_cast<uint64_t>(dims.hidden);
-  return workload_of(job, static_cast<int64_t>(model.bytes_of(dims.embedding[0].name) / elems));
+  Workload w =
+      workload_of(job, static_cast<int64_t>(model.bytes_of(dims.embedding[0].name) / elems));
+#ifdef GPTQD_WITH_CUDA
+  const bool may_use_gpus = job.parallel.device != "cpu";
+#else
+  const bool may_use_gpus = false;
+#endif
+  w.factor_route = may_use_gpus ? FactorRoute::kCusolverMp : FactorRoute::kScalapack;
+  return w;
+}
+
+// parallel.factorization for this job on its backend: explicit settings as written; auto by
+// the plan's estimate of both (coordinator/factorization_auto.h) with the precision the backend
+// runs and the route the stage's replicas agree on (collective over stage_comm).
+FactorDecision decide_job_factorization(const JobConfig& job, const ModelSpec& dims,
+                                        const Plan& plan, Workload work, const Machine& machine,
+                                        const FactorRouteInfo& route, Backend& be) {
+  work.fast = be.precision() == Precision::kFast;
+  work.factor_route = route.route;
+  return decide_factorization(plan, dims, work, machine);
 }
 
 // Debug: how much of each model file this rank has touched, from the resident size of its
@@ -219,6 +243,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   ModelSpec dims;
   Plan plan;
   PlanEstimate estimate;
+  Workload work;
+  Machine machine;
   CheckpointLock lock;  // rank 0's, for the whole job
   if (!collective_try(comm, [&] {
         job = load_job_config(opt.config_path);
@@ -229,9 +255,8 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         check_output_not_input(job.checkpoint, job_inputs(opt.config_path, job));
         if (!job.calibration.text.empty())
           check_text_file(job.calibration.text, "calibration.text");
-        Machine machine;
         machine.ranks_per_node = ranks_per_node;
-        const Workload work = workload_of(job, dims, *model);
+        work = workload_of(job, dims, *model);
         plan = choose_plan(dims, world, job.parallel.stages, work, machine);
         estimate = estimate_plan(plan, dims, work, machine);
         if (rank == 0) lock = CheckpointLock::acquire(job.checkpoint);
@@ -318,9 +343,40 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   }
   broadcast(comm, 0, &tokens);
 
-  // 4. The checkpoint: resume when it exists and matches, else create it collectively.
+  // 4. How the replicas of a stage factorize: decided before the checkpoint, whose resolved
+  //    config records it (auto resolved), so a resume can do the same.
+  const int stage = plan.stage_of(rank);
+  const int replica = plan.replica_of(rank);
+  MPI_Comm stage_comm;
+  MPI_Comm_split(comm, stage, replica, &stage_comm);
+  // A failure every rank agrees on (collective_try) from here on also frees the stage's comm.
+  auto failed_with_stage = [&] {
+    MPI_Comm_free(&stage_comm);
+    return failed();
+  };
+  const FactorSetting factor_setting = parse_factor_setting(job.parallel.factorization);
+  // An explicit replicated job never asks where a distributed one would run (no library loaded).
+  const FactorRouteInfo route = factor_setting == FactorSetting::kReplicated
+                                    ? FactorRouteInfo{}
+                                    : factor_route_of(stage_comm, be);
+  // auto decides once for the whole job (the resolved config every rank writes must agree): on
+  // the route of the least able stage, so a stage without cuSOLVERMp keeps every stage replicated.
+  FactorRouteInfo job_route = route;
+  if (factor_setting == FactorSetting::kAuto) {
+    int r = static_cast<int>(route.route);
+    MPI_Allreduce(MPI_IN_PLACE, &r, 1, MPI_INT, MPI_MAX, comm);
+    job_route.route = static_cast<FactorRoute>(r);
+  }
+  const FactorDecision factor =
+      decide_job_factorization(job, dims, plan, work, machine, job_route, be);
+  // Which factorization and why, every job: auto with both estimates, an explicit one as set.
+  if (rank == 0) GPTQD_LOG_INFO("{}", describe_factor_decision(factor));
+  JobConfig recorded = job;
+  recorded.parallel.factorization = factor.distributed ? "distributed" : "replicated";
+
+  // 5. The checkpoint: resume when it exists and matches, else create it collectively.
   report_progress("opening the checkpoint");
-  CkptLayout layout = layout_of(job, model->config(), dims);
+  CkptLayout layout = layout_of(recorded, model->config(), dims);
   layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens, be.precision());
   bool exists = false;
   if (rank == 0) exists = std::filesystem::exists(job.checkpoint);
@@ -336,7 +392,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                                  : 0;
         check_free_space(job.checkpoint, checkpoint_data_bytes(layout), "", old);
       })) {
-    return failed();
+    return failed_with_stage();
   }
   std::unique_ptr<Checkpoint> ckpt;
   if (!collective_try(comm, [&] {
@@ -354,7 +410,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
           ckpt = std::make_unique<Checkpoint>(Checkpoint::create(job.checkpoint, layout, comm));
         }
       })) {
-    return failed();
+    return failed_with_stage();
   }
   if (exists && !opt.restart) {
     report_progress("reading back the checkpoint's complete blocks");
@@ -366,7 +422,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
           check_free_space(job.checkpoint, checkpoint_data_bytes(ckpt->layout(), &done),
                            " for the blocks still to write");
         })) {
-      return failed();
+      return failed_with_stage();
     }
   }
   if (rank == 0 && exists && !opt.restart && !ckpt->has_weights_digests()) {
@@ -375,6 +431,23 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         "are not checked against those its complete blocks were quantized from",
         job.checkpoint);
   }
+  // A resume under auto factorizes as the checkpoint's complete blocks were (replicated and
+  // distributed differ in the last bits of U, hence in some codes: docs/distributed-
+  // factorization.md); every rank reads the same file, so every rank takes the same value.
+  bool distributed = factor.distributed;
+  if (exists && !opt.restart && factor.automatic) {
+    // A config without the key was written before parallel.factorization existed: replicated.
+    std::string ran = recorded_setting(ckpt->layout().job_config_yaml, "parallel", "factorization");
+    if (ran.empty()) ran = "replicated";
+    if ((ran == "replicated" || ran == "distributed") && (ran == "distributed") != distributed) {
+      distributed = ran == "distributed";
+      if (rank == 0)
+        GPTQD_LOG_INFO(
+            "factorization {}, as the checkpoint's earlier blocks were made (its resolved config "
+            "records it; auto would take {} for this layout)",
+            ran, factor.distributed ? "distributed" : "replicated");
+    }
+  }
   FileIdentity written;  // rank 0: the file this job writes, checked again at the end
   if (rank == 0) written = file_identity(job.checkpoint);
   if (rank == 0) {
@@ -382,14 +455,10 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                    exists && !opt.restart ? "resuming" : "new");
   }
 
-  // 5. This rank's stage.
-  const int stage = plan.stage_of(rank);
-  const int replica = plan.replica_of(rank);
-  MPI_Comm stage_comm;
-  MPI_Comm_split(comm, stage, replica, &stage_comm);
+  // 6. This rank's stage.
   std::unique_ptr<ReplicaGroup> group;
   if (plan.replicas > 1) group = make_mpi_replica_group(stage_comm);
-  FactorizerChoice factorizer = choose_factorizer(job.parallel.factorization, stage_comm, be);
+  FactorizerChoice factorizer = choose_factorizer(distributed, route, stage_comm, be);
   if (rank == 0 && !factorizer.what.empty()) GPTQD_LOG_INFO("{}", factorizer.what);
   StageInputs in;
   in.job = &job;
@@ -432,7 +501,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
 
   log_model_residency(job.model_path);
 
-  // 6. Report and close (collective). Earlier stages finish first: they wait here asleep.
+  // 7. Report and close (collective). Earlier stages finish first: they wait here asleep.
   yielding_barrier(comm);
   const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
   liveness.finish();

@@ -45,7 +45,7 @@ const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
 const std::vector<std::string> kPlacements = {"auto", "device", "host"};
 const std::vector<std::string> kPrecisions = {"auto", "exact", "fast"};
-const std::vector<std::string> kFactorizations = {"replicated", "distributed"};
+const std::vector<std::string> kFactorizations = {"auto", "replicated", "distributed"};
 const std::vector<std::string> kTransports = {"auto", "nccl", "mpi"};
 
 const char* const kYamlInt = "tag:yaml.org,2002:int";

@@ -45,9 +45,10 @@ struct ParallelConfig {
   // Arithmetic of the forward GEMMs and the Hessian X^T X: exact (fp32 operands) | fast (bf16
   // operands, fp32 accumulation: tensor cores on the GPU) | auto (fast on cuda, exact on cpu).
   std::string precision = "auto";
-  // How a stage's replicas factorize the shared Hessian: replicated (every replica alone) |
+  // How a stage's replicas factorize the shared Hessian: auto (the faster by the plan's
+  // estimate, coordinator/factorization_auto.h) | replicated (every replica alone) |
   // distributed (one factorization across the stage's replicas: ScaLAPACK / cuSOLVERMp).
-  std::string factorization = "replicated";
+  std::string factorization = "auto";
   // How activations cross stage boundaries: auto (NCCL on cuda, MPI on cpu) | nccl | mpi
   // (several ranks sharing one GPU need mpi: NCCL refuses two ranks on one device).
   std::string transport = "auto";

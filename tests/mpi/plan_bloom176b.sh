@@ -34,12 +34,20 @@ assert S * R == n
 def secs(t):
     v, u = t.split()
     return float(v) * {"s": 1, "min": 60, "h": 3600}[u]
-rows = re.findall(r"^([* ]) +(\d+) +(\d+) +([\d.]+ (?:s|min|h)) +([\d.]+ (?:s|min|h)) +[\d.]+ GiB +(yes|no)$", text, re.M)
+rows = re.findall(r"^([* ]) +(\d+) +(\d+) +([\d.]+ (?:s|min|h)) +([\d.]+ (?:s|min|h)) +[\d.]+ GiB +(yes|no)  (replicated|distributed)$", text, re.M)
 assert rows, "layouts table"
+# parallel.factorization auto (the job file sets none): every layout with replicas shares the
+# factorization (263 TFLOP per block against tens of GB of traffic), one replica has nothing to
+# share; the chosen layout's line gives both estimates of the whole job, distributed the smaller.
+for r in rows:
+    assert r[6] == ("distributed" if int(r[2]) > 1 else "replicated"), r
+fline = re.search(r"^factor   factorization auto: distributed, estimated ([\d.]+ (?:s|min|h)) for the job against ([\d.]+ (?:s|min|h)) replicated \((\d+) replicas per stage, cuSOLVERMp on their GPUs\)$", text, re.M)
+assert fline and secs(fline[1]) < secs(fline[2]), "the factorization line"
 fit = [r for r in rows if r[5] == "yes"]
 chosen = [r for r in rows if r[0] == "*"]
 assert len(chosen) == 1 and int(chosen[0][1]) == S
 assert secs(chosen[0][4]) == min(secs(r[4]) for r in fit), "auto did not pick the fastest fitting layout"
+assert int(fline[3]) == int(chosen[0][2]) and fline[1] == chosen[0][4], "the factorization line is the chosen layout's"
 
 # Per rank: placement, contiguous blocks, memory recomputed from the shapes.
 ranks = re.findall(r"^ +(\d+) +(\d+) +(\d+) +\[(\d+), (\d+)\) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(gpu|host) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(\S.*)$", text, re.M)
@@ -68,6 +76,27 @@ edges = [stage_blocks[s] for s in range(S)]
 assert edges[0][0] == 0 and edges[-1][1] == layers and all(a[1] == b[0] and a[0] < a[1] for a, b in zip(edges, edges[1:] + [(layers, layers)]))
 print(f"{n} ranks: {S} stage(s) x {R} replica(s), stages {edges}; " + re.search(r"estimate: (one run [^;]*)", text)[1])
 PY
+  # The job file as shipped plans at the model's best time: no layout under either explicit
+  # factorization is faster than what auto chose.
+  for fz in replicated distributed; do
+    "$BIN" plan "$CONFIG" --ranks "$n" --factorization "$fz" >"$WORK/plan$n-$fz.out" ||
+      fail "plan --ranks $n --factorization $fz failed"
+  done
+  python3 - "$WORK/plan$n.out" "$WORK/plan$n-replicated.out" "$WORK/plan$n-distributed.out" <<'PY' ||
+import re, sys
+def secs(t):
+    v, u = t.split()
+    return float(v) * {"s": 1, "min": 60, "h": 3600}[u]
+def rows(path):
+    return re.findall(r"^([* ]) +(\d+) +(\d+) +([\d.]+ (?:s|min|h)) +([\d.]+ (?:s|min|h)) +[\d.]+ GiB +(yes|no)  (replicated|distributed)$", open(path).read(), re.M)
+auto, rep, dis = (rows(p) for p in sys.argv[1:])
+assert all(r[6] == "replicated" for r in rep) and all(r[6] == "distributed" or int(r[2]) == 1 for r in dis), "explicit settings as written"
+chosen = secs([r for r in auto if r[0] == "*"][0][4])
+best = min(secs(r[4]) for r in rep + dis if r[5] == "yes")
+print(f"  job as shipped: {chosen / 60:.1f} min; best of every layout either way: {best / 60:.1f} min; replicated alone: {min(secs(r[4]) for r in rep if r[5] == 'yes') / 60:.1f} min")
+assert chosen == best, "auto is not the model's best time"
+PY
+    fail "plan --ranks $n as shipped is not the model's best time"
 done
 
 # 64 ranks as 8 stages: byte-balanced, the embedding's stage takes fewer blocks.

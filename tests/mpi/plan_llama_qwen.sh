@@ -7,7 +7,8 @@
 # norm in the parameter count but not in what a rank reads (the head is not quantized). So are
 # the per-phase TFLOP of the time model (coordinator/plan_estimate.cpp): the forward from each
 # true-sequential group's linear shapes plus attention over n_head x head_dim, one Hessian and
-# one Hessian allreduce per group, every linear factorized. Runs in well under a second.
+# one Hessian allreduce per group, every linear factorized once per stage across its 8 replicas
+# (parallel.factorization auto's choice here) with its panel traffic and the gather of U. Runs in well under a second.
 source "$(dirname "$0")/../cli/lib.bash"
 cd "$SRC"  # model.path is relative to the repository root
 
@@ -21,8 +22,8 @@ import re, sys
 text, name, doc = open(sys.argv[1]).read(), sys.argv[2], open(sys.argv[3]).read()
 GiB = 2**30
 # name: layers, hidden, heads, kv heads, ffn, vocab, qkv bias; doc figures at 8 ranks
-M = {"llama-3.1-405b": (126, 16384, 128, 8, 53248, 128256, False, "24.3 min", "41.49", "60.41", "405.9 B"),
-     "qwen2.5-72b":    (80, 8192, 64, 8, 29568, 152064, True, "3.2 min", "13.30", "17.34", "72.7 B")}
+M = {"llama-3.1-405b": (126, 16384, 128, 8, 53248, 128256, False, "13.8 min", "41.49", "60.41", "405.9 B"),
+     "qwen2.5-72b":    (80, 8192, 64, 8, 29568, 152064, True, "2.2 min", "13.30", "17.34", "72.7 B")}
 L, h, nh, nkv, f, vocab, bias, run, peak_doc, host_doc, params_doc = M[name]
 hd = h // nh
 q, kv = nh * hd, nkv * hd
@@ -56,9 +57,12 @@ for g, (c, outs) in enumerate(groups):
 lin = [(o, c) for c, outs in groups for o in outs]
 fwd = sum(upto[1:len(groups)]) + upto[-1]
 hessian = sum(2 * T * c * c for c, _ in groups)
-factor = sum(4 / 3 * c ** 3 for _, c in lin)
+# parallel.factorization auto: 8 replicas share each factorization (coordinator/factorization_auto.h).
+assert re.search(r"^factor   factorization auto: distributed, .* \(8 replicas per stage, cuSOLVERMp on their GPUs\)$", text, re.M), "factorization line"
+factor = sum(4 / 3 * c ** 3 for _, c in lin) / 8
 sweep = sum(o / 8 * c * c for o, c in lin)
-gb = (sum(8 * c * c for c, _ in groups) + sum(4 * o * c * 7 / 8 for o, c in lin)) / 1e9
+gb = (sum(8 * c * c for c, _ in groups) + sum(4 * o * c * 7 / 8 for o, c in lin)
+      + sum((12 / 8 ** 0.5 + 2) * c * c for _, c in lin)) / 1e9  # + the factorization's traffic
 phases = [x / 1e12 for x in (fwd, hessian, factor, sweep, 4 * sweep, fwd + hessian + factor + 5 * sweep)]
 t = re.search(r"^ +0 +\[0, (\d+)\) +" + r" +".join([r"([\d.]+)"] * 6) + r" +[\d.]+s +[\d.]+m?s +([\d.]+) ", text, re.M)
 assert t and int(t[1]) == L, "time table"

@@ -8,6 +8,7 @@
 
 #include "base/check.h"
 #include "io/job/job_config.h"
+#include "io/job/recorded_setting.h"
 #include "tests/test_util.h"
 
 namespace gptqd {
@@ -82,6 +83,23 @@ TEST(JobConfigDefaults, MinimalFileFillsEveryDefault) {
   EXPECT_EQ(j.checkpoint, "o.h5");
   EXPECT_EQ(j.eval.text, "");
   EXPECT_EQ(j.eval.seqlen, 2048);
+}
+
+// parallel.factorization: auto is the default (coordinator/factorization_auto.h decides), and
+// every documented value is accepted as written; the resolved config a checkpoint stores gives
+// the value back (io/job/recorded_setting.h), which a resume under auto reuses.
+TEST(JobConfigDefaults, FactorizationAutoIsTheDefaultAndAccepted) {
+  EXPECT_EQ(parse_job_config(kMinimal, "min.yaml").parallel.factorization, "auto");
+  for (const std::string v : {"auto", "replicated", "distributed"}) {
+    const JobConfig j = parse_job_config(job("parallel: {factorization: " + v + "}\n"), "t");
+    EXPECT_EQ(j.parallel.factorization, v);
+    EXPECT_EQ(recorded_setting(j.resolved_yaml(), "parallel", "factorization"), v);
+  }
+  expect_error(job("parallel: {factorization: fastest}\n"), "7:27: parallel.factorization: ",
+               "fastest is not one of auto, replicated, distributed");
+  EXPECT_EQ(recorded_setting("parallel: {stages: auto}\n", "parallel", "factorization"), "");
+  EXPECT_EQ(recorded_setting("parallel: [1, 2\n", "parallel", "factorization"), "");
+  EXPECT_EQ(recorded_setting("", "parallel", "factorization"), "");
 }
 
 TEST(JobConfigDefaults, EmptySectionsReadAsDefaults) {

@@ -5,11 +5,11 @@
 
 #include <cmath>
 
-#include "commands/command_line.h"
-#include "coordinator/plan.h"
-#include "commands/plan_cmd.h"
-#include "coordinator/plan_estimate.h"
 #include "base/check.h"
+#include "commands/command_line.h"
+#include "commands/plan_cmd.h"
+#include "coordinator/plan.h"
+#include "coordinator/plan_estimate.h"
 #include "worker/block_quantizer.h"
 
 namespace gptqd {
@@ -148,7 +148,7 @@ TEST(PlanEstimate, FastPrecisionAndDistributedFactorization) {
   const Plan p = make_plan(d, 2, 1, 6);
   const PlanEstimate exact = estimate_plan(p, d, w, m);
   w.fast = true;
-  w.distributed_factor = true;
+  w.factorization = FactorSetting::kDistributed;
   const PlanEstimate fast = estimate_plan(p, d, w, m);
   const PhaseFlops& fe = exact.stages[0].flops_per_block;
   const PhaseFlops& ff = fast.stages[0].flops_per_block;
@@ -264,6 +264,8 @@ TEST(PlanCmd, ArgumentErrors) {
       {{"job.yaml", "--ranks", "2", "--gpu-mem", "80 apples"}, "--gpu-mem: '80 apples' is not a"},
       {{"job.yaml", "--ranks", "2", "--tflops", "-1"}, "--tflops: -1 is not positive"},
       {{"job.yaml", "--ranks", "2", "--dtype", "int3"}, "--dtype: unknown dtype 'int3'"},
+      {{"job.yaml", "--ranks", "2", "--factorization", "fastest"},
+       "--factorization: unknown factorization 'fastest' (auto, replicated, distributed)"},
       {{"job.yaml", "--ranks", "2", "--gpus", "8"}, "plan: unknown option '--gpus'"},
       {{"job.yaml", "--ranks"}, "plan: --ranks needs a value"},
       {{"job.yaml", "--ranks", "2", "--ranks", "3"}, "plan: --ranks given more than once"},
