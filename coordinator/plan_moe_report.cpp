@@ -77,7 +77,7 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
                     duration(x.run_s), x.gpu_hours, gib(x.memory.device()), x.fits ? "yes" : "no");
 
   const MoePhases& b = e.moe_block;
-  out += fmt::format("\nlayout   {} stage(s) x {} replica(s); {} experts per replica\n", e.stages,
+  out += fmt::format("\nlayout   {} stage(s) x {} replica(s); {} expert(s) per replica\n", e.stages,
                      e.replicas, e.owned_experts);
   out += fmt::format(
       "MoE block  forward {:.2f} s, Hessians {:.2f} s, factorizations {:.2f} s, sweep and "

@@ -27,7 +27,8 @@ const char* kKimiK2 = R"({"model_type":"kimi_k2","hidden_size":7168,"intermediat
   "moe_intermediate_size":2048,"num_hidden_layers":61,"num_attention_heads":64,
   "q_lora_rank":1536,"kv_lora_rank":512,"qk_nope_head_dim":128,"qk_rope_head_dim":64,
   "v_head_dim":128,"n_routed_experts":384,"n_shared_experts":1,"num_experts_per_tok":8,
-  "first_k_dense_replace":1,"moe_layer_freq":1,"vocab_size":163840})";
+  "first_k_dense_replace":1,"moe_layer_freq":1,"vocab_size":163840,
+  "quantization_config":{"quant_method":"fp8","fmt":"e4m3","weight_block_size":[128,128]}})";
 const char* kQwen3_235B = R"({"model_type":"qwen3_moe","hidden_size":4096,
   "intermediate_size":12288,"moe_intermediate_size":1536,"num_hidden_layers":94,
   "num_attention_heads":64,"num_key_value_heads":4,"head_dim":128,"num_experts":128,
@@ -70,6 +71,22 @@ TEST(PlanMoe, PublishedParameterCounts) {
     EXPECT_NEAR(s.total_params() / c.total, 1.0, 0.02) << c.name << " " << s.total_params();
     EXPECT_NEAR(s.active_params() / c.active, 1.0, 0.05) << c.name << " " << s.active_params();
   }
+  // The published files shipped in configs/models/ read as the same shapes.
+  struct Shipped {
+    const char* dir;
+    const char* inline_config;
+  };
+  for (const Shipped& c :
+       {Shipped{"deepseek-v3", kDeepSeekV3}, Shipped{"kimi-k2", kKimiK2},
+        Shipped{"qwen3-235b-a22b", kQwen3_235B}, Shipped{"mixtral-8x22b", kMixtral8x22B}}) {
+    const MoeShape shipped =
+        moe_shape_of(test::source_path(std::string("configs/models/") + c.dir));
+    const MoeShape written =
+        moe_shape_of(model_dir(std::string("inline-") + c.dir, c.inline_config));
+    EXPECT_EQ(shipped.total_params(), written.total_params()) << c.dir;
+    EXPECT_EQ(shipped.active_params(), written.active_params()) << c.dir;
+    EXPECT_EQ(shipped.file_bytes_per_weight, written.file_bytes_per_weight) << c.dir;
+  }
 }
 
 TEST(PlanMoe, DeepSeekV3Shape) {
@@ -105,8 +122,11 @@ TEST(PlanMoe, ExpertsAreShardedOverReplicas) {
   EXPECT_FALSE(choose_moe_layout(s, w, m, 8, 8, false).fits);
   const MoeEstimate best = choose_moe_layout(s, w, m, 8, 0, false);
   EXPECT_TRUE(best.fits);
-  for (const MoeEstimate& e : estimate_moe_layouts(s, w, m, 8, false))
-    if (e.fits) EXPECT_LE(best.run_s, e.run_s) << e.stages;
+  for (const MoeEstimate& e : estimate_moe_layouts(s, w, m, 8, false)) {
+    if (e.fits) {
+      EXPECT_LE(best.run_s, e.run_s) << e.stages;
+    }
+  }
   // All-experts calibration costs more than routed.
   EXPECT_GT(choose_moe_layout(s, w, m, 8, best.stages, true).run_s, best.run_s);
 }
