@@ -150,6 +150,11 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
                  fmt::format("read GB/s per node (default {:g})", d.disk_gbs))
       ->type_name("X")
       ->transform(positive_check());
+  app.add_option("--device", opt->device_name,
+                 "what the ranks compute on (default gpu; cpu: the CPU backend, exact precision, "
+                 "with the rates of bench/cpu_rates given as --tflops and --factor-tflops)")
+      ->type_name("gpu|cpu")
+      ->check(CLI::IsMember({"gpu", "cpu"}));
   app.add_option("--dtype", opt->dtype, "weight dtype (default: config.json's torch_dtype)")
       ->type_name("bf16|f16|f32")
       ->transform(CLI::Validator(
@@ -168,6 +173,7 @@ PlanCmdOptions parse_plan_args(const std::vector<std::string>& args) {
   opt.machine.host_mem = kDefaultHostMem;
   opt.machine.ranks_per_node = 0;
   plan_command_line(&opt).parse(args);
+  opt.cpu = opt.device_name == "cpu";
   if (opt.machine.ranks_per_node == 0)
     opt.machine.ranks_per_node = std::min(opt.ranks, kDefaultRanksPerNode);
   return opt;

@@ -8,6 +8,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "coordinator/factorization_auto.h"
+#include "coordinator/precision.h"
 #include "io/job/job_config.h"
 #include "io/model/hf_model.h"
 
@@ -79,7 +80,11 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
   GPTQD_INPUT_CHECK(dtype_bytes(dtype) > 0, "{}/config.json: torch_dtype '{}' is not known",
                     job.model_path, dtype);
 
-  const Workload w = workload_of(job, dtype_bytes(dtype));
+  Workload w = workload_of(job, dtype_bytes(dtype));
+  if (opt.cpu) {
+    w.fast = resolve_precision(job.parallel.precision, false) == Precision::kFast;
+    w.factor_route = FactorRoute::kScalapack;
+  }
   std::string run_names;
   for (const QuantConfig& q : job.runs) run_names += (run_names.empty() ? "" : ", ") + q.name;
   const int64_t stages_requested = opt.stages >= 0 ? opt.stages : job.parallel.stages;

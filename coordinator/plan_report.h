@@ -15,13 +15,17 @@ namespace gptqd {
 
 struct PlanCmdOptions {
   std::string config_path;
-  int ranks = 0;              // --ranks (required, >= 1)
-  int64_t stages = -1;        // --stages; -1: the job file's parallel.stages (0 = auto)
-  std::string factorization;  // --factorization; empty: the job file's parallel.factorization
-  std::string dtype;          // --dtype; empty: config.json's torch_dtype, else bf16
-  Machine machine;            // --ranks-per-node (default min(ranks, 8)), --gpu-mem (default
-                              // 80GiB), --host-mem (default 1TiB per node), --tflops,
-                              // --link-gbs, --net-gbs, --disk-gbs
+  int ranks = 0;                    // --ranks (required, >= 1)
+  int64_t stages = -1;              // --stages; -1: the job file's parallel.stages (0 = auto)
+  std::string factorization;        // --factorization; empty: the job file's parallel.factorization
+  std::string dtype;                // --dtype; empty: config.json's torch_dtype, else bf16
+  std::string device_name = "gpu";  // --device, as given
+  bool cpu = false;                 // --device cpu: the CPU backend (precision auto is exact there,
+                                    // a distributed factorization is ScaLAPACK's); rates by flags,
+                                    // as bench/cpu_rates measures them
+  Machine machine;                  // --ranks-per-node (default min(ranks, 8)), --gpu-mem (default
+                                    // 80GiB), --host-mem (default 1TiB per node), --tflops,
+                                    // --link-gbs, --net-gbs, --disk-gbs
 };
 
 struct PlanReport {
