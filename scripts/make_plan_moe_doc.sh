@@ -28,8 +28,9 @@ collectives in a node, 25 GB/s across nodes, 2 GB/s of disk per node; 8 GPUs per
 in groups of 128, 128 calibration windows of 2048 tokens, true-sequential, the layout
 `parallel.stages: auto` picks (the fastest one that fits 80 GiB).
 
-**These are the model's figures, for a design gptqd does not run yet**: the MoE families read
-and quantize on the CPU (issue 19 items 1-3) but no MoE job has run on GPUs, and the experts'
+**These are the model's figures, for a design gptqd does not run yet**: Mixtral and
+Qwen2/3-MoE read and quantize on the CPU (every expert on every replica of its stage),
+DeepSeek-V3 and Kimi-K2 (MLA) are not read yet, no MoE job has run on GPUs, and the experts'
 sharding over the replicas, the routed-activation exchange and the batched expert
 factorizations are what the plan sizes (coordinator/plan_moe.h has every formula). The design:
 a stage's R replicas split the calibration samples as for dense models and own disjoint
