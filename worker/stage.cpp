@@ -332,6 +332,9 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
           const LinearWeights& lw = w.linears[i];
           ckpt.write_layer(q.name, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
                            to_layer_data(res[i], lw));
+          // A routed expert's calibration tokens, by the writer of its stats (row 0).
+          if (res[i].tokens >= 0 && res[i].row_begin == 0)
+            ckpt.write_tokens(q.name, b, d.linears[i].module, res[i].tokens);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
                                           lw.out, lw.in, res[i].stats, 0});

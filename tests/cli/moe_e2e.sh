@@ -5,7 +5,8 @@
 #   a. every expert's gate, up and down is in the checkpoint; the router and the shared expert's
 #      gate are not (they stay in full precision);
 #   b. per block, one line gives each expert's calibration tokens; with top-1 they sum to the
-#      calibration's 8 x 32 tokens;
+#      calibration's 8 x 32 tokens; the checkpoint stores them per expert layer
+#      (/runs/<run>/tokens) and `gptqd inspect` shows them;
 #   c. eval prints original, RTN and GPTQ rows, GPTQ closer to the original than RTN is not
 #      asserted (random weights), only that every row is a finite perplexity;
 #   d. moe.min_tokens above every expert's count: every expert is logged as quantized with RTN,
@@ -53,6 +54,29 @@ assert not missing, f"missing layers {missing}"
 assert not any(l.endswith("mlp.gate") or "shared_expert_gate" in l for l in layers), layers
 print(f"ok   {len(layers)} layers per block, router and shared_expert_gate not among them")
 PY
+# The token counts are stored (/runs/<run>/tokens) and shown by inspect, equal to the log's.
+grep -hE "block [01] calibration tokens per expert: " "$WORK/q.err" | sed -E 's/.*block ([01]) .*expert: ([0-9 ]+);.*/\1 \2/' >"$WORK/logged.txt"
+/usr/bin/python3 - "$WORK/ckpt.h5" "$WORK/logged.txt" <<'PY' || fail "stored token counts"
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+layers = [x.decode() if isinstance(x, bytes) else x for x in f.attrs["layers"]]
+t = f["runs/w4g8/tokens"][()]
+for line in open(sys.argv[2]):
+    b, *counts = (int(x) for x in line.split())
+    for e, n in enumerate(counts):
+        for p in ("gate", "up", "down"):
+            got = t[b, layers.index(f"mlp.experts.{e}.{p}_proj")]
+            assert got == n, f"block {b} expert {e} {p}: stored {got}, logged {n}"
+    others = [t[b, i] for i, l in enumerate(layers) if ".experts." not in l]
+    assert all(v == -1 for v in others), others
+print("ok   tokens stored per expert layer, -1 elsewhere")
+PY
+"$BIN" inspect "$WORK/ckpt.h5" >"$WORK/inspect.out" 2>&1 || { cat "$WORK/inspect.out"; fail "inspect failed"; }
+grep -q "seconds    tokens" "$WORK/inspect.out" || { cat "$WORK/inspect.out"; fail "inspect: no tokens column"; }
+want=$(awk '$1 == 1 { print $2 }' "$WORK/logged.txt")
+got=$(awk '$1 == 1 && $2 == "mlp.experts.0.down_proj" { print $NF }' "$WORK/inspect.out")
+[[ -n $want && $got == "$want" ]] || { cat "$WORK/inspect.out"; fail "inspect shows '$got' tokens for block 1 expert 0, logged '$want'"; }
+echo "ok   inspect shows the tokens ($got for block 1 expert 0)"
 "$BIN" eval "$WORK/job.yaml" >"$WORK/e.out" 2>"$WORK/e.err" || { cat "$WORK/e.err"; fail "eval failed"; }
 cat "$WORK/e.out"
 for method in original RTN GPTQ; do
