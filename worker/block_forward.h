@@ -30,6 +30,10 @@ class BlockWorkspace {
   // the forward on first use for a sequence length.
   Buffer rope_cos, rope_sin;
   int64_t rope_seq = 0;
+  // Mixtures of experts (moe.calibration: all): a capture gives every expert's Hessian inputs
+  // every token (its gate/up input and its own intermediate activations); the block output
+  // stays the routed mix. Set by the block quantizer; the other families ignore it.
+  bool capture_all_experts = false;
 
  private:
   int64_t max_tokens_;

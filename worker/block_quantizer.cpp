@@ -183,6 +183,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
                            const ReplicaContext& rc, const MicroBatchHooks& hooks,
                            const MoeConfig& moe) {
   BlockResult result(d.linears.size());
+  ws.capture_all_experts = moe.calibration == "all";
   // The Hessians of one group's inputs (indexed by input; others empty) and their token counts.
   struct InputHessian {
     std::vector<float> h;

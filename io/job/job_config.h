@@ -63,8 +63,9 @@ constexpr double kMaxStallTimeout = 30 * 24 * 3600;  // 30 days: beyond it is "n
 
 // Mixtures of experts (ignored by dense models; docs/config-reference.md).
 struct MoeConfig {
-  // Which tokens an expert's Hessian sees: routed (those the router sends it). `all` (every
-  // token, block output still routed) is not implemented yet and refused.
+  // Which tokens an expert's Hessian sees: routed (those the router sends it) or all (every
+  // token reaches every expert's Hessian, the block output still the routed mix: what
+  // llm-compressor's calibrate_all_experts does).
   std::string calibration = "routed";
   // An expert whose Hessian saw fewer calibration tokens (over all replicas) is quantized with
   // RTN instead of GPTQ, logged per expert and counted: GPTQ on a Hessian of a handful of tokens

@@ -2,7 +2,7 @@
 # Bad input of the mixture-of-experts families (issue 19, "Done when"): an expert's tensor missing
 # from the safetensors files, num_experts_per_tok above the expert count, a router of the wrong
 # width, a config key that changes the routing and that gptqd does not implement, dense MLP
-# blocks among the MoE ones, and moe.calibration: all (not implemented yet): each gives one
+# blocks among the MoE ones, an unknown moe.calibration and moe.min_tokens 0: each gives one
 # clear error line naming the culprit, a non-zero exit of the 2-rank job, and no checkpoint.
 source "$(dirname "$0")/lib.bash"
 make_tokens "$WORK/tokens.safetensors" 4000
@@ -38,9 +38,12 @@ variant scaling 'config=c["routed_scaling_factor"] = 2.5'
 expect_error scaling "key 'routed_scaling_factor' is not known to gptqd for model_type qwen2_moe"
 variant mixed 'config=c["mlp_only_layers"] = [0]'
 expect_error mixed "make block\(s\) 0 dense MLP blocks among MoE blocks"
-variant all '' "moe:
-  calibration: all"
-expect_error all "moe.calibration.*all .* is not implemented yet"
+variant calib '' "moe:
+  calibration: every"
+expect_error calib "moe.calibration: every is not one of routed, all"
+variant mintok '' "moe:
+  min_tokens: 0"
+expect_error mintok "moe.min_tokens: 0 is out of range: must be >= 1"
 # Control: the same model unbroken starts and completes.
 variant good
 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/good.yaml" >"$WORK/good.out" 2>"$WORK/good.err" ||

@@ -11,7 +11,8 @@
 #      asserted (random weights), only that every row is a finite perplexity;
 #   d. moe.min_tokens above every expert's count: every expert is logged as quantized with RTN,
 #      the block lines count 3 starved experts, and their stored GPTQ error equals their RTN
-#      error (the layer is RTN's).
+#      error (the layer is RTN's);
+#   e. moe.calibration: all: every expert's Hessian sees every token.
 source "$(dirname "$0")/lib.bash"
 
 /usr/bin/python3 "$SRC/tests/cli/make_moe_model.py" "$SRC/tests/fixtures/moe/qwen2_moe" "$WORK/model" ||
@@ -108,5 +109,29 @@ for i, l in enumerate(layers):
         g, r = stats[b, i, 1], stats[b, i, 2]
         assert g == r, f"block {b} {l}: gptq_err {g} != rtn_err {r}"
 print("ok   starved experts: stored error is RTN's")
+PY
+# e: moe.calibration: all: every expert's Hessian sees all 256 tokens (stored so), the run
+# completes, and the experts' GPTQ differs from the routed run's (other Hessians).
+job "$WORK/all.yaml" "$WORK/all.h5" "moe:
+  calibration: all"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/all.yaml" >"$WORK/a.out" 2>"$WORK/a.err" ||
+  { cat "$WORK/a.err"; fail "calibration all: quantize failed"; }
+[[ $(grep -c "calibration tokens per expert: 256 256 256; 0 expert(s)" "$WORK/a.err") -eq 2 ]] ||
+  { cat "$WORK/a.err"; fail "calibration all: the experts did not each see the 256 tokens"; }
+/usr/bin/python3 - "$WORK/all.h5" "$WORK/ckpt.h5" <<'PY' || fail "calibration all: checkpoint"
+import sys, h5py, numpy as np
+a, r = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+layers = [x.decode() if isinstance(x, bytes) else x for x in a.attrs["layers"]]
+t = a["runs/w4g8/tokens"][()]
+ex = [i for i, l in enumerate(layers) if ".experts." in l]
+assert (t[:, ex] == 256).all(), t
+same = [l for l in layers if ".experts." in l
+        and np.array_equal(a[f"runs/w4g8/blocks/1/{l}/codes"][()], r[f"runs/w4g8/blocks/1/{l}/codes"][()])]
+assert len(same) < len(ex) // 2, f"codes equal to the routed run's for {same}"
+attn = "self_attn.q_proj"
+assert np.array_equal(a[f"runs/w4g8/blocks/0/{attn}/codes"][()], r[f"runs/w4g8/blocks/0/{attn}/codes"][()]), \
+    "block 0's attention should not depend on the expert calibration"
+print(f"ok   calibration all: 256 tokens per expert stored; block 1 expert codes differ from routed "
+      f"in {len(ex) - len(same)}/{len(ex)} layers")
 PY
 echo "PASS"

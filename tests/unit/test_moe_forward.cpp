@@ -9,6 +9,8 @@
 // dropped) must miss the tolerance by far.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include "io/job/calibration.h"
 #include "tests/forward_golden.h"
 #include "tests/test_util.h"
@@ -101,6 +103,70 @@ TEST(MoeForwardFixtures, CoverWhatTheyClaim) {
   EXPECT_EQ(mx.linears[4].module, "block_sparse_moe.experts.0.w1");
   EXPECT_EQ(mx.linears[5].module, "block_sparse_moe.experts.0.w3");
   EXPECT_EQ(mx.linears[4 + 2 * 5].module, "block_sparse_moe.experts.0.w2");
+}
+
+// ---- calibration capture -------------------------------------------------------------------
+
+// What one capture forward of block 0 gives each Hessian input: its rows and samples.
+struct Captured {
+  std::map<int, int64_t> tokens, samples;
+  std::vector<float> out;  // the block's output
+};
+
+Captured capture_block0(Backend& be, const Golden& g, bool all) {
+  Captured c;
+  BlockWorkspace ws(be, g.dims, g.batch * g.seq);
+  ws.capture_all_experts = all;
+  Buffer h(be, g.tensor("embeddings"));
+  const BlockWeights w = load_block_weights(be, g.model, g.dims, 0);
+  const LinearCapture capture = [&](int input, const float*, int64_t tokens, int64_t samples) {
+    c.tokens[input] += tokens;
+    c.samples[input] += samples;
+  };
+  moe_block(be, g.dims, w, g.batch, g.seq, h.data(), ws, capture, -1, MoeRules{});
+  c.out = h.to_host();
+  return c;
+}
+
+// routed: each expert's gate/up and down inputs see the tokens routed to it (top-k: they sum to
+// k x tokens), counted as samples; all: every expert sees every token. The block output is the
+// routed mix either way, bit for bit the forward's without capture.
+TEST(MoeCapture, RoutedAndAllCalibration) {
+  auto be = make_cpu_backend(1);
+  const Golden g(moe_dir("qwen3_moe"));
+  const ModelSpec& d = g.dims;
+  const int64_t tokens = g.batch * g.seq, experts = d.config.n_experts;
+  const Captured none = [&] {
+    Captured c;
+    BlockWorkspace ws(*be, d, tokens);
+    Buffer h(*be, g.tensor("embeddings"));
+    const BlockWeights w = load_block_weights(*be, g.model, d, 0);
+    moe_block(*be, d, w, g.batch, g.seq, h.data(), ws, {}, -1, MoeRules{});
+    c.out = h.to_host();
+    return c;
+  }();
+  const int gate_in = d.linears[4].input;                // expert 0's gate/up
+  const int down_in = d.linears[4 + 2 * experts].input;  // expert 0's down
+  for (bool all : {false, true}) {
+    SCOPED_TRACE(all ? "all" : "routed");
+    const Captured c = capture_block0(*be, g, all);
+    EXPECT_EQ(c.out, none.out) << "the capture changed the block's output";
+    EXPECT_EQ(c.tokens.at(0), tokens) << "attention input";
+    int64_t sum = 0;
+    for (int64_t e = 0; e < experts; ++e) {
+      const int64_t n = c.tokens.count(gate_in + e) ? c.tokens.at(gate_in + e) : 0;
+      const int64_t m = c.tokens.count(down_in + e) ? c.tokens.at(down_in + e) : 0;
+      EXPECT_EQ(n, m) << "expert " << e << ": gate/up and down saw different tokens";
+      if (n > 0) {
+        EXPECT_EQ(c.samples.at(gate_in + e), n) << "an expert's samples are its tokens";
+      }
+      if (all) {
+        EXPECT_EQ(n, tokens) << "expert " << e;
+      }
+      sum += n;
+    }
+    EXPECT_EQ(sum, (all ? experts : d.config.experts_per_tok) * tokens);
+  }
 }
 
 // ---- mutation controls ---------------------------------------------------------------------

@@ -79,8 +79,15 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
   };
   const int first_input = d.linears[L.gate(0)].input;
 
+  // moe.calibration: all (BlockWorkspace::capture_all_experts): every token reaches every
+  // expert's Hessian inputs; `samples` = tokens, as for a routed expert.
+  const bool all = capture && ws.capture_all_experts;
   if (capture) {
     for (int64_t e = 0; e < experts; ++e) {
+      if (all) {
+        capture(first_input + static_cast<int>(e), a, tokens, tokens);
+        continue;
+      }
       const int64_t n = static_cast<int64_t>(routes[e].tokens.size());
       if (n == 0) continue;
       gather(routes[e]);
@@ -95,12 +102,18 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
   for (int64_t e = 0; e < experts; ++e) {
     const ExpertRoute& r = routes[e];
     const int64_t n = static_cast<int64_t>(r.tokens.size());
-    if (n == 0) continue;
+    if (all) {  // the down input of every token, for the Hessian only
+      linear_forward(be, w.linears[L.gate(e)], tokens, a, gate);
+      linear_forward(be, w.linears[L.up(e)], tokens, a, up);
+      be.silu_mul(tokens * c.moe_ffn, gate, up);
+      capture(d.linears[L.down(e)].input, gate, tokens, tokens);
+    }
+    if (n == 0 || (all && stop_after == 3)) continue;
     gather(r);
     linear_forward(be, w.linears[L.gate(e)], n, rows, gate);
     linear_forward(be, w.linears[L.up(e)], n, rows, up);
     be.silu_mul(n * c.moe_ffn, gate, up);
-    if (capture) capture(d.linears[L.down(e)].input, gate, n, n);
+    if (capture && !all) capture(d.linears[L.down(e)].input, gate, n, n);
     if (stop_after == 3) continue;
     linear_forward(be, w.linears[L.down(e)], n, gate, out);
     for (int64_t i = 0; i < n; ++i) {

@@ -11,7 +11,9 @@
 // group 2 captures every expert's gate/up input (the rows routed to it, `samples` = their count:
 // an expert's Hessian is normalised by its tokens) and the shared expert's (all tokens, samples =
 // sequences); group 3 every expert's down input (its intermediate activations) and the shared
-// expert's. An expert that no token of the micro-batch reaches is not called.
+// expert's. An expert that no token of the micro-batch reaches is not called. With
+// BlockWorkspace::capture_all_experts every expert's inputs are captured over all tokens instead
+// (samples = tokens), the output still the routed mix.
 #pragma once
 
 #include <functional>
