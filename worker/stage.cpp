@@ -319,7 +319,8 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
                                           d.linears[i].out, d.linears[i].in,
-                                          ckpt.read_stats(q.name, b, layer), 1});
+                                          ckpt.read_stats(q.name, b, layer), 1,
+                                          ckpt.read_tokens(q.name, b, layer)});
           }
         }
         report_progress("forward through the resumed block");
@@ -337,7 +338,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
             ckpt.write_tokens(q.name, b, d.linears[i].module, res[i].tokens);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
-                                          lw.out, lw.in, res[i].stats, 0});
+                                          lw.out, lw.in, res[i].stats, 0, res[i].tokens});
           }
         }
         // Complete only once every replica's rows are on disk: each syncs its writes, the

@@ -10,9 +10,11 @@
 #   c. eval prints original, RTN and GPTQ rows, GPTQ closer to the original than RTN is not
 #      asserted (random weights), only that every row is a finite perplexity;
 #   d. moe.min_tokens above every expert's count: every expert is logged as quantized with RTN,
-#      the block lines count 3 starved experts, and their stored GPTQ error equals their RTN
+#      the block lines count 3 starved experts, the job summary 6, and their stored GPTQ error
+#      equals their RTN
 #      error (the layer is RTN's);
-#   e. moe.calibration: all: every expert's Hessian sees every token.
+#   e. moe.calibration: all: every expert's Hessian sees every token;
+#   f. 1 stage of 2 replicas: the experts' token counts are summed over the replicas.
 source "$(dirname "$0")/lib.bash"
 
 /usr/bin/python3 "$SRC/tests/cli/make_moe_model.py" "$SRC/tests/fixtures/moe/qwen2_moe" "$WORK/model" ||
@@ -96,6 +98,16 @@ n=$(grep -cE "block [01] expert [0-2]: [0-9]+ calibration token\(s\) < moe.min_t
 [[ $n -eq 6 ]] || { cat "$WORK/s.err"; fail "expected 6 starved-expert lines (2 blocks x 3 experts), got $n"; }
 [[ $(grep -c "3 expert(s) below moe.min_tokens quantized with RTN" "$WORK/s.err") -eq 2 ]] ||
   { cat "$WORK/s.err"; fail "the block lines do not count 3 starved experts"; }
+grep -q "experts: 6 of 6 (over the blocks) had fewer than moe.min_tokens 100000" "$WORK/s.out" ||
+  { cat "$WORK/s.out"; fail "the job summary does not count 6 starved experts"; }
+grep -q "experts: 0 of 6 (over the blocks) had fewer than moe.min_tokens 16" "$WORK/q.out" ||
+  { cat "$WORK/q.out"; fail "the job summary does not count 0 starved experts"; }
+# Rerun on the complete checkpoint: every block resumed, the counts read back from the file.
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/starved.yaml" >"$WORK/s2.out" 2>"$WORK/s2.err" ||
+  { cat "$WORK/s2.err"; fail "starved rerun failed"; }
+grep -q "32 layers resumed from the checkpoint" "$WORK/s2.out" || { cat "$WORK/s2.out"; fail "rerun: not resumed"; }
+grep -q "experts: 6 of 6 (over the blocks) had fewer than moe.min_tokens 100000" "$WORK/s2.out" ||
+  { cat "$WORK/s2.out"; fail "rerun: the summary lost the starved experts"; }
 /usr/bin/python3 - "$WORK/starved.h5" <<'PY' || fail "starved experts' stats"
 import sys, h5py, numpy as np
 f = h5py.File(sys.argv[1], "r")
@@ -110,6 +122,19 @@ for i, l in enumerate(layers):
         assert g == r, f"block {b} {l}: gptq_err {g} != rtn_err {r}"
 print("ok   starved experts: stored error is RTN's")
 PY
+# f: 1 stage of 2 replicas: each replica routes its half of the samples; an expert's count and
+# Hessian are summed over both (still 8 x 32 tokens per block with top-1).
+job "$WORK/rep.yaml" "$WORK/rep.h5"
+sed -i 's/stages: 2/stages: 1/' "$WORK/rep.yaml"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/rep.yaml" >"$WORK/r.out" 2>"$WORK/r.err" ||
+  { cat "$WORK/r.err"; fail "replicas: quantize failed"; }
+grep -q "1 stage(s) x 2 replica(s)" "$WORK/r.err" || { cat "$WORK/r.err"; fail "replicas: not 2 replicas"; }
+for b in 0 1; do
+  sum=$(grep -E "block $b calibration tokens per expert: " "$WORK/r.err" | sed -E 's/.*per expert: ([0-9 ]+);.*/\1/' | tr ' ' '\n' | awk '{s += $1} END {print s}')
+  [[ $sum -eq 256 ]] || { cat "$WORK/r.err"; fail "replicas: block $b experts' tokens sum to '$sum', not 256"; }
+done
+echo "ok   2 replicas: the experts' tokens are summed over both (256 per block)"
+
 # e: moe.calibration: all: every expert's Hessian sees all 256 tokens (stored so), the run
 # completes, and the experts' GPTQ differs from the routed run's (other Hessians).
 job "$WORK/all.yaml" "$WORK/all.h5" "moe:
