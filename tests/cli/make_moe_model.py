@@ -4,8 +4,8 @@ tokenizer of models/tiny-llama, so that the cli tests can calibrate and evaluate
 
     make_moe_model.py SRC DST [EDIT]
 
-The embedding becomes [4096, hidden], N(0, 0.25), seeded (the fixture's qwen2_moe is tied: no
-LM head to resize). EDIT, if given, breaks the copy for the bad-input tests:
+The embedding becomes [4096, hidden], N(0, 0.25), and an untied LM head [4096, hidden],
+N(0, 1/sqrt(hidden)), seeded. EDIT, if given, breaks the copy for the bad-input tests:
   drop=NAME         the tensor NAME is renamed away (its bytes stay)
   shape=NAME:A,B    the header gives NAME the shape [A, B] (same element count)
   config=PYTHON     the Python statement(s) run on the config dict `c`
@@ -30,7 +30,10 @@ def main(src, dst, edit=""):
         a, b = h["data_offsets"]
         tensors[name] = np.frombuffer(raw[8 + n + a:8 + n + b], dtype=np.float32).reshape(h["shape"])
     hidden = tensors["model.embed_tokens.weight"].shape[1]
-    tensors["model.embed_tokens.weight"] = np.random.default_rng(5).normal(0, 0.25, (4096, hidden))
+    rng = np.random.default_rng(5)
+    tensors["model.embed_tokens.weight"] = rng.normal(0, 0.25, (4096, hidden))
+    if "lm_head.weight" in tensors:  # untied (mixtral, qwen3_moe)
+        tensors["lm_head.weight"] = rng.normal(0, 1 / np.sqrt(hidden), (4096, hidden))
     if edit.startswith("drop="):
         tensors["unused.weight"] = tensors.pop(edit[5:])
     if edit.startswith("shape="):

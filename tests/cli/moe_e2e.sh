@@ -14,7 +14,8 @@
 #      equals their RTN
 #      error (the layer is RTN's);
 #   e. moe.calibration: all: every expert's Hessian sees every token;
-#   f. 1 stage of 2 replicas: the experts' token counts are summed over the replicas.
+#   f. 1 stage of 2 replicas: the experts' token counts are summed over the replicas;
+#   g. Mixtral (top-2, untied) with act_order: counts sum to 2 x 256; inspect --verify passes.
 source "$(dirname "$0")/lib.bash"
 
 /usr/bin/python3 "$SRC/tests/cli/make_moe_model.py" "$SRC/tests/fixtures/moe/qwen2_moe" "$WORK/model" ||
@@ -159,4 +160,21 @@ assert np.array_equal(a[f"runs/w4g8/blocks/0/{attn}/codes"][()], r[f"runs/w4g8/b
 print(f"ok   calibration all: 256 tokens per expert stored; block 1 expert codes differ from routed "
       f"in {len(ex) - len(same)}/{len(ex)} layers")
 PY
+# g: Mixtral (5 experts, top-2, untied head, block_sparse_moe.experts.E.w1/w2/w3) with
+# act_order, 1 stage of 2 replicas: each block's counts sum to 2 x 256, inspect --verify passes.
+/usr/bin/python3 "$SRC/tests/cli/make_moe_model.py" "$SRC/tests/fixtures/moe/mixtral" "$WORK/mixtral" ||
+  fail "could not make the Mixtral model"
+write_config "$WORK/mixtral.yaml" "$WORK/mixtral" "$WORK/mixtral.h5" "  act_order: true"
+sed -i 's/group_size: 32/group_size: 8/' "$WORK/mixtral.yaml"
+"${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/mixtral.yaml" >"$WORK/m.out" 2>"$WORK/m.err" ||
+  { cat "$WORK/m.err"; fail "mixtral: quantize failed"; }
+for b in 0 1; do
+  sum=$(grep -E "block $b calibration tokens per expert: " "$WORK/m.err" | sed -E 's/.*per expert: ([0-9 ]+);.*/\1/' | tr ' ' '\n' | awk '{s += $1} END {print s}')
+  [[ $sum -eq 512 ]] || { cat "$WORK/m.err"; fail "mixtral: block $b experts' tokens sum to '$sum', not 2 x 256"; }
+done
+"$BIN" inspect --verify "$WORK/mixtral.h5" >"$WORK/mv.out" 2>&1 || { cat "$WORK/mv.out"; fail "mixtral: inspect --verify"; }
+grep -q "checksums and ranges: OK" "$WORK/mv.out" || { cat "$WORK/mv.out"; fail "mixtral: not verified"; }
+"$BIN" inspect "$WORK/mixtral.h5" >"$WORK/mi.out" 2>&1 || { cat "$WORK/mi.out"; fail "mixtral: inspect"; }
+grep -q "block_sparse_moe.experts.4.w2" "$WORK/mi.out" || fail "mixtral: expert 4's w2 is not in the checkpoint"
+echo "ok   mixtral top-2: 512 routed tokens per block, inspect --verify OK"
 echo "PASS"
