@@ -34,8 +34,10 @@ ShareRange share_of(int64_t n, int part, int parts);
 struct LinearResult {
   QuantizedLayer q;  // rows [row_begin, row_end) of the layer (this replica's slice)
   int64_t row_begin = 0, row_end = 0;
-  LayerStats stats;  // the WHOLE layer's: losses and errors summed over the replicas,
-                     // seconds the slowest replica's
+  LayerStats stats;      // the WHOLE layer's: losses and errors summed over the replicas,
+                         // seconds the slowest replica's
+  int64_t tokens = -1;   // a routed expert's calibration tokens over all replicas; -1 otherwise
+  bool starved = false;  // tokens < MoeConfig::min_tokens: quantized with RTN, not GPTQ
 };
 
 using BlockResult = std::vector<LinearResult>;  // one per spec.linears entry, in that order
@@ -101,10 +103,15 @@ struct MicroBatchHooks {
 
 // Quantizes block `block` of the run. On return the backend weights in `w` are the
 // dequantized GPTQ weights (all rows) and act.h is the block's output computed with them.
-// Collective over rc.group.
+// Collective over rc.group. Each Hessian input (LinearSpec::input) has its own Hessian; a
+// true-sequential step captures all the inputs of its group in one partial forward. A routed
+// expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
+// one number per expert); an expert with fewer than moe.min_tokens is quantized with RTN
+// (logged per expert by replica 0; LinearResult::starved).
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
-                           const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {});
+                           const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {},
+                           const MoeConfig& moe = MoeConfig{});
 
 // Replaces w's backend weights with already-quantized ones (resume) and forwards act.h.
 void forward_quantized_block(Backend& be, const ModelSpec& dims, BlockWeights& w,

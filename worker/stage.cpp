@@ -174,6 +174,31 @@ int64_t env_block(const char* name) {
   return b;
 }
 
+// One line per MoE block: the calibration tokens each expert saw (its gate/up Hessian's count)
+// and how many experts fell back to RTN (moe.min_tokens). Nothing for dense blocks.
+void log_expert_tokens(const std::string& run, int64_t block, const ModelSpec& d,
+                       const BlockResult& res) {
+  std::vector<int64_t> tokens;
+  int starved = 0;
+  int last = -1;
+  for (size_t i = 0; i < d.linears.size(); ++i) {
+    if (d.linears[i].expert < 0 || d.linears[i].input == last) continue;
+    last = d.linears[i].input;
+    if (d.linears[i].group != d.linears[d.input_members(last)[0]].group) continue;
+    if (tokens.size() < static_cast<size_t>(d.config.n_experts)) {
+      tokens.push_back(res[i].tokens);
+      starved += res[i].starved ? 1 : 0;
+    }
+  }
+  if (tokens.empty()) return;
+  std::string list;
+  for (size_t e = 0; e < tokens.size(); ++e) list += (e ? " " : "") + std::to_string(tokens[e]);
+  GPTQD_LOG_INFO(
+      "[{}] block {} calibration tokens per expert: {}; {} expert(s) below "
+      "moe.min_tokens quantized with RTN",
+      run, block, list, starved);
+}
+
 }  // namespace
 
 void test_hook_after_mark(int64_t block) {
@@ -294,21 +319,26 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
                                           d.linears[i].out, d.linears[i].in,
-                                          ckpt.read_stats(q.name, b, layer), 1});
+                                          ckpt.read_stats(q.name, b, layer), 1,
+                                          ckpt.read_tokens(q.name, b, layer)});
           }
         }
         report_progress("forward through the resumed block");
         forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
       } else {
-        const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks);
+        const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks, job.moe);
+        if (leader) log_expert_tokens(q.name, b, d, res);
         report_progress("writing it to the checkpoint");
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const LinearWeights& lw = w.linears[i];
           ckpt.write_layer(q.name, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
                            to_layer_data(res[i], lw));
+          // A routed expert's calibration tokens, by the writer of its stats (row 0).
+          if (res[i].tokens >= 0 && res[i].row_begin == 0)
+            ckpt.write_tokens(q.name, b, d.linears[i].module, res[i].tokens);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
-                                          lw.out, lw.in, res[i].stats, 0});
+                                          lw.out, lw.in, res[i].stats, 0, res[i].tokens});
           }
         }
         // Complete only once every replica's rows are on disk: each syncs its writes, the

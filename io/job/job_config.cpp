@@ -32,7 +32,7 @@ constexpr int64_t kMaxCalibrationTokens = int64_t{1} << 31;
 constexpr size_t kMaxShown = 48;
 
 const std::vector<std::string> kTopKeys = {"model",    "calibration", "quant", "sweep",
-                                           "parallel", "output",      "eval"};
+                                           "parallel", "output",      "eval",  "moe"};
 const std::vector<std::string> kModelKeys = {"path"};
 const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples", "seqlen", "seed"};
 const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
@@ -42,6 +42,7 @@ const std::vector<std::string> kParallelKeys = {
     "stages", "device", "activations", "precision", "factorization", "transport", "stall_timeout"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
+const std::vector<std::string> kMoeKeys = {"calibration", "min_tokens"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
 const std::vector<std::string> kPlacements = {"auto", "device", "host"};
 const std::vector<std::string> kPrecisions = {"auto", "exact", "fast"};
@@ -597,6 +598,25 @@ EvalConfig read_eval(const Reader& r, const Section& s) {
   return ev;
 }
 
+MoeConfig read_moe(const Reader& r, const Section& s) {
+  MoeConfig m;
+  if (const Entry* e = s.find("calibration")) {
+    m.calibration = r.text(*e, "routed");
+    if (m.calibration != "routed" && m.calibration != "all")
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of routed, all", shown(e->value)));
+  }
+  if (const Entry* e = s.find("min_tokens")) {
+    m.min_tokens = r.integer(e->value, e->key_at, e->path);
+    if (m.min_tokens < 1)
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is out of range: must be >= 1 (an expert with no token cannot be "
+                         "quantized with GPTQ)",
+                         m.min_tokens));
+  }
+  return m;
+}
+
 // Records where each document starts (its first token, and its root node) and nothing else.
 class DocumentStarts : public YAML::EventHandler {
  public:
@@ -744,6 +764,7 @@ JobConfig parse_job_config(const std::string& yaml_text, const std::string& sour
   job.checkpoint = r.text(*checkpoint, "a checkpoint file path");
 
   job.eval = read_eval(r, sub("eval", kEvalKeys));
+  job.moe = read_moe(r, sub("moe", kMoeKeys));
   return job;
 }
 
@@ -837,6 +858,14 @@ std::string JobConfig::resolved_yaml() const {
   out << YAML::Key << "seqlen" << YAML::Value << eval.seqlen;
   out << YAML::EndMap;
 
+  // Only when set: a dense job's resolved text (stored in its checkpoint) stays as it was.
+  if (!(moe == MoeConfig{})) {
+    out << YAML::Key << "moe" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "calibration" << YAML::Value << moe.calibration;
+    out << YAML::Key << "min_tokens" << YAML::Value << moe.min_tokens;
+    out << YAML::EndMap;
+  }
+
   out << YAML::EndMap;
   GPTQD_CHECK(out.good(), "emitting the resolved job config failed: {}", out.GetLastError());
 
@@ -872,6 +901,10 @@ bool operator==(const EvalConfig& a, const EvalConfig& b) {
   return a.text == b.text && a.seqlen == b.seqlen;
 }
 
+bool operator==(const MoeConfig& a, const MoeConfig& b) {
+  return a.calibration == b.calibration && a.min_tokens == b.min_tokens;
+}
+
 bool operator==(const SweepAxis& a, const SweepAxis& b) {
   return a.key == b.key && a.values == b.values;
 }
@@ -879,7 +912,7 @@ bool operator==(const SweepAxis& a, const SweepAxis& b) {
 bool operator==(const JobConfig& a, const JobConfig& b) {
   return a.model_path == b.model_path && a.calibration == b.calibration && a.quant == b.quant &&
          a.sweep == b.sweep && a.runs == b.runs && a.parallel == b.parallel &&
-         a.checkpoint == b.checkpoint && a.eval == b.eval;
+         a.checkpoint == b.checkpoint && a.eval == b.eval && a.moe == b.moe;
 }
 
 }  // namespace gptqd
