@@ -1,5 +1,6 @@
 #include "worker/stage.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <deque>
@@ -178,17 +179,16 @@ int64_t env_block(const char* name) {
 // and how many experts fell back to RTN (moe.min_tokens). Nothing for dense blocks.
 void log_expert_tokens(const std::string& run, int64_t block, const ModelSpec& d,
                        const BlockResult& res) {
-  std::vector<int64_t> tokens;
+  // Each expert once, at its first linear (its gate), in expert order.
+  std::vector<int64_t> tokens(static_cast<size_t>(std::max<int64_t>(d.config.n_experts, 0)), -1);
+  std::vector<bool> seen(tokens.size(), false);
   int starved = 0;
-  int last = -1;
   for (size_t i = 0; i < d.linears.size(); ++i) {
-    if (d.linears[i].expert < 0 || d.linears[i].input == last) continue;
-    last = d.linears[i].input;
-    if (d.linears[i].group != d.linears[d.input_members(last)[0]].group) continue;
-    if (tokens.size() < static_cast<size_t>(d.config.n_experts)) {
-      tokens.push_back(res[i].tokens);
-      starved += res[i].starved ? 1 : 0;
-    }
+    const int e = d.linears[i].expert;
+    if (e < 0 || seen[static_cast<size_t>(e)]) continue;
+    seen[static_cast<size_t>(e)] = true;
+    tokens[static_cast<size_t>(e)] = res[i].tokens;
+    starved += res[i].starved ? 1 : 0;
   }
   if (tokens.empty()) return;
   std::string list;

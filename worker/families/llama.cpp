@@ -36,8 +36,6 @@ void ensure_rope(Backend& be, const ModelSpec& d, int64_t seq, BlockWorkspace& w
   ws.rope_seq = seq;
 }
 
-namespace {}  // namespace
-
 bool llama_attention(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch,
                      int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
                      int stop_after) {
