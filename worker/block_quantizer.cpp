@@ -181,7 +181,7 @@ ShareRange share_of(int64_t n, int part, int parts) {
 BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc, const MicroBatchHooks& hooks,
-                           const MoeConfig& moe) {
+                           const MoeConfig& moe, bool original_inputs) {
   BlockResult result(d.linears.size());
   ws.capture_all_experts = moe.calibration == "all";
   // The Hessians of one group's inputs (indexed by input; others empty) and their token counts.
@@ -248,9 +248,20 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     for (int k = 0; k < d.n_inputs; ++k) hs[k] = hessian_of(acc[k], k);
     for (int g = 0; g < d.n_groups; ++g) quantize_group(g, hs);
   }
-  report_progress("forward through the quantized block");
+  if (original_inputs) {
+    report_progress("forward through the original block");
+    for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
+  } else {
+    report_progress("forward through the quantized block");
+  }
   forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
   return result;
+}
+
+void forward_original_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
+                            int64_t micro, BlockWorkspace& ws, const MicroBatchHooks& hooks) {
+  for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
+  forward_pass(be, d, w, act, micro, ws, true, {}, -1, hooks.before_read, hooks.after_write);
 }
 
 void forward_quantized_block(Backend& be, const ModelSpec& d, BlockWeights& w,

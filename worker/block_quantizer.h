@@ -102,7 +102,9 @@ struct MicroBatchHooks {
 };
 
 // Quantizes block `block` of the run. On return the backend weights in `w` are the
-// dequantized GPTQ weights (all rows) and act.h is the block's output computed with them.
+// dequantized GPTQ weights (all rows) and act.h is the block's output computed with them; with
+// original_inputs (calibration.inputs: original) they are the original weights and act.h the
+// original block's output, the next block's input in that mode.
 // Collective over rc.group. Each Hessian input (LinearSpec::input) has its own Hessian; a
 // true-sequential step captures all the inputs of its group in one partial forward. A routed
 // expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
@@ -111,7 +113,12 @@ struct MicroBatchHooks {
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {},
-                           const MoeConfig& moe = MoeConfig{});
+                           const MoeConfig& moe = MoeConfig{}, bool original_inputs = false);
+
+// Forwards act.h through the block with its original weights (a resumed block under
+// calibration.inputs: original).
+void forward_original_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
+                            int64_t micro, BlockWorkspace& ws, const MicroBatchHooks& hooks = {});
 
 // Replaces w's backend weights with already-quantized ones (resume) and forwards act.h.
 void forward_quantized_block(Backend& be, const ModelSpec& dims, BlockWeights& w,

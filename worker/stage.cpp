@@ -310,12 +310,14 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       }
       if (guard) guard->admit_block(b, w.digest);
       const bool resumed = done[b] != 0;
+      // calibration.inputs: original: the next block's input is this block's original output.
+      const bool original = job.calibration.inputs == "original";
       if (resumed) {
         report_progress("reading it back from the checkpoint");
         std::vector<std::vector<float>> deq(d.linears.size());
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const std::string& layer = d.linears[i].module;
-          deq[i] = ckpt.dequantize(q.name, b, layer);
+          if (!original) deq[i] = ckpt.dequantize(q.name, b, layer);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
                                           d.linears[i].out, d.linears[i].in,
@@ -323,10 +325,16 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
                                           ckpt.read_tokens(q.name, b, layer)});
           }
         }
-        report_progress("forward through the resumed block");
-        forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
+        if (original) {
+          report_progress("forward through the original block");
+          forward_original_block(be, d, w, act, micro, ws, hooks);
+        } else {
+          report_progress("forward through the resumed block");
+          forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
+        }
       } else {
-        const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks, job.moe);
+        const BlockResult res =
+            quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks, job.moe, original);
         if (leader) log_expert_tokens(q.name, b, d, res);
         report_progress("writing it to the checkpoint");
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {

@@ -34,7 +34,8 @@ constexpr size_t kMaxShown = 48;
 const std::vector<std::string> kTopKeys = {"model",    "calibration", "quant", "sweep",
                                            "parallel", "output",      "eval",  "moe"};
 const std::vector<std::string> kModelKeys = {"path"};
-const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples", "seqlen", "seed"};
+const std::vector<std::string> kCalibrationKeys = {"text",   "tokens", "nsamples",
+                                                   "seqlen", "seed",   "inputs"};
 const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
                                              "act_order",    "static_groups", "true_sequential",
                                              "damp_percent", "block_size",    "mse_clip"};
@@ -531,6 +532,12 @@ CalibrationConfig read_calibration(const Reader& r, const Section& s) {
       r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", c.seqlen));
   }
   if (const Entry* e = s.find("seed")) c.seed = r.unsigned_integer(e->value, e->key_at, e->path);
+  if (const Entry* e = s.find("inputs")) {
+    c.inputs = r.text(*e, "quantized");
+    if (c.inputs != "quantized" && c.inputs != "original")
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of quantized, original", shown(e->value)));
+  }
   // The windows are one array of int32 ids, and every later size is a product with it.
   int64_t total = 0;
   if (__builtin_mul_overflow(c.nsamples, c.seqlen, &total) || total > kMaxCalibrationTokens) {
@@ -804,6 +811,7 @@ std::string JobConfig::resolved_yaml() const {
   out << YAML::Key << "nsamples" << YAML::Value << calibration.nsamples;
   out << YAML::Key << "seqlen" << YAML::Value << calibration.seqlen;
   out << YAML::Key << "seed" << YAML::Value << calibration.seed;
+  out << YAML::Key << "inputs" << YAML::Value << calibration.inputs;
   out << YAML::EndMap;
 
   out << YAML::Key << "quant" << YAML::Value << YAML::BeginMap;
@@ -888,7 +896,7 @@ bool operator==(const QuantConfig& a, const QuantConfig& b) {
 
 bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
   return a.text == b.text && a.tokens == b.tokens && a.nsamples == b.nsamples &&
-         a.seqlen == b.seqlen && a.seed == b.seed;
+         a.seqlen == b.seqlen && a.seed == b.seed && a.inputs == b.inputs;
 }
 
 bool operator==(const ParallelConfig& a, const ParallelConfig& b) {

@@ -33,6 +33,10 @@ struct CalibrationConfig {
   int64_t nsamples = 128;
   int64_t seqlen = 2048;
   uint64_t seed = 0;
+  // Which inputs each block is calibrated on: quantized (the outputs of the already-quantized
+  // blocks before it: GPTQ's order, the default) or original (the unquantized model's: every
+  // block's input is the original model's, so no block depends on another's quantization).
+  std::string inputs = "quantized";
 };
 
 struct ParallelConfig {
