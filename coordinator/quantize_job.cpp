@@ -54,6 +54,14 @@ std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const H
   fp.add(cfg.json);
   fp.add(static_cast<int64_t>(model.bytes_of(model.spec().embedding[0].name)));
   fp.add(tokens.data(), tokens.size() * sizeof(int32_t));
+  // Settings that change what a block is calibrated on; their defaults add nothing, so
+  // checkpoints made before the settings still match.
+  if (job.calibration.inputs != "quantized")
+    fp.add(std::string("calibration.inputs ") + job.calibration.inputs);
+  if (job.moe.calibration != "routed")
+    fp.add(std::string("moe.calibration ") + job.moe.calibration);
+  if (job.moe.min_tokens != MoeConfig{}.min_tokens)
+    fp.add(std::string("moe.min_tokens")).add(static_cast<int64_t>(job.moe.min_tokens));
   for (const QuantConfig& q : job.runs) {
     fp.add(q.name).add(q.bits).add(q.group_size).add(q.sym).add(q.act_order).add(q.static_groups);
     fp.add(q.true_sequential).add(q.block_size).add(q.mse_clip);
@@ -319,6 +327,10 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (rank == 0)
     GPTQD_LOG_INFO("precision {} for the forward GEMMs and the Hessian (parallel.precision: {})",
                    precision_name(be.precision()), job.parallel.precision);
+  if (rank == 0 && job.calibration.inputs == "original")
+    GPTQD_LOG_INFO(
+        "calibration.inputs original: every block is calibrated on the unquantized model's "
+        "inputs, and its original output (not its quantized one) feeds the next block");
   constexpr int64_t kMicroBatch = 1;
   bool on_host = false;
   if (!collective_try(comm, [&] {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <set>
 #include <type_traits>
 
 #include "base/check.h"
@@ -44,6 +45,12 @@ std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
 std::string format_report(const JobConfig& job, const ModelSpec& spec,
                           const std::vector<LayerReport>& rows) {
   std::string out;
+  std::vector<bool> first_of_expert(spec.linears.size());
+  std::set<int> seen;
+  for (size_t i = 0; i < spec.linears.size(); ++i) {
+    const int e = spec.linears[i].expert;
+    first_of_expert[i] = e >= 0 && seen.insert(e).second;
+  }
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
     out +=
@@ -55,8 +62,14 @@ std::string format_report(const JobConfig& job, const ModelSpec& spec,
                        "shape", "GPTQ err", "RTN err", "GPTQ/RTN", "damp", "time");
     double gptq = 0, rtn = 0, secs = 0;
     int resumed = 0;
+    // Mixtures of experts: each (block, expert) counted once, at its first layer (its gate).
+    int experts = 0, starved = 0;
     for (const LayerReport& row : rows) {
       if (row.run != static_cast<int32_t>(r)) continue;
+      if (first_of_expert[static_cast<size_t>(row.layer)] && row.tokens >= 0) {
+        ++experts;
+        starved += row.tokens < job.moe.min_tokens ? 1 : 0;
+      }
       const LayerStats& s = row.stats;
       const double ratio = s.rtn_err > 0 ? s.gptq_err / s.rtn_err : 0.0;
       out +=
@@ -73,6 +86,12 @@ std::string format_report(const JobConfig& job, const ModelSpec& spec,
         "total: GPTQ err {:.4e}, RTN err {:.4e} (GPTQ/RTN {:.3f}), GPTQ time {:.2f} s{}\n", gptq,
         rtn, rtn > 0 ? gptq / rtn : 0.0, secs,
         resumed ? fmt::format(", {} layers resumed from the checkpoint", resumed) : "");
+    if (experts > 0) {
+      out += fmt::format(
+          "experts: {} of {} (over the blocks) had fewer than moe.min_tokens {} calibration "
+          "tokens and were quantized with RTN\n",
+          starved, experts, job.moe.min_tokens);
+    }
   }
   out +=
       "\nerr = tr((W-Q) H (W-Q)^T) = (2/nsamples) * sum over calibration tokens x of ||W x - Q "

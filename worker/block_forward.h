@@ -11,10 +11,13 @@
 
 namespace gptqd {
 
-// Called with the input of the linears of group `group` (io/model/model_spec.h) for `tokens` tokens
-// of `samples` sequences: x is backend memory [tokens, in].
+// Called with the input of the linears of Hessian input `input` (LinearSpec::input in
+// io/model/model_spec.h; the group's index in dense families, where each group has one input)
+// for `tokens` tokens counted as `samples` samples (the sequences; for a routed expert its
+// tokens, worker/families/moe_forward.h): x is backend memory [tokens, in]. One true-sequential
+// group may capture several inputs (a mixture of experts: one per expert).
 using LinearCapture =
-    std::function<void(int group, const float* x, int64_t tokens, int64_t samples)>;
+    std::function<void(int input, const float* x, int64_t tokens, int64_t samples)>;
 
 // Scratch buffers for a micro-batch of up to `max_tokens` tokens; reused across calls. Their
 // number and sizes are the family's (family_workspace_per_token()).
@@ -27,14 +30,18 @@ class BlockWorkspace {
   // the forward on first use for a sequence length.
   Buffer rope_cos, rope_sin;
   int64_t rope_seq = 0;
+  // Mixtures of experts (moe.calibration: all): a capture gives every expert's Hessian inputs
+  // every token (its gate/up input and its own intermediate activations); the block output
+  // stays the routed mix. Set by the block quantizer; the other families ignore it.
+  bool capture_all_experts = false;
 
  private:
   int64_t max_tokens_;
 };
 
 // h [batch*seq, hidden] is replaced by the block's output. When `capture` is set it is
-// called for the input of every group; when `stop_after` >= 0 the forward returns right
-// after capturing that group's input (h is then left partially updated: callers that stop
+// called for every Hessian input; when `stop_after` >= 0 the forward returns right
+// after capturing that group's inputs (h is then left partially updated: callers that stop
 // early pass a scratch copy).
 void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,
                    int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture = {},

@@ -54,43 +54,58 @@ void forward_pass(Backend& be, const ModelSpec& d, const BlockWeights& w, Activa
   }
 }
 
-// Accumulates this replica's Hessians of the groups in `which` over one forward of its samples.
+// Accumulates this replica's Hessians of the inputs of the groups in `which` over one forward of
+// its samples: one accumulator per Hessian input (LinearSpec::input; one per group in dense
+// families), indexed by input.
 std::vector<std::unique_ptr<HessianAccumulator>> accumulate_hessians(
     Backend& be, const ModelSpec& d, const BlockWeights& w, Activations& act, int64_t micro,
     BlockWorkspace& ws, const std::vector<bool>& which, const SliceHook& before) {
-  std::vector<std::unique_ptr<HessianAccumulator>> acc(static_cast<size_t>(d.n_groups));
+  std::vector<std::unique_ptr<HessianAccumulator>> acc(static_cast<size_t>(d.n_inputs));
   int last = -1;
   std::string names;
   for (int g = 0; g < d.n_groups; ++g) {
     if (!which[g]) continue;
-    acc[g] = std::make_unique<HessianAccumulator>(be, w.linears[d.group_members(g)[0]].in);
+    for (int k : d.group_inputs(g)) {
+      acc[k] = std::make_unique<HessianAccumulator>(be, w.linears[d.input_members(k)[0]].in);
+    }
     last = g;
     names += (names.empty() ? "" : ", ") + d.linears[d.group_members(g)[0]].module;
   }
   report_progress(fmt::format("forward and Hessian of {}", names));
-  LinearCapture capture = [&](int group, const float* x, int64_t tokens, int64_t samples) {
-    if (acc[group]) acc[group]->add(x, tokens, samples);
+  LinearCapture capture = [&](int input, const float* x, int64_t tokens, int64_t samples) {
+    if (acc[input]) acc[input]->add(x, tokens, samples);
   };
   forward_pass(be, d, w, act, micro, ws, false, capture, last, before, {});
   return acc;
 }
 
-// The stage's H on the host: this replica's (2 / n_r) sum x x^T weighted by n_r / N and summed
-// over the replicas. One replica: its H untouched (weight 1), the single-rank result exactly.
-std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaContext& rc) {
+// The stage's H of one input on the host: this replica's (2 / n_r) sum x x^T weighted by n_r / N
+// and summed over the replicas. One replica: its H untouched (weight 1), the single-rank result
+// exactly. N is the stage's sample count, or for a routed expert (whose samples are its tokens,
+// a different number on each replica) the sum of the replicas' counts; *count receives N.
+std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaContext& rc,
+                                 bool routed, int64_t* count) {
   std::vector<float> h = acc.to_host();
+  *count = acc.samples();
   if (group_size(rc) == 1) return h;
-  GPTQD_CHECK(rc.total_samples > 0, "replicated Hessian needs the stage's sample count");
-  const float weight = static_cast<float>(static_cast<double>(acc.samples()) /
-                                          static_cast<double>(rc.total_samples));
+  double total = static_cast<double>(rc.total_samples);
+  if (routed) {
+    total = static_cast<double>(acc.samples());
+    rc.group->allreduce(&total, 1, ReduceOp::kSum);
+    *count = static_cast<int64_t>(total);
+  }
+  GPTQD_CHECK(routed || rc.total_samples > 0, "replicated Hessian needs the stage's sample count");
+  const float weight =
+      total > 0 ? static_cast<float>(static_cast<double>(acc.samples()) / total) : 0.0f;
   for (float& v : h) v *= weight;
   report_progress("Hessian sum over the replicas");
   rc.group->allreduce_sum(h.data(), static_cast<int64_t>(h.size()));
   return h;
 }
 
+// GPTQ of one layer with H, or RTN when `rtn_only` (a starved expert, MoeConfig::min_tokens).
 LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<float>& h,
-                             const GptqOptions& opt, const ReplicaContext& rc) {
+                             const GptqOptions& opt, const ReplicaContext& rc, bool rtn_only) {
   const int parts = group_size(rc);
   const ShareRange rows = share_of(lw.out, group_rank(rc), parts);
   GPTQD_CHECK(rows.size() > 0, "{}: {} rows cannot be split over {} replicas", opt.label, lw.out,
@@ -100,9 +115,15 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   LinearResult r;
   r.row_begin = rows.begin;
   r.row_end = rows.end;
-  r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt, rc.factorizer);
+  if (rtn_only) {
+    r.q = rtn_quantize(be, w, rows.size(), lw.in, opt);
+    r.q.loss = 0;
+    r.q.damp_used = 0;
+  } else {
+    r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt, rc.factorizer);
+  }
   r.stats.seconds = seconds_since(t0);
-  const QuantizedLayer rtn = rtn_quantize(be, w, rows.size(), lw.in, opt);
+  const QuantizedLayer rtn = rtn_only ? r.q : rtn_quantize(be, w, rows.size(), lw.in, opt);
   r.stats.gptq_loss = r.q.loss;
   r.stats.gptq_err = output_error(be, w, r.q.dequant.data(), rows.size(), lw.in, h.data());
   r.stats.rtn_err = output_error(be, w, rtn.dequant.data(), rows.size(), lw.in, h.data());
@@ -159,14 +180,50 @@ ShareRange share_of(int64_t n, int part, int parts) {
 
 BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
-                           const ReplicaContext& rc, const MicroBatchHooks& hooks) {
+                           const ReplicaContext& rc, const MicroBatchHooks& hooks,
+                           const MoeConfig& moe, bool original_inputs) {
   BlockResult result(d.linears.size());
-  auto quantize_group = [&](int g, const std::vector<float>& h) {
-    for (int i : d.group_members(g)) {
-      const std::string label =
-          fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
-      report_progress(fmt::format("GPTQ of {}", d.linears[i].module));
-      result[i] = quantize_linear(be, w.linears[i], h, gptq_options(q, label), rc);
+  ws.capture_all_experts = moe.calibration == "all";
+  // The Hessians of one group's inputs (indexed by input; others empty) and their token counts.
+  struct InputHessian {
+    std::vector<float> h;
+    int64_t count = 0;
+  };
+  auto hessian_of = [&](std::unique_ptr<HessianAccumulator>& acc, int k) {
+    InputHessian ih;
+    const bool routed = d.linears[d.input_members(k)[0]].expert >= 0;
+    ih.h = stage_hessian(*acc, rc, routed, &ih.count);
+    acc.reset();
+    return ih;
+  };
+  auto first_input_of = [&](int expert) {
+    for (const LinearSpec& l : d.linears) {
+      if (l.expert == expert) return l.input;
+    }
+    return -1;
+  };
+  auto quantize_group = [&](int g, std::vector<InputHessian>& hs) {
+    for (int k : d.group_inputs(g)) {
+      const std::vector<int> members = d.input_members(k);
+      const int expert = d.linears[members[0]].expert;
+      const bool starved = expert >= 0 && hs[k].count < moe.min_tokens;
+      // One line per starved expert, at its first input (gate and up; its down input sees the
+      // same tokens and follows the same policy).
+      if (starved && group_rank(rc) == 0 && first_input_of(expert) == k) {
+        GPTQD_LOG_INFO(
+            "[{}] block {} expert {}: {} calibration token(s) < moe.min_tokens {}: its layers "
+            "are quantized with RTN",
+            q.name, block, expert, hs[k].count, moe.min_tokens);
+      }
+      for (int i : members) {
+        const std::string label =
+            fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
+        report_progress(fmt::format("{} of {}", starved ? "RTN" : "GPTQ", d.linears[i].module));
+        result[i] = quantize_linear(be, w.linears[i], hs[k].h, gptq_options(q, label), rc, starved);
+        result[i].tokens = expert >= 0 ? hs[k].count : -1;
+        result[i].starved = starved;
+      }
+      hs[k] = InputHessian();
     }
   };
   // Each accumulator is taken to the host and freed before its group is quantized: GPTQ
@@ -179,27 +236,32 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
       which[g] = true;
       auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
                                      g == 0 ? hooks.before_read : SliceHook());
-      const std::vector<float> h = stage_hessian(*acc[g], rc);
-      acc[g].reset();
-      quantize_group(g, h);
+      std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
+      for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
+      quantize_group(g, hs);
     }
   } else {
     auto acc = accumulate_hessians(be, d, w, act, micro, ws,
                                    std::vector<bool>(static_cast<size_t>(d.n_groups), true),
                                    hooks.before_read);
-    std::vector<std::vector<float>> h(static_cast<size_t>(d.n_groups));
-    for (int g = 0; g < d.n_groups; ++g) {
-      h[g] = stage_hessian(*acc[g], rc);
-      acc[g].reset();
-    }
-    for (int g = 0; g < d.n_groups; ++g) {
-      quantize_group(g, h[g]);
-      h[g] = std::vector<float>();
-    }
+    std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
+    for (int k = 0; k < d.n_inputs; ++k) hs[k] = hessian_of(acc[k], k);
+    for (int g = 0; g < d.n_groups; ++g) quantize_group(g, hs);
   }
-  report_progress("forward through the quantized block");
+  if (original_inputs) {
+    report_progress("forward through the original block");
+    for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
+  } else {
+    report_progress("forward through the quantized block");
+  }
   forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
   return result;
+}
+
+void forward_original_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
+                            int64_t micro, BlockWorkspace& ws, const MicroBatchHooks& hooks) {
+  for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
+  forward_pass(be, d, w, act, micro, ws, true, {}, -1, hooks.before_read, hooks.after_write);
 }
 
 void forward_quantized_block(Backend& be, const ModelSpec& d, BlockWeights& w,

@@ -34,8 +34,10 @@ ShareRange share_of(int64_t n, int part, int parts);
 struct LinearResult {
   QuantizedLayer q;  // rows [row_begin, row_end) of the layer (this replica's slice)
   int64_t row_begin = 0, row_end = 0;
-  LayerStats stats;  // the WHOLE layer's: losses and errors summed over the replicas,
-                     // seconds the slowest replica's
+  LayerStats stats;      // the WHOLE layer's: losses and errors summed over the replicas,
+                         // seconds the slowest replica's
+  int64_t tokens = -1;   // a routed expert's calibration tokens over all replicas; -1 otherwise
+  bool starved = false;  // tokens < MoeConfig::min_tokens: quantized with RTN, not GPTQ
 };
 
 using BlockResult = std::vector<LinearResult>;  // one per spec.linears entry, in that order
@@ -100,11 +102,23 @@ struct MicroBatchHooks {
 };
 
 // Quantizes block `block` of the run. On return the backend weights in `w` are the
-// dequantized GPTQ weights (all rows) and act.h is the block's output computed with them.
-// Collective over rc.group.
+// dequantized GPTQ weights (all rows) and act.h is the block's output computed with them; with
+// original_inputs (calibration.inputs: original) they are the original weights and act.h the
+// original block's output, the next block's input in that mode.
+// Collective over rc.group. Each Hessian input (LinearSpec::input) has its own Hessian; a
+// true-sequential step captures all the inputs of its group in one partial forward. A routed
+// expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
+// one number per expert); an expert with fewer than moe.min_tokens is quantized with RTN
+// (logged per expert by replica 0; LinearResult::starved).
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
-                           const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {});
+                           const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {},
+                           const MoeConfig& moe = MoeConfig{}, bool original_inputs = false);
+
+// Forwards act.h through the block with its original weights (a resumed block under
+// calibration.inputs: original).
+void forward_original_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
+                            int64_t micro, BlockWorkspace& ws, const MicroBatchHooks& hooks = {});
 
 // Replaces w's backend weights with already-quantized ones (resume) and forwards act.h.
 void forward_quantized_block(Backend& be, const ModelSpec& dims, BlockWeights& w,

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "kernels/attention_scratch.h"
 #include "base/check.h"
+#include "kernels/attention_scratch.h"
 #include "worker/families/family_forward.h"
 
 namespace gptqd {
@@ -24,12 +24,18 @@ double block_weight_floats(const ModelSpec& d) {
   return n;
 }
 
-// The Hessians of a block's groups (one per group: its layers share the input), in bytes.
+// The Hessians of each of a block's groups, in bytes: one per Hessian input of the group (one in
+// dense families; a mixture of experts has one per expert), all held at once while the group is
+// captured and quantized.
 std::vector<double> group_hessian_bytes(const ModelSpec& d) {
   std::vector<double> out;
   for (int g = 0; g < d.n_groups; ++g) {
-    const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
-    out.push_back(4 * c * c);
+    double bytes = 0;
+    for (int k : d.group_inputs(g)) {
+      const double c = static_cast<double>(d.linears[d.input_members(k)[0]].in);
+      bytes += 4 * c * c;
+    }
+    out.push_back(bytes);
   }
   return out;
 }
@@ -84,7 +90,11 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
                       : u64(4 * (static_cast<double>(w.samples) + micro) * seq * h);
   double per_token = 0;
   for (int64_t n : family_forward(d.family).workspace(d)) per_token += static_cast<double>(n);
-  m.workspace = u64(4 * micro * seq * per_token);
+  // The families with rotary embeddings keep cos and sin tables [seq, head_dim / 2] beside the
+  // scratch (BlockWorkspace::rope_cos/rope_sin).
+  const bool rope = d.family == Family::kLlama || d.family == Family::kMoe;
+  const double rope_tables = rope ? 4.0 * seq * static_cast<double>(d.head_dim) : 0.0;
+  m.workspace = u64(4 * micro * seq * per_token + rope_tables);
   m.scores = static_cast<uint64_t>(attention_score_bytes(w.seqlen, d.n_head));
   double all_h = 0, max_h = 0, gptq = 0;
   for (double hess : group_hessian_bytes(d)) {

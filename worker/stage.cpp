@@ -1,5 +1,6 @@
 #include "worker/stage.h"
 
+#include <algorithm>
 #include <csignal>
 #include <cstdlib>
 #include <deque>
@@ -174,6 +175,30 @@ int64_t env_block(const char* name) {
   return b;
 }
 
+// One line per MoE block: the calibration tokens each expert saw (its gate/up Hessian's count)
+// and how many experts fell back to RTN (moe.min_tokens). Nothing for dense blocks.
+void log_expert_tokens(const std::string& run, int64_t block, const ModelSpec& d,
+                       const BlockResult& res) {
+  // Each expert once, at its first linear (its gate), in expert order.
+  std::vector<int64_t> tokens(static_cast<size_t>(std::max<int64_t>(d.config.n_experts, 0)), -1);
+  std::vector<bool> seen(tokens.size(), false);
+  int starved = 0;
+  for (size_t i = 0; i < d.linears.size(); ++i) {
+    const int e = d.linears[i].expert;
+    if (e < 0 || seen[static_cast<size_t>(e)]) continue;
+    seen[static_cast<size_t>(e)] = true;
+    tokens[static_cast<size_t>(e)] = res[i].tokens;
+    starved += res[i].starved ? 1 : 0;
+  }
+  if (tokens.empty()) return;
+  std::string list;
+  for (size_t e = 0; e < tokens.size(); ++e) list += (e ? " " : "") + std::to_string(tokens[e]);
+  GPTQD_LOG_INFO(
+      "[{}] block {} calibration tokens per expert: {}; {} expert(s) below "
+      "moe.min_tokens quantized with RTN",
+      run, block, list, starved);
+}
+
 }  // namespace
 
 void test_hook_after_mark(int64_t block) {
@@ -285,30 +310,43 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
       }
       if (guard) guard->admit_block(b, w.digest);
       const bool resumed = done[b] != 0;
+      // calibration.inputs: original: the next block's input is this block's original output.
+      const bool original = job.calibration.inputs == "original";
       if (resumed) {
         report_progress("reading it back from the checkpoint");
         std::vector<std::vector<float>> deq(d.linears.size());
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const std::string& layer = d.linears[i].module;
-          deq[i] = ckpt.dequantize(q.name, b, layer);
+          if (!original) deq[i] = ckpt.dequantize(q.name, b, layer);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
                                           d.linears[i].out, d.linears[i].in,
-                                          ckpt.read_stats(q.name, b, layer), 1});
+                                          ckpt.read_stats(q.name, b, layer), 1,
+                                          ckpt.read_tokens(q.name, b, layer)});
           }
         }
-        report_progress("forward through the resumed block");
-        forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
+        if (original) {
+          report_progress("forward through the original block");
+          forward_original_block(be, d, w, act, micro, ws, hooks);
+        } else {
+          report_progress("forward through the resumed block");
+          forward_quantized_block(be, d, w, deq, act, micro, ws, hooks);
+        }
       } else {
-        const BlockResult res = quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks);
+        const BlockResult res =
+            quantize_block(be, d, w, act, micro, ws, q, b, rc, hooks, job.moe, original);
+        if (leader) log_expert_tokens(q.name, b, d, res);
         report_progress("writing it to the checkpoint");
         for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
           const LinearWeights& lw = w.linears[i];
           ckpt.write_layer(q.name, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
                            to_layer_data(res[i], lw));
+          // A routed expert's calibration tokens, by the writer of its stats (row 0).
+          if (res[i].tokens >= 0 && res[i].row_begin == 0)
+            ckpt.write_tokens(q.name, b, d.linears[i].module, res[i].tokens);
           if (leader) {
             reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
-                                          lw.out, lw.in, res[i].stats, 0});
+                                          lw.out, lw.in, res[i].stats, 0, res[i].tokens});
           }
         }
         // Complete only once every replica's rows are on disk: each syncs its writes, the

@@ -33,6 +33,7 @@ struct LayerReport {
   int64_t rows = 0, cols = 0;
   LayerStats stats;
   int32_t resumed = 0;  // 1 when read back from the checkpoint instead of computed
+  int64_t tokens = -1;  // a routed expert's calibration tokens (all replicas); -1 otherwise
 };
 
 struct StageInputs {

@@ -617,6 +617,45 @@ LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
   return {row[0], row[1], row[2], row[3], row[4]};
 }
 
+void Checkpoint::write_tokens(const std::string& run, int64_t block, const std::string& layer,
+                              int64_t tokens) {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_writable();
+  im.run(run);
+  const int li = im.layer(layer);
+  im.check_block(block);
+  const std::string dpath = ckpt::run_path(run) + "/" + ckpt::kTokens;
+  GPTQD_CHECK(h5::has_link(im.file.get(), dpath.c_str()),
+              "checkpoint {} has no {} (family {}): tokens of {} cannot be stored", im.path, dpath,
+              im.layout.family, layer);
+  const std::vector<hsize_t> dims = {static_cast<hsize_t>(im.layout.n_blocks),
+                                     im.layout.layers.size()};
+  h5::write_slab(im.dataset(dpath, dims).get(), H5T_NATIVE_INT64,
+                 {static_cast<hsize_t>(block), static_cast<hsize_t>(li)}, {1, 1}, &tokens,
+                 im.xfer());
+}
+
+int64_t Checkpoint::read_tokens(const std::string& run, int64_t block,
+                                const std::string& layer) const {
+  GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
+  const Impl& im = *impl_;
+  im.check_open();
+  im.run(run);
+  const int li = im.layer(layer);
+  im.check_block(block);
+  const std::string dpath = ckpt::run_path(run) + "/" + ckpt::kTokens;
+  if (!h5::has_link(im.file.get(), dpath.c_str())) return -1;
+  int64_t v = -1;
+  const std::vector<hsize_t> dims = {static_cast<hsize_t>(im.layout.n_blocks),
+                                     im.layout.layers.size()};
+  ckpt::as_damage(im.path, [&] {
+    h5::read_slab(im.dataset(dpath, dims).get(), H5T_NATIVE_INT64,
+                  {static_cast<hsize_t>(block), static_cast<hsize_t>(li)}, {1, 1}, &v, im.xfer());
+  });
+  return v;
+}
+
 void check_layer_data(const LayerData& d, int bits, int64_t groups, int64_t rows, int64_t cols,
                       const std::string& where) {
   const int maxq = (1 << bits) - 1;

@@ -112,6 +112,14 @@ class Checkpoint {
   // The layer's stats alone (NaN where never written), without reading its data.
   LayerStats read_stats(const std::string& run, int64_t block, const std::string& layer) const;
 
+  // Mixtures of experts (family "moe"): the calibration tokens a routed expert's layer saw, over
+  // all replicas (/runs/<run>/tokens). write_tokens is independent like write_layer (its row-0
+  // writer calls it) and not covered by the checksums; read_tokens gives -1 for a layer that is
+  // no expert, not written yet, or a file without the dataset (dense families).
+  void write_tokens(const std::string& run, int64_t block, const std::string& layer,
+                    int64_t tokens);
+  int64_t read_tokens(const std::string& run, int64_t block, const std::string& layer) const;
+
   // The whole layer (rows [0, rows)) as stored, stats included. For a complete block checked
   // against its checksums (format_version >= 2) and with check_layer_data: InputError naming
   // run, block and layer on damaged data. Any failure to read an opened file is InputError too.

@@ -119,16 +119,24 @@ std::string inspect_checkpoint(const std::string& path) {
     out += fmt::format("  blocks complete: {}/{}", n_done, layout.n_blocks);
     out += missing.empty() ? "\n" : fmt::format(", missing: {}\n", format_block_list(missing));
     if (n_done == 0) continue;
-    out += fmt::format("  {:>5}  {:<{}}  {:>13}  {:>11}  {:>11}  {:>11}  {:>9}\n", "block", "layer",
-                       name_width, "shape", "gptq_err", "rtn_err", "loss", "seconds");
+    // Mixtures of experts: the calibration tokens each routed expert's layer saw.
+    const bool moe = layout.family == "moe";
+    out += fmt::format("  {:>5}  {:<{}}  {:>13}  {:>11}  {:>11}  {:>11}  {:>9}{}\n", "block",
+                       "layer", name_width, "shape", "gptq_err", "rtn_err", "loss", "seconds",
+                       moe ? "    tokens" : "");
     double sum_gptq = 0, sum_rtn = 0, sum_seconds = 0;
     for (int64_t b = 0; b < layout.n_blocks; ++b) {
       if (!done[b]) continue;
       for (const auto& l : layout.layers) {
         const LayerStats s = ckpt.read_stats(run.name, b, l.name);
-        out += fmt::format("  {:>5}  {:<{}}  {:>13}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>9.2f}\n",
+        std::string tokens;
+        if (moe) {
+          const int64_t t = ckpt.read_tokens(run.name, b, l.name);
+          tokens = fmt::format("  {:>8}", t >= 0 ? std::to_string(t) : "-");
+        }
+        out += fmt::format("  {:>5}  {:<{}}  {:>13}  {:>11.4e}  {:>11.4e}  {:>11.4e}  {:>9.2f}{}\n",
                            b, l.name, name_width, fmt::format("{}x{}", l.rows, l.cols), s.gptq_err,
-                           s.rtn_err, s.gptq_loss, s.seconds);
+                           s.rtn_err, s.gptq_loss, s.seconds, tokens);
         sum_gptq += s.gptq_err;
         sum_rtn += s.rtn_err;
         sum_seconds += s.seconds;

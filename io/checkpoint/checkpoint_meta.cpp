@@ -147,6 +147,14 @@ void write_layout(hid_t file, const CkptLayout& layout) {
                                stats_dcpl.get());
     h5::write_attr(stats.get(), "columns",
                    std::vector<std::string>(stat_names.begin(), stat_names.end()));
+    if (layout.family == "moe") {
+      Hid tokens = create_dataset(g.get(), kTokens, H5T_STD_I64LE,
+                                  {static_cast<hsize_t>(layout.n_blocks), layout.layers.size()},
+                                  filled_dcpl<int64_t>(H5T_NATIVE_INT64, -1).get());
+      h5::write_attr(tokens.get(), "what",
+                     std::string("calibration tokens routed to each expert layer (all replicas); "
+                                 "-1: not an expert, or not written yet"));
+    }
     Hid blocks = h5::create_group(g.get(), "blocks");
     for (int64_t b = 0; b < layout.n_blocks; ++b)
       write_block(blocks.get(), b, layout, r, raw.get());

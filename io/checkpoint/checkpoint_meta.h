@@ -21,6 +21,9 @@ inline constexpr const char* kPerm = "perm";
 inline constexpr const char* kBias = "bias";
 inline constexpr const char* kComplete = "complete";
 inline constexpr const char* kStats = "stats";
+// Mixtures of experts (family "moe") only, int64 [n_blocks, n_layers]: the calibration tokens
+// a routed expert's layer saw (over all replicas); -1 for other layers and until written.
+inline constexpr const char* kTokens = "tokens";
 inline constexpr const char* kChecksum = "checksum";  // format_version >= 2 (checkpoint_checksum.h)
 // Root dataset, uint64 [n_blocks + 1]: the digest of the weights each block (and, last, the
 // embedding) was quantized from; 0 = not known. Files made before it have none.

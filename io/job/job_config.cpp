@@ -32,9 +32,10 @@ constexpr int64_t kMaxCalibrationTokens = int64_t{1} << 31;
 constexpr size_t kMaxShown = 48;
 
 const std::vector<std::string> kTopKeys = {"model",    "calibration", "quant", "sweep",
-                                           "parallel", "output",      "eval"};
+                                           "parallel", "output",      "eval",  "moe"};
 const std::vector<std::string> kModelKeys = {"path"};
-const std::vector<std::string> kCalibrationKeys = {"text", "tokens", "nsamples", "seqlen", "seed"};
+const std::vector<std::string> kCalibrationKeys = {"text",   "tokens", "nsamples",
+                                                   "seqlen", "seed",   "inputs"};
 const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "sym",
                                              "act_order",    "static_groups", "true_sequential",
                                              "damp_percent", "block_size",    "mse_clip"};
@@ -42,6 +43,7 @@ const std::vector<std::string> kParallelKeys = {
     "stages", "device", "activations", "precision", "factorization", "transport", "stall_timeout"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
+const std::vector<std::string> kMoeKeys = {"calibration", "min_tokens"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
 const std::vector<std::string> kPlacements = {"auto", "device", "host"};
 const std::vector<std::string> kPrecisions = {"auto", "exact", "fast"};
@@ -530,6 +532,12 @@ CalibrationConfig read_calibration(const Reader& r, const Section& s) {
       r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", c.seqlen));
   }
   if (const Entry* e = s.find("seed")) c.seed = r.unsigned_integer(e->value, e->key_at, e->path);
+  if (const Entry* e = s.find("inputs")) {
+    c.inputs = r.text(*e, "quantized");
+    if (c.inputs != "quantized" && c.inputs != "original")
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of quantized, original", shown(e->value)));
+  }
   // The windows are one array of int32 ids, and every later size is a product with it.
   int64_t total = 0;
   if (__builtin_mul_overflow(c.nsamples, c.seqlen, &total) || total > kMaxCalibrationTokens) {
@@ -595,6 +603,25 @@ EvalConfig read_eval(const Reader& r, const Section& s) {
       r.fail(e->value.Mark(), e->path, fmt::format("{} is out of range: must be > 0", ev.seqlen));
   }
   return ev;
+}
+
+MoeConfig read_moe(const Reader& r, const Section& s) {
+  MoeConfig m;
+  if (const Entry* e = s.find("calibration")) {
+    m.calibration = r.text(*e, "routed");
+    if (m.calibration != "routed" && m.calibration != "all")
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of routed, all", shown(e->value)));
+  }
+  if (const Entry* e = s.find("min_tokens")) {
+    m.min_tokens = r.integer(e->value, e->key_at, e->path);
+    if (m.min_tokens < 1)
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is out of range: must be >= 1 (an expert with no token cannot be "
+                         "quantized with GPTQ)",
+                         m.min_tokens));
+  }
+  return m;
 }
 
 // Records where each document starts (its first token, and its root node) and nothing else.
@@ -744,6 +771,7 @@ JobConfig parse_job_config(const std::string& yaml_text, const std::string& sour
   job.checkpoint = r.text(*checkpoint, "a checkpoint file path");
 
   job.eval = read_eval(r, sub("eval", kEvalKeys));
+  job.moe = read_moe(r, sub("moe", kMoeKeys));
   return job;
 }
 
@@ -783,6 +811,7 @@ std::string JobConfig::resolved_yaml() const {
   out << YAML::Key << "nsamples" << YAML::Value << calibration.nsamples;
   out << YAML::Key << "seqlen" << YAML::Value << calibration.seqlen;
   out << YAML::Key << "seed" << YAML::Value << calibration.seed;
+  out << YAML::Key << "inputs" << YAML::Value << calibration.inputs;
   out << YAML::EndMap;
 
   out << YAML::Key << "quant" << YAML::Value << YAML::BeginMap;
@@ -837,6 +866,14 @@ std::string JobConfig::resolved_yaml() const {
   out << YAML::Key << "seqlen" << YAML::Value << eval.seqlen;
   out << YAML::EndMap;
 
+  // Only when set: a dense job's resolved text (stored in its checkpoint) stays as it was.
+  if (!(moe == MoeConfig{})) {
+    out << YAML::Key << "moe" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "calibration" << YAML::Value << moe.calibration;
+    out << YAML::Key << "min_tokens" << YAML::Value << moe.min_tokens;
+    out << YAML::EndMap;
+  }
+
   out << YAML::EndMap;
   GPTQD_CHECK(out.good(), "emitting the resolved job config failed: {}", out.GetLastError());
 
@@ -859,7 +896,7 @@ bool operator==(const QuantConfig& a, const QuantConfig& b) {
 
 bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
   return a.text == b.text && a.tokens == b.tokens && a.nsamples == b.nsamples &&
-         a.seqlen == b.seqlen && a.seed == b.seed;
+         a.seqlen == b.seqlen && a.seed == b.seed && a.inputs == b.inputs;
 }
 
 bool operator==(const ParallelConfig& a, const ParallelConfig& b) {
@@ -872,6 +909,10 @@ bool operator==(const EvalConfig& a, const EvalConfig& b) {
   return a.text == b.text && a.seqlen == b.seqlen;
 }
 
+bool operator==(const MoeConfig& a, const MoeConfig& b) {
+  return a.calibration == b.calibration && a.min_tokens == b.min_tokens;
+}
+
 bool operator==(const SweepAxis& a, const SweepAxis& b) {
   return a.key == b.key && a.values == b.values;
 }
@@ -879,7 +920,7 @@ bool operator==(const SweepAxis& a, const SweepAxis& b) {
 bool operator==(const JobConfig& a, const JobConfig& b) {
   return a.model_path == b.model_path && a.calibration == b.calibration && a.quant == b.quant &&
          a.sweep == b.sweep && a.runs == b.runs && a.parallel == b.parallel &&
-         a.checkpoint == b.checkpoint && a.eval == b.eval;
+         a.checkpoint == b.checkpoint && a.eval == b.eval && a.moe == b.moe;
 }
 
 }  // namespace gptqd

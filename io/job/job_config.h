@@ -33,6 +33,10 @@ struct CalibrationConfig {
   int64_t nsamples = 128;
   int64_t seqlen = 2048;
   uint64_t seed = 0;
+  // Which inputs each block is calibrated on: quantized (the outputs of the already-quantized
+  // blocks before it: GPTQ's order, the default) or original (the unquantized model's: every
+  // block's input is the original model's, so no block depends on another's quantization).
+  std::string inputs = "quantized";
 };
 
 struct ParallelConfig {
@@ -62,6 +66,18 @@ struct ParallelConfig {
 constexpr double kMinStallTimeout = 1;
 constexpr double kMaxStallTimeout = 30 * 24 * 3600;  // 30 days: beyond it is "never"
 
+// Mixtures of experts (ignored by dense models; docs/config-reference.md).
+struct MoeConfig {
+  // Which tokens an expert's Hessian sees: routed (those the router sends it) or all (every
+  // token reaches every expert's Hessian, the block output still the routed mix: what
+  // llm-compressor's calibrate_all_experts does).
+  std::string calibration = "routed";
+  // An expert whose Hessian saw fewer calibration tokens (over all replicas) is quantized with
+  // RTN instead of GPTQ, logged per expert and counted: GPTQ on a Hessian of a handful of tokens
+  // fits them and little else, and on none it would zero the expert (dead inputs). >= 1.
+  int64_t min_tokens = 16;
+};
+
 struct EvalConfig {
   std::string text;  // empty = none configured
   int64_t seqlen = 2048;
@@ -84,6 +100,7 @@ struct JobConfig {
   ParallelConfig parallel;
   std::string checkpoint;  // output.checkpoint
   EvalConfig eval;
+  MoeConfig moe;
 
   // A YAML text with every section and key (defaults filled in; keys without a default
   // only when set), the sweep as written, and the run names in a comment. Meant for the
@@ -111,6 +128,7 @@ bool operator==(const QuantConfig& a, const QuantConfig& b);
 bool operator==(const CalibrationConfig& a, const CalibrationConfig& b);
 bool operator==(const ParallelConfig& a, const ParallelConfig& b);
 bool operator==(const EvalConfig& a, const EvalConfig& b);
+bool operator==(const MoeConfig& a, const MoeConfig& b);
 bool operator==(const SweepAxis& a, const SweepAxis& b);
 bool operator==(const JobConfig& a, const JobConfig& b);
 inline bool operator!=(const JobConfig& a, const JobConfig& b) { return !(a == b); }

@@ -9,9 +9,10 @@
 namespace gptqd {
 
 // The block architectures gptqd implements. Mistral, Qwen2/2.5, Qwen3 and SmolLM2 are
-// Llama blocks with options (grouped KV heads, q/k/v biases, per-head q/k RMSNorm).
-enum class Family { kBloom, kLlama, kOpt };
-const char* family_name(Family f);  // "bloom", "llama", "opt"
+// Llama blocks with options (grouped KV heads, q/k/v biases, per-head q/k RMSNorm); Mixtral,
+// Qwen2-MoE and Qwen3-MoE are Llama attention with a routed mixture of experts as the MLP.
+enum class Family { kBloom, kLlama, kOpt, kMoe };
+const char* family_name(Family f);  // "bloom", "llama", "opt", "moe"
 
 // RoPE frequency rule (transformers' rope_scaling.rope_type; absent = kDefault).
 enum class RopeType { kDefault, kLinear, kLlama3 };
@@ -45,14 +46,21 @@ struct ModelConfig {
   bool qk_norm = false;        // per-head RMSNorm of q and k before RoPE (Qwen3)
   int64_t sliding_window = 0;  // Mistral: > 0 when attention is windowed (not implemented:
                                // jobs whose sequences exceed it are refused)
+  // Mixtures of experts (mixtral, qwen2_moe, qwen3_moe): every block's MLP is a router over
+  // n_experts SiLU-gated experts of width moe_ffn, of which each token takes experts_per_tok.
+  int64_t n_experts = 0;        // num_local_experts (Mixtral) / num_experts (Qwen)
+  int64_t experts_per_tok = 0;  // num_experts_per_tok (top-k)
+  int64_t moe_ffn = 0;          // intermediate_size (Mixtral) / moe_intermediate_size (Qwen)
+  int64_t shared_ffn = 0;       // shared_expert_intermediate_size (Qwen2-MoE); 0: no shared expert
+  bool norm_topk_prob = false;  // top-k probabilities renormalised to sum 1 (Mixtral: always)
   // OPT
   bool do_layer_norm_before = true;  // pre-LN (every OPT but 350m)
-  bool enable_bias = true;       // the Linears have biases
-  bool final_layer_norm = true;  // the decoder ends with a LayerNorm (pre-LN and not removed)
+  bool enable_bias = true;           // the Linears have biases
+  bool final_layer_norm = true;      // the decoder ends with a LayerNorm (pre-LN and not removed)
 
   int64_t bos_token_id = -1, eos_token_id = -1, pad_token_id = -1;  // -1: none
-  std::string torch_dtype;  // as in the file, may be empty
-  std::string json;         // the config.json text, verbatim
+  std::string torch_dtype;                                          // as in the file, may be empty
+  std::string json;  // the config.json text, verbatim
 };
 
 // Reads config.json of any supported family: dispatches on model_type (BLOOM when absent, as

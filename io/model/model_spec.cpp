@@ -1,7 +1,7 @@
 #include "io/model/model_spec.h"
 
-#include "io/model/families/family_decl.h"
 #include "base/check.h"
+#include "io/model/families/family_decl.h"
 
 namespace gptqd {
 
@@ -24,18 +24,32 @@ ModelSpec ModelSpec::of(const ModelConfig& c) {
   s.vocab = c.vocab;
   s.norm_eps = static_cast<float>(c.norm_eps);
   for (const FamilyDecl* f : all_families()) {
-    if (f->family == c.family) f->describe(s);
+    if (f->family != c.family) continue;
+    f->describe(s);  // several model_type declarations may share one family's describe
+    break;
   }
   GPTQD_CHECK(!s.linears.empty() && !s.embedding.empty(), "family {} declared no tensors",
               family_name(c.family));
   s.n_groups = s.linears.back().group + 1;
+  for (LinearSpec& l : s.linears) {
+    if (l.input < 0) l.input = l.group;
+  }
+  s.n_inputs = s.linears.back().input + 1;
+  GPTQD_CHECK(s.linears[0].group == 0 && s.linears[0].input == 0,
+              "family {}: the first linear must open group 0 and input 0", family_name(c.family));
   for (size_t i = 1; i < s.linears.size(); ++i) {
-    const int step = s.linears[i].group - s.linears[i - 1].group;
+    const LinearSpec& a = s.linears[i - 1];
+    const LinearSpec& b = s.linears[i];
+    const int step = b.group - a.group;
+    const int input_step = b.input - a.input;
     GPTQD_CHECK(step == 0 || step == 1, "family {}: linear groups must be contiguous",
                 family_name(c.family));
-    GPTQD_CHECK(step == 1 || s.linears[i].in == s.linears[i - 1].in,
-                "family {}: the layers of a group must share their input",
+    GPTQD_CHECK(input_step == 0 || input_step == 1, "family {}: linear inputs must be contiguous",
                 family_name(c.family));
+    GPTQD_CHECK(step == 0 || input_step == 1, "family {}: an input cannot span two groups",
+                family_name(c.family));
+    GPTQD_CHECK(input_step == 1 || (b.in == a.in && b.expert == a.expert),
+                "family {}: the layers of an input must share it", family_name(c.family));
   }
   return s;
 }
@@ -46,7 +60,8 @@ std::string ModelSpec::block_tensor_name(int64_t block, const std::string& relat
 
 std::vector<TensorSpec> ModelSpec::block_tensors(int64_t block) const {
   std::vector<TensorSpec> out;
-  for (const TensorSpec& t : block_norms) out.push_back({block_tensor_name(block, t.name), t.shape});
+  for (const TensorSpec& t : block_norms)
+    out.push_back({block_tensor_name(block, t.name), t.shape});
   for (const LinearSpec& l : linears) {
     out.push_back({block_tensor_name(block, l.module + ".weight"), {l.out, l.in}});
     if (l.bias) out.push_back({block_tensor_name(block, l.module + ".bias"), {l.out}});
@@ -64,6 +79,22 @@ std::vector<int> ModelSpec::group_members(int g) const {
   std::vector<int> out;
   for (size_t i = 0; i < linears.size(); ++i) {
     if (linears[i].group == g) out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
+
+std::vector<int> ModelSpec::input_members(int k) const {
+  std::vector<int> out;
+  for (size_t i = 0; i < linears.size(); ++i) {
+    if (linears[i].input == k) out.push_back(static_cast<int>(i));
+  }
+  return out;
+}
+
+std::vector<int> ModelSpec::group_inputs(int g) const {
+  std::vector<int> out;
+  for (const LinearSpec& l : linears) {
+    if (l.group == g && (out.empty() || out.back() != l.input)) out.push_back(l.input);
   }
   return out;
 }

@@ -25,7 +25,13 @@ struct LinearSpec {
   std::string module;  // HF module path inside the block: "self_attn.q_proj"
   int64_t out = 0, in = 0;
   bool bias = false;
-  int group = 0;  // its true-sequential group: the layers of a group share their input
+  int group = 0;  // its true-sequential group (one step of GPTQ's true-sequential order)
+  // Its Hessian input: the layers of an input share their input x and so one Hessian. -1 (the
+  // default) means the group's: dense families have one input per group. A mixture of experts
+  // has many inputs in one group (each expert's gate/up see only the tokens routed to it), so
+  // one true-sequential step captures all of them in one partial forward.
+  int input = -1;
+  int expert = -1;  // >= 0: a routed expert's linear (its input is the tokens routed to it)
 };
 
 struct ModelSpec {
@@ -45,6 +51,7 @@ struct ModelSpec {
   std::vector<TensorSpec> block_norms;  // a block's other tensors, in the family's order
   std::vector<LinearSpec> linears;      // in true-sequential order, groups contiguous
   int n_groups = 0;
+  int n_inputs = 0;  // Hessian inputs (== n_groups for dense families); linears' inputs contiguous
   std::vector<TensorSpec> embedding;   // [0] is the token table [vocab, hidden]
   std::vector<TensorSpec> final_norm;  // may be empty (OPT post-LN)
   std::string lm_head;                 // untied head "lm_head.weight" [vocab, hidden]; "" when
@@ -63,6 +70,10 @@ struct ModelSpec {
   std::vector<TensorSpec> block_tensors(int64_t block) const;
   // The linears of group g, as indices into linears.
   std::vector<int> group_members(int g) const;
+  // The linears of Hessian input k, as indices into linears.
+  std::vector<int> input_members(int k) const;
+  // The Hessian inputs of group g, in order.
+  std::vector<int> group_inputs(int g) const;
   // Every tensor a full model needs: embedding, every block, final norm, untied head.
   std::vector<TensorSpec> all_tensors() const;
   // Index into block_tensors() of linear i's weight (its bias, if any, follows it).

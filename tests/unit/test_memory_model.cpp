@@ -27,11 +27,10 @@ struct Case {
 
 class MemoryModelTest : public ::testing::TestWithParam<Case> {};
 
-TEST_P(MemoryModelTest, IsTheMeasuredDevicePeakToTheByte) {
-  const Case c = GetParam();
-  const auto dir = test::scratch_dir("memmodel");
-  test::make_random_bloom(dir.string(), {1, 96, 4, 64, 7});
-  const HfModel model = HfModel::open(dir.string());
+// Quantizes block 0 of the model in `dir` with the settings of `c` and compares the measured
+// device peak with the model's.
+void expect_peak_to_the_byte(const std::string& dir, const Case& c) {
+  const HfModel model = HfModel::open(dir);
   const ModelSpec d = model.spec();
   const int64_t nseq = 5, seq = 32;
   auto be = make_cpu_backend(1);
@@ -70,6 +69,24 @@ TEST_P(MemoryModelTest, IsTheMeasuredDevicePeakToTheByte) {
     EXPECT_EQ(got.host_peak, nseq * seq * d.hidden * 4);
   } else {
     EXPECT_EQ(got.host_peak, 0);
+  }
+}
+
+TEST_P(MemoryModelTest, IsTheMeasuredDevicePeakToTheByte) {
+  const auto dir = test::scratch_dir("memmodel");
+  test::make_random_bloom(dir.string(), {1, 96, 4, 64, 7});
+  expect_peak_to_the_byte(dir.string(), GetParam());
+}
+
+// A mixture of experts (Qwen2-MoE: 3 experts and a shared expert): a group holds one Hessian per
+// expert, all alive while the group is captured and quantized.
+TEST(MemoryModelMoe, IsTheMeasuredDevicePeakToTheByte) {
+  const std::string dir = test::source_path("tests/fixtures/moe/qwen2_moe");
+  for (const Case& c : {Case{true, false, 16, 128, 1, false}, Case{false, true, -1, 16, 2, false},
+                        Case{true, false, 16, 128, 5, true}}) {
+    SCOPED_TRACE(::testing::Message()
+                 << "true_sequential " << c.true_sequential << " micro " << c.micro);
+    expect_peak_to_the_byte(dir, c);
   }
 }
 

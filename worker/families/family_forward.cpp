@@ -10,6 +10,8 @@ const FamilyForward& family_forward(Family family) {
       return llama_forward();
     case Family::kOpt:
       return opt_forward();
+    case Family::kMoe:
+      return moe_forward();
   }
   return bloom_forward();
 }

@@ -32,6 +32,7 @@ const FamilyForward& family_forward(Family family);
 const FamilyForward& bloom_forward();
 const FamilyForward& llama_forward();
 const FamilyForward& opt_forward();
+const FamilyForward& moe_forward();
 
 // y[T, out] = x[T, in] W^T (+ b): the linear layer every family uses, in the backend's
 // precision (Backend::forward_gemm).

@@ -6,6 +6,7 @@
 
 #include "base/check.h"
 #include "worker/families/family_forward.h"
+#include "worker/families/llama_attention.h"
 #include "worker/families/rope.h"
 
 namespace gptqd {
@@ -23,6 +24,8 @@ std::vector<int64_t> workspace(const ModelSpec& d) {
   return {d.hidden, q, kv, kv, q, d.hidden, d.ffn, d.ffn};
 }
 
+}  // namespace
+
 // The cos/sin tables for sequences of `seq` tokens, computed once per length.
 void ensure_rope(Backend& be, const ModelSpec& d, int64_t seq, BlockWorkspace& ws) {
   if (ws.rope_seq == seq) return;
@@ -33,8 +36,9 @@ void ensure_rope(Backend& be, const ModelSpec& d, int64_t seq, BlockWorkspace& w
   ws.rope_seq = seq;
 }
 
-void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
-           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
+bool llama_attention(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch,
+                     int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
+                     int stop_after) {
   const int64_t tokens = batch * seq;
   const int64_t hd = d.hidden;
   float* a = ws.bufs[kA].data();
@@ -43,14 +47,13 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
   float* v = ws.bufs[kVOut].data();
   float* ctx = ws.bufs[kCtx].data();
   float* out = ws.bufs[kOut].data();
-  float* gate = ws.bufs[kGateOut].data();
   auto captured = [&](int group, const float* x) {
     if (capture) capture(group, x, tokens, batch);
     return stop_after == group;
   };
 
   be.rms_norm(tokens, hd, h, w.norms[kInputNorm].data(), d.norm_eps, a);
-  if (captured(kQkvGroup, a)) return;
+  if (captured(kQkvGroup, a)) return true;
   linear_forward(be, w.linears[kQ], tokens, a, q);
   linear_forward(be, w.linears[kK], tokens, a, k);
   linear_forward(be, w.linears[kV], tokens, a, v);
@@ -63,10 +66,27 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
   be.rope(tokens, seq, d.n_kv_head, d.head_dim, k, ws.rope_cos.data(), ws.rope_sin.data());
   const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
   be.attention(batch, seq, d.n_head, d.n_kv_head, d.head_dim, q, k, v, scale, ctx);
-  if (captured(kOGroup, ctx)) return;
+  if (captured(kOGroup, ctx)) return true;
   linear_forward(be, w.linears[kO], tokens, ctx, out);
   be.add(tokens * hd, out, h);
+  return false;
+}
 
+namespace {
+
+void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
+           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
+  const int64_t tokens = batch * seq;
+  const int64_t hd = d.hidden;
+  float* a = ws.bufs[kA].data();
+  float* out = ws.bufs[kOut].data();
+  float* gate = ws.bufs[kGateOut].data();
+  auto captured = [&](int group, const float* x) {
+    if (capture) capture(group, x, tokens, batch);
+    return stop_after == group;
+  };
+
+  if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after)) return;
   be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
   if (captured(kGateUpGroup, a)) return;
   linear_forward(be, w.linears[kGate], tokens, a, gate);

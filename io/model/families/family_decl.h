@@ -34,6 +34,11 @@ extern const std::vector<std::string> kIgnoredConfigKeys;
 const FamilyDecl& bloom_family();
 const FamilyDecl& llama_family();
 const FamilyDecl& opt_family();
+// Mixtures of experts (io/model/families/moe.cpp): one Family::kMoe, one declaration per
+// model_type, as their config keys differ.
+const FamilyDecl& mixtral_family();
+const FamilyDecl& qwen2_moe_family();
+const FamilyDecl& qwen3_moe_family();
 
 // Every family, in the order the messages list them.
 const std::vector<const FamilyDecl*>& all_families();

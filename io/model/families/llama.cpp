@@ -9,12 +9,14 @@
 #include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/families/family_decl.h"
+#include "io/model/families/llama_config.h"
 #include "io/model/json_strict.h"
 
 namespace gptqd {
-namespace {
 
 using nlohmann::json;
+
+namespace {
 
 // The rotary inverse frequencies theta^(-2i / head_dim), i < head_dim / 2, in fp32 as the forward
 // computes them (worker/families/rope.cpp, as torch does): each must be finite and positive. A
@@ -32,6 +34,8 @@ void check_rope_theta(double theta, int64_t head_dim, const std::string& where) 
                       where, theta, 2 * i, head_dim, inv, head_dim);
   }
 }
+
+}  // namespace
 
 // The RoPE settings: transformers 4.x writes `rope_theta` and `rope_scaling` (null or an object),
 // 5.x one object `rope_parameters` holding rope_type, rope_theta and the scaling factors. Read as
@@ -133,6 +137,8 @@ int64_t qwen_sliding_window(const json& j, int64_t n_layer, const std::string& s
   }
   return use && any ? window : 0;
 }
+
+namespace {
 
 ModelConfig parse(const json& j, const std::string& type, const std::string& src) {
   ModelConfig c;

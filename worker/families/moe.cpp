@@ -1,0 +1,160 @@
+#include <algorithm>
+#include <cmath>
+
+#include "base/check.h"
+#include "worker/families/family_forward.h"
+#include "worker/families/llama_attention.h"
+#include "worker/families/moe_forward.h"
+
+namespace gptqd {
+namespace {
+
+// Block norms after the attention's (io/model/families/moe.cpp): the post-attention norm is 1;
+// the router follows input, post and (qk_norm) q/k norms; the shared expert's gate follows it.
+constexpr int kPostNorm = 1;
+int router_norm(const ModelSpec& d) { return d.config.qk_norm ? 4 : 2; }
+
+// BlockWorkspace buffers: the Llama attention's six, then the MoE's.
+enum Buf { kA, kQOut, kKOut, kVOut, kCtx, kOut, kGateOut, kUpOut, kRows, kMoe, kLogits, kOne };
+
+int64_t mlp_width(const ModelSpec& d) { return std::max(d.config.moe_ffn, d.config.shared_ffn); }
+
+std::vector<int64_t> workspace(const ModelSpec& d) {
+  const int64_t q = d.n_head * d.head_dim, kv = d.n_kv_head * d.head_dim, f = mlp_width(d);
+  return {d.hidden, q, kv, kv, q, d.hidden, f, f, d.hidden, d.hidden, d.config.n_experts + 1, 1};
+}
+
+// Linear indices (the declaration's order): q, k, v, o; per expert gate, up; shared gate, up;
+// per expert down; shared down.
+struct MoeLinears {
+  int64_t experts;
+  bool shared;
+  int gate(int64_t e) const { return static_cast<int>(4 + 2 * e); }
+  int up(int64_t e) const { return gate(e) + 1; }
+  int shared_gate() const { return gate(experts); }
+  int shared_up() const { return shared_gate() + 1; }
+  int down(int64_t e) const { return static_cast<int>(4 + 2 * experts + (shared ? 2 : 0) + e); }
+  int shared_down() const { return down(experts); }
+};
+
+// y[row] += alpha * x (one row of `n` floats): a rank-1 gemm with the 1x1 matrix `one` = 1, so
+// the weighted row is rounded once and then added, as transformers' index_add_ of y * w does.
+void add_scaled_row(Backend& be, int64_t n, float alpha, const float* one, const float* x,
+                    float* y) {
+  be.gemm(false, false, 1, n, 1, alpha, one, 1, x, n, 1.0f, y, n);
+}
+
+}  // namespace
+
+void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
+               float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
+               const MoeRules& rules) {
+  if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after)) return;
+  const ModelConfig& c = d.config;
+  const int64_t tokens = batch * seq, hd = d.hidden, experts = c.n_experts;
+  const MoeLinears L{experts, c.shared_ffn > 0};
+  float* a = ws.bufs[kA].data();
+  float* rows = ws.bufs[kRows].data();
+  float* gate = ws.bufs[kGateOut].data();
+  float* up = ws.bufs[kUpOut].data();
+  float* out = ws.bufs[kOut].data();
+  float* moe = ws.bufs[kMoe].data();
+  float* logits = ws.bufs[kLogits].data();
+  float* one = ws.bufs[kOne].data();
+
+  be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
+  // The router in fp32 whatever the forward's precision: a flipped choice is a different model.
+  be.gemm(false, true, tokens, experts, hd, 1.0f, a, hd, w.norms[router_norm(d)].data(), hd, 0.0f,
+          logits, experts);
+  std::vector<float> host_logits(static_cast<size_t>(tokens * experts));
+  be.to_host(host_logits.data(), logits, tokens * experts);
+  const std::vector<ExpertRoute> routes =
+      rules.route(host_logits, tokens, experts, c.experts_per_tok, c.norm_topk_prob);
+  GPTQD_CHECK(static_cast<int64_t>(routes.size()) == experts, "{} routes for {} experts",
+              routes.size(), experts);
+  const auto gather = [&](const ExpertRoute& r) {
+    for (size_t i = 0; i < r.tokens.size(); ++i) {
+      be.copy(rows + static_cast<int64_t>(i) * hd, a + r.tokens[i] * hd, hd);
+    }
+  };
+  const int first_input = d.linears[L.gate(0)].input;
+
+  // moe.calibration: all (BlockWorkspace::capture_all_experts): every token reaches every
+  // expert's Hessian inputs; `samples` = tokens, as for a routed expert.
+  const bool all = capture && ws.capture_all_experts;
+  if (capture) {
+    for (int64_t e = 0; e < experts; ++e) {
+      if (all) {
+        capture(first_input + static_cast<int>(e), a, tokens, tokens);
+        continue;
+      }
+      const int64_t n = static_cast<int64_t>(routes[e].tokens.size());
+      if (n == 0) continue;
+      gather(routes[e]);
+      capture(first_input + static_cast<int>(e), rows, n, n);
+    }
+    if (L.shared) capture(d.linears[L.shared_gate()].input, a, tokens, batch);
+  }
+  if (stop_after == 2) return;
+
+  be.fill(one, 1.0f, 1);
+  be.fill(moe, 0.0f, tokens * hd);
+  for (int64_t e = 0; e < experts; ++e) {
+    const ExpertRoute& r = routes[e];
+    const int64_t n = static_cast<int64_t>(r.tokens.size());
+    if (all) {  // the down input of every token, for the Hessian only
+      linear_forward(be, w.linears[L.gate(e)], tokens, a, gate);
+      linear_forward(be, w.linears[L.up(e)], tokens, a, up);
+      be.silu_mul(tokens * c.moe_ffn, gate, up);
+      capture(d.linears[L.down(e)].input, gate, tokens, tokens);
+    }
+    if (n == 0 || (all && stop_after == 3)) continue;
+    gather(r);
+    linear_forward(be, w.linears[L.gate(e)], n, rows, gate);
+    linear_forward(be, w.linears[L.up(e)], n, rows, up);
+    be.silu_mul(n * c.moe_ffn, gate, up);
+    if (capture && !all) capture(d.linears[L.down(e)].input, gate, n, n);
+    if (stop_after == 3) continue;
+    linear_forward(be, w.linears[L.down(e)], n, gate, out);
+    for (int64_t i = 0; i < n; ++i) {
+      add_scaled_row(be, hd, r.weights[i], one, out + i * hd, moe + r.tokens[i] * hd);
+    }
+  }
+  if (L.shared) {
+    linear_forward(be, w.linears[L.shared_gate()], tokens, a, gate);
+    linear_forward(be, w.linears[L.shared_up()], tokens, a, up);
+    be.silu_mul(tokens * c.shared_ffn, gate, up);
+    if (capture) capture(d.linears[L.shared_down()].input, gate, tokens, batch);
+    if (stop_after == 3) return;
+    linear_forward(be, w.linears[L.shared_down()], tokens, gate, out);
+    // sigmoid(a g^T) per token, on the host with the routing.
+    be.gemm(false, true, tokens, 1, hd, 1.0f, a, hd, w.norms[router_norm(d) + 1].data(), hd, 0.0f,
+            logits, 1);
+    std::vector<float> g(static_cast<size_t>(tokens));
+    be.to_host(g.data(), logits, tokens);
+    for (int64_t t = 0; t < tokens; ++t) {
+      const float s = rules.shared_expert_gate ? 1.0f / (1.0f + std::exp(-g[t])) : 1.0f;
+      add_scaled_row(be, hd, s, one, out + t * hd, moe + t * hd);
+    }
+  }
+  if (stop_after == 3) return;
+  be.add(tokens * hd, moe, h);
+}
+
+namespace {
+
+void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
+           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
+  moe_block(be, d, w, batch, seq, h, ws, capture, stop_after, MoeRules{});
+}
+
+}  // namespace
+
+const FamilyForward& moe_forward() {
+  // The embedding and final norm are the Llama family's.
+  static const FamilyForward kForward{workspace, block, llama_forward().embed,
+                                      llama_forward().final_norm};
+  return kForward;
+}
+
+}  // namespace gptqd
