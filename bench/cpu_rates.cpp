@@ -16,6 +16,7 @@
 
 #include "base/check.h"
 #include "base/timing.h"
+#include "bench_random.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
 
@@ -54,13 +55,7 @@ Args parse(int argc, char** argv) {
   return a;
 }
 
-std::vector<float> random_vector(int64_t n, uint64_t seed, float scale) {
-  std::mt19937_64 gen(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> v(static_cast<size_t>(n));
-  for (auto& x : v) x = normal(gen);
-  return v;
-}
+using bench::random_vector;
 
 int run(int argc, char** argv) {
   const Args a = parse(argc, argv);

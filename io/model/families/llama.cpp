@@ -43,6 +43,34 @@ void check_rope_theta(double theta, int64_t head_dim, const std::string& where) 
 // rope_type, else the legacy type, else default; theta from the object, else the top-level
 // rope_theta, else 10000. Keys of the object that the rule does not use are refused: each could
 // change the frequencies (e.g. a partial rotary factor).
+void parse_decoder_shape(const json& j, const std::string& src, int64_t default_head_dim,
+                         ModelConfig* c) {
+  c->n_layer = config_positive(j, {"num_hidden_layers"}, src);
+  c->hidden = config_positive(j, {"hidden_size"}, src);
+  c->n_head = config_positive(j, {"num_attention_heads"}, src);
+  c->vocab = config_positive(j, {"vocab_size"}, src);
+  c->ffn = config_positive(j, {"intermediate_size"}, src);
+  c->n_kv_head = config_optional_int(j, "num_key_value_heads", c->n_head, src);
+  GPTQD_INPUT_CHECK(c->n_kv_head > 0 && c->n_head % c->n_kv_head == 0,
+                    "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", src,
+                    c->n_head, c->n_kv_head);
+  c->head_dim = config_optional_int(j, "head_dim", default_head_dim, src);
+  if (c->head_dim == 0) {
+    GPTQD_INPUT_CHECK(c->hidden % c->n_head == 0,
+                      "{}: hidden_size {} is not divisible by num_attention_heads {} (and no "
+                      "head_dim is given)",
+                      src, c->hidden, c->n_head);
+    c->head_dim = c->hidden / c->n_head;
+  }
+  GPTQD_INPUT_CHECK(c->head_dim > 0 && c->head_dim % 2 == 0,
+                    "{}: head_dim {} must be positive and even (rotary embeddings rotate pairs)",
+                    src, c->head_dim);
+  c->norm_eps = config_positive_number(j, "rms_norm_eps", 1e-6, src);
+  parse_rope(j, src, c);
+  c->max_position_embeddings = config_optional_int(j, "max_position_embeddings", 0, src);
+  c->tie_word_embeddings = config_bool(j, "tie_word_embeddings", false, src);
+}
+
 void parse_rope(const json& j, const std::string& src, ModelConfig* c) {
   const json* obj = nullptr;
   std::string key;
@@ -142,31 +170,8 @@ namespace {
 
 ModelConfig parse(const json& j, const std::string& type, const std::string& src) {
   ModelConfig c;
-  c.n_layer = config_positive(j, {"num_hidden_layers"}, src);
-  c.hidden = config_positive(j, {"hidden_size"}, src);
-  c.n_head = config_positive(j, {"num_attention_heads"}, src);
-  c.vocab = config_positive(j, {"vocab_size"}, src);
-  c.ffn = config_positive(j, {"intermediate_size"}, src);
-  c.n_kv_head = config_optional_int(j, "num_key_value_heads", c.n_head, src);
-  GPTQD_INPUT_CHECK(c.n_kv_head > 0 && c.n_head % c.n_kv_head == 0,
-                    "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", src,
-                    c.n_head, c.n_kv_head);
   // Qwen3's head_dim defaults to 128 (transformers' Qwen3Config), the others derive it.
-  c.head_dim = config_optional_int(j, "head_dim", type == "qwen3" ? 128 : 0, src);
-  if (c.head_dim == 0) {
-    GPTQD_INPUT_CHECK(c.hidden % c.n_head == 0,
-                      "{}: hidden_size {} is not divisible by num_attention_heads {} (and no "
-                      "head_dim is given)",
-                      src, c.hidden, c.n_head);
-    c.head_dim = c.hidden / c.n_head;
-  }
-  GPTQD_INPUT_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0,
-                    "{}: head_dim {} must be positive and even (rotary embeddings rotate pairs)",
-                    src, c.head_dim);
-  c.norm_eps = config_positive_number(j, "rms_norm_eps", 1e-6, src);
-  parse_rope(j, src, &c);
-  c.max_position_embeddings = config_optional_int(j, "max_position_embeddings", 0, src);
-  c.tie_word_embeddings = config_bool(j, "tie_word_embeddings", false, src);
+  parse_decoder_shape(j, src, type == "qwen3" ? 128 : 0, &c);
   const bool attention_bias = config_bool(j, "attention_bias", false, src);
   if (type == "qwen2") {
     c.qkv_bias = true;  // Qwen2's q/k/v always carry biases, its o_proj never

@@ -59,30 +59,7 @@ void check_all_sparse(const json& j, int64_t n_layer, const std::string& src) {
 
 ModelConfig parse(const json& j, const std::string& type, const std::string& src) {
   ModelConfig c;
-  c.n_layer = config_positive(j, {"num_hidden_layers"}, src);
-  c.hidden = config_positive(j, {"hidden_size"}, src);
-  c.n_head = config_positive(j, {"num_attention_heads"}, src);
-  c.vocab = config_positive(j, {"vocab_size"}, src);
-  c.ffn = config_positive(j, {"intermediate_size"}, src);
-  c.n_kv_head = config_optional_int(j, "num_key_value_heads", c.n_head, src);
-  GPTQD_INPUT_CHECK(c.n_kv_head > 0 && c.n_head % c.n_kv_head == 0,
-                    "{}: num_attention_heads {} is not a multiple of num_key_value_heads {}", src,
-                    c.n_head, c.n_kv_head);
-  c.head_dim = config_optional_int(j, "head_dim", 0, src);
-  if (c.head_dim == 0) {
-    GPTQD_INPUT_CHECK(c.hidden % c.n_head == 0,
-                      "{}: hidden_size {} is not divisible by num_attention_heads {} (and no "
-                      "head_dim is given)",
-                      src, c.hidden, c.n_head);
-    c.head_dim = c.hidden / c.n_head;
-  }
-  GPTQD_INPUT_CHECK(c.head_dim > 0 && c.head_dim % 2 == 0,
-                    "{}: head_dim {} must be positive and even (rotary embeddings rotate pairs)",
-                    src, c.head_dim);
-  c.norm_eps = config_positive_number(j, "rms_norm_eps", 1e-6, src);
-  parse_rope(j, src, &c);
-  c.max_position_embeddings = config_optional_int(j, "max_position_embeddings", 0, src);
-  c.tie_word_embeddings = config_bool(j, "tie_word_embeddings", false, src);
+  parse_decoder_shape(j, src, 0, &c);
   if (type == "mixtral") {
     c.n_experts = config_positive(j, {"num_local_experts"}, src);
     c.moe_ffn = c.ffn;
