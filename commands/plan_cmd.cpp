@@ -154,7 +154,11 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
                  "what the ranks compute on (default gpu; cpu: the CPU backend, exact precision, "
                  "with the rates of bench/cpu_rates given as --tflops and --factor-tflops)")
       ->type_name("gpu|cpu")
-      ->check(CLI::IsMember({"gpu", "cpu"}));
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "gpu" || v == "cpu" ? "" : fmt::format("'{}' is not gpu or cpu", v);
+          },
+          ""));
   app.add_option("--dtype", opt->dtype, "weight dtype (default: config.json's torch_dtype)")
       ->type_name("bf16|f16|f32")
       ->transform(CLI::Validator(
