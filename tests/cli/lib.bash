@@ -15,18 +15,24 @@ make_model() {
   python3 "$SRC/scripts/make_tiny_bloom.py" "$dir" --layers 2 --hidden 64 --heads 4 --vocab 512 "$@"
 }
 
-# Which family the multi-rank tests run on (their *_llama.sh twins set GPTQD_TEST_FAMILY=llama):
+# Which family the multi-rank tests run on (their *_llama.sh and *_moe.sh twins set
+# GPTQD_TEST_FAMILY=llama or moe):
 # make_family_model DIR puts a 4-block model of that family in DIR; FIRST_LAYER names the first
 # linear of its blocks, LAYERS_PER_BLOCK counts them.
 GPTQD_TEST_FAMILY=${GPTQD_TEST_FAMILY:-bloom}
 case $GPTQD_TEST_FAMILY in
   bloom) FIRST_LAYER=self_attention.query_key_value LAYERS_PER_BLOCK=4 ;;
   llama) FIRST_LAYER=self_attn.q_proj LAYERS_PER_BLOCK=7 ;;
+  # Qwen2-MoE: q, k, v, o, 3 experts x 3 and the shared expert's 3 (router and gate unquantized)
+  moe) FIRST_LAYER=self_attn.q_proj LAYERS_PER_BLOCK=16 ;;
   *) echo "unknown GPTQD_TEST_FAMILY $GPTQD_TEST_FAMILY" >&2; exit 1 ;;
 esac
 make_family_model() {
   if [[ $GPTQD_TEST_FAMILY == llama ]]; then
     cp -r "$SRC/models/tiny-llama" "$1"  # random, 4 blocks, 4 heads / 2 KV heads, vocab 4096
+  elif [[ $GPTQD_TEST_FAMILY == moe ]]; then
+    # tests/fixtures/moe/qwen2_moe (3 experts, top-1, shared expert) made 4 blocks deep
+    /usr/bin/python3 "$SRC/tests/cli/make_moe_model.py" "$SRC/tests/fixtures/moe/qwen2_moe" "$1" blocks=4
   else
     make_model "$1" --layers 4
   fi

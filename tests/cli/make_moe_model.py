@@ -9,6 +9,9 @@ N(0, 1/sqrt(hidden)), seeded. EDIT, if given, breaks the copy for the bad-input 
   drop=NAME         the tensor NAME is renamed away (its bytes stay)
   shape=NAME:A,B    the header gives NAME the shape [A, B] (same element count)
   config=PYTHON     the Python statement(s) run on the config dict `c`
+or makes it deeper for the distributed tests:
+  blocks=N          N blocks: block b is a copy of the fixture's block b % L (L its blocks) with
+                    its linear weights scaled by 1 - 0.05 * (b // L), so no two blocks are equal
 numpy and the standard library only.
 """
 import json
@@ -34,6 +37,15 @@ def main(src, dst, edit=""):
     tensors["model.embed_tokens.weight"] = rng.normal(0, 0.25, (4096, hidden))
     if "lm_head.weight" in tensors:  # untied (mixtral, qwen3_moe)
         tensors["lm_head.weight"] = rng.normal(0, 1 / np.sqrt(hidden), (4096, hidden))
+    if edit.startswith("blocks="):
+        src_blocks = json.load(open(os.path.join(src, "config.json")))["num_hidden_layers"]
+        for b in range(src_blocks, int(edit[7:])):
+            prefix = f"model.layers.{b % src_blocks}."
+            for name in [k for k in tensors if k.startswith(prefix)]:
+                t = tensors[name]
+                if name.endswith("proj.weight") or name.endswith(".w1.weight") or name.endswith(".w2.weight") or name.endswith(".w3.weight"):
+                    t = t * (1 - 0.05 * (b // src_blocks))
+                tensors[f"model.layers.{b}." + name[len(prefix):]] = t
     if edit.startswith("drop="):
         tensors["unused.weight"] = tensors.pop(edit[5:])
     if edit.startswith("shape="):
@@ -53,6 +65,11 @@ def main(src, dst, edit=""):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
     c = json.load(open(os.path.join(src, "config.json")))
     c["vocab_size"] = 4096
+    if edit.startswith("blocks="):
+        n = int(edit[7:])
+        if "layer_types" in c:  # one entry per block, repeated as the blocks are
+            c["layer_types"] = [c["layer_types"][b % c["num_hidden_layers"]] for b in range(n)]
+        c["num_hidden_layers"] = n
     if edit.startswith("config="):
         exec(edit[7:])
     json.dump(c, open(os.path.join(dst, "config.json"), "w"), indent=2)

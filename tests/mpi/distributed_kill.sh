@@ -88,6 +88,12 @@ for path in sys.argv[2:]:
             n += g["codes"].size
     cols = [0, 1, 2, 4]
     assert np.array_equal(ref["stats"][()][:, :, cols], run["stats"][()][:, :, cols]), path
-    print(f"{path}: all {n} codes and every array equal the uninterrupted run")
+    # A mixture of experts also stores each routed expert's calibration tokens.
+    assert ("tokens" in ref) == ("tokens" in run), path
+    if "tokens" in ref:
+        assert np.array_equal(ref["tokens"][()], run["tokens"][()]), (path, "tokens")
+        assert (ref["tokens"][()] > 0).any(), "no expert saw a token"
+    print(f"{path}: all {n} codes and every array equal the uninterrupted run"
+          + (", expert token counts too" if "tokens" in ref else ""))
 PY
 echo "kill and resume: ok"
