@@ -71,6 +71,18 @@ void parse_decoder_shape(const json& j, const std::string& src, int64_t default_
   c->tie_word_embeddings = config_bool(j, "tie_word_embeddings", false, src);
 }
 
+void parse_decoder_tail(const json& j, const std::string& src, ModelConfig* c) {
+  GPTQD_INPUT_CHECK(c->sliding_window >= 0, "{}: sliding_window is {}", src, c->sliding_window);
+  const std::string act = config_string(j, "hidden_act", "silu", src);
+  GPTQD_INPUT_CHECK(act == "silu", "{}: hidden_act {} is not supported (only silu)", src,
+                    quote_name(act, 40));
+  c->bos_token_id = config_token_id(j, "bos_token_id", -1, src);
+  c->eos_token_id = config_token_id(j, "eos_token_id", -1, src);
+  c->pad_token_id = config_token_id(j, "pad_token_id", -1, src);
+  // transformers >= 4.56 writes "dtype" where older versions wrote "torch_dtype".
+  c->torch_dtype = config_string(j, "torch_dtype", config_string(j, "dtype", "", src), src);
+}
+
 void parse_rope(const json& j, const std::string& src, ModelConfig* c) {
   const json* obj = nullptr;
   std::string key;
@@ -200,19 +212,22 @@ ModelConfig parse(const json& j, const std::string& type, const std::string& src
       }
     }
   }
-  GPTQD_INPUT_CHECK(c.sliding_window >= 0, "{}: sliding_window is {}", src, c.sliding_window);
-  const std::string act = config_string(j, "hidden_act", "silu", src);
-  GPTQD_INPUT_CHECK(act == "silu", "{}: hidden_act {} is not supported (only silu)", src,
-                    quote_name(act, 40));
-  c.bos_token_id = config_token_id(j, "bos_token_id", -1, src);
-  c.eos_token_id = config_token_id(j, "eos_token_id", -1, src);
-  c.pad_token_id = config_token_id(j, "pad_token_id", -1, src);
-  // transformers >= 4.56 writes "dtype" where older versions wrote "torch_dtype".
-  c.torch_dtype = config_string(j, "torch_dtype", config_string(j, "dtype", "", src), src);
+  parse_decoder_tail(j, src, &c);
   return c;
 }
 
 void describe(ModelSpec& s) {
+  const ModelConfig& c = s.config;
+  const int64_t h = s.hidden;
+  describe_decoder(s);
+  s.linears.push_back({"mlp.gate_proj", s.ffn, h, c.mlp_bias, 2});
+  s.linears.push_back({"mlp.up_proj", s.ffn, h, c.mlp_bias, 2});
+  s.linears.push_back({"mlp.down_proj", h, s.ffn, c.mlp_bias, 3});
+}
+
+}  // namespace
+
+void describe_decoder(ModelSpec& s) {
   const ModelConfig& c = s.config;
   const int64_t h = s.hidden, q = s.n_head * s.head_dim, kv = s.n_kv_head * s.head_dim;
   s.strip_prefixes = {"model."};
@@ -223,11 +238,10 @@ void describe(ModelSpec& s) {
     s.block_norms.push_back({"self_attn.q_norm.weight", {s.head_dim}});
     s.block_norms.push_back({"self_attn.k_norm.weight", {s.head_dim}});
   }
-  s.linears = {
-      {"self_attn.q_proj", q, h, c.qkv_bias, 0},  {"self_attn.k_proj", kv, h, c.qkv_bias, 0},
-      {"self_attn.v_proj", kv, h, c.qkv_bias, 0}, {"self_attn.o_proj", h, q, c.o_bias, 1},
-      {"mlp.gate_proj", s.ffn, h, c.mlp_bias, 2}, {"mlp.up_proj", s.ffn, h, c.mlp_bias, 2},
-      {"mlp.down_proj", h, s.ffn, c.mlp_bias, 3}};
+  s.linears = {{"self_attn.q_proj", q, h, c.qkv_bias, 0},
+               {"self_attn.k_proj", kv, h, c.qkv_bias, 0},
+               {"self_attn.v_proj", kv, h, c.qkv_bias, 0},
+               {"self_attn.o_proj", h, q, c.o_bias, 1}};
   s.embedding = {{"embed_tokens.weight", {s.vocab, h}}};
   s.final_norm = {{"norm.weight", {h}}};
   if (!c.tie_word_embeddings) s.lm_head = "lm_head.weight";
@@ -238,8 +252,6 @@ void describe(ModelSpec& s) {
         c.model_type, c.sliding_window);
   }
 }
-
-}  // namespace
 
 const FamilyDecl& llama_family() {
   static const FamilyDecl kDecl{

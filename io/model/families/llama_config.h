@@ -6,6 +6,7 @@
 #include <string>
 
 #include "io/model/model_config.h"
+#include "io/model/model_spec.h"
 
 namespace gptqd {
 
@@ -16,6 +17,16 @@ namespace gptqd {
 // max_position_embeddings and tie_word_embeddings. InputError naming the key on a bad value.
 void parse_decoder_shape(const nlohmann::json& j, const std::string& src, int64_t default_head_dim,
                          ModelConfig* c);
+
+// What follows the family's own keys in every Llama-style config: sliding_window checked
+// non-negative (already read), hidden_act (silu only), the bos/eos/pad token ids and the dtype
+// (torch_dtype, or transformers >= 4.56's dtype). InputError naming the key.
+void parse_decoder_tail(const nlohmann::json& j, const std::string& src, ModelConfig* c);
+
+// The parts of a Llama-style block every family built on it declares: the "model." prefixes, the
+// two RMSNorms (and Qwen3's q/k norms), q/k/v/o as Hessian inputs 0 and 1, the embedding, the
+// final norm, an untied head and the sliding-window limit. The family appends its MLP.
+void describe_decoder(ModelSpec& s);
 
 // rope_theta, rope_scaling (4.x) or rope_parameters (5.x) into c->rope_theta and
 // c->rope_scaling; c->head_dim must be set. InputError naming the key on a bad value.

@@ -87,40 +87,22 @@ ModelConfig parse(const json& j, const std::string& type, const std::string& src
                     "{}: num_experts_per_tok {} is larger than the {} experts ({})", src,
                     c.experts_per_tok, c.n_experts,
                     type == "mixtral" ? "num_local_experts" : "num_experts");
-  GPTQD_INPUT_CHECK(c.sliding_window >= 0, "{}: sliding_window is {}", src, c.sliding_window);
-  const std::string act = config_string(j, "hidden_act", "silu", src);
-  GPTQD_INPUT_CHECK(act == "silu", "{}: hidden_act {} is not supported (only silu)", src,
-                    quote_name(act, 40));
-  c.bos_token_id = config_token_id(j, "bos_token_id", -1, src);
-  c.eos_token_id = config_token_id(j, "eos_token_id", -1, src);
-  c.pad_token_id = config_token_id(j, "pad_token_id", -1, src);
-  c.torch_dtype = config_string(j, "torch_dtype", config_string(j, "dtype", "", src), src);
+  parse_decoder_tail(j, src, &c);
   return c;
 }
 
 void describe(ModelSpec& s) {
   const ModelConfig& c = s.config;
-  const int64_t h = s.hidden, q = s.n_head * s.head_dim, kv = s.n_kv_head * s.head_dim;
+  const int64_t h = s.hidden;
   const bool mixtral = c.model_type == "mixtral";
   const std::string mlp = mixtral ? "block_sparse_moe." : "mlp.";
   const std::string gate = mixtral ? "w1" : "gate_proj", up = mixtral ? "w3" : "up_proj",
                     down = mixtral ? "w2" : "down_proj";
-  s.strip_prefixes = {"model."};
-  s.hf_prefix = "model.";
-  s.block_prefix = "layers.";
-  s.block_norms = {{"input_layernorm.weight", {h}}, {"post_attention_layernorm.weight", {h}}};
-  if (c.qk_norm) {
-    s.block_norms.push_back({"self_attn.q_norm.weight", {s.head_dim}});
-    s.block_norms.push_back({"self_attn.k_norm.weight", {s.head_dim}});
-  }
+  describe_decoder(s);
   // The router and the shared expert's gate stay in full precision: tensors of the block, not
   // linears GPTQ quantizes.
   s.block_norms.push_back({mlp + "gate.weight", {c.n_experts, h}});
   if (c.shared_ffn > 0) s.block_norms.push_back({"mlp.shared_expert_gate.weight", {1, h}});
-  s.linears = {{"self_attn.q_proj", q, h, c.qkv_bias, 0},
-               {"self_attn.k_proj", kv, h, c.qkv_bias, 0},
-               {"self_attn.v_proj", kv, h, c.qkv_bias, 0},
-               {"self_attn.o_proj", h, q, c.o_bias, 1}};
   int input = 2;
   for (int64_t e = 0; e < c.n_experts; ++e, ++input) {
     const std::string ex = mlp + "experts." + std::to_string(e) + ".";
@@ -139,15 +121,6 @@ void describe(ModelSpec& s) {
   }
   if (c.shared_ffn > 0) {
     s.linears.push_back({"mlp.shared_expert.down_proj", h, c.shared_ffn, false, 3, input});
-  }
-  s.embedding = {{"embed_tokens.weight", {s.vocab, h}}};
-  s.final_norm = {{"norm.weight", {h}}};
-  if (!c.tie_word_embeddings) s.lm_head = "lm_head.weight";
-  if (c.sliding_window > 0) {
-    s.max_seqlen = c.sliding_window;
-    s.max_seqlen_why = fmt::format(
-        "{} attends within a sliding window of {} tokens, which gptqd does not implement",
-        c.model_type, c.sliding_window);
   }
 }
 
