@@ -325,8 +325,7 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
     return 1;
   }
   Backend& b = exec->backend();
-  if (rank == 0 && !b.threading().empty()) GPTQD_LOG_INFO("threads on rank 0: {}", b.threading());
-  if (rank == 0 && !b.kernel_warning().empty()) GPTQD_LOG_WARN("{}", b.kernel_warning());
+  if (rank == 0) log_backend_libraries(b);
   const int64_t my_windows = nwin * (rank + 1) / world - nwin * rank / world;  // as evaluate()
   if (!collective_try(comm,
                       [&] { check_eval_memory(s, my_windows, *exec, local_rank_count(comm)); }))

@@ -84,4 +84,11 @@ int threads_per_rank(int requested, MPI_Comm comm) {
   return std::max(1, node / local_rank_count(comm));
 }
 
+void log_backend_libraries(const Backend& be) {
+  const std::string threading = be.threading();
+  if (!threading.empty()) GPTQD_LOG_INFO("threads on rank 0: {}", threading);
+  const std::string warning = be.kernel_warning();
+  if (!warning.empty()) GPTQD_LOG_WARN("{}", warning);
+}
+
 }  // namespace gptqd

@@ -51,4 +51,8 @@ class Execution {
 // its ranks.
 int threads_per_rank(int requested, MPI_Comm comm);
 
+// Logs, once (rank 0 calls it), what the backend's libraries really run: the threading line and,
+// when the BLAS kernels are narrower than the CPU, the warning that says so.
+void log_backend_libraries(const Backend& be);
+
 }  // namespace gptqd

@@ -320,8 +320,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (rank == 0) {
     GPTQD_LOG_INFO("backend {} on rank 0, transport between stages: {} (parallel.transport: {})",
                    be.name(), exec->transport_name(), job.parallel.transport);
-    if (!be.threading().empty()) GPTQD_LOG_INFO("threads on rank 0: {}", be.threading());
-    if (!be.kernel_warning().empty()) GPTQD_LOG_WARN("{}", be.kernel_warning());
+    log_backend_libraries(be);
   }
   be.set_precision(resolve_precision(job.parallel.precision, exec->on_gpu()));
   if (rank == 0)
