@@ -181,7 +181,7 @@ ShareRange share_of(int64_t n, int part, int parts) {
 BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc, const MicroBatchHooks& hooks,
-                           const MoeConfig& moe, bool original_inputs) {
+                           const MoeConfig& moe, bool original_inputs, bool forward_output) {
   BlockResult result(d.linears.size());
   ws.capture_all_experts = moe.calibration == "all";
   // The Hessians of one group's inputs (indexed by input; others empty) and their token counts.
@@ -249,8 +249,9 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     for (int g = 0; g < d.n_groups; ++g) quantize_group(g, hs);
   }
   if (original_inputs) {
-    report_progress("forward through the original block");
     for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
+    if (!forward_output) return result;
+    report_progress("forward through the original block");
   } else {
     report_progress("forward through the quantized block");
   }

@@ -104,7 +104,9 @@ struct MicroBatchHooks {
 // Quantizes block `block` of the run. On return the backend weights in `w` are the
 // dequantized GPTQ weights (all rows) and act.h is the block's output computed with them; with
 // original_inputs (calibration.inputs: original) they are the original weights and act.h the
-// original block's output, the next block's input in that mode.
+// original block's output, the next block's input in that mode; with original_inputs and not
+// forward_output (a stage's last block under concurrent stages, whose output nothing reads)
+// act.h is left as the block's input and the final pass is not run.
 // Collective over rc.group. Each Hessian input (LinearSpec::input) has its own Hessian; a
 // true-sequential step captures all the inputs of its group in one partial forward. A routed
 // expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
@@ -113,7 +115,8 @@ struct MicroBatchHooks {
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
                            const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {},
-                           const MoeConfig& moe = MoeConfig{}, bool original_inputs = false);
+                           const MoeConfig& moe = MoeConfig{}, bool original_inputs = false,
+                           bool forward_output = true);
 
 // Forwards act.h through the block with its original weights (a resumed block under
 // calibration.inputs: original).

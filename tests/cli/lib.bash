@@ -51,6 +51,10 @@ open(path, "wb").write(struct.pack("<Q", len(h)) + h + data)
 PY
 }
 
+# The calibration mode of write_config's jobs (the *_original.sh twins of the multi-rank tests
+# set GPTQD_TEST_INPUTS=original: stages that quantize at the same time).
+GPTQD_TEST_INPUTS=${GPTQD_TEST_INPUTS:-quantized}
+
 # write_config FILE MODEL_DIR CHECKPOINT [extra quant lines]
 write_config() {
   cat >"$1" <<YAML
@@ -60,6 +64,7 @@ calibration:
   tokens: $WORK/tokens.safetensors
   nsamples: 8
   seqlen: 32
+  inputs: $GPTQD_TEST_INPUTS
 quant:
   bits: 4
   group_size: 32

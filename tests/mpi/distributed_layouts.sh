@@ -13,6 +13,8 @@
 #    on a CPU it does not know) flips 56 codes of 393216 with 4 replicas, +0.59% of one layer's
 #    loss, total 6.7e-9 (measured); Haswell, SkylakeX and Cooperlake flip none (< 1.4e-6);
 #  - every layer is reported once, by one replica, and every block is complete.
+# GPTQD_TEST_INPUTS=original (the *_original.sh twin): the same guarantees when the stages
+# quantize at the same time on the original model's inputs (worker/stage_concurrent.cpp).
 # GPTQD_TEST_FACTORIZATION=distributed (the *_scalapack.sh twins) runs every layout with
 # parallel.factorization: distributed: the same guarantees, the factorization also summed in
 # another order with more than one replica (a ScaLAPACK grid per replica count). U then moves
@@ -46,6 +48,10 @@ parallel:
   echo "$np rank(s) = $st stage(s) x $((np / st)) replica(s): $((($(date +%s%N) - start) / 1000000)) ms"
   grep -q "plan (parallel.stages): $np rank(s) = $st stage(s) x $((np / st)) replica(s)" "$WORK/$tag.err" ||
     { cat "$WORK/$tag.err"; fail "$tag: not laid out as $st stages x $((np / st)) replicas"; }
+  if [[ $GPTQD_TEST_INPUTS == original && $st -gt 1 ]]; then
+    grep -q "the original model's input forwarded through blocks" "$WORK/$tag.err" ||
+      { cat "$WORK/$tag.err"; fail "$tag: the stages did not forward the original model first"; }
+  fi
   if [[ $FACTORIZATION == distributed && $np -gt $st ]]; then
     grep -q "factorization: distributed, once per stage on a" "$WORK/$tag.err" ||
       { cat "$WORK/$tag.err"; fail "$tag: the distributed factorization was not used"; }
