@@ -114,6 +114,15 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
                                      v);
           },
           ""));
+  app.add_option("--inputs", opt->inputs, "calibration.inputs (default: the job file's)")
+      ->type_name("quantized|original")
+      ->check(CLI::Validator(
+          [](std::string& v) {
+            return v == "quantized" || v == "original"
+                       ? std::string()
+                       : fmt::format("unknown calibration.inputs '{}' (quantized, original)", v);
+          },
+          ""));
   app.add_option("--ranks-per-node", opt->machine.ranks_per_node,
                  fmt::format("GPUs per node (default: min(ranks, {}))", kDefaultRanksPerNode))
       ->type_name("N")

@@ -50,6 +50,29 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
   return p;
 }
 
+// Flops of one full forward of a block for `samples` sequences (every GEMM and the attention).
+double full_forward_flops(const ModelSpec& d, const Workload& w, int64_t samples) {
+  const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
+  double f = 4 * t * static_cast<double>(w.seqlen) * static_cast<double>(d.n_head) *
+             static_cast<double>(d.head_dim);
+  for (const LinearSpec& l : d.linears)
+    f += 2 * t * static_cast<double>(l.out) * static_cast<double>(l.in);
+  return f;
+}
+
+// Concurrent stages (header): when each stage's input is ready, e_s, from F_s and M.
+void pipeline_original_forward(PlanEstimate& e, double micro_batches) {
+  double first_out = 0, last_out = 0;
+  for (StageEstimate& st : e.stages) {
+    const double f = st.original_forward_s;
+    const double a = first_out + f / micro_batches;
+    last_out = std::max(last_out + f / micro_batches, a + f * (micro_batches - 1) / micro_batches);
+    first_out = a;
+    st.ready_s = last_out;
+  }
+  e.original_forward_s = last_out;
+}
+
 // Whether the replicas of one stage sit on one node (ranks are placed node by node).
 bool stage_within_node(int replicas, int ranks_per_node) {
   return replicas <= ranks_per_node && ranks_per_node % replicas == 0;
@@ -81,6 +104,7 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
   mw.group_size = w.group_size;
   mw.embedding = stage0;
   mw.fast = w.fast;
+  mw.kept_input = w.concurrent;
   return mw;
 }
 
@@ -179,13 +203,36 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
     st.read_s = stage_file * stages_per_node / (m.disk_gbs * 1e9);
     st.seconds_per_run =
         static_cast<double>(nblocks) * (st.compute_s_per_block + st.collective_s_per_block);
+    if (w.concurrent) {
+      const double pass = full_forward_flops(d, w, st.samples) /
+                          ((w.fast ? m.bf16_tflops : m.tflops) * 1e12);
+      st.seconds_per_run -= pass;  // the last block's output is not forwarded
+      st.original_forward_s =
+          s + 1 < plan.stages ? static_cast<double>(nblocks) * pass + st.read_s : 0.0;
+    }
     st.activation_bytes_out =
         s + 1 < plan.stages ? 4 * static_cast<double>(st.samples) * seq * h : 0;
     e.run_seconds += st.seconds_per_run + st.read_s;
     max_stage = std::max(max_stage, st.seconds_per_run);
     e.stages.push_back(st);
   }
-  e.job_seconds = e.run_seconds + static_cast<double>(std::max<int64_t>(w.runs, 1) - 1) * max_stage;
+  const double runs = static_cast<double>(std::max<int64_t>(w.runs, 1));
+  e.job_seconds = e.run_seconds + (runs - 1) * max_stage;
+  e.concurrent = w.concurrent;
+  if (w.concurrent) {
+    const int64_t samples = e.stages.empty() ? 1 : e.stages[0].samples;
+    pipeline_original_forward(e, static_cast<double>(
+                                     (samples + w.micro_batch - 1) / std::max<int64_t>(w.micro_batch, 1)));
+    e.run_seconds = e.job_seconds = 0;
+    for (const StageEstimate& st : e.stages) {
+      // A stage reads its weights once: in the original model's forward, or (the last stage,
+      // which only receives) in its first run; later reads come from the page cache, as for a
+      // sweep's later runs in the sequential schedule.
+      const double start = st.ready_s + (st.original_forward_s > 0 ? 0.0 : st.read_s);
+      e.run_seconds = std::max(e.run_seconds, start + st.seconds_per_run);
+      e.job_seconds = std::max(e.job_seconds, start + runs * st.seconds_per_run);
+    }
+  }
   uint64_t per_rank_host = 0;
   for (const RankEstimate& r : e.ranks) per_rank_host = std::max(per_rank_host, r.host_peak);
   e.host_per_node = per_rank_host * static_cast<uint64_t>(std::min(m.ranks_per_node, plan.world));
@@ -242,6 +289,7 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
   w.activations = parse_activation_placement(job.parallel.activations);
   w.fast = job.parallel.precision != "exact";  // auto is fast on the GPUs a plan sizes
   w.factorization = parse_factor_setting(job.parallel.factorization);
+  w.concurrent = job.calibration.inputs == "original";
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

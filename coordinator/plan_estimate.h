@@ -31,6 +31,17 @@
 // takes sum_s t_s + (K - 1) max_s t_s (the sweep fills the pipeline); the activations between
 // stages (4 T h bytes per run) are streamed while the next stage works and are not counted.
 //
+// Concurrent stages (calibration.inputs original, worker/stage_concurrent.cpp): the original
+// model's forward crosses the pipeline once per job, streamed in M = samples / micro-batch
+// micro-batches: stage s forwards its blocks (F_s = blocks x a full pass at the forward rate +
+// reading its weights; 0 for the last stage, which only receives), its first micro-batch out at
+// a_s = a_{s-1} + F_s / M and its last at e_s = max(e_{s-1} + F_s / M, a_s + F_s (M - 1) / M).
+// Then every stage quantizes its runs at once from its kept input: stage s ends at
+// e_s + K t_s, with t_s as above less the pass its last block skips (no one reads its output);
+// its weights are read once, in F_s (the last stage: before its first run), later runs reading
+// them from the page cache as a sequential sweep's later runs do. One run is K = 1; the job is
+// the latest stage.
+//
 // Memory per rank is worker/memory_model.h's: the same model the worker's allocations are
 // tested against. activations auto puts a rank's activations on the host when its device
 // peak with them on the device exceeds Machine::device_mem.
@@ -72,6 +83,7 @@ struct Workload {
   bool fast = false;             // parallel.precision fast: forward and Hessian on tensor cores
   FactorSetting factorization = FactorSetting::kReplicated;  // parallel.factorization
   FactorRoute factor_route = FactorRoute::kCusolverMp;       // of a distributed factorization
+  bool concurrent = false;  // calibration.inputs original: every stage quantizes at once
 };
 
 // parallel.factorization's text as a FactorSetting; InputError for anything else.
@@ -123,8 +135,11 @@ struct StageEstimate {
   double collective_bytes_per_block = 0;
   double compute_s_per_block = 0, collective_s_per_block = 0;
   double read_s = 0;                // reading the stage's weights once
-  double seconds_per_run = 0;       // blocks x (compute + collectives) + read
+  double seconds_per_run = 0;       // blocks x (compute + collectives)
   double activation_bytes_out = 0;  // per replica per run, to the next stage
+  // Concurrent stages: the stage's part of the original model's forward (F_s), and when its
+  // kept input is ready and its quantization starts (e_s).
+  double original_forward_s = 0, ready_s = 0;
 };
 
 // How the replicas of every stage factorize (all stages have the same replica count, so one
@@ -142,8 +157,10 @@ struct PlanEstimate {
   FactorDecision factorization;  // the one this estimate assumes
   std::vector<RankEstimate> ranks;
   std::vector<StageEstimate> stages;
-  double run_seconds = 0;  // one run through all stages
-  double job_seconds = 0;  // every run, pipelined
+  bool concurrent = false;       // Workload::concurrent
+  double run_seconds = 0;        // one run through all stages
+  double job_seconds = 0;        // every run, pipelined (concurrent: every stage's runs at once)
+  double original_forward_s = 0;  // concurrent: until the last stage's input is ready
   uint64_t host_per_node = 0;
   bool fits_device = true, fits_host = true;
   bool fits() const { return fits_device && fits_host; }

@@ -59,11 +59,30 @@ uint64_t device_peak(const PlanEstimate& e) {
   return p;
 }
 
+// Both calibration modes at their best layout (the job's parallel.stages, or auto's choice for
+// each): what the other mode would give.
+std::string modes_line(const ModelSpec& d, int ranks, int64_t stages, const Workload& w,
+                       const Machine& m) {
+  std::string line = "modes   ";
+  for (const bool concurrent : {false, true}) {
+    Workload mode = w;
+    mode.concurrent = concurrent;
+    const Plan p = choose_plan(d, ranks, stages, mode, m);
+    const PlanEstimate e = estimate_plan(p, d, mode, m);
+    line += fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
+                        concurrent ? ";" : "", concurrent ? "original" : "quantized",
+                        duration(e.run_seconds), p.stages, p.replicas,
+                        e.run_seconds * ranks / 3600, concurrent == w.concurrent ? " (this job)" : "");
+  }
+  return line + "\n";
+}
+
 }  // namespace
 
 PlanReport make_plan_report(const PlanCmdOptions& opt) {
   JobConfig job = load_job_config(opt.config_path);
   if (!opt.factorization.empty()) job.parallel.factorization = opt.factorization;
+  if (!opt.inputs.empty()) job.calibration.inputs = opt.inputs;
   const ModelConfig cfg = load_model_config(job.model_path);
   const ModelSpec d = ModelSpec::of(cfg);
   const Machine& m = opt.machine;
@@ -105,10 +124,12 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
       dtype, dtype_note);
   out += fmt::format(
       "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1; "
-      "precision {}; factorization {}\n",
+      "precision {}; factorization {}; calibration.inputs {}\n",
       w.nsamples, w.seqlen, w.runs, run_names,
       w.true_sequential ? "true_sequential" : "not true_sequential", w.block_size,
-      w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.parallel.factorization);
+      w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.parallel.factorization,
+      w.concurrent ? "original (the stages quantize at the same time)"
+                   : "quantized (the stages work one after the other)");
   const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
   out += fmt::format(
       "machine  {} rank(s), {} per node ({} node(s)); {:.1f} GiB device memory per rank, {:.0f} "
@@ -205,10 +226,20 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
         "micro-batches while the next stage works",
         e.stages[0].activation_bytes_out / 1e9);
   }
-  out += fmt::format(
-      "\nestimate: one run {} (the stages one after the other); the job's {} run(s) {} (a sweep "
-      "fills the pipeline); {}\n",
-      duration(e.run_seconds), w.runs, duration(e.job_seconds), crossing);
+  if (e.concurrent) {
+    out += fmt::format(
+        "\nestimate: one run {} (the original model's forward through the pipeline, {}, then "
+        "every stage at once); the job's {} run(s) {}; {:.2f} GPU-hours per run; {}\n",
+        duration(e.run_seconds), duration(e.original_forward_s), w.runs, duration(e.job_seconds),
+        e.run_seconds * opt.ranks / 3600, crossing);
+  } else {
+    out += fmt::format(
+        "\nestimate: one run {} (the stages one after the other); the job's {} run(s) {} (a "
+        "sweep fills the pipeline); {:.2f} GPU-hours per run; {}\n",
+        duration(e.run_seconds), w.runs, duration(e.job_seconds),
+        e.run_seconds * opt.ranks / 3600, crossing);
+  }
+  out += modes_line(d, opt.ranks, stages_requested, w, m);
   out += fmt::format("host memory per node: {} of {}{}\n", size_str(e.host_per_node),
                      size_str(m.host_mem), e.fits_host ? "" : "  DOES NOT FIT");
   if (!e.fits_host && rep.misfit.empty()) {

@@ -18,6 +18,7 @@ struct PlanCmdOptions {
   int ranks = 0;                    // --ranks (required, >= 1)
   int64_t stages = -1;              // --stages; -1: the job file's parallel.stages (0 = auto)
   std::string factorization;        // --factorization; empty: the job file's parallel.factorization
+  std::string inputs;               // --inputs; empty: the job file's calibration.inputs
   std::string dtype;                // --dtype; empty: config.json's torch_dtype, else bf16
   std::string device_name = "gpu";  // --device, as given
   bool cpu = false;                 // --device cpu: the CPU backend (precision auto is exact there,

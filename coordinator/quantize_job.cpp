@@ -329,7 +329,10 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (rank == 0 && job.calibration.inputs == "original")
     GPTQD_LOG_INFO(
         "calibration.inputs original: every block is calibrated on the unquantized model's "
-        "inputs, and its original output (not its quantized one) feeds the next block");
+        "inputs, and its original output (not its quantized one) feeds the next block; {}",
+        plan.stages > 1 ? "the stages quantize at the same time once the original model's "
+                          "forward has crossed them"
+                        : "one stage");
   constexpr int64_t kMicroBatch = 1;
   bool on_host = false;
   if (!collective_try(comm, [&] {

@@ -134,9 +134,8 @@ uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double weights = 3 * 4 * block_weight_floats(d);
   const double hessians = (w.true_sequential ? largest_h : all_h) + largest_h;
   const double results = 4 * largest_layer * (1 + 1.0 / std::max(1, w.replicas));
-  const double acts = w.activations_on_host
-                          ? 4 * static_cast<double>(w.samples) * static_cast<double>(w.seqlen) * h
-                          : 0;
+  const double one_copy = 4 * static_cast<double>(w.samples) * static_cast<double>(w.seqlen) * h;
+  const double acts = (w.activations_on_host ? one_copy : 0) + (w.kept_input ? one_copy : 0);
   return u64(weights + hessians + results + acts);
 }
 

@@ -75,6 +75,7 @@ struct MemoryWorkload {
   bool embedding = false;    // stage 0 holds the embedding table
   bool activations_on_host = false;
   bool fast = false;  // parallel.precision fast: bf16 operand copies (bf16_scratch)
+  bool kept_input = false;  // calibration.inputs original: the stage's input kept on the host
 };
 
 struct DeviceMemory {
@@ -90,7 +91,8 @@ DeviceMemory device_memory(const ModelSpec& dims, const MemoryWorkload& w);
 // all fp32; the Hessians on the host (one per
 // layer being worked on, all four without true_sequential, + a permuted copy for
 // act_order); the largest layer's results (dequantized rows, and the gathered whole with
-// replicas); the activations when they live on the host.
+// replicas); the activations when they live on the host; the stage's kept input under
+// concurrent stages (calibration.inputs original, worker/stage_concurrent.cpp).
 uint64_t host_memory(const ModelSpec& dims, const MemoryWorkload& w);
 
 // Where `where` puts the activations of the workload w describes: kHost and kDevice as
