@@ -68,7 +68,8 @@ std::string infeasible(const ModelSpec& d, int world, int stages, int64_t nsampl
 
 }  // namespace
 
-Plan make_plan(const ModelSpec& d, int world, int stages, int64_t nsamples) {
+Plan make_plan(const ModelSpec& d, int world, int stages, int64_t nsamples,
+               StageBalance how) {
   GPTQD_INPUT_CHECK(world >= 1, "world size must be positive");
   const std::string why = infeasible(d, world, stages, nsamples);
   GPTQD_INPUT_CHECK(why.empty(), "{}", why);
@@ -76,7 +77,11 @@ Plan make_plan(const ModelSpec& d, int world, int stages, int64_t nsamples) {
   p.world = world;
   p.stages = stages;
   p.replicas = world / stages;
-  p.stage = balance(d.n_layer, p.stages, block_weight_bytes(d), embedding_weight_bytes(d));
+  const bool by_weights = how == StageBalance::kWeights;
+  p.stage = balance(d.n_layer, p.stages, block_weight_bytes(d),
+                    by_weights ? embedding_weight_bytes(d) : 0);
+  // By block count the embedding is not in the split; weight_bytes still counts it.
+  if (!by_weights && !p.stage.empty()) p.stage[0].weight_bytes += embedding_weight_bytes(d);
   return p;
 }
 

@@ -1,5 +1,6 @@
 // How a job is laid out over the ranks (DESIGN.md §3 step 1): world = stages x
-// replicas; each stage owns a contiguous range of blocks balanced by weight bytes;
+// replicas; each stage owns a contiguous range of blocks balanced by weight bytes (or by block
+// count when the stages work at the same time);
 // stage 0 also owns the embeddings, the last stage the final layer norm. The replicas
 // of a stage split its calibration samples and the rows of every layer.
 // The automatic choice of the stage count is coordinator/plan_estimate.h's choose_plan.
@@ -33,11 +34,17 @@ struct Plan {
   std::string describe() const;
 };
 
+// How the blocks are split over the stages: by weight bytes, stage 0 carrying the embedding
+// (the stages one after the other: each reads its weights per run), or by block count (the
+// stages at the same time, calibration.inputs original: the slowest stage's blocks are the run).
+enum class StageBalance { kWeights, kBlocks };
+
 // The layout with exactly `stages` stages. Throws InputError (naming parallel.stages or
 // calibration.nsamples) when it cannot work: stages outside [1, n_layer], world not a multiple
 // of stages, a replica without a calibration sample (replicas > nsamples) or without a row of
 // the smallest layer (replicas > hidden).
-Plan make_plan(const ModelSpec& dims, int world, int stages, int64_t nsamples);
+Plan make_plan(const ModelSpec& dims, int world, int stages, int64_t nsamples,
+               StageBalance balance = StageBalance::kWeights);
 
 // The stage counts make_plan accepts for this world, ascending (empty when none).
 std::vector<int> feasible_stage_counts(const ModelSpec& dims, int world, int64_t nsamples);

@@ -245,7 +245,7 @@ Plan choose_plan(const ModelSpec& d, int world, int64_t stages_requested, const 
   if (stages_requested > 0) {
     GPTQD_INPUT_CHECK(stages_requested <= world, "parallel.stages: {} stages for {} rank(s)",
                       stages_requested, world);
-    return make_plan(d, world, static_cast<int>(stages_requested), w.nsamples);
+    return plan_for_stages(d, world, static_cast<int>(stages_requested), w, m);
   }
   const std::vector<int> counts = feasible_stage_counts(d, world, w.nsamples);
   GPTQD_INPUT_CHECK(!counts.empty(),
@@ -256,7 +256,7 @@ Plan choose_plan(const ModelSpec& d, int world, int64_t stages_requested, const 
   double best_time = std::numeric_limits<double>::infinity();
   uint64_t best_peak = std::numeric_limits<uint64_t>::max();
   for (int s : counts) {
-    Plan p = make_plan(d, world, s, w.nsamples);
+    Plan p = plan_for_stages(d, world, s, w, m);
     const PlanEstimate e = estimate_plan(p, d, w, m);
     uint64_t peak = 0;
     for (const RankEstimate& r : e.ranks) peak = std::max(peak, r.device_peak);
@@ -270,6 +270,16 @@ Plan choose_plan(const ModelSpec& d, int world, int64_t stages_requested, const 
     }
   }
   return best_fit.stage.empty() ? smallest : best_fit;
+}
+
+Plan plan_for_stages(const ModelSpec& d, int world, int stages, const Workload& w,
+                     const Machine& m) {
+  Plan by_weights = make_plan(d, world, stages, w.nsamples, StageBalance::kWeights);
+  if (!w.concurrent) return by_weights;
+  Plan by_blocks = make_plan(d, world, stages, w.nsamples, StageBalance::kBlocks);
+  const double tw = estimate_plan(by_weights, d, w, m).job_seconds;
+  const double tb = estimate_plan(by_blocks, d, w, m).job_seconds;
+  return tb < tw ? by_blocks : by_weights;
 }
 
 Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {

@@ -170,12 +170,19 @@ struct PlanEstimate {
 PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& dims, const Workload& w,
                            const Machine& m);
 
-// stages_requested > 0: make_plan with it. 0 (auto): among the stage counts that work
+// stages_requested > 0: plan_for_stages with it. 0 (auto): among the stage counts that work
 // (feasible_stage_counts) and fit the machine's memory, the one with the smallest estimated
 // job time (ties: fewer stages); when none fits, the one with the smallest device peak.
 // Throws InputError when no layout works at all.
 Plan choose_plan(const ModelSpec& dims, int world, int64_t stages_requested, const Workload& w,
                  const Machine& m);
+
+// The layout of `stages` stages (make_plan) whose blocks are split the faster way by the
+// estimate: by weight bytes for stages one after the other; for concurrent stages by weight
+// bytes or by block count, whichever finishes the job sooner (reading the weights, which the
+// weight split balances, or the blocks' compute, which the count split balances).
+Plan plan_for_stages(const ModelSpec& dims, int world, int stages, const Workload& w,
+                     const Machine& m);
 
 // Bytes of one element of a safetensors / torch dtype name ("bf16", "bfloat16", "F32", ...);
 // 0 when unknown.

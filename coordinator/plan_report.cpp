@@ -20,6 +20,7 @@ double gib(uint64_t bytes) { return static_cast<double>(bytes) / kGiB; }
 
 std::string duration(double s) {
   if (s < 1) return fmt::format("{:.0f} ms", s * 1000);
+  if (s < 10) return fmt::format("{:.2f} s", s);  // small jobs: what plan_vs_run compares
   if (s < 120) return fmt::format("{:.0f} s", s);
   if (s < 7200) return fmt::format("{:.1f} min", s / 60);
   return fmt::format("{:.2f} h", s / 3600);
@@ -149,7 +150,7 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
                   fmt::format("job ({} runs)", w.runs), "device peak", "fits", "factorization");
   const Plan plan = choose_plan(d, opt.ranks, stages_requested, w, m);
   for (int s : feasible_stage_counts(d, opt.ranks, w.nsamples)) {
-    const PlanEstimate e = estimate_plan(make_plan(d, opt.ranks, s, w.nsamples), d, w, m);
+    const PlanEstimate e = estimate_plan(plan_for_stages(d, opt.ranks, s, w, m), d, w, m);
     out += fmt::format("{} {:>6} {:>8} {:>11} {:>15} {:>13} {:>6}  {}\n",
                        s == plan.stages ? "*" : " ", s, opt.ranks / s, duration(e.run_seconds),
                        duration(e.job_seconds), size_str(device_peak(e)), e.fits() ? "yes" : "no",

@@ -7,7 +7,9 @@
 # (measured / predicted) for the whole run and for its GPTQ part (factorization + sweep: the
 # job's "GPTQ time"), with bars wide enough for a loaded 2-core machine. docs/performance.md
 # ("The plan against runs") has the ratios measured and what the model leaves out (the forward's
-# memory-bound ops at micro-batch 1, which a CPU pays and the plan does not count).
+# memory-bound ops at micro-batch 1, which a CPU pays and the plan does not count). The same
+# job in the concurrent schedule (calibration.inputs original, 2 stages) against the plan's
+# estimate for it.
 source "$(dirname "$0")/../cli/lib.bash"
 RATES_BIN=$(dirname "$BIN")/bench/cpu_rates
 [[ -x $RATES_BIN ]] || fail "$RATES_BIN is not built (GPTQD_BENCH=ON builds it)"
@@ -59,6 +61,40 @@ assert 1 / 5 < r_run < 5, f"run ratio {r_run:.2f} outside (1/5, 5)"
 PY
 done
 echo "ok   the plan's CPU model against the quick start at 1 and 2 ranks"
+
+# The concurrent schedule (calibration.inputs original, 2 stages): the job's time is the
+# original model's forward through the stages and then each stage's two runs at once; measured
+# per stage as its forward (its log line) plus its runs ("done in"), the job being the latest
+# stage; predicted by the plan's "the job's 2 run(s)" figure.
+sed -e "s#out/tiny-bloom.h5#$WORK/o2.h5#" -e "s#stages: auto.*#stages: 2#" \
+  -e "s#^calibration:#calibration:\n  inputs: original#" configs/tiny-bloom.yaml >"$WORK/o2.yaml"
+grep -q "inputs: original" "$WORK/o2.yaml" || fail "could not write the original-mode job"
+"${MPIRUN[@]}" -np 2 --bind-to none "$BIN" quantize "$WORK/o2.yaml" --threads 1 >"$WORK/o2.log" 2>&1 ||
+  { tail -20 "$WORK/o2.log"; fail "quantize in the original mode failed"; }
+# shellcheck disable=SC2086
+"$BIN" plan "$WORK/o2.yaml" --ranks 2 $RATES --disk-gbs 5 >"$WORK/po2.out" 2>&1 ||
+  { cat "$WORK/po2.out"; fail "plan in the original mode failed"; }
+python3 - "$WORK/o2.log" "$WORK/po2.out" <<'PY' || fail "the plan is too far from the concurrent run"
+import re, sys
+log, plan = open(sys.argv[1]).read(), open(sys.argv[2]).read()
+def secs(t):
+    v, u = t.split()
+    return float(v) * {"ms": 1e-3, "s": 1, "min": 60, "h": 3600}[u]
+forward = {int(s): float(t) for s, t in re.findall(r"stage (\d+): the original model's input.* in ([\d.]+) s, kept", log)}
+runs = {}
+for s, t in re.findall(r"\[w\dg\d+\] stage (\d+) done in ([\d.]+) s", log):
+    runs[int(s)] = runs.get(int(s), 0) + float(t)
+assert sorted(forward) == sorted(runs) == [0, 1], (forward, runs)
+measured = max(forward[s] + runs[s] for s in runs)
+m = re.search(r"^estimate: one run ([\d.]+ \w+) \(the original model's forward through the pipeline, ([\d.]+ \w+), then every stage at once\); the job's 2 run\(s\) ([\d.]+ \w+);", plan, re.M)
+assert m, "the plan's concurrent estimate line"
+predicted = secs(m[3])
+ratio = measured / predicted
+print(f"2 stages at once: job measured {measured:.2f} s (forwards {forward[0]:.2f} / {forward[1]:.2f} s, "
+      f"runs {runs[0]:.2f} / {runs[1]:.2f} s), predicted {predicted:.2f} s (forward {m[2]}): ratio {ratio:.2f}")
+assert 1 / 5 < ratio < 5, f"concurrent job ratio {ratio:.2f} outside (1/5, 5)"
+PY
+echo "ok   the plan's CPU model against the concurrent schedule at 2 stages"
 
 # Control: with GPU-like rates (10 TFLOPS) the same comparison fails its bar.
 "$BIN" plan "$WORK/r1.yaml" --ranks 1 --device cpu --tflops 10 --factor-tflops 10 --disk-gbs 5 >"$WORK/fast.out" 2>&1
