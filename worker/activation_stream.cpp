@@ -27,8 +27,10 @@ void StreamReceiver::before_read(int64_t first, int64_t count) {
   const auto t0 = SteadyClock::now();
   pending_.front().transfer->wait();
   pending_.pop_front();
+  const double waited = seconds_since(t0);
+  waited_ += waited;
   GPTQD_LOG_DEBUG("stream: sequences [{}, {}) of {} from rank {} in, waited {:.4f} s", first,
-                  first + count, act_.nseq, peer_, seconds_since(t0));
+                  first + count, act_.nseq, peer_, waited);
   consumed_ += count;
   post();
 }

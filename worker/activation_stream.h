@@ -26,6 +26,9 @@ class StreamReceiver {
   // Every sequence must have been consumed by the first pass.
   void finish() const;
 
+  // Seconds spent waiting in before_read.
+  double waited() const { return waited_; }
+
  private:
   struct Slot {
     int64_t count;
@@ -38,6 +41,7 @@ class StreamReceiver {
   int64_t hidden_, row_, micro_;
   int window_;
   int64_t posted_ = 0, consumed_ = 0;
+  double waited_ = 0;
   std::deque<Slot> pending_;
 };
 

@@ -12,6 +12,23 @@ namespace {
 
 using SliceHook = std::function<void(int64_t, int64_t)>;
 
+// Wall time between laps, the backend's queued work included (it synchronizes at each lap).
+class PhaseClock {
+ public:
+  explicit PhaseClock(Backend& be) : be_(be), mark_(SteadyClock::now()) {}
+  double lap() {
+    be_.synchronize();
+    const auto now = SteadyClock::now();
+    const double s = std::chrono::duration<double>(now - mark_).count();
+    mark_ = now;
+    return s;
+  }
+
+ private:
+  Backend& be_;
+  SteadyClock::time_point mark_;
+};
+
 int group_size(const ReplicaContext& rc) { return rc.group ? rc.group->size() : 1; }
 int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 0; }
 
@@ -112,6 +129,7 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
               parts);
   const float* w = lw.host_w.data() + rows.begin * lw.in;
   const auto t0 = SteadyClock::now();
+  PhaseClock clock(be);
   LinearResult r;
   r.row_begin = rows.begin;
   r.row_end = rows.end;
@@ -123,13 +141,18 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
     r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt, rc.factorizer);
   }
   r.stats.seconds = seconds_since(t0);
+  const double gptq_s = clock.lap();
+  r.phases.factor = r.q.seconds.factor;
+  r.phases.sweep = std::max(0.0, gptq_s - r.q.seconds.factor);
   const QuantizedLayer rtn = rtn_only ? r.q : rtn_quantize(be, w, rows.size(), lw.in, opt);
   r.stats.gptq_loss = r.q.loss;
   r.stats.gptq_err = output_error(be, w, r.q.dequant.data(), rows.size(), lw.in, h.data());
   r.stats.rtn_err = output_error(be, w, rtn.dequant.data(), rows.size(), lw.in, h.data());
   r.stats.damp = r.q.damp_used;
+  r.phases.stats = clock.lap();
   if (parts == 1) {
     set_linear_weights(be, lw, r.q.dequant);
+    r.phases.gather = clock.lap();
     return r;
   }
   // Whole-layer stats: the error terms are sums over rows; time and damp the largest.
@@ -149,6 +172,7 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   for (int i = 0; i < parts; ++i) offsets[i + 1] = share_of(lw.out, i, parts).end;
   rc.group->allgather_rows(full.data(), offsets, lw.in);
   set_linear_weights(be, lw, full);
+  r.phases.gather = clock.lap();
   return r;
 }
 
@@ -180,8 +204,10 @@ ShareRange share_of(int64_t n, int part, int parts) {
 
 BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
-                           const ReplicaContext& rc, const MicroBatchHooks& hooks,
-                           const MoeConfig& moe, bool original_inputs, bool forward_output) {
+                           const ReplicaContext& rc, const BlockOptions& opt) {
+  const MicroBatchHooks& hooks = opt.hooks;
+  const MoeConfig& moe = opt.moe;
+  PhaseTimes phases;
   BlockResult result(d.linears.size());
   ws.capture_all_experts = moe.calibration == "all";
   // The Hessians of one group's inputs (indexed by input; others empty) and their token counts.
@@ -234,28 +260,43 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     for (int g = 0; g < d.n_groups; ++g) {
       std::vector<bool> which(static_cast<size_t>(d.n_groups), false);
       which[g] = true;
+      PhaseClock clock(be);
       auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
                                      g == 0 ? hooks.before_read : SliceHook());
+      phases.forward += clock.lap();
       std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
       for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
+      phases.reduce += clock.lap();
       quantize_group(g, hs);
     }
   } else {
+    PhaseClock clock(be);
     auto acc = accumulate_hessians(be, d, w, act, micro, ws,
                                    std::vector<bool>(static_cast<size_t>(d.n_groups), true),
                                    hooks.before_read);
+    phases.forward += clock.lap();
     std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
     for (int k = 0; k < d.n_inputs; ++k) hs[k] = hessian_of(acc[k], k);
+    phases.reduce += clock.lap();
     for (int g = 0; g < d.n_groups; ++g) quantize_group(g, hs);
   }
-  if (original_inputs) {
-    for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
-    if (!forward_output) return result;
-    report_progress("forward through the original block");
-  } else {
-    report_progress("forward through the quantized block");
+  for (const LinearResult& r : result) {
+    phases.factor += r.phases.factor;
+    phases.sweep += r.phases.sweep;
+    phases.stats += r.phases.stats;
+    phases.gather += r.phases.gather;
   }
-  forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
+  PhaseClock clock(be);
+  if (opt.original_inputs) {
+    for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
+  }
+  if (!opt.original_inputs || opt.forward_output) {
+    report_progress(opt.original_inputs ? "forward through the original block"
+                                        : "forward through the quantized block");
+    forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
+  }
+  phases.forward += clock.lap();
+  if (opt.phases) *opt.phases += phases;
   return result;
 }
 

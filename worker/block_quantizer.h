@@ -19,6 +19,7 @@
 #include "io/job/job_config.h"
 #include "worker/block_forward.h"
 #include "worker/gptq.h"
+#include "worker/phase_times.h"
 #include "worker/transport/transport.h"
 
 namespace gptqd {
@@ -38,6 +39,7 @@ struct LinearResult {
                          // seconds the slowest replica's
   int64_t tokens = -1;   // a routed expert's calibration tokens over all replicas; -1 otherwise
   bool starved = false;  // tokens < MoeConfig::min_tokens: quantized with RTN, not GPTQ
+  PhaseTimes phases;     // this replica's factor, sweep, stats and gather of the layer
 };
 
 using BlockResult = std::vector<LinearResult>;  // one per spec.linears entry, in that order
@@ -101,7 +103,8 @@ struct MicroBatchHooks {
   std::function<void(int64_t first, int64_t count)> before_read, after_write;
 };
 
-// Quantizes block `block` of the run. On return the backend weights in `w` are the
+// Quantizes block `block` of the run (opt.hooks stream its first pass's input in and its last
+// pass's output out). On return the backend weights in `w` are the
 // dequantized GPTQ weights (all rows) and act.h is the block's output computed with them; with
 // original_inputs (calibration.inputs: original) they are the original weights and act.h the
 // original block's output, the next block's input in that mode; with original_inputs and not
@@ -112,11 +115,16 @@ struct MicroBatchHooks {
 // expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
 // one number per expert); an expert with fewer than moe.min_tokens is quantized with RTN
 // (logged per expert by replica 0; LinearResult::starved).
+struct BlockOptions {
+  MicroBatchHooks hooks;
+  MoeConfig moe;
+  bool original_inputs = false;  // calibration.inputs original
+  bool forward_output = true;    // see above
+  PhaseTimes* phases = nullptr;  // when set, the block's phase times are added to it
+};
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,
-                           const ReplicaContext& rc = {}, const MicroBatchHooks& hooks = {},
-                           const MoeConfig& moe = MoeConfig{}, bool original_inputs = false,
-                           bool forward_output = true);
+                           const ReplicaContext& rc = {}, const BlockOptions& opt = {});
 
 // Forwards act.h through the block with its original weights (a resumed block under
 // calibration.inputs: original).

@@ -78,6 +78,7 @@ void run_sequential(StageWork& w) {
                                           w.in.stream_window);
     }
     BlockClock clock;
+    PhaseTimes phases;
     for (int64_t b = role.first_block; b < role.end_block; ++b) {
       const auto t0 = SteadyClock::now();
       set_block_context(w, q, b);
@@ -90,7 +91,9 @@ void run_sequential(StageWork& w) {
       if (tx && b + 1 == role.end_block) {
         hooks.after_write = [&](int64_t first, int64_t count) { tx->after_write(first, count); };
       }
+      const auto read_t0 = SteadyClock::now();
       BlockWeights bw = w.weights.take(b);
+      phases.read += seconds_since(read_t0);
       if (b + 1 < role.end_block) {
         w.weights.prefetch(b + 1);
       } else if (r + 1 < job.runs.size()) {
@@ -105,20 +108,27 @@ void run_sequential(StageWork& w) {
           deq[i] = w.ckpt.dequantize(q.name, b, d.linears[i].module);
         report_resumed(w, r, b);
         report_progress("forward through the resumed block");
+        const auto fwd_t0 = SteadyClock::now();
         forward_quantized_block(w.be, d, bw, deq, w.act, w.micro, w.ws, hooks);
+        phases.forward += seconds_since(fwd_t0);
       } else {
-        const BlockResult res =
-            quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc, hooks, job.moe);
+        const BlockResult res = quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc,
+                                               BlockOptions{hooks, job.moe, false, true, &phases});
+        const auto write_t0 = SteadyClock::now();
         store_block(w, r, b, bw, res);
+        phases.write += seconds_since(write_t0);
       }
       clock.done(w, q, b, resumed, seconds_since(t0), role.end_block - b - 1);
     }
     set_progress_context(fmt::format("run {} stage {}", q.name, role.stage));
     report_progress("sending its last activations");
-    if (rx) rx->finish();
+    if (rx) {
+      rx->finish();
+      phases.wait = rx->waited();  // inside the first block's first pass
+      phases.forward = std::max(0.0, phases.forward - phases.wait);
+    }
     if (tx) tx->finish();
-    if (w.leader)
-      GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, role.stage, seconds_since(run_t0));
+    log_stage_done(w, q, phases, seconds_since(run_t0));
   }
 }
 

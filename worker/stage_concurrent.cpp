@@ -150,6 +150,7 @@ void run_concurrent(StageWork& w) {
       if (!done[r][b]) last = b;
     if (last >= role.first_block) kept->restore();
     BlockClock clock;
+    PhaseTimes phases;
     for (int64_t b = role.first_block; b < role.end_block; ++b) {
       const auto t0 = SteadyClock::now();
       const bool resumed = done[r][b] != 0;
@@ -161,7 +162,9 @@ void run_concurrent(StageWork& w) {
       set_block_context(w, q, b);
       report_progress("reading its weights");
       if (w.leader) test_hook_before_block(b);
+      const auto read_t0 = SteadyClock::now();
       BlockWeights bw = w.weights.take(b);
+      phases.read += seconds_since(read_t0);
       if (b < last) {
         w.weights.prefetch(b + 1);
       } else if (r + 1 < job.runs.size()) {
@@ -171,16 +174,20 @@ void run_concurrent(StageWork& w) {
       if (resumed) {
         report_resumed(w, r, b);
         report_progress("forward through the original block");
+        const auto fwd_t0 = SteadyClock::now();
         forward_original_block(w.be, d, bw, w.act, w.micro, w.ws, {});
+        phases.forward += seconds_since(fwd_t0);
       } else {
-        const BlockResult res = quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc, {},
-                                               job.moe, true, b < last);
+        const BlockResult res =
+            quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc,
+                           BlockOptions{{}, job.moe, true, b < last, &phases});
+        const auto write_t0 = SteadyClock::now();
         store_block(w, r, b, bw, res);
+        phases.write += seconds_since(write_t0);
       }
       clock.done(w, q, b, resumed, seconds_since(t0), role.end_block - b - 1);
     }
-    if (w.leader)
-      GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, role.stage, seconds_since(run_t0));
+    log_stage_done(w, q, phases, seconds_since(run_t0));
   }
 }
 

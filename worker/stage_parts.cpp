@@ -144,6 +144,15 @@ void BlockClock::done(const StageWork& w, const QuantConfig& q, int64_t b, bool 
       tokens / std::max(seconds, 1e-9), eta);
 }
 
+void log_stage_done(const StageWork& w, const QuantConfig& q, const PhaseTimes& phases,
+                    double seconds) {
+  if (!w.leader) return;
+  const int stage = w.role().stage;
+  GPTQD_LOG_INFO("[{}] stage {} done in {:.2f} s", q.name, stage, seconds);
+  GPTQD_LOG_INFO("[{}] stage {} phases: {}; other {:.3f} s", q.name, stage, phases.describe(),
+                 std::max(0.0, seconds - phases.total()));
+}
+
 void set_block_context(const StageWork& w, const QuantConfig& q, int64_t b) {
   const StageRole& role = w.role();
   set_progress_context(fmt::format("run {} block {} of {} ({}/{} of stage {})", q.name, b,

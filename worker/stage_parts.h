@@ -66,6 +66,11 @@ class BlockClock {
   double computed_seconds_ = 0;
 };
 
+// The leader's "[run] stage s done in N s" line, then the run's phase times on this replica
+// (worker/phase_times.h).
+void log_stage_done(const StageWork& w, const QuantConfig& q, const PhaseTimes& phases,
+                    double seconds);
+
 // What the rank does, for the liveness rule's stall line (worker/transport/liveness.h).
 void set_block_context(const StageWork& w, const QuantConfig& q, int64_t b);
 
