@@ -115,12 +115,15 @@ CommandLine plan_command_line(PlanCmdOptions* opt) {
           },
           ""));
   app.add_option("--inputs", opt->inputs, "calibration.inputs (default: the job file's)")
-      ->type_name("quantized|original")
+      ->type_name("quantized|original|quantized_in_stage")
       ->check(CLI::Validator(
           [](std::string& v) {
-            return v == "quantized" || v == "original"
+            return v == "quantized" || v == "original" || v == "quantized_in_stage"
                        ? std::string()
-                       : fmt::format("unknown calibration.inputs '{}' (quantized, original)", v);
+                       : fmt::format(
+                             "unknown calibration.inputs '{}' (quantized, original, "
+                             "quantized_in_stage)",
+                             v);
           },
           ""));
   app.add_option("--ranks-per-node", opt->machine.ranks_per_node,

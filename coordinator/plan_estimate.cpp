@@ -299,7 +299,7 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
   w.activations = parse_activation_placement(job.parallel.activations);
   w.fast = job.parallel.precision != "exact";  // auto is fast on the GPUs a plan sizes
   w.factorization = parse_factor_setting(job.parallel.factorization);
-  w.concurrent = job.calibration.inputs == "original";
+  w.concurrent = job.calibration.stages_at_once();
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

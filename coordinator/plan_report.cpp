@@ -71,7 +71,8 @@ std::string modes_line(const ModelSpec& d, int ranks, int64_t stages, const Work
     const Plan p = choose_plan(d, ranks, stages, mode, m);
     const PlanEstimate e = estimate_plan(p, d, mode, m);
     line += fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
-                        concurrent ? ";" : "", concurrent ? "original" : "quantized",
+                        concurrent ? ";" : "",
+                        concurrent ? "original or quantized_in_stage" : "quantized",
                         duration(e.run_seconds), p.stages, p.replicas,
                         e.run_seconds * ranks / 3600, concurrent == w.concurrent ? " (this job)" : "");
   }
@@ -125,12 +126,12 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
       dtype, dtype_note);
   out += fmt::format(
       "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1; "
-      "precision {}; factorization {}; calibration.inputs {}\n",
+      "precision {}; factorization {}; calibration.inputs {} ({})\n",
       w.nsamples, w.seqlen, w.runs, run_names,
       w.true_sequential ? "true_sequential" : "not true_sequential", w.block_size,
       w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.parallel.factorization,
-      w.concurrent ? "original (the stages quantize at the same time)"
-                   : "quantized (the stages work one after the other)");
+      job.calibration.inputs, w.concurrent ? "the stages quantize at the same time"
+                                           : "the stages work one after the other");
   const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
   out += fmt::format(
       "machine  {} rank(s), {} per node ({} node(s)); {:.1f} GiB device memory per rank, {:.0f} "

@@ -46,7 +46,8 @@ namespace {
 constexpr int kReplicaQuietSeconds = 10;
 
 std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const HfModel& model,
-                           const std::vector<int32_t>& tokens, Precision precision) {
+                           const std::vector<int32_t>& tokens, Precision precision,
+                           const Plan& plan) {
   Fingerprint fp;
   // A checkpoint's codes come from one arithmetic: fast does not resume an exact checkpoint
   // (nor the reverse). Exact adds nothing, so checkpoints made before the setting still match.
@@ -58,6 +59,10 @@ std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const H
   // checkpoints made before the settings still match.
   if (job.calibration.inputs != "quantized")
     fp.add(std::string("calibration.inputs ") + job.calibration.inputs);
+  // quantized_in_stage: where the stages begin decides which blocks see original inputs, so a
+  // checkpoint resumes only on the same split of the blocks.
+  if (job.calibration.inputs == "quantized_in_stage")
+    for (const StagePlan& s : plan.stage) fp.add(s.first_block);
   if (job.moe.calibration != "routed")
     fp.add(std::string("moe.calibration ") + job.moe.calibration);
   if (job.moe.min_tokens != MoeConfig{}.min_tokens)
@@ -326,10 +331,15 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (rank == 0)
     GPTQD_LOG_INFO("precision {} for the forward GEMMs and the Hessian (parallel.precision: {})",
                    precision_name(be.precision()), job.parallel.precision);
-  if (rank == 0 && job.calibration.inputs == "original")
+  if (rank == 0 && job.calibration.stages_at_once())
     GPTQD_LOG_INFO(
-        "calibration.inputs original: every block is calibrated on the unquantized model's "
-        "inputs, and its original output (not its quantized one) feeds the next block; {}",
+        "calibration.inputs {}: {}; {}", job.calibration.inputs,
+        job.calibration.original_within_stage()
+            ? "every block is calibrated on the unquantized model's inputs, and its original "
+              "output (not its quantized one) feeds the next block"
+            : "each stage's first block is calibrated on the unquantized model's input, the "
+              "others on their stage's quantized blocks (the checkpoint resumes only on the same "
+              "stage split)",
         plan.stages > 1 ? "the stages quantize at the same time once the original model's "
                           "forward has crossed them"
                         : "one stage");
@@ -391,7 +401,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   // 5. The checkpoint: resume when it exists and matches, else create it collectively.
   report_progress("opening the checkpoint");
   CkptLayout layout = layout_of(recorded, model->config(), dims);
-  layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens, be.precision());
+  layout.fingerprint = fingerprint_of(job, model->config(), *model, tokens, be.precision(), plan);
   bool exists = false;
   if (rank == 0) exists = std::filesystem::exists(job.checkpoint);
   broadcast(comm, 0, &exists);

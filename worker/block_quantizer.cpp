@@ -290,7 +290,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
   if (opt.original_inputs) {
     for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);
   }
-  if (!opt.original_inputs || opt.forward_output) {
+  if (opt.forward_output) {
     report_progress(opt.original_inputs ? "forward through the original block"
                                         : "forward through the quantized block");
     forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);

@@ -107,9 +107,9 @@ struct MicroBatchHooks {
 // pass's output out). On return the backend weights in `w` are the
 // dequantized GPTQ weights (all rows) and act.h is the block's output computed with them; with
 // original_inputs (calibration.inputs: original) they are the original weights and act.h the
-// original block's output, the next block's input in that mode; with original_inputs and not
-// forward_output (a stage's last block under concurrent stages, whose output nothing reads)
-// act.h is left as the block's input and the final pass is not run.
+// original block's output, the next block's input in that mode. Without forward_output (a
+// stage's last block under concurrent stages, whose output nothing reads) act.h is left as the
+// block's input and the final pass is not run.
 // Collective over rc.group. Each Hessian input (LinearSpec::input) has its own Hessian; a
 // true-sequential step captures all the inputs of its group in one partial forward. A routed
 // expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
@@ -119,7 +119,7 @@ struct BlockOptions {
   MicroBatchHooks hooks;
   MoeConfig moe;
   bool original_inputs = false;  // calibration.inputs original
-  bool forward_output = true;    // see above
+  bool forward_output = true;    // see above (false: concurrent stages only)
   PhaseTimes* phases = nullptr;  // when set, the block's phase times are added to it
 };
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,

@@ -177,7 +177,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   BlockPrefetcher weights(be, *in.model, d);
   if (role.end_block > role.first_block) weights.prefetch(role.first_block);
   StageWork w{be, tp, ckpt, in, act, ws, rc, weights, guard.get(), my_tokens, micro, leader, {}};
-  if (job.calibration.inputs == "original") {
+  if (job.calibration.stages_at_once()) {
     run_concurrent(w);
   } else {
     run_sequential(w);

@@ -1,12 +1,14 @@
-// calibration.inputs original: every stage quantizes at the same time (issue 21 item 2).
+// calibration.inputs original and quantized_in_stage: every stage quantizes at the same time
+// (issue 21 item 2).
 //
-// A block's input in this mode is what the unquantized model gives it, the same in every run of
-// the job. So each stage first takes its input once (stage 0 embeds the tokens, the others
+// A stage's input in these modes is what the unquantized model gives it, the same in every run
+// of the job. So each stage first takes its input once (stage 0 embeds the tokens, the others
 // receive from the previous stage) and keeps a host copy of it, forwards it through its original
 // blocks and streams the result to the next stage at once; the original model's forward thus
 // crosses the pipeline once, micro-batch by micro-batch. Then every run of the stage restarts
-// from the kept input and quantizes the stage's blocks, each followed by its original forward
-// (the next block's input), without waiting for any other stage.
+// from the kept input and quantizes the stage's blocks, each followed by its forward (the next
+// block's input) through its original weights (original) or its quantized ones
+// (quantized_in_stage), without waiting for any other stage.
 //
 // Resume: a stage takes its input only if some run has a block left in it or after it, and
 // forwards it on only if some run has a block left after it: every rank decides from the
@@ -132,6 +134,7 @@ void run_concurrent(StageWork& w) {
   const JobConfig& job = w.job();
   const ModelSpec& d = w.dims();
   const StageRole& role = w.role();
+  const bool original = job.calibration.original_within_stage();
   std::vector<std::vector<uint8_t>> done;
   for (const QuantConfig& q : job.runs) done.push_back(stage_completion(w, q.name));
   std::unique_ptr<KeptInput> kept;
@@ -173,14 +176,23 @@ void run_concurrent(StageWork& w) {
       if (w.guard) w.guard->admit_block(b, bw.digest);
       if (resumed) {
         report_resumed(w, r, b);
-        report_progress("forward through the original block");
         const auto fwd_t0 = SteadyClock::now();
-        forward_original_block(w.be, d, bw, w.act, w.micro, w.ws, {});
+        if (original) {
+          report_progress("forward through the original block");
+          forward_original_block(w.be, d, bw, w.act, w.micro, w.ws, {});
+        } else {
+          report_progress("reading it back from the checkpoint");
+          std::vector<std::vector<float>> deq(d.linears.size());
+          for (size_t i = 0; i < d.linears.size(); ++i)
+            deq[i] = w.ckpt.dequantize(q.name, b, d.linears[i].module);
+          report_progress("forward through the resumed block");
+          forward_quantized_block(w.be, d, bw, deq, w.act, w.micro, w.ws, {});
+        }
         phases.forward += seconds_since(fwd_t0);
       } else {
         const BlockResult res =
             quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc,
-                           BlockOptions{{}, job.moe, true, b < last, &phases});
+                           BlockOptions{{}, job.moe, original, b < last, &phases});
         const auto write_t0 = SteadyClock::now();
         store_block(w, r, b, bw, res);
         phases.write += seconds_since(write_t0);

@@ -74,7 +74,8 @@ void log_stage_done(const StageWork& w, const QuantConfig& q, const PhaseTimes& 
 // What the rank does, for the liveness rule's stall line (worker/transport/liveness.h).
 void set_block_context(const StageWork& w, const QuantConfig& q, int64_t b);
 
-// calibration.inputs original: every run of the stage, all stages at once (stage_concurrent.cpp).
+// calibration.inputs original or quantized_in_stage: every run of the stage, all stages at once
+// (stage_concurrent.cpp).
 void run_concurrent(StageWork& w);
 
 }  // namespace gptqd

@@ -534,9 +534,10 @@ CalibrationConfig read_calibration(const Reader& r, const Section& s) {
   if (const Entry* e = s.find("seed")) c.seed = r.unsigned_integer(e->value, e->key_at, e->path);
   if (const Entry* e = s.find("inputs")) {
     c.inputs = r.text(*e, "quantized");
-    if (c.inputs != "quantized" && c.inputs != "original")
+    if (c.inputs != "quantized" && c.inputs != "original" && c.inputs != "quantized_in_stage")
       r.fail(e->value.Mark(), e->path,
-             fmt::format("{} is not one of quantized, original", shown(e->value)));
+             fmt::format("{} is not one of quantized, original, quantized_in_stage",
+                         shown(e->value)));
   }
   // The windows are one array of int32 ids, and every later size is a product with it.
   int64_t total = 0;

@@ -35,8 +35,15 @@ struct CalibrationConfig {
   uint64_t seed = 0;
   // Which inputs each block is calibrated on: quantized (the outputs of the already-quantized
   // blocks before it: GPTQ's order, the default) or original (the unquantized model's: every
-  // block's input is the original model's, so no block depends on another's quantization).
+  // block's input is the original model's, so no block depends on another's quantization) or
+  // quantized_in_stage (each stage's first block on the original model's input, the others on
+  // their stage's quantized blocks: the stages still work at the same time). stages_at_once().
   std::string inputs = "quantized";
+  // The stages of a run need not wait for each other (original, quantized_in_stage).
+  bool stages_at_once() const { return inputs != "quantized"; }
+  // A block's output feeds the next block of its stage through its original weights (original)
+  // or its quantized ones (quantized, quantized_in_stage).
+  bool original_within_stage() const { return inputs == "original"; }
 };
 
 struct ParallelConfig {

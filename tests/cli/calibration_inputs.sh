@@ -9,7 +9,8 @@
 #    quantizing path's output and the resumed path's agree, so each block's input is the
 #    original model's (a final pass through the quantized weights would differ here);
 #  - 2 stages give the same checkpoint as 1 rank;
-#  - a checkpoint of one mode does not resume in the other (the fingerprint differs).
+#  - a checkpoint of one mode does not resume in the other (the fingerprint differs);
+#  - quantized_in_stage (below) mixes the two by stage.
 source "$(dirname "$0")/lib.bash"
 M=$SRC/models/tiny-bloom
 write_job() {  # FILE INPUTS CHECKPOINT STAGES
@@ -89,3 +90,46 @@ quantize s 2 "$WORK/s.yaml"
 /usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/s.h5" "$WORK/o.json" ||
   fail "2 stages differ from 1 rank in original mode"
 echo "ok   2 stages equal 1 rank"
+
+# quantized_in_stage (the hybrid: original inputs across stages, quantized within a stage).
+#  - on 1 stage it is the default mode: the same codes as q;
+#  - on 2 stages (stage 1 from block F): the blocks before F equal q's (quantized inputs from the
+#    embedding on), block F equals o's (the original model's input), and a block after F, if
+#    any, differs from both;
+#  - its checkpoint does not resume on another stage split (the split is in its fingerprint).
+write_job "$WORK/h1.yaml" quantized_in_stage "$WORK/h1.h5" 1
+quantize h1 1 "$WORK/h1.yaml"
+/usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/q.h5" >"$WORK/q.json"
+/usr/bin/python3 "$SRC/tests/cli/ckpt_digest.py" "$WORK/h1.h5" "$WORK/q.json" ||
+  fail "quantized_in_stage on one stage differs from the default mode"
+echo "ok   quantized_in_stage on 1 stage equals the default mode"
+write_job "$WORK/h2.yaml" quantized_in_stage "$WORK/h2.h5" 2
+quantize h2 2 "$WORK/h2.yaml"
+F=$(grep -oE "stage 1 blocks \[[0-9]+" "$WORK/h2.err" | head -1 | grep -oE "[0-9]+$")
+[[ -n $F ]] || { cat "$WORK/h2.err"; fail "the 2-stage plan line is missing"; }
+/usr/bin/python3 - "$WORK/q.h5" "$WORK/o.h5" "$WORK/h2.h5" "$F" <<'PY' || fail "quantized_in_stage on 2 stages is not the mix it should be"
+import sys, h5py, numpy as np
+q, o, h = (h5py.File(p, "r")["runs/w4g128/blocks"] for p in sys.argv[1:4])
+first = int(sys.argv[4])
+def same(a, b, blk):
+    return all(np.array_equal(a[blk][l]["codes"][()], b[blk][l]["codes"][()]) for l in a[blk])
+for b in sorted(h, key=int):
+    n = int(b)
+    sq, so = same(h, q, b), same(h, o, b)
+    print(f"block {b}: equal to quantized {sq}, to original {so}")
+    if n < first:
+        assert sq, f"block {b} (stage 0) differs from the default mode"
+    elif n == first:
+        assert so, f"block {b} (stage 1's first) differs from the original mode"
+    else:
+        assert not sq and not so, f"block {b} equals a single mode"
+PY
+echo "ok   quantized_in_stage on 2 stages (stage 1 from block $F): stage 0 as the default mode, block $F as the original mode"
+write_job "$WORK/h3.yaml" quantized_in_stage "$WORK/h2.h5" 1
+set +e
+"${MPIRUN[@]}" -np 1 "$BIN" quantize "$WORK/h3.yaml" --threads 1 >"$WORK/h3.out" 2>"$WORK/h3.err"
+rc=$?
+set -e
+[[ $rc -ne 0 ]] || fail "a 2-stage quantized_in_stage checkpoint resumed on 1 stage"
+grep -qi "different job" "$WORK/h3.err" || { cat "$WORK/h3.err"; fail "the refusal does not say why"; }
+echo "ok   a quantized_in_stage checkpoint does not resume on another stage split"
