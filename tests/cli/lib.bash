@@ -101,3 +101,18 @@ bounded() { (ulimit -v $((4 * 1024 * 1024)); timeout "${BOUND_SECONDS:-120}" "$@
 
 # no_checkpoint NAME FILE: the refused job left neither FILE nor FILE.creating.
 no_checkpoint() { [[ ! -e $2 && ! -e $2.creating ]] || fail "$1: $2 was written"; }
+
+# For tests that stop a rank (SIGSTOP through a test hook) and watch it from outside:
+# rank_pid LAUNCHER RANK: the pid of that rank among the launcher's children.
+rank_pid() {
+  local p
+  for p in $(pgrep -P "$1"); do
+    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
+      echo "$p"
+      return 0
+    fi
+  done
+  return 1
+}
+# state PID: the process's state letter (T: stopped, Z: zombie; empty once it is gone).
+state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }

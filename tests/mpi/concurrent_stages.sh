@@ -37,17 +37,6 @@ YAML
 }
 # quantized NAME BLOCK: the job's log says BLOCK was quantized
 quantized() { grep -qE "\[w4g32\] block $2 \(.*\) quantized in" "$WORK/$1.err"; }
-rank_pid() {  # rank_pid LAUNCHER RANK
-  local p
-  for p in $(pgrep -P "$1"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
-state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
 start_stopped() {  # start_stopped NAME: the 2-rank job, until rank 0 has stopped itself
   GPTQD_TEST_STOP_AT_BLOCK=0 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$1.yaml" --threads 1 \
     >"$WORK/$1.out" 2>"$WORK/$1.err" &

@@ -56,17 +56,6 @@ job control 3600
 
 # cpu_ticks PID: utime + stime of the process, in clock ticks.
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
-# rank_pid LAUNCHER RANK: the pid of that rank among the launcher's children.
-rank_pid() {
-  local p
-  for p in $(pgrep -P "$1"); do
-    if tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "OMPI_COMM_WORLD_RANK=$2"; then
-      echo "$p"
-      return 0
-    fi
-  done
-  return 1
-}
 # start NAME HOOK: the 2-rank job in the background with the test hook HOOK=...; waits until
 # rank 0 has stopped itself; sets LAUNCHER, STOPPED (rank 0), WAITER (rank 1) and STOP_NS.
 start() {
@@ -85,7 +74,6 @@ start() {
   STOP_NS=$(date +%s%N)
   echo "$1: rank 0 (pid $STOPPED) stopped itself ($2); rank 1 is pid $WAITER"
 }
-state() { awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null; }
 # percent TICKS NS: CPU ticks over a wall time in ns, in percent of one core.
 percent() { echo $(($1 * 100 * 1000000000 / (TICKS * $2))); }
 # ended NAME: waits for the launcher of start() to end (at most MAX_END_S after the stop);
