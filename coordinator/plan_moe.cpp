@@ -118,6 +118,20 @@ MoeEstimate estimate(const MoeShape& s, const Workload& w, const Machine& m, int
             static_cast<double>(s.dense_blocks) * e.dense_block_s + e.read_s;
   e.gpu_hours = e.run_s * ranks / 3600;
 
+  // Concurrent stages (header): the original model's forward, then the slowest stage.
+  const double moe_pass =
+      (Tr * (attn + router + shared) + (T * k / R) * 6 * h * f) / r.fwd +
+      (R > 1 ? 2 * Tr * k * h * kFp32 * (R - 1) / R / r.link : 0);
+  const double dense_pass = Tr * (attn + 6 * h * static_cast<double>(s.dense_ffn)) / r.fwd;
+  const double pass = moe_share * moe_pass + (1 - moe_share) * dense_pass;
+  const double samples_per_replica = std::max(1.0, std::floor(static_cast<double>(w.nsamples) / R));
+  // One stage has no later stage to feed: nothing to forward first.
+  e.original_forward_s =
+      stages > 1 ? stage_blocks * pass * (1 + (stages - 1) / samples_per_replica) : 0.0;
+  e.concurrent_run_s =
+      e.read_s / stages + e.original_forward_s +
+      stage_blocks * (moe_share * b.total() + (1 - moe_share) * e.dense_block_s);
+
   // Memory of the largest rank (an MoE block; dense blocks are smaller for these models).
   MoeMemory& mem = e.memory;
   mem.weights = (replicated + Er * 3 * h * f) * kBf16;
@@ -157,7 +171,7 @@ MoeEstimate choose_moe_layout(const MoeShape& s, const Workload& w, const Machin
   const MoeEstimate* best = nullptr;
   for (const MoeEstimate& e : all) {
     if (!e.fits) continue;
-    if (!best || e.run_s < best->run_s) best = &e;
+    if (!best || e.run_in_mode(w) < best->run_in_mode(w)) best = &e;
   }
   if (best) return *best;
   best = &all.front();

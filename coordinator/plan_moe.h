@@ -33,6 +33,13 @@
 // Weights are read once per run: each replica the attention, shared and dense weights of its
 // stage's blocks and its own experts, as stored (FP8 or bf16), at disk_gbs per node shared by
 // the node's ranks. One run = the stages one after another (sequential calibration).
+// Concurrent stages (calibration.inputs original or quantized_in_stage, as for dense models,
+// coordinator/plan_estimate.h): each stage reads its share of the weights (the read above over
+// the stages) and forwards its B = ceil(blocks / stages) blocks once through the original
+// model (a full pass per block: attention, router, shared and the owners' experts, with the
+// routed activations out and back), the pipeline filling over the replica's M samples: the
+// forward takes B x pass x (1 + (stages - 1) / M); then every stage quantizes its B blocks at
+// once (the MoE and dense block times above, in the model's proportion).
 // Memory per rank (device): its stage's block weights in bf16 (attention, shared, owned
 // experts), the Hessians (attention and shared fp32, owned experts fp32), a factorization
 // workspace of 4 experts' fp64 h x h pairs, the replica's block input and output (fp32;
@@ -72,8 +79,13 @@ struct MoeEstimate {
   double routed_bytes = 0;          // per replica per MoE block, the routed activations
   double hessian_reduce_bytes = 0;  // the alternative: partial expert Hessians to the owners
   double read_s = 0;                // every stage's weight reading, summed
-  double run_s = 0;                 // one run
+  double run_s = 0;                 // one run, the stages one after the other
   double gpu_hours = 0;             // ranks x run_s
+  // Concurrent stages (calibration.inputs original or quantized_in_stage; header): one run.
+  double original_forward_s = 0;    // the original model's forward through the pipeline
+  double concurrent_run_s = 0;      // its forward + the slowest stage's blocks and reading
+  // run_s, or concurrent_run_s when the workload's stages work at the same time.
+  double run_in_mode(const Workload& w) const { return w.concurrent ? concurrent_run_s : run_s; }
   MoeMemory memory;                 // the largest rank's
   bool fits = true;
 };

@@ -26,7 +26,8 @@ bool plan_is_moe(const std::string& job_path) {
 }
 
 PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
-  const JobConfig job = load_job_config(opt.config_path);
+  JobConfig job = load_job_config(opt.config_path);
+  if (!opt.inputs.empty()) job.calibration.inputs = opt.inputs;
   const MoeShape s = moe_shape_of(job.model_path);
   const Machine& m = opt.machine;
   const Workload w = workload_of(job, 2);
@@ -53,9 +54,11 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
       "ceil({} / replicas) experts\n",
       s.moe_blocks() * s.experts * 3, s.moe_blocks(), s.experts, gb(expert_hessians), s.experts);
   out += fmt::format(
-      "work     {} samples x {} tokens; {}; precision {}; moe calibration routed (all: below)\n",
+      "work     {} samples x {} tokens; {}; precision {}; moe calibration routed (all: below); "
+      "calibration.inputs {} ({})\n",
       w.nsamples, w.seqlen, w.true_sequential ? "true_sequential" : "not true_sequential",
-      w.fast ? "fast (bf16 forward and Hessian)" : "exact");
+      w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.calibration.inputs,
+      w.concurrent ? "the stages quantize at the same time" : "the stages one after the other");
   const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
   out += fmt::format(
       "machine  {} rank(s), {} per node ({} node(s)); {:.1f} GiB device memory per rank; {:g} "
@@ -74,7 +77,8 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
     out +=
         fmt::format("{} {:>6} {:>8} {:>14} {:>10} {:>10.2f} {:>8.1f} GiB {:>5}\n",
                     x.stages == e.stages ? "*" : " ", x.stages, x.replicas, x.owned_experts,
-                    duration(x.run_s), x.gpu_hours, gib(x.memory.device()), x.fits ? "yes" : "no");
+                    duration(x.run_in_mode(w)), x.run_in_mode(w) * opt.ranks / 3600,
+                    gib(x.memory.device()), x.fits ? "yes" : "no");
 
   const MoePhases& b = e.moe_block;
   out += fmt::format("\nlayout   {} stage(s) x {} replica(s); {} expert(s) per replica\n", e.stages,
@@ -105,6 +109,27 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
       "GPU-hours\n",
       duration(e.run_s), s.moe_blocks(), duration(s.moe_blocks() * b.total()), s.dense_blocks,
       duration(s.dense_blocks * e.dense_block_s), duration(e.read_s), e.gpu_hours);
+  if (w.concurrent) {
+    out += fmt::format(
+        "concurrent one run  {} (the original model's forward through the pipeline {}, then "
+        "every stage at once); {:.2f} GPU-hours\n",
+        duration(e.concurrent_run_s), duration(e.original_forward_s),
+        e.concurrent_run_s * opt.ranks / 3600);
+  }
+  // Both calibration modes at their fastest layout (the job's parallel.stages if it sets one).
+  std::string modes = "modes   ";
+  for (const bool concurrent : {false, true}) {
+    Workload mode = w;
+    mode.concurrent = concurrent;
+    const MoeEstimate x = choose_moe_layout(s, mode, m, opt.ranks, stages_requested, false);
+    modes += fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
+                         concurrent ? ";" : "",
+                         concurrent ? "original or quantized_in_stage" : "quantized",
+                         duration(x.run_in_mode(mode)), x.stages, x.replicas,
+                         x.run_in_mode(mode) * opt.ranks / 3600,
+                         concurrent == w.concurrent ? " (this job)" : "");
+  }
+  out += modes + "\n";
   const MoeEstimate a = choose_moe_layout(s, w, m, opt.ranks, e.stages, true);
   out += fmt::format(
       "moe calibration all (every token through every expert for the Hessians): one run {}, "

@@ -41,8 +41,8 @@ dense blocks are quantized as in dense models (Hessians reduced over the replica
 MD
 echo "## One run at 8, 16, 32 and 64 GPUs"
 echo
-echo "| model | GPUs | layout (stages x replicas) | experts per replica | one run | GPU-hours | device peak | MoE block | reading weights | all-experts calibration |"
-echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"
+echo "| model | GPUs | layout (stages x replicas) | experts per replica | one run | GPU-hours | device peak | MoE block | reading weights | all-experts calibration | stages at once: layout, one run (GPU-h) |"
+echo "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for m in "${models[@]}"; do
   for n in 8 16 32 64; do
     python3 - "$out/$m.$n" "$m" "$n" <<'PY'
@@ -59,7 +59,8 @@ block = grab(r"^MoE block .*: ([\d.]+ s)$")[0]
 read = grab(r"reading the weights ([\d.]+ \w+)\)")[0]
 peak = grab(r"^\* +%s +%s +\d+ +[\d.]+ \w+ +[\d.]+ +([\d.]+ GiB)" % (stages, replicas))[0]
 allx = grab(r"^moe calibration all .*: one run ([\d.]+ \w+), ([\d.]+) GPU-hours")
-print(f"| {model} | {n} | {stages} x {replicas} | {experts} | {run} | {hours} | {peak} | {block} | {read} | {allx[0]} ({allx[1]} GPU-h) |")
+conc = grab(r"calibration\.inputs original or quantized_in_stage: one run ([\d.]+ \w+) on (\d+) x (\d+) \(([\d.]+) GPU-hours\)")
+print(f"| {model} | {n} | {stages} x {replicas} | {experts} | {run} | {hours} | {peak} | {block} | {read} | {allx[0]} ({allx[1]} GPU-h) | {conc[1]} x {conc[2]}, {conc[0]} ({conc[3]}) |")
 PY
   done
 done
@@ -93,9 +94,13 @@ leaves out:
   experts' Hessians, 57 (85) GB per block, plus their weights: it does not fit 80 GiB, which is
   why the experts are sharded and why the plan never picks it.
 - **Not modelled**: the host memory of the activations when they leave the device, the
-  multi-token-prediction layer (skipped, as transformers does), the checkpoint's writes (45,000
-  layers: docs/checkpoint-format.md measures create, write and verify at that count), and the
-  concurrent-stages calibration of issue 21 (one run here is the stages one after another).
+  multi-token-prediction layer (skipped, as transformers does), and the checkpoint's writes (45,000
+  layers: docs/checkpoint-format.md measures create, write and verify at that count).
+- **Stages at once** (the last column): `calibration.inputs: original` or `quantized_in_stage`
+  (docs/numerics.md has their quality on a dense model; docs/plan-modes.md the dense giants),
+  at the layout fastest in that mode: the original model's forward through the pipeline, then
+  every stage quantizing its blocks at the same time (coordinator/plan_moe.h). Reading the
+  weights stays the floor: each stage still reads its share once.
 
 ## The whole plan: DeepSeek-V3 on 32 GPUs
 
