@@ -137,6 +137,48 @@ TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
   EXPECT_FALSE(r.activations_on_host);
 }
 
+// Concurrent stages (calibration.inputs original / quantized_in_stage, plan_estimate.h): stage
+// 0 forwards its block once through the original model (a full pass: 2T (4h^2 + 2hf) + A) after
+// reading its weights, and the last stage only receives; then each stage quantizes its block
+// less the output pass nothing reads. By hand with unit rates on a 2-block model, 2 stages.
+TEST(PlanEstimate, ConcurrentStagesByHand) {
+  const ModelSpec d = dims(8, 2, 10, 2);
+  Workload w = tiny_workload();
+  w.nsamples = 6;  // one replica per stage: T = 24 tokens, M = 6 micro-batches
+  Machine m = unit_rates();
+  m.ranks_per_node = 2;
+  const Plan p = make_plan(d, 2, 2, 6);
+  ASSERT_EQ(p.stage[0].end_block, 1);
+  const PlanEstimate seq = estimate_plan(p, d, w, m);
+  w.concurrent = true;
+  const PlanEstimate conc = estimate_plan(p, d, w, m);
+  const double T = 24, pass = 2 * T * (4 * 64 + 2 * 8 * 32) + 4 * T * 4 * 8;
+  const StageEstimate &s0 = conc.stages[0], &s1 = conc.stages[1];
+  EXPECT_DOUBLE_EQ(s0.seconds_per_run, seq.stages[0].seconds_per_run - pass);
+  EXPECT_DOUBLE_EQ(s1.seconds_per_run, seq.stages[1].seconds_per_run - pass);
+  EXPECT_DOUBLE_EQ(s0.original_forward_s, pass + s0.read_s);
+  EXPECT_DOUBLE_EQ(s1.original_forward_s, 0);
+  // The pipeline: stage 0's last micro-batch leaves at F0, the last stage has nothing to add.
+  EXPECT_DOUBLE_EQ(s0.ready_s, s0.original_forward_s);
+  EXPECT_DOUBLE_EQ(s1.ready_s, s0.original_forward_s);
+  EXPECT_DOUBLE_EQ(conc.original_forward_s, s0.original_forward_s);
+  // Stage 0 read its weights in the forward; stage 1 reads them before its first run.
+  EXPECT_DOUBLE_EQ(conc.run_seconds, std::max(s0.ready_s + s0.seconds_per_run,
+                                              s1.ready_s + s1.read_s + s1.seconds_per_run));
+  EXPECT_DOUBLE_EQ(conc.job_seconds, conc.run_seconds);  // one run in tiny_workload
+  // One stage: nothing to forward first, the same as the sequential estimate but the skipped
+  // output pass.
+  const Plan one = make_plan(d, 1, 1, 6);
+  w.concurrent = false;
+  const PlanEstimate one_seq = estimate_plan(one, d, w, m);
+  w.concurrent = true;
+  const PlanEstimate one_conc = estimate_plan(one, d, w, m);
+  EXPECT_DOUBLE_EQ(one_conc.original_forward_s, 0);
+  EXPECT_DOUBLE_EQ(one_conc.run_seconds, one_seq.run_seconds - pass);
+  // The kept input: samples x seqlen x hidden fp32 more host memory per rank.
+  EXPECT_EQ(conc.ranks[1].host_peak, seq.ranks[1].host_peak + 4u * 24 * 8);
+}
+
 // The GPU design's rates: forward and Hessian at the bf16 rate under precision fast, the
 // factorization at its own rate and, distributed, divided by the replicas plus its traffic.
 TEST(PlanEstimate, FastPrecisionAndDistributedFactorization) {
