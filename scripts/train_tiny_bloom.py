@@ -75,6 +75,25 @@ VOCAB_SIZE = 4096
 QUANT_GROUP = 128  # RTN check: group of input columns, as in the quick start's g128 runs
 
 
+def add_schedule_args(ap: argparse.ArgumentParser, *, batch: int, steps: int, lr: float,
+                      minutes: float) -> None:
+    """The training schedule's options, shared by the tiny models' training scripts."""
+    ap.add_argument("--seqlen", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=batch, help="windows per step")
+    ap.add_argument("--steps", type=int, default=steps)
+    ap.add_argument("--lr", type=float, default=lr, help="peak learning rate")
+    ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
+    ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
+    ap.add_argument("--weight-decay", type=float, default=0.1)
+    ap.add_argument("--beta2", type=float, default=0.98)
+    ap.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--minutes", type=float, default=minutes,
+                    help="safety cap on training wall time; stopping early is reported")
+    ap.add_argument("--log-every", type=int, default=100)
+    ap.add_argument("--eval-batch", type=int, default=32, help="windows per eval forward")
+
+
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "models/tiny-bloom")
@@ -87,21 +106,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--layers", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=256)
     ap.add_argument("--heads", type=int, default=8)
-    ap.add_argument("--seqlen", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=8, help="windows per step")
-    ap.add_argument("--steps", type=int, default=2400)
-    ap.add_argument("--lr", type=float, default=4e-3, help="peak learning rate")
-    ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
-    ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--beta2", type=float, default=0.98)
-    ap.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
-    ap.add_argument("--seed", type=int, default=0)
+    add_schedule_args(ap, batch=8, steps=2400, lr=4e-3, minutes=28.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--minutes", type=float, default=28.0,
-                    help="safety cap on training wall time; stopping early is reported")
-    ap.add_argument("--log-every", type=int, default=100)
-    ap.add_argument("--eval-batch", type=int, default=32, help="windows per eval forward")
     ap.add_argument("--no-rtn-check", action="store_true", help="skip the RTN 4/3-bit evals")
     return ap.parse_args()
 

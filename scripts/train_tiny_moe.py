@@ -48,7 +48,8 @@ from tokenizers import Tokenizer  # noqa: E402
 from transformers import Qwen2MoeConfig, Qwen2MoeForCausalLM  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from train_tiny_bloom import lr_at, param_groups, perplexity, tokenize_file  # noqa: E402
+from train_tiny_bloom import (  # noqa: E402
+    add_schedule_args, lr_at, param_groups, perplexity, tokenize_file)
 
 ROOT = Path(__file__).resolve().parent.parent
 VOCAB_SIZE = 4096
@@ -62,21 +63,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--tokenizer", type=Path, default=ROOT / "models/tiny-bloom/tokenizer.json")
     ap.add_argument("--train-text", type=Path, default=ROOT / "data/austen-train.txt")
     ap.add_argument("--eval-text", type=Path, default=ROOT / "data/austen-eval.txt")
-    ap.add_argument("--seqlen", type=int, default=128)
-    ap.add_argument("--batch", type=int, default=16, help="windows per step")
-    ap.add_argument("--steps", type=int, default=1200)
-    ap.add_argument("--lr", type=float, default=1e-2, help="peak learning rate")
-    ap.add_argument("--min-lr-ratio", type=float, default=0.1, help="final lr / peak lr")
-    ap.add_argument("--warmup", type=int, default=100, help="linear warmup steps")
-    ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--beta2", type=float, default=0.98)
-    ap.add_argument("--clip", type=float, default=1.0, help="gradient norm clip")
+    add_schedule_args(ap, batch=16, steps=1200, lr=1e-2, minutes=25.0)
     ap.add_argument("--aux", type=float, default=0.01, help="router load-balancing loss weight")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--minutes", type=float, default=25.0,
-                    help="safety cap on training wall time; stopping early is reported")
-    ap.add_argument("--log-every", type=int, default=100)
-    ap.add_argument("--eval-batch", type=int, default=32, help="windows per eval forward")
     return ap.parse_args()
 
 
