@@ -12,23 +12,6 @@ namespace {
 
 using SliceHook = std::function<void(int64_t, int64_t)>;
 
-// Wall time between laps, the backend's queued work included (it synchronizes at each lap).
-class PhaseClock {
- public:
-  explicit PhaseClock(Backend& be) : be_(be), mark_(SteadyClock::now()) {}
-  double lap() {
-    be_.synchronize();
-    const auto now = SteadyClock::now();
-    const double s = std::chrono::duration<double>(now - mark_).count();
-    mark_ = now;
-    return s;
-  }
-
- private:
-  Backend& be_;
-  SteadyClock::time_point mark_;
-};
-
 int group_size(const ReplicaContext& rc) { return rc.group ? rc.group->size() : 1; }
 int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 0; }
 
@@ -128,7 +111,6 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   GPTQD_CHECK(rows.size() > 0, "{}: {} rows cannot be split over {} replicas", opt.label, lw.out,
               parts);
   const float* w = lw.host_w.data() + rows.begin * lw.in;
-  const auto t0 = SteadyClock::now();
   PhaseClock clock(be);
   LinearResult r;
   r.row_begin = rows.begin;
@@ -140,10 +122,9 @@ LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<f
   } else {
     r.q = gptq_quantize(be, w, rows.size(), lw.in, h.data(), opt, rc.factorizer);
   }
-  r.stats.seconds = seconds_since(t0);
-  const double gptq_s = clock.lap();
+  r.stats.seconds = clock.lap();
   r.phases.factor = r.q.seconds.factor;
-  r.phases.sweep = std::max(0.0, gptq_s - r.q.seconds.factor);
+  r.phases.sweep = std::max(0.0, r.stats.seconds - r.q.seconds.factor);
   const QuantizedLayer rtn = rtn_only ? r.q : rtn_quantize(be, w, rows.size(), lw.in, opt);
   r.stats.gptq_loss = r.q.loss;
   r.stats.gptq_err = output_error(be, w, r.q.dequant.data(), rows.size(), lw.in, h.data());
@@ -280,12 +261,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     phases.reduce += clock.lap();
     for (int g = 0; g < d.n_groups; ++g) quantize_group(g, hs);
   }
-  for (const LinearResult& r : result) {
-    phases.factor += r.phases.factor;
-    phases.sweep += r.phases.sweep;
-    phases.stats += r.phases.stats;
-    phases.gather += r.phases.gather;
-  }
+  for (const LinearResult& r : result) phases += r.phases;  // factor, sweep, stats, gather
   PhaseClock clock(be);
   if (opt.original_inputs) {
     for (LinearWeights& lw : w.linears) set_linear_weights(be, lw, lw.host_w);

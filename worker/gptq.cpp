@@ -6,7 +6,6 @@
 #include "worker/gptq.h"
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -15,6 +14,7 @@
 #include "base/log.h"
 #include "kernels/quant_math.h"
 #include "worker/gptq_groups.h"
+#include "worker/phase_times.h"
 
 namespace gptqd {
 namespace {
@@ -124,15 +124,7 @@ void check_params_finite(const QuantizedLayer& q, const GptqOptions& opt) {
 
 QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t cols,
                              const float* h, const GptqOptions& opt, HostFactorizer* factorizer) {
-  auto mark = std::chrono::steady_clock::now();
-  // Seconds since the previous lap, with the backend's queued work included.
-  auto lap = [&]() {
-    be.synchronize();
-    const auto now = std::chrono::steady_clock::now();
-    const double s = std::chrono::duration<double>(now - mark).count();
-    mark = now;
-    return s;
-  };
+  PhaseClock clock(be);  // each phase's seconds, the backend's queued work included
   gptq_detail::validate(opt, rows, cols);
   gptq_detail::check_finite(w, rows, cols, "weight", opt);
   gptq_detail::check_finite(h, cols, cols, "Hessian", opt,
@@ -193,13 +185,13 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   be.to_device(wdev.data(), wh.data(), rows * cols);
   wh = std::vector<float>();
 
-  out.seconds.prepare = lap();
+  out.seconds.prepare = clock.lap();
 
   // 5. Damping and U = upper Cholesky factor of H^-1.
   Buffer hinv(be, cols * cols);
   out.damp_used = damped_inverse_factor(be, hproc, diag_proc, cols, opt, factorizer, hinv.data());
   hperm = std::vector<float>();
-  out.seconds.factor = lap();
+  out.seconds.factor = clock.lap();
 
   // 6. The sweep, in blocks of `block` columns.
   ByteBuffer codes(be, rows * cols);
@@ -271,7 +263,7 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
               hinv.data() + i1 * cols + i2, cols, 1.0f, wdev.data() + i2, cols);
   }
 
-  out.seconds.sweep = lap();
+  out.seconds.sweep = clock.lap();
 
   // 7. Results in original column order.
   out.scales = scales.to_host();
@@ -280,7 +272,7 @@ QuantizedLayer gptq_quantize(Backend& be, const float* w, int64_t rows, int64_t 
   out.g_idx = gptq_detail::make_g_idx(out.perm, gs, opt.act_order, static_groups);
   gptq_detail::assemble(out, codes.to_host());
   for (float l : loss.to_host()) out.loss += l;
-  out.seconds.finish = lap();
+  out.seconds.finish = clock.lap();
   return out;
 }
 

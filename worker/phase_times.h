@@ -4,9 +4,31 @@
 // wall time on a GPU too; what no phase covers is the rest of the run's time.
 #pragma once
 
+#include <chrono>
 #include <string>
 
+#include "base/timing.h"
+#include "kernels/backend.h"
+
 namespace gptqd {
+
+// Wall time between laps, the backend's queued work included (it synchronizes at each lap).
+class PhaseClock {
+ public:
+  explicit PhaseClock(Backend& be) : be_(be), mark_(SteadyClock::now()) {}
+  // Seconds since the clock was made or last lapped.
+  double lap() {
+    be_.synchronize();
+    const auto now = SteadyClock::now();
+    const double s = std::chrono::duration<double>(now - mark_).count();
+    mark_ = now;
+    return s;
+  }
+
+ private:
+  Backend& be_;
+  SteadyClock::time_point mark_;
+};
 
 struct PhaseTimes {
   double forward = 0;      // the block's passes: the Hessian captures (with their X^T X) and the

@@ -91,32 +91,16 @@ void run_sequential(StageWork& w) {
       if (tx && b + 1 == role.end_block) {
         hooks.after_write = [&](int64_t first, int64_t count) { tx->after_write(first, count); };
       }
-      const auto read_t0 = SteadyClock::now();
-      BlockWeights bw = w.weights.take(b);
-      phases.read += seconds_since(read_t0);
-      if (b + 1 < role.end_block) {
-        w.weights.prefetch(b + 1);
-      } else if (r + 1 < job.runs.size()) {
-        w.weights.prefetch(role.first_block);
-      }
-      if (w.guard) w.guard->admit_block(b, bw.digest);
+      const int64_t next = b + 1 < role.end_block          ? b + 1
+                           : r + 1 < job.runs.size() ? role.first_block
+                                                     : -1;
+      BlockWeights bw = take_block(w, b, next, &phases);
       const bool resumed = done[b] != 0;
       if (resumed) {
-        report_progress("reading it back from the checkpoint");
-        std::vector<std::vector<float>> deq(d.linears.size());
-        for (size_t i = 0; i < d.linears.size(); ++i)
-          deq[i] = w.ckpt.dequantize(q.name, b, d.linears[i].module);
         report_resumed(w, r, b);
-        report_progress("forward through the resumed block");
-        const auto fwd_t0 = SteadyClock::now();
-        forward_quantized_block(w.be, d, bw, deq, w.act, w.micro, w.ws, hooks);
-        phases.forward += seconds_since(fwd_t0);
+        forward_resumed_block(w, q, b, bw, hooks, &phases);
       } else {
-        const BlockResult res = quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc,
-                                               BlockOptions{hooks, job.moe, false, true, &phases});
-        const auto write_t0 = SteadyClock::now();
-        store_block(w, r, b, bw, res);
-        phases.write += seconds_since(write_t0);
+        quantize_and_store(w, r, b, bw, BlockOptions{hooks, job.moe, false, true, &phases});
       }
       clock.done(w, q, b, resumed, seconds_since(t0), role.end_block - b - 1);
     }

@@ -101,9 +101,8 @@ void forward_original_stage(StageWork& w, KeptInput& kept, bool send) {
       set_progress_context(fmt::format("stage {}: the original model's forward, block {}",
                                         role.stage, b));
       report_progress("reading its weights");
-      BlockWeights bw = w.weights.take(b);
-      w.weights.prefetch(b + 1 < role.end_block ? b + 1 : role.first_block);
-      if (w.guard) w.guard->admit_block(b, bw.digest);
+      BlockWeights bw =
+          take_block(w, b, b + 1 < role.end_block ? b + 1 : role.first_block, nullptr);
       MicroBatchHooks hooks;
       if (rx && b == role.first_block) hooks.before_read = receive;
       if (b + 1 == role.end_block) {
@@ -165,37 +164,22 @@ void run_concurrent(StageWork& w) {
       set_block_context(w, q, b);
       report_progress("reading its weights");
       if (w.leader) test_hook_before_block(b);
-      const auto read_t0 = SteadyClock::now();
-      BlockWeights bw = w.weights.take(b);
-      phases.read += seconds_since(read_t0);
-      if (b < last) {
-        w.weights.prefetch(b + 1);
-      } else if (r + 1 < job.runs.size()) {
-        w.weights.prefetch(role.first_block);
-      }
-      if (w.guard) w.guard->admit_block(b, bw.digest);
+      const int64_t next = b < last                  ? b + 1
+                           : r + 1 < job.runs.size() ? role.first_block
+                                                     : -1;
+      BlockWeights bw = take_block(w, b, next, &phases);
       if (resumed) {
         report_resumed(w, r, b);
-        const auto fwd_t0 = SteadyClock::now();
         if (original) {
+          const auto fwd_t0 = SteadyClock::now();
           report_progress("forward through the original block");
           forward_original_block(w.be, d, bw, w.act, w.micro, w.ws, {});
+          phases.forward += seconds_since(fwd_t0);
         } else {
-          report_progress("reading it back from the checkpoint");
-          std::vector<std::vector<float>> deq(d.linears.size());
-          for (size_t i = 0; i < d.linears.size(); ++i)
-            deq[i] = w.ckpt.dequantize(q.name, b, d.linears[i].module);
-          report_progress("forward through the resumed block");
-          forward_quantized_block(w.be, d, bw, deq, w.act, w.micro, w.ws, {});
+          forward_resumed_block(w, q, b, bw, {}, &phases);
         }
-        phases.forward += seconds_since(fwd_t0);
       } else {
-        const BlockResult res =
-            quantize_block(w.be, d, bw, w.act, w.micro, w.ws, q, b, w.rc,
-                           BlockOptions{{}, job.moe, original, b < last, &phases});
-        const auto write_t0 = SteadyClock::now();
-        store_block(w, r, b, bw, res);
-        phases.write += seconds_since(write_t0);
+        quantize_and_store(w, r, b, bw, BlockOptions{{}, job.moe, original, b < last, &phases});
       }
       clock.done(w, q, b, resumed, seconds_since(t0), role.end_block - b - 1);
     }

@@ -4,6 +4,7 @@
 
 #include "base/check.h"
 #include "base/log.h"
+#include "base/timing.h"
 #include "worker/embedding.h"
 #include "worker/transport/liveness.h"
 
@@ -93,6 +94,38 @@ void report_resumed(StageWork& w, size_t r, int64_t b) {
                                     w.ckpt.read_stats(run, b, layer), 1,
                                     w.ckpt.read_tokens(run, b, layer)});
   }
+}
+
+BlockWeights take_block(StageWork& w, int64_t b, int64_t next, PhaseTimes* phases) {
+  const auto t0 = SteadyClock::now();
+  BlockWeights bw = w.weights.take(b);
+  if (phases) phases->read += seconds_since(t0);
+  if (next >= 0) w.weights.prefetch(next);
+  if (w.guard) w.guard->admit_block(b, bw.digest);
+  return bw;
+}
+
+void forward_resumed_block(StageWork& w, const QuantConfig& q, int64_t b, BlockWeights& bw,
+                           const MicroBatchHooks& hooks, PhaseTimes* phases) {
+  const ModelSpec& d = w.dims();
+  const auto t0 = SteadyClock::now();
+  report_progress("reading it back from the checkpoint");
+  std::vector<std::vector<float>> deq(d.linears.size());
+  for (size_t i = 0; i < d.linears.size(); ++i)
+    deq[i] = w.ckpt.dequantize(q.name, b, d.linears[i].module);
+  report_progress("forward through the resumed block");
+  forward_quantized_block(w.be, d, bw, deq, w.act, w.micro, w.ws, hooks);
+  phases->forward += seconds_since(t0);
+}
+
+void quantize_and_store(StageWork& w, size_t r, int64_t b, BlockWeights& bw,
+                        const BlockOptions& opt) {
+  GPTQD_CHECK(opt.phases != nullptr, "quantize_and_store needs the run's phase times");
+  const BlockResult res = quantize_block(w.be, w.dims(), bw, w.act, w.micro, w.ws,
+                                         w.job().runs[r], b, w.rc, opt);
+  const auto t0 = SteadyClock::now();
+  store_block(w, r, b, bw, res);
+  opt.phases->write += seconds_since(t0);
 }
 
 void store_block(StageWork& w, size_t r, int64_t b, const BlockWeights& bw,

@@ -48,6 +48,20 @@ std::vector<uint8_t> stage_completion(const StageWork& w, const std::string& run
 // Block b of run r was found complete: the leader adds its layers' reports (read back).
 void report_resumed(StageWork& w, size_t r, int64_t b);
 
+// Block b's weights (the wait into phases->read unless null), the next block's read started
+// when `next` >= 0, and b admitted by the leader's guard before anything is computed from it.
+BlockWeights take_block(StageWork& w, int64_t b, int64_t next, PhaseTimes* phases);
+
+// Block b of run r, complete: its quantized weights read back from the checkpoint and w.act
+// forwarded through them (into phases->forward).
+void forward_resumed_block(StageWork& w, const QuantConfig& q, int64_t b, BlockWeights& bw,
+                           const MicroBatchHooks& hooks, PhaseTimes* phases);
+
+// Block b of run r quantized (quantize_block with `opt`, its phases into opt.phases) and
+// stored (store_block, into opt.phases->write). opt.phases must be set.
+void quantize_and_store(StageWork& w, size_t r, int64_t b, BlockWeights& bw,
+                        const BlockOptions& opt);
+
 // Block b of run r was quantized: every replica writes its rows, the leader its stats and the
 // routed experts' token counts, and (once every replica's rows are synced) marks the block
 // complete. Collective over the replicas.
