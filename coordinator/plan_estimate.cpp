@@ -14,15 +14,15 @@
 namespace gptqd {
 namespace {
 
-// Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
-PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas,
-                       bool distributed) {
+// upto[g] for `samples` sequences: the flops of the forward up to the input of group g (the
+// GEMMs of the groups before it, and the attention once past the first); upto[n_groups] is a
+// full pass of the block.
+std::vector<double> forward_flops_upto(const ModelSpec& d, const Workload& w, int64_t samples) {
   const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
   // Attention (scores and context) over the query width n_head * head_dim; it runs after the
   // first group (the q/k/v projections) in every family.
   const double attn = 4 * t * static_cast<double>(w.seqlen) * static_cast<double>(d.n_head) *
                       static_cast<double>(d.head_dim);
-  // upto[g]: the forward up to the input of group g (the GEMMs of the groups before it).
   std::vector<double> upto(static_cast<size_t>(d.n_groups) + 1, 0.0);
   for (int g = 0; g < d.n_groups; ++g) {
     double gemm = 0;
@@ -31,6 +31,14 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
     }
     upto[g + 1] = upto[g] + gemm + (g == 0 ? attn : 0.0);
   }
+  return upto;
+}
+
+// Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
+PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas,
+                       bool distributed) {
+  const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
+  const std::vector<double> upto = forward_flops_upto(d, w, samples);
   const double full = upto[d.n_groups];
   PhaseFlops p;
   double partial = 0;  // true_sequential: one partial forward per group after the first
@@ -48,16 +56,6 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
     p.stats += 4 * rows_r * l.cols * l.cols;
   }
   return p;
-}
-
-// Flops of one full forward of a block for `samples` sequences (every GEMM and the attention).
-double full_forward_flops(const ModelSpec& d, const Workload& w, int64_t samples) {
-  const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
-  double f = 4 * t * static_cast<double>(w.seqlen) * static_cast<double>(d.n_head) *
-             static_cast<double>(d.head_dim);
-  for (const LinearSpec& l : d.linears)
-    f += 2 * t * static_cast<double>(l.out) * static_cast<double>(l.in);
-  return f;
 }
 
 // Concurrent stages (header): when each stage's input is ready, e_s, from F_s and M.
@@ -204,7 +202,7 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
     st.seconds_per_run =
         static_cast<double>(nblocks) * (st.compute_s_per_block + st.collective_s_per_block);
     if (w.concurrent) {
-      const double pass = full_forward_flops(d, w, st.samples) /
+      const double pass = forward_flops_upto(d, w, st.samples).back() /
                           ((w.fast ? m.bf16_tflops : m.tflops) * 1e12);
       st.seconds_per_run -= pass;  // the last block's output is not forwarded
       st.original_forward_s =

@@ -122,12 +122,8 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
     Workload mode = w;
     mode.concurrent = concurrent;
     const MoeEstimate x = choose_moe_layout(s, mode, m, opt.ranks, stages_requested, false);
-    modes += fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
-                         concurrent ? ";" : "",
-                         concurrent ? "original or quantized_in_stage" : "quantized",
-                         duration(x.run_in_mode(mode)), x.stages, x.replicas,
-                         x.run_in_mode(mode) * opt.ranks / 3600,
-                         concurrent == w.concurrent ? " (this job)" : "");
+    modes += mode_entry(concurrent, duration(x.run_in_mode(mode)), x.stages, x.replicas,
+                        x.run_in_mode(mode) * opt.ranks / 3600, concurrent == w.concurrent);
   }
   out += modes + "\n";
   const MoeEstimate a = choose_moe_layout(s, w, m, opt.ranks, e.stages, true);

@@ -70,16 +70,20 @@ std::string modes_line(const ModelSpec& d, int ranks, int64_t stages, const Work
     mode.concurrent = concurrent;
     const Plan p = choose_plan(d, ranks, stages, mode, m);
     const PlanEstimate e = estimate_plan(p, d, mode, m);
-    line += fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
-                        concurrent ? ";" : "",
-                        concurrent ? "original or quantized_in_stage" : "quantized",
-                        duration(e.run_seconds), p.stages, p.replicas,
-                        e.run_seconds * ranks / 3600, concurrent == w.concurrent ? " (this job)" : "");
+    line += mode_entry(concurrent, duration(e.run_seconds), p.stages, p.replicas,
+                       e.run_seconds * ranks / 3600, concurrent == w.concurrent);
   }
   return line + "\n";
 }
 
 }  // namespace
+
+std::string mode_entry(bool concurrent, const std::string& run, int stages, int replicas,
+                       double gpu_hours, bool this_job) {
+  return fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
+                     concurrent ? ";" : "",
+                     concurrent ? "original or quantized_in_stage" : "quantized", run, stages, replicas, gpu_hours, this_job ? " (this job)" : "");
+}
 
 PlanReport make_plan_report(const PlanCmdOptions& opt) {
   JobConfig job = load_job_config(opt.config_path);

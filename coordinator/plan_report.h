@@ -35,6 +35,12 @@ struct PlanReport {
   std::string misfit;  // when !fits: one line naming the first rank or node that does not fit
 };
 
+// One entry of the plan's "modes" line: a calibration mode (concurrent: original or
+// quantized_in_stage) with its one run at its best layout; `this_job` marks the job's own mode.
+// The dense and the MoE plans print the same line.
+std::string mode_entry(bool concurrent, const std::string& run, int stages, int replicas,
+                       double gpu_hours, bool this_job);
+
 // Reads the job file and <model.path>/config.json (nothing else) and lays the job out.
 // Throws InputError for a bad file or a layout that cannot work.
 PlanReport make_plan_report(const PlanCmdOptions& opt);
