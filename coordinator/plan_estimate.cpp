@@ -36,14 +36,17 @@ std::vector<double> forward_flops_upto(const ModelSpec& d, const Workload& w, in
 
 // Flops of one block for one replica of `replicas` holding `samples` sequences (see header).
 PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, int replicas,
-                       bool distributed) {
+                       bool distributed, bool one_pass) {
   const double t = static_cast<double>(samples) * static_cast<double>(w.seqlen);
   const std::vector<double> upto = forward_flops_upto(d, w, samples);
   const double full = upto[d.n_groups];
   PhaseFlops p;
   double partial = 0;  // true_sequential: one partial forward per group after the first
   for (int g = 1; g < d.n_groups; ++g) partial += upto[g];
-  p.forward = (w.true_sequential ? partial : upto[d.n_groups - 1]) + full;
+  if (w.true_sequential && one_pass)  // the captures on the way, then the rest of the pass
+    p.forward = w.original_inputs ? upto[d.n_groups - 1] + full : full;
+  else
+    p.forward = (w.true_sequential ? partial : upto[d.n_groups - 1]) + full;
   // One Hessian per group (its layers share the input); every layer is factorized and swept.
   for (int g = 0; g < d.n_groups; ++g) {
     const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
@@ -103,6 +106,7 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
   mw.embedding = stage0;
   mw.fast = w.fast;
   mw.kept_input = w.concurrent;
+  mw.original_inputs = w.original_inputs;
   return mw;
 }
 
@@ -153,6 +157,7 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
     st.first_block = sp.first_block;
     st.end_block = sp.end_block;
     st.replicas = replicas;
+    bool stage_one_pass = true;
     for (int r = 0; r < replicas; ++r) {
       const int64_t n_r = share_of(w.nsamples, r, replicas).size();
       RankEstimate re;
@@ -164,6 +169,11 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
       MemoryWorkload mw = memory_workload(w, n_r, replicas, s == 0);
       mw.activations_on_host = activations_on_host(d, mw, w.activations, m.device_mem);
       re.activations_on_host = mw.activations_on_host;
+      mw.one_pass = one_pass_sequential(
+          d, mw, w.sequential_passes, m.device_mem,
+          m.host_mem / static_cast<uint64_t>(std::max(1, std::min(m.ranks_per_node, plan.world))));
+      re.one_pass = mw.one_pass;
+      stage_one_pass = stage_one_pass && mw.one_pass;
       re.device = device_memory(d, mw);
       re.device_peak = re.device.peak();
       re.host_peak = host_memory(d, mw);
@@ -172,7 +182,8 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
       e.ranks.push_back(re);
       st.samples = std::max(st.samples, n_r);
     }
-    st.flops_per_block = block_flops(d, w, st.samples, replicas, distributed);
+    st.flops_per_block = block_flops(d, w, st.samples, replicas, distributed, stage_one_pass);
+    st.one_pass = w.true_sequential && stage_one_pass;
     if (replicas > 1) {
       double hess_bytes = 0, gather_bytes = 0;
       for (int g = 0; g < d.n_groups; ++g) {  // one Hessian allreduce per group
@@ -202,9 +213,14 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
     st.seconds_per_run =
         static_cast<double>(nblocks) * (st.compute_s_per_block + st.collective_s_per_block);
     if (w.concurrent) {
-      const double pass = forward_flops_upto(d, w, st.samples).back() /
-                          ((w.fast ? m.bf16_tflops : m.tflops) * 1e12);
-      st.seconds_per_run -= pass;  // the last block's output is not forwarded
+      const std::vector<double> upto = forward_flops_upto(d, w, st.samples);
+      const double rate = (w.fast ? m.bf16_tflops : m.tflops) * 1e12;
+      const double pass = upto.back() / rate;
+      // The last block's output is not forwarded: its full pass, or in one pass what follows
+      // the last group's capture.
+      st.seconds_per_run -= st.one_pass && !w.original_inputs
+                                ? (upto.back() - upto[static_cast<size_t>(d.n_groups) - 1]) / rate
+                                : pass;
       st.original_forward_s =
           s + 1 < plan.stages ? static_cast<double>(nblocks) * pass + st.read_s : 0.0;
     }
@@ -219,8 +235,8 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
   e.concurrent = w.concurrent;
   if (w.concurrent) {
     const int64_t samples = e.stages.empty() ? 1 : e.stages[0].samples;
-    pipeline_original_forward(e, static_cast<double>(
-                                     (samples + w.micro_batch - 1) / std::max<int64_t>(w.micro_batch, 1)));
+    pipeline_original_forward(e, static_cast<double>((samples + w.micro_batch - 1) /
+                                                     std::max<int64_t>(w.micro_batch, 1)));
     e.run_seconds = e.job_seconds = 0;
     for (const StageEstimate& st : e.stages) {
       // A stage reads its weights once: in the original model's forward, or (the last stage,
@@ -298,6 +314,8 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
   w.fast = job.parallel.precision != "exact";  // auto is fast on the GPUs a plan sizes
   w.factorization = parse_factor_setting(job.parallel.factorization);
   w.concurrent = job.calibration.stages_at_once();
+  w.original_inputs = job.calibration.original_within_stage();
+  w.sequential_passes = job.parallel.sequential_passes;
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

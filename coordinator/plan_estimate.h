@@ -7,8 +7,11 @@
 //   forward   a pass up to a linear's input: qkv 0, dense 2T*3h^2 + A, h_to_4h 2T*4h^2 + A,
 //             4h_to_h 2T*(4h^2 + h f) + A; a full pass 2T*(4h^2 + 2h f) + A, where
 //             A = 4 T seqlen h (scores and context over the full seqlen^2 square).
-//             true_sequential: the four partial passes + the quantized full pass;
-//             otherwise the pass up to 4h_to_h + the quantized full pass.
+//             true_sequential: the four partial passes + the quantized full pass, or in one
+//             pass (parallel.sequential_passes; worker/sequential_pass.h) the full pass alone
+//             (up to 4h_to_h + the original full pass under calibration.inputs original);
+//             otherwise the pass up to 4h_to_h + the quantized full pass. A stage uses one
+//             pass when all its ranks do (memory_model.h one_pass_sequential).
 //   hessian   sum 2 T cols^2                      (X^T X, both triangles)
 //   factor    sum 4/3 cols^3                      (Cholesky cols^3/3, inverse from it
 //                                                  2cols^3/3, Cholesky of the inverse cols^3/3;
@@ -83,7 +86,9 @@ struct Workload {
   bool fast = false;             // parallel.precision fast: forward and Hessian on tensor cores
   FactorSetting factorization = FactorSetting::kReplicated;  // parallel.factorization
   FactorRoute factor_route = FactorRoute::kCusolverMp;       // of a distributed factorization
-  bool concurrent = false;  // calibration.inputs original: every stage quantizes at once
+  bool concurrent = false;       // calibration.inputs original: every stage quantizes at once
+  bool original_inputs = false;  // calibration.inputs original: the original output pass
+  std::string sequential_passes = "auto";  // parallel.sequential_passes
 };
 
 // parallel.factorization's text as a FactorSetting; InputError for anything else.
@@ -122,6 +127,7 @@ struct RankEstimate {
   uint64_t weights_file = 0;  // the stage's tensors as stored: what this rank reads per run
   DeviceMemory device;        // worker/memory_model.h
   bool activations_on_host = false;
+  bool one_pass = false;     // true_sequential in one pass (memory_model.h one_pass_sequential)
   uint64_t device_peak = 0;  // device.peak()
   uint64_t host_peak = 0;    // host_memory()
   bool fits_device = true;
@@ -131,6 +137,7 @@ struct StageEstimate {
   int64_t first_block = 0, end_block = 0;
   int replicas = 1;
   int64_t samples = 0;         // of its largest replica
+  bool one_pass = false;       // its true-sequential blocks run in one pass (every rank's)
   PhaseFlops flops_per_block;  // per replica
   double collective_bytes_per_block = 0;
   double compute_s_per_block = 0, collective_s_per_block = 0;
@@ -157,9 +164,9 @@ struct PlanEstimate {
   FactorDecision factorization;  // the one this estimate assumes
   std::vector<RankEstimate> ranks;
   std::vector<StageEstimate> stages;
-  bool concurrent = false;       // Workload::concurrent
-  double run_seconds = 0;        // one run through all stages
-  double job_seconds = 0;        // every run, pipelined (concurrent: every stage's runs at once)
+  bool concurrent = false;        // Workload::concurrent
+  double run_seconds = 0;         // one run through all stages
+  double job_seconds = 0;         // every run, pipelined (concurrent: every stage's runs at once)
   double original_forward_s = 0;  // concurrent: until the last stage's input is ready
   uint64_t host_per_node = 0;
   bool fits_device = true, fits_host = true;

@@ -82,7 +82,8 @@ std::string mode_entry(bool concurrent, const std::string& run, int stages, int 
                        double gpu_hours, bool this_job) {
   return fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
                      concurrent ? ";" : "",
-                     concurrent ? "original or quantized_in_stage" : "quantized", run, stages, replicas, gpu_hours, this_job ? " (this job)" : "");
+                     concurrent ? "original or quantized_in_stage" : "quantized", run, stages,
+                     replicas, gpu_hours, this_job ? " (this job)" : "");
 }
 
 PlanReport make_plan_report(const PlanCmdOptions& opt) {
@@ -132,10 +133,13 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
       "work     {} samples x {} tokens; {} run(s) ({}); {}; block_size {}; micro-batch 1; "
       "precision {}; factorization {}; calibration.inputs {} ({})\n",
       w.nsamples, w.seqlen, w.runs, run_names,
-      w.true_sequential ? "true_sequential" : "not true_sequential", w.block_size,
-      w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.parallel.factorization,
-      job.calibration.inputs, w.concurrent ? "the stages quantize at the same time"
-                                           : "the stages work one after the other");
+      w.true_sequential
+          ? fmt::format("true_sequential (parallel.sequential_passes {})", w.sequential_passes)
+          : "not true_sequential",
+      w.block_size, w.fast ? "fast (bf16 forward and Hessian)" : "exact",
+      job.parallel.factorization, job.calibration.inputs,
+      w.concurrent ? "the stages quantize at the same time"
+                   : "the stages work one after the other");
   const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
   out += fmt::format(
       "machine  {} rank(s), {} per node ({} node(s)); {:.1f} GiB device memory per rank, {:.0f} "
@@ -178,25 +182,29 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
           : "";
   out += fmt::format(
       "\nmemory per rank, {} (read: the stage's weights as stored, read once per run; then device "
-      "memory, worker/memory_model.h: peak = activations + max(embedding, block + workspace + "
-      "max(scores + hessians{}, gptq)); acts: where the activations live):\n",
-      mu.name, scratch);
+      "memory, worker/memory_model.h: peak = activations + max(embedding, kept + block + "
+      "workspace + max(scores + hessians{}, gptq)); acts: where the activations live; kept: "
+      "true-sequential's group inputs kept for the one pass, on the device, or {}):\n",
+      mu.name, scratch,
+      w.true_sequential ? "0 in partial passes (parallel.sequential_passes)"
+                        : "0: not true_sequential");
   out += fmt::format(
-      "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>8} {:>9} {:>11} {:>4} {:>9} {:>7} {:>8} {:>8} "
-      "{:>11} {:>8}  {}\n",
+      "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8} {:>8} {:>9} {:>11} {:>4} {:>7} {:>9} {:>7} {:>8} "
+      "{:>8} {:>11} {:>8}  {}\n",
       "rank", "stage", "replica", "blocks", "samples", "read", "block", "embedding", "activations",
-      "acts", "workspace", "scores", "hessians", "gptq", "device peak", "host", "fits");
+      "acts", "kept", "workspace", "scores", "hessians", "gptq", "device peak", "host", "fits");
   PlanReport rep;
   for (const RankEstimate& r : e.ranks) {
     const StagePlan& sp = plan.stage[r.stage];
     const DeviceMemory& dm = r.device;
     out += fmt::format(
-        "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8.2f} {:>8.2f} {:>9.2f} {:>11.2f} {:>4} {:>9.2f} "
-        "{:>7.2f} {:>8.2f} {:>8.2f} {:>11.2f} {:>8.2f}  {}\n",
+        "{:>5} {:>5} {:>7} {:>10} {:>7} {:>8.2f} {:>8.2f} {:>9.2f} {:>11.2f} {:>4} {:>7.2f} "
+        "{:>9.2f} {:>7.2f} {:>8.2f} {:>8.2f} {:>11.2f} {:>8.2f}  {}\n",
         r.rank, r.stage, r.replica, blocks(sp.first_block, sp.end_block), r.samples,
         mem(r.weights_file), mem(dm.block_weights), mem(dm.embedding), mem(dm.activations),
-        r.activations_on_host ? "host" : "gpu", mem(dm.workspace), mem(dm.scores), mem(dm.hessians),
-        mem(dm.gptq), mem(r.device_peak), mem(r.host_peak), r.fits_device ? "ok" : "DOES NOT FIT");
+        r.activations_on_host ? "host" : "gpu", mem(dm.sequential_state), mem(dm.workspace),
+        mem(dm.scores), mem(dm.hessians), mem(dm.gptq), mem(r.device_peak), mem(r.host_peak),
+        r.fits_device ? "ok" : "DOES NOT FIT");
     if (!r.fits_device && rep.misfit.empty()) {
       rep.misfit = fmt::format(
           "rank {} (stage {}) needs {:.1f} GiB of device memory, {:.1f} GiB available (--gpu-mem)",
@@ -242,8 +250,8 @@ PlanReport make_plan_report(const PlanCmdOptions& opt) {
     out += fmt::format(
         "\nestimate: one run {} (the stages one after the other); the job's {} run(s) {} (a "
         "sweep fills the pipeline); {:.2f} GPU-hours per run; {}\n",
-        duration(e.run_seconds), w.runs, duration(e.job_seconds),
-        e.run_seconds * opt.ranks / 3600, crossing);
+        duration(e.run_seconds), w.runs, duration(e.job_seconds), e.run_seconds * opt.ranks / 3600,
+        crossing);
   }
   out += modes_line(d, opt.ranks, stages_requested, w, m);
   out += fmt::format("host memory per node: {} of {}{}\n", size_str(e.host_per_node),

@@ -106,6 +106,50 @@ bool rank_activations_on_host(const JobConfig& job, const ModelSpec& dims, const
   return mw.activations_on_host;
 }
 
+// parallel.sequential_passes resolved for this rank (worker/memory_model.h
+// one_pass_sequential), its activations' placement decided: under auto, one pass when the kept
+// state fits beside the rest of the rank's peak: the GPU's free memory less the margin with the
+// activations on the device, the node's available host memory shared by its `ranks_here` ranks
+// otherwise (and always on the CPU backend, whose buffers are host memory). A rank that falls
+// back to partial passes says why.
+bool rank_one_pass(const JobConfig& job, const ModelSpec& dims, const Plan& plan, int rank,
+                   int64_t micro, bool on_host, int ranks_here, Backend& be) {
+  const Workload w = workload_of(job, 2);
+  const int stage = plan.stage_of(rank), replica = plan.replica_of(rank);
+  MemoryWorkload mw = memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(),
+                                      plan.replicas, stage == 0);
+  mw.micro_batch = micro;
+  mw.activations_on_host = on_host;
+  const uint64_t gpu_free = cuda_backend_free_bytes(be);
+  constexpr uint64_t kMargin = uint64_t{1} << 30;
+  const uint64_t host_share =
+      host_available_bytes() / static_cast<uint64_t>(std::max(1, ranks_here));
+  uint64_t device_budget = 0, host_budget = host_share;
+  if (gpu_free > 0) {
+    device_budget = gpu_free > kMargin ? gpu_free - kMargin : 1;
+  } else if (!on_host && host_share > 0) {
+    // The CPU backend: its "device" buffers and the host working set share the node's memory.
+    const uint64_t host = host_memory(dims, mw);
+    device_budget = host_share > host ? host_share - host : 1;
+  }
+  mw.one_pass = one_pass_sequential(dims, mw, w.sequential_passes, device_budget, host_budget);
+  if (w.true_sequential && !mw.one_pass && w.sequential_passes == "auto") {
+    MemoryWorkload one = mw;
+    one.one_pass = true;
+    GPTQD_LOG_INFO(
+        "rank {}: true-sequential in partial passes (parallel.sequential_passes: auto): the one "
+        "pass would keep {} of group inputs, more than fits beside the rank's working set",
+        rank, format_bytes(sequential_state_bytes(dims, one)));
+  } else if (rank == 0 && w.true_sequential) {
+    GPTQD_LOG_INFO("true-sequential blocks in {} (parallel.sequential_passes: {}){}",
+                   mw.one_pass ? "one pass" : "partial passes", w.sequential_passes,
+                   mw.one_pass ? fmt::format(": rank 0 keeps {} of group inputs",
+                                             format_bytes(sequential_state_bytes(dims, mw)))
+                               : "");
+  }
+  return mw.one_pass;
+}
+
 CkptLayout layout_of(const JobConfig& job, const ModelConfig& cfg, const ModelSpec& dims) {
   CkptLayout l;
   l.n_blocks = dims.n_layer;
@@ -344,11 +388,21 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
                           "forward has crossed them"
                         : "one stage");
   constexpr int64_t kMicroBatch = 1;
-  bool on_host = false;
+  bool on_host = false, one_pass = false;
   if (!collective_try(comm, [&] {
         on_host = rank_activations_on_host(job, dims, plan, rank, kMicroBatch, be);
-        for (const RankEstimate& r : estimate.ranks)
-          if (r.rank == rank) check_host_memory(r, exec->on_gpu(), local);
+        one_pass = rank_one_pass(job, dims, plan, rank, kMicroBatch, on_host, local, be);
+        for (RankEstimate r : estimate.ranks) {
+          if (r.rank != rank) continue;
+          if (r.one_pass != one_pass) {  // the peaks with the rank's own choice
+            MemoryWorkload mw = memory_workload(work, r.samples, plan.replicas, r.stage == 0);
+            mw.activations_on_host = r.activations_on_host;
+            mw.one_pass = one_pass;
+            r.device_peak = device_memory(dims, mw).peak();
+            r.host_peak = host_memory(dims, mw);
+          }
+          check_host_memory(r, exec->on_gpu(), local);
+        }
       })) {
     return failed();
   }
@@ -501,6 +555,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.calib_tokens = &tokens;
   in.micro_batch = kMicroBatch;
   in.activations_on_host = on_host;
+  in.sequential = one_pass ? SequentialPasses::kOne : SequentialPasses::kPartial;
   std::vector<LayerReport> mine;
   try {
     mine = run_stage(be, exec->transport(), *ckpt, in);

@@ -16,10 +16,19 @@ BlockWorkspace::BlockWorkspace(Backend& be, const ModelSpec& spec, int64_t max_t
 
 void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,
                    int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
-                   int stop_after) {
+                   int stop_after, int start_after) {
   GPTQD_CHECK(batch * seq <= ws.max_tokens(), "micro-batch of {} tokens exceeds workspace of {}",
               batch * seq, ws.max_tokens());
-  family_forward(spec.family).block(be, spec, w, batch, seq, h, ws, capture, stop_after);
+  GPTQD_CHECK(start_after < spec.n_groups && (stop_after < 0 || start_after < stop_after),
+              "a block forward from group {} to group {} of {}", start_after, stop_after,
+              spec.n_groups);
+  family_forward(spec.family)
+      .block(be, spec, w, batch, seq, h, ws, capture, stop_after, start_after);
+}
+
+bool resume_buffers(const ModelSpec& spec, int group, std::vector<int>* live) {
+  GPTQD_CHECK(group >= 0 && group < spec.n_groups, "group {} of {}", group, spec.n_groups);
+  return family_forward(spec.family).resume_buffers(spec, group, live);
 }
 
 void block_forward_all(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t nseq,

@@ -42,10 +42,18 @@ class BlockWorkspace {
 // h [batch*seq, hidden] is replaced by the block's output. When `capture` is set it is
 // called for every Hessian input; when `stop_after` >= 0 the forward returns right
 // after capturing that group's inputs (h is then left partially updated: callers that stop
-// early pass a scratch copy).
+// early pass a scratch copy). When `start_after` >= 0 the forward resumes right after that
+// group's capture, from the state a forward stopped there left: h and the workspace buffers
+// resume_buffers() names (restored by the caller; the others are scratch), without capturing
+// that group or the ones before it. Stopping at a group and resuming there runs exactly the
+// operations of the whole forward, so the results are the same bit for bit.
 void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,
                    int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture = {},
-                   int stop_after = -1);
+                   int stop_after = -1, int start_after = -1);
+
+// Whether a forward of the family can resume after group `group`'s capture, and the workspace
+// buffers it then needs besides h (*live, indices into BlockWorkspace::bufs).
+bool resume_buffers(const ModelSpec& spec, int group, std::vector<int>* live);
 
 // out = block(in) for all `nseq` sequences in micro-batches of `micro` sequences.
 // in and out are [nseq*seq, hidden]; they may be the same buffer.

@@ -5,6 +5,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "base/timing.h"
+#include "worker/sequential_pass.h"
 #include "worker/transport/liveness.h"
 
 namespace gptqd {
@@ -54,28 +55,40 @@ void forward_pass(Backend& be, const ModelSpec& d, const BlockWeights& w, Activa
   }
 }
 
-// Accumulates this replica's Hessians of the inputs of the groups in `which` over one forward of
-// its samples: one accumulator per Hessian input (LinearSpec::input; one per group in dense
-// families), indexed by input.
-std::vector<std::unique_ptr<HessianAccumulator>> accumulate_hessians(
-    Backend& be, const ModelSpec& d, const BlockWeights& w, Activations& act, int64_t micro,
-    BlockWorkspace& ws, const std::vector<bool>& which, const SliceHook& before) {
-  std::vector<std::unique_ptr<HessianAccumulator>> acc(static_cast<size_t>(d.n_inputs));
-  int last = -1;
+using Accumulators = std::vector<std::unique_ptr<HessianAccumulator>>;
+
+// One accumulator per Hessian input of the groups in `which` (LinearSpec::input; one per group in
+// dense families), indexed by input, the others null; *last the last group in `which`.
+Accumulators make_accumulators(Backend& be, const ModelSpec& d, const BlockWeights& w,
+                               const std::vector<bool>& which, int* last) {
+  Accumulators acc(static_cast<size_t>(d.n_inputs));
   std::string names;
   for (int g = 0; g < d.n_groups; ++g) {
     if (!which[g]) continue;
     for (int k : d.group_inputs(g)) {
       acc[k] = std::make_unique<HessianAccumulator>(be, w.linears[d.input_members(k)[0]].in);
     }
-    last = g;
+    *last = g;
     names += (names.empty() ? "" : ", ") + d.linears[d.group_members(g)[0]].module;
   }
   report_progress(fmt::format("forward and Hessian of {}", names));
-  LinearCapture capture = [&](int input, const float* x, int64_t tokens, int64_t samples) {
+  return acc;
+}
+
+LinearCapture capture_into(Accumulators& acc) {
+  return [&acc](int input, const float* x, int64_t tokens, int64_t samples) {
     if (acc[input]) acc[input]->add(x, tokens, samples);
   };
-  forward_pass(be, d, w, act, micro, ws, false, capture, last, before, {});
+}
+
+// Accumulates this replica's Hessians of the inputs of the groups in `which` over one forward of
+// its samples from the block's input (a partial pass, stopping after the last of them).
+Accumulators accumulate_hessians(Backend& be, const ModelSpec& d, const BlockWeights& w,
+                                 Activations& act, int64_t micro, BlockWorkspace& ws,
+                                 const std::vector<bool>& which, const SliceHook& before) {
+  int last = -1;
+  Accumulators acc = make_accumulators(be, d, w, which, &last);
+  forward_pass(be, d, w, act, micro, ws, false, capture_into(acc), last, before, {});
   return acc;
 }
 
@@ -236,8 +249,30 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
   // Each accumulator is taken to the host and freed before its group is quantized: GPTQ
   // uploads its own copy, and the accumulator of the widest layer (4h_to_h: 13 GB at
   // BLOOM-176B) would otherwise sit beside GPTQ's working set at the device's peak.
-  if (q.true_sequential) {
-    // Each group's Hessian sees the outputs of the already-quantized groups before it.
+  // The group after its Hessians are taken: reduced over the replicas and quantized.
+  auto reduce_and_quantize = [&](int g, Accumulators& acc, PhaseClock& clock) {
+    std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
+    for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
+    phases.reduce += clock.lap();
+    quantize_group(g, hs);
+  };
+  std::unique_ptr<SequentialPass> pass;
+  if (q.true_sequential && opt.sequential == SequentialPasses::kOne) {
+    // Each group's Hessian sees the outputs of the already-quantized groups before it; the block
+    // is traversed once (worker/sequential_pass.h).
+    pass = std::make_unique<SequentialPass>(be, d, act, micro, opt.original_inputs);
+    for (int g = 0; g < d.n_groups; ++g) {
+      std::vector<bool> which(static_cast<size_t>(d.n_groups), false);
+      which[g] = true;
+      int last = -1;
+      PhaseClock clock(be);
+      Accumulators acc = make_accumulators(be, d, w, which, &last);
+      pass->run_to(w, ws, g, capture_into(acc), g == 0 ? hooks.before_read : SliceHook(), {});
+      phases.forward += clock.lap();
+      reduce_and_quantize(g, acc, clock);
+    }
+  } else if (q.true_sequential) {
+    // The same, each group's inputs from a partial pass from the block's input.
     for (int g = 0; g < d.n_groups; ++g) {
       std::vector<bool> which(static_cast<size_t>(d.n_groups), false);
       which[g] = true;
@@ -245,10 +280,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
       auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
                                      g == 0 ? hooks.before_read : SliceHook());
       phases.forward += clock.lap();
-      std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
-      for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
-      phases.reduce += clock.lap();
-      quantize_group(g, hs);
+      reduce_and_quantize(g, acc, clock);
     }
   } else {
     PhaseClock clock(be);
@@ -269,7 +301,10 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
   if (opt.forward_output) {
     report_progress(opt.original_inputs ? "forward through the original block"
                                         : "forward through the quantized block");
-    forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
+    if (pass && !opt.original_inputs)  // the rest of the one pass, through the last group
+      pass->run_to(w, ws, -1, {}, {}, hooks.after_write);
+    else
+      forward_pass(be, d, w, act, micro, ws, true, {}, -1, {}, hooks.after_write);
   }
   phases.forward += clock.lap();
   if (opt.phases) *opt.phases += phases;

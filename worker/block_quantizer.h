@@ -108,19 +108,26 @@ struct MicroBatchHooks {
 // dequantized GPTQ weights (all rows) and act.h is the block's output computed with them; with
 // original_inputs (calibration.inputs: original) they are the original weights and act.h the
 // original block's output, the next block's input in that mode. Without forward_output (a
-// stage's last block under concurrent stages, whose output nothing reads) act.h is left as the
-// block's input and the final pass is not run.
+// stage's last block under concurrent stages, whose output nothing reads) the final pass is not
+// run and act.h is left as the block's input (partial passes) or part-way through the block
+// (one pass, BlockOptions::sequential).
 // Collective over rc.group. Each Hessian input (LinearSpec::input) has its own Hessian; a
-// true-sequential step captures all the inputs of its group in one partial forward. A routed
+// true-sequential step captures all the inputs of its group in one forward. A routed
 // expert's Hessian is normalised by its tokens (summed over the replicas, one extra allreduce of
 // one number per expert); an expert with fewer than moe.min_tokens is quantized with RTN
 // (logged per expert by replica 0; LinearResult::starved).
+// How a true-sequential block is traversed: once, keeping each group's input state for all the
+// replica's samples (worker/sequential_pass.h), or one partial forward per group from the
+// block's input (less memory, about 2.4 passes for a Llama block). The codes are the same.
+enum class SequentialPasses { kOne, kPartial };
+
 struct BlockOptions {
   MicroBatchHooks hooks;
   MoeConfig moe;
   bool original_inputs = false;  // calibration.inputs original
   bool forward_output = true;    // see above (false: concurrent stages only)
   PhaseTimes* phases = nullptr;  // when set, the block's phase times are added to it
+  SequentialPasses sequential = SequentialPasses::kOne;  // a true-sequential block's traversal
 };
 BlockResult quantize_block(Backend& be, const ModelSpec& dims, BlockWeights& w, Activations& act,
                            int64_t micro, BlockWorkspace& ws, const QuantConfig& q, int64_t block,

@@ -10,6 +10,7 @@
 #include "base/check.h"
 #include "kernels/attention_scratch.h"
 #include "worker/families/family_forward.h"
+#include "worker/sequential_pass.h"
 
 namespace gptqd {
 namespace {
@@ -73,8 +74,14 @@ uint64_t embedding_weight_bytes(const ModelSpec& d) {
 }
 
 uint64_t DeviceMemory::peak() const {
-  return activations + std::max(embedding, block_weights + workspace +
+  return activations + std::max(embedding, sequential_state + block_weights + workspace +
                                                std::max(scores + hessians + bf16_scratch, gptq));
+}
+
+uint64_t sequential_state_bytes(const ModelSpec& d, const MemoryWorkload& w) {
+  if (!w.true_sequential || !w.one_pass) return 0;
+  return u64(4.0 * static_cast<double>(w.samples) * static_cast<double>(w.seqlen) *
+             static_cast<double>(sequential_state_floats_per_token(d, w.original_inputs)));
 }
 
 DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
@@ -118,6 +125,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   }
   m.hessians = u64(w.true_sequential ? max_h : all_h);
   m.gptq = u64(gptq);
+  m.sequential_state = w.activations_on_host ? 0 : sequential_state_bytes(d, w);
   return m;
 }
 
@@ -135,7 +143,9 @@ uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double hessians = (w.true_sequential ? largest_h : all_h) + largest_h;
   const double results = 4 * largest_layer * (1 + 1.0 / std::max(1, w.replicas));
   const double one_copy = 4 * static_cast<double>(w.samples) * static_cast<double>(w.seqlen) * h;
-  const double acts = (w.activations_on_host ? one_copy : 0) + (w.kept_input ? one_copy : 0);
+  const double acts =
+      (w.activations_on_host ? one_copy + static_cast<double>(sequential_state_bytes(d, w)) : 0) +
+      (w.kept_input ? one_copy : 0);
   return u64(weights + hessians + results + acts);
 }
 
@@ -145,6 +155,17 @@ bool activations_on_host(const ModelSpec& d, MemoryWorkload w, ActivationPlaceme
   if (device_bytes == 0) return false;
   w.activations_on_host = false;
   return device_memory(d, w).peak() > device_bytes;
+}
+
+bool one_pass_sequential(const ModelSpec& d, MemoryWorkload w, const std::string& setting,
+                         uint64_t device_budget, uint64_t host_budget) {
+  GPTQD_CHECK(setting == "auto" || setting == "one" || setting == "partial",
+              "parallel.sequential_passes '{}': use auto, one or partial", setting);
+  if (!w.true_sequential || setting == "partial") return false;
+  if (setting == "one") return true;
+  w.one_pass = true;
+  if (w.activations_on_host) return host_budget == 0 || host_memory(d, w) <= host_budget;
+  return device_budget == 0 || device_memory(d, w).peak() <= device_budget;
 }
 
 uint64_t host_available_bytes() {

@@ -25,11 +25,16 @@
 //                                   errors and quantized block, losses)
 //                    round-to-nearest 5rc + 8gr,  output error 8rc + 4c^2
 //                  (the accumulator is freed before, so it is not in this sum)
+//   sequential_state  true_sequential in one pass (worker/sequential_pass.h) with the
+//                  activations on the device: 4 n S w, w = the family's kept floats per token
+//                  (sequential_state_floats_per_token: the widest group input + what the block
+//                  reads beside it, e.g. f for a Llama block's down_proj; + h when the block's
+//                  input is kept, calibration.inputs original); alive while a block is quantized
 //   bf16_scratch   parallel.precision fast only: the bf16 copy of one GEMM's input,
 //                  2 m S c_max over the linears (the weights are resident in bf16; it covers
 //                  the Hessian's 2 m S c copy); stream-ordered, alive during a forward or
 //                  capture, never during GPTQ
-//   peak = activations + max(embedding, block_weights + workspace
+//   peak = activations + max(embedding, sequential_state + block_weights + workspace
 //                            + max(scores + hessians + bf16_scratch, gptq))
 // Not counted: the CUDA context, cuBLAS / cuSOLVER workspaces, allocator rounding (a few
 // hundred MB on a GPU; keep that much free).
@@ -74,13 +79,17 @@ struct MemoryWorkload {
   int64_t group_size = 128;  // the smallest positive of the runs' (most groups); -1: none
   bool embedding = false;    // stage 0 holds the embedding table
   bool activations_on_host = false;
-  bool fast = false;  // parallel.precision fast: bf16 operand copies (bf16_scratch)
+  bool fast = false;        // parallel.precision fast: bf16 operand copies (bf16_scratch)
   bool kept_input = false;  // calibration.inputs original: the stage's input kept on the host
+  // true_sequential in one pass (parallel.sequential_passes, worker/sequential_pass.h), and
+  // whether each block's input is kept beside its state (calibration.inputs original).
+  bool one_pass = false;
+  bool original_inputs = false;
 };
 
 struct DeviceMemory {
   uint64_t block_weights = 0, embedding = 0, activations = 0, workspace = 0, scores = 0,
-           hessians = 0, gptq = 0, bf16_scratch = 0;
+           hessians = 0, gptq = 0, bf16_scratch = 0, sequential_state = 0;
   uint64_t peak() const;
 };
 
@@ -92,14 +101,28 @@ DeviceMemory device_memory(const ModelSpec& dims, const MemoryWorkload& w);
 // layer being worked on, all four without true_sequential, + a permuted copy for
 // act_order); the largest layer's results (dequantized rows, and the gathered whole with
 // replicas); the activations when they live on the host; the stage's kept input under
-// concurrent stages (calibration.inputs original, worker/stage_concurrent.cpp).
+// concurrent stages (calibration.inputs original, worker/stage_concurrent.cpp); the one pass's
+// kept state when the activations live on the host (it lives beside them).
 uint64_t host_memory(const ModelSpec& dims, const MemoryWorkload& w);
+
+// The one pass's kept state for the workload (0 without true_sequential or one_pass), wherever
+// it lives.
+uint64_t sequential_state_bytes(const ModelSpec& dims, const MemoryWorkload& w);
 
 // Where `where` puts the activations of the workload w describes: kHost and kDevice as
 // asked; kAuto on the host only when the device peak with them on the device exceeds
 // `device_bytes` (0: unknown, never). w.activations_on_host is ignored.
 bool activations_on_host(const ModelSpec& dims, MemoryWorkload w, ActivationPlacement where,
                          uint64_t device_bytes);
+
+// parallel.sequential_passes ("auto" | "one" | "partial") for the workload w, whose activations'
+// placement is already decided: whether a true-sequential block runs in one pass. "one" and
+// "partial" as asked; "auto" one pass unless its kept state does not fit where it lives: the
+// device peak with it over `device_budget` (activations on the device), or the host working set
+// with it over `host_budget` (on the host); a budget of 0 is unknown and fits. w.one_pass is
+// ignored; false without true_sequential.
+bool one_pass_sequential(const ModelSpec& dims, MemoryWorkload w, const std::string& setting,
+                         uint64_t device_budget, uint64_t host_budget);
 
 // Bytes of memory this machine can give a new job now: MemAvailable of /proc/meminfo (Linux),
 // limited by RLIMIT_AS and RLIMIT_DATA when they are set; 0 when unknown (not Linux).

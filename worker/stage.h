@@ -12,6 +12,7 @@
 #include "io/model/hf_model.h"
 #include "io/model/model_spec.h"
 #include "kernels/backend.h"
+#include "worker/block_quantizer.h"
 #include "worker/gptq.h"
 #include "worker/transport/transport.h"
 
@@ -54,6 +55,10 @@ struct StageInputs {
   // Keep the activations in the backend's (pinned) host memory instead of on the device
   // (parallel.activations, resolved by the caller with worker/memory_model.h).
   bool activations_on_host = false;
+  // How a true-sequential block is traversed (parallel.sequential_passes, resolved by the
+  // caller with worker/memory_model.h): once, or in partial passes when the kept state does
+  // not fit.
+  SequentialPasses sequential = SequentialPasses::kOne;
 };
 
 // Runs the stage for every run of the job. Blocks until the stage is done. Collective over

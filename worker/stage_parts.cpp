@@ -89,10 +89,9 @@ void report_resumed(StageWork& w, size_t r, int64_t b) {
   const std::string& run = w.job().runs[r].name;
   for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
     const std::string& layer = d.linears[i].module;
-    w.reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i,
-                                    d.linears[i].out, d.linears[i].in,
-                                    w.ckpt.read_stats(run, b, layer), 1,
-                                    w.ckpt.read_tokens(run, b, layer)});
+    w.reports.push_back(LayerReport{
+        static_cast<int32_t>(r), static_cast<int32_t>(b), i, d.linears[i].out, d.linears[i].in,
+        w.ckpt.read_stats(run, b, layer), 1, w.ckpt.read_tokens(run, b, layer)});
   }
 }
 
@@ -121,8 +120,10 @@ void forward_resumed_block(StageWork& w, const QuantConfig& q, int64_t b, BlockW
 void quantize_and_store(StageWork& w, size_t r, int64_t b, BlockWeights& bw,
                         const BlockOptions& opt) {
   GPTQD_CHECK(opt.phases != nullptr, "quantize_and_store needs the run's phase times");
-  const BlockResult res = quantize_block(w.be, w.dims(), bw, w.act, w.micro, w.ws,
-                                         w.job().runs[r], b, w.rc, opt);
+  BlockOptions o = opt;
+  o.sequential = w.in.sequential;
+  const BlockResult res =
+      quantize_block(w.be, w.dims(), bw, w.act, w.micro, w.ws, w.job().runs[r], b, w.rc, o);
   const auto t0 = SteadyClock::now();
   store_block(w, r, b, bw, res);
   opt.phases->write += seconds_since(t0);
@@ -173,8 +174,8 @@ void BlockClock::done(const StageWork& w, const QuantConfig& q, int64_t b, bool 
       "[{}] block {} ({}/{} of stage {}, {} replica(s)) {} in {:.2f} s, {:.0f} tok/s, "
       "stage ETA {:.1f} s",
       q.name, b, b - role.first_block + 1, w.nblocks(), role.stage, role.replicas,
-      resumed ? "resumed from checkpoint" : "quantized", seconds,
-      tokens / std::max(seconds, 1e-9), eta);
+      resumed ? "resumed from checkpoint" : "quantized", seconds, tokens / std::max(seconds, 1e-9),
+      eta);
 }
 
 void log_stage_done(const StageWork& w, const QuantConfig& q, const PhaseTimes& phases,

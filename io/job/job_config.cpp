@@ -40,12 +40,14 @@ const std::vector<std::string> kQuantKeys = {"bits",         "group_size",    "s
                                              "act_order",    "static_groups", "true_sequential",
                                              "damp_percent", "block_size",    "mse_clip"};
 const std::vector<std::string> kParallelKeys = {
-    "stages", "device", "activations", "precision", "factorization", "transport", "stall_timeout"};
+    "stages",    "device",        "activations", "sequential_passes",
+    "precision", "factorization", "transport",   "stall_timeout"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
 const std::vector<std::string> kMoeKeys = {"calibration", "min_tokens"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
 const std::vector<std::string> kPlacements = {"auto", "device", "host"};
+const std::vector<std::string> kSequentialPasses = {"auto", "one", "partial"};
 const std::vector<std::string> kPrecisions = {"auto", "exact", "fast"};
 const std::vector<std::string> kFactorizations = {"auto", "replicated", "distributed"};
 const std::vector<std::string> kTransports = {"auto", "nccl", "mpi"};
@@ -535,9 +537,9 @@ CalibrationConfig read_calibration(const Reader& r, const Section& s) {
   if (const Entry* e = s.find("inputs")) {
     c.inputs = r.text(*e, "quantized");
     if (c.inputs != "quantized" && c.inputs != "original" && c.inputs != "quantized_in_stage")
-      r.fail(e->value.Mark(), e->path,
-             fmt::format("{} is not one of quantized, original, quantized_in_stage",
-                         shown(e->value)));
+      r.fail(
+          e->value.Mark(), e->path,
+          fmt::format("{} is not one of quantized, original, quantized_in_stage", shown(e->value)));
   }
   // The windows are one array of int32 ids, and every later size is a product with it.
   int64_t total = 0;
@@ -575,6 +577,7 @@ ParallelConfig read_parallel(const Reader& r, const Section& s) {
   };
   choice("device", kDevices, p.device);
   choice("activations", kPlacements, p.activations);
+  choice("sequential_passes", kSequentialPasses, p.sequential_passes);
   choice("precision", kPrecisions, p.precision);
   choice("factorization", kFactorizations, p.factorization);
   choice("transport", kTransports, p.transport);
@@ -846,6 +849,7 @@ std::string JobConfig::resolved_yaml() const {
   }
   out << YAML::Key << "device" << YAML::Value << parallel.device;
   out << YAML::Key << "activations" << YAML::Value << parallel.activations;
+  out << YAML::Key << "sequential_passes" << YAML::Value << parallel.sequential_passes;
   out << YAML::Key << "precision" << YAML::Value << parallel.precision;
   out << YAML::Key << "factorization" << YAML::Value << parallel.factorization;
   out << YAML::Key << "transport" << YAML::Value << parallel.transport;
@@ -902,8 +906,9 @@ bool operator==(const CalibrationConfig& a, const CalibrationConfig& b) {
 
 bool operator==(const ParallelConfig& a, const ParallelConfig& b) {
   return a.stages == b.stages && a.device == b.device && a.activations == b.activations &&
-         a.precision == b.precision && a.factorization == b.factorization &&
-         a.transport == b.transport && a.stall_timeout == b.stall_timeout;
+         a.sequential_passes == b.sequential_passes && a.precision == b.precision &&
+         a.factorization == b.factorization && a.transport == b.transport &&
+         a.stall_timeout == b.stall_timeout;
 }
 
 bool operator==(const EvalConfig& a, const EvalConfig& b) {

@@ -53,6 +53,11 @@ struct ParallelConfig {
   // model says they fit, worker/memory_model.h) | device | host (pinned host memory, one
   // micro-batch at a time on the device).
   std::string activations = "auto";
+  // How a true-sequential block is traversed: auto (in one pass when the memory model says the
+  // state it keeps for every sample fits, worker/memory_model.h) | one (once, keeping each group's
+  // input state for all the rank's samples: worker/sequential_pass.h) | partial (one partial
+  // forward per group from the block's input: least memory). The codes are the same.
+  std::string sequential_passes = "auto";
   // Arithmetic of the forward GEMMs and the Hessian X^T X: exact (fp32 operands) | fast (bf16
   // operands, fp32 accumulation: tensor cores on the GPU) | auto (fast on cuda, exact on cpu).
   std::string precision = "auto";

@@ -23,6 +23,7 @@ struct Case {
   int64_t block_size;
   int64_t micro;
   bool on_host;
+  bool partial = false;  // true_sequential in partial passes instead of one
 };
 
 class MemoryModelTest : public ::testing::TestWithParam<Case> {};
@@ -48,7 +49,9 @@ void expect_peak_to_the_byte(const std::string& dir, const Case& c) {
     const auto x = test::random_vector(nseq * seq * d.hidden, 11);
     std::copy(x.begin(), x.end(), act.seqs(0, d.hidden));  // host memory on the CPU backend
     BlockWorkspace ws(*be, d, std::min(c.micro, nseq) * seq);
-    quantize_block(*be, d, w, act, c.micro, ws, q, 0);
+    BlockOptions opt;
+    opt.sequential = c.partial ? SequentialPasses::kPartial : SequentialPasses::kOne;
+    quantize_block(*be, d, w, act, c.micro, ws, q, 0, {}, opt);
   }
   const MemoryStats got = be->memory_stats();
   EXPECT_EQ(got.device_in_use, 0) << "everything freed";
@@ -61,12 +64,14 @@ void expect_peak_to_the_byte(const std::string& dir, const Case& c) {
   mw.block_size = c.block_size;
   mw.group_size = c.group_size;
   mw.activations_on_host = c.on_host;
+  mw.one_pass = !c.partial;
   DeviceMemory model_bytes = device_memory(d, mw);
   model_bytes.scores = 0;
   const auto predicted = static_cast<int64_t>(model_bytes.peak());
   EXPECT_EQ(predicted, got.device_peak);
   if (c.on_host) {
-    EXPECT_EQ(got.host_peak, nseq * seq * d.hidden * 4);
+    EXPECT_EQ(got.host_peak,
+              nseq * seq * d.hidden * 4 + static_cast<int64_t>(sequential_state_bytes(d, mw)));
   } else {
     EXPECT_EQ(got.host_peak, 0);
   }
@@ -82,8 +87,9 @@ TEST_P(MemoryModelTest, IsTheMeasuredDevicePeakToTheByte) {
 // expert, all alive while the group is captured and quantized.
 TEST(MemoryModelMoe, IsTheMeasuredDevicePeakToTheByte) {
   const std::string dir = test::source_path("tests/fixtures/moe/qwen2_moe");
-  for (const Case& c : {Case{true, false, 16, 128, 1, false}, Case{false, true, -1, 16, 2, false},
-                        Case{true, false, 16, 128, 5, true}}) {
+  for (const Case& c :
+       {Case{true, false, 16, 128, 1, false}, Case{false, true, -1, 16, 2, false},
+        Case{true, false, 16, 128, 5, true}, Case{true, false, 16, 128, 1, false, true}}) {
     SCOPED_TRACE(::testing::Message()
                  << "true_sequential " << c.true_sequential << " micro " << c.micro);
     expect_peak_to_the_byte(dir, c);
@@ -94,7 +100,9 @@ INSTANTIATE_TEST_SUITE_P(
     Settings, MemoryModelTest,
     ::testing::Values(Case{true, false, 32, 128, 1, false}, Case{true, true, -1, 16, 2, false},
                       Case{false, false, 32, 128, 1, false}, Case{false, true, 16, 32, 5, false},
-                      Case{true, false, 32, 128, 2, true}, Case{false, false, -1, 128, 1, true}));
+                      Case{true, false, 32, 128, 2, true}, Case{false, false, -1, 128, 1, true},
+                      Case{true, false, 32, 128, 2, false, true},
+                      Case{true, true, 16, 128, 2, true, true}));
 
 }  // namespace
 }  // namespace gptqd

@@ -100,7 +100,8 @@ Machine unit_rates() {
 TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
   // h = 8, f = 32; 2 replicas of 3 samples each (6 samples), seqlen 4: T = 12 tokens.
   const ModelSpec d = dims(8, 1, 10, 2);
-  const Workload w = tiny_workload();
+  Workload w = tiny_workload();
+  w.sequential_passes = "partial";
   const Machine m = unit_rates();
   const Plan p = make_plan(d, 2, 1, 6);
   const PlanEstimate e = estimate_plan(p, d, w, m);
@@ -111,6 +112,16 @@ TEST(PlanEstimate, FlopsAndMemoryOfATinyBlockByHand) {
   // attention, then the full quantized pass 2T (4h^2 + 2 h f) + A.
   EXPECT_DOUBLE_EQ(f.forward,
                    (2 * T * 192 + A) + (2 * T * 256 + A) + (2 * T * 512 + A) + (2 * T * 768 + A));
+  EXPECT_FALSE(e.ranks[1].one_pass);
+  EXPECT_EQ(e.ranks[1].device.sequential_state, 0u);
+  // In one pass (parallel.sequential_passes auto, nothing to bound it here): the full pass
+  // alone, and the kept state: 3 samples x 4 tokens x the widest kept input, 4h_to_h's f = 32.
+  w.sequential_passes = "auto";
+  const PlanEstimate one = estimate_plan(p, d, w, m);
+  EXPECT_TRUE(one.ranks[1].one_pass);
+  EXPECT_DOUBLE_EQ(one.stages[0].flops_per_block.forward, 2 * T * 768 + A);
+  EXPECT_EQ(one.ranks[1].device.sequential_state, 4u * 3 * 4 * 32);
+  EXPECT_EQ(one.ranks[1].device_peak, e.ranks[1].device_peak + 4u * 3 * 4 * 32);
   EXPECT_DOUBLE_EQ(f.hessian, 2 * T * (64 + 64 + 64 + 1024));
   EXPECT_DOUBLE_EQ(f.factor, 4.0 / 3.0 * (512 + 512 + 512 + 32768));
   // rows / 2 per replica: qkv 12, dense 4, h_to_4h 16, 4h_to_h 4.
@@ -145,6 +156,7 @@ TEST(PlanEstimate, ConcurrentStagesByHand) {
   const ModelSpec d = dims(8, 2, 10, 2);
   Workload w = tiny_workload();
   w.nsamples = 6;  // one replica per stage: T = 24 tokens, M = 6 micro-batches
+  w.sequential_passes = "partial";
   Machine m = unit_rates();
   m.ranks_per_node = 2;
   const Plan p = make_plan(d, 2, 2, 6);
@@ -177,6 +189,20 @@ TEST(PlanEstimate, ConcurrentStagesByHand) {
   EXPECT_DOUBLE_EQ(one_conc.run_seconds, one_seq.run_seconds - pass);
   // The kept input: samples x seqlen x hidden fp32 more host memory per rank.
   EXPECT_EQ(conc.ranks[1].host_peak, seq.ranks[1].host_peak + 4u * 24 * 8);
+  // In one pass the block is forwarded once; the quantized_in_stage hybrid's last block skips
+  // only what follows the last group's capture (4h_to_h's GEMM, 2 T h f), the original mode's
+  // the whole pass with the original weights, after the one pass up to 4h_to_h.
+  w.sequential_passes = "auto";
+  const PlanEstimate hybrid = estimate_plan(p, d, w, m);
+  const double tail = 2 * T * 8 * 32;
+  EXPECT_DOUBLE_EQ(hybrid.stages[0].flops_per_block.forward, pass);
+  EXPECT_DOUBLE_EQ(hybrid.stages[0].seconds_per_run,
+                   hybrid.stages[0].compute_s_per_block - tail);
+  w.original_inputs = true;
+  const PlanEstimate original = estimate_plan(p, d, w, m);
+  EXPECT_DOUBLE_EQ(original.stages[0].flops_per_block.forward, pass - tail + pass);
+  EXPECT_DOUBLE_EQ(original.stages[0].seconds_per_run,
+                   original.stages[0].compute_s_per_block - pass);
 }
 
 // The GPU design's rates: forward and Hessian at the bf16 rate under precision fast, the
@@ -217,8 +243,8 @@ TEST(PlanEstimate, FastPrecisionAndDistributedFactorization) {
   EXPECT_EQ(fast.ranks[1].device_peak, exact.ranks[1].device_peak - 2u * 12 * 64);
   DeviceMemory dm = fast.ranks[1].device;
   dm.gptq = 0;
-  EXPECT_EQ(dm.peak(),
-            dm.activations + dm.block_weights + dm.workspace + dm.scores + dm.hessians + 256u);
+  EXPECT_EQ(dm.peak(), dm.activations + dm.sequential_state + dm.block_weights + dm.workspace +
+                           dm.scores + dm.hessians + 256u);
   // One replica: nothing to share, nothing added.
   const Plan one = make_plan(d, 1, 1, 6);
   EXPECT_DOUBLE_EQ(estimate_plan(one, d, w, m).stages[0].flops_per_block.factor, fe.factor);

@@ -17,7 +17,10 @@ struct FamilyForward {
   // See block_forward().
   void (*block)(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,
                 int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
-                int stop_after);
+                int stop_after, int start_after);
+  // Whether a forward can resume right after group `group`'s capture (block_forward's
+  // start_after), and then the BlockWorkspace buffers it reads there besides h (*live).
+  bool (*resume_buffers)(const ModelSpec& spec, int group, std::vector<int>* live);
   // h [n, hidden] = the input of block 0 for n tokens of sequences of `seq` tokens (token t at
   // position t % seq). Ids are checked by the caller (embed_tokens).
   void (*embed)(Backend& be, const ModelSpec& spec, const EmbeddingWeights& e,

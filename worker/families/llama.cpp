@@ -38,7 +38,7 @@ void ensure_rope(Backend& be, const ModelSpec& d, int64_t seq, BlockWorkspace& w
 
 bool llama_attention(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch,
                      int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
-                     int stop_after) {
+                     int stop_after, int start_after) {
   const int64_t tokens = batch * seq;
   const int64_t hd = d.hidden;
   float* a = ws.bufs[kA].data();
@@ -52,30 +52,38 @@ bool llama_attention(Backend& be, const ModelSpec& d, const BlockWeights& w, int
     return stop_after == group;
   };
 
-  be.rms_norm(tokens, hd, h, w.norms[kInputNorm].data(), d.norm_eps, a);
-  if (captured(kQkvGroup, a)) return true;
-  linear_forward(be, w.linears[kQ], tokens, a, q);
-  linear_forward(be, w.linears[kK], tokens, a, k);
-  linear_forward(be, w.linears[kV], tokens, a, v);
-  if (d.config.qk_norm) {
-    be.rms_norm(tokens * d.n_head, d.head_dim, q, w.norms[kQNorm].data(), d.norm_eps, q);
-    be.rms_norm(tokens * d.n_kv_head, d.head_dim, k, w.norms[kKNorm].data(), d.norm_eps, k);
+  // A resumed forward (start_after, worker/block_forward.h) skips what comes before its point.
+  if (start_after < kQkvGroup) {
+    be.rms_norm(tokens, hd, h, w.norms[kInputNorm].data(), d.norm_eps, a);
+    if (captured(kQkvGroup, a)) return true;
   }
-  ensure_rope(be, d, seq, ws);
-  be.rope(tokens, seq, d.n_head, d.head_dim, q, ws.rope_cos.data(), ws.rope_sin.data());
-  be.rope(tokens, seq, d.n_kv_head, d.head_dim, k, ws.rope_cos.data(), ws.rope_sin.data());
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
-  be.attention(batch, seq, d.n_head, d.n_kv_head, d.head_dim, q, k, v, scale, ctx);
-  if (captured(kOGroup, ctx)) return true;
-  linear_forward(be, w.linears[kO], tokens, ctx, out);
-  be.add(tokens * hd, out, h);
+  if (start_after < kOGroup) {
+    linear_forward(be, w.linears[kQ], tokens, a, q);
+    linear_forward(be, w.linears[kK], tokens, a, k);
+    linear_forward(be, w.linears[kV], tokens, a, v);
+    if (d.config.qk_norm) {
+      be.rms_norm(tokens * d.n_head, d.head_dim, q, w.norms[kQNorm].data(), d.norm_eps, q);
+      be.rms_norm(tokens * d.n_kv_head, d.head_dim, k, w.norms[kKNorm].data(), d.norm_eps, k);
+    }
+    ensure_rope(be, d, seq, ws);
+    be.rope(tokens, seq, d.n_head, d.head_dim, q, ws.rope_cos.data(), ws.rope_sin.data());
+    be.rope(tokens, seq, d.n_kv_head, d.head_dim, k, ws.rope_cos.data(), ws.rope_sin.data());
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
+    be.attention(batch, seq, d.n_head, d.n_kv_head, d.head_dim, q, k, v, scale, ctx);
+    if (captured(kOGroup, ctx)) return true;
+  }
+  if (start_after < kGateUpGroup) {
+    linear_forward(be, w.linears[kO], tokens, ctx, out);
+    be.add(tokens * hd, out, h);
+  }
   return false;
 }
 
 namespace {
 
 void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
-           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
+           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
+           int start_after) {
   const int64_t tokens = batch * seq;
   const int64_t hd = d.hidden;
   float* a = ws.bufs[kA].data();
@@ -86,15 +94,26 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
     return stop_after == group;
   };
 
-  if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after)) return;
-  be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
-  if (captured(kGateUpGroup, a)) return;
-  linear_forward(be, w.linears[kGate], tokens, a, gate);
-  linear_forward(be, w.linears[kUp], tokens, a, ws.bufs[kUpOut].data());
-  be.silu_mul(tokens * d.ffn, gate, ws.bufs[kUpOut].data());
-  if (captured(kDownGroup, gate)) return;
+  if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after, start_after)) return;
+  if (start_after < kGateUpGroup) {
+    be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
+    if (captured(kGateUpGroup, a)) return;
+  }
+  if (start_after < kDownGroup) {
+    linear_forward(be, w.linears[kGate], tokens, a, gate);
+    linear_forward(be, w.linears[kUp], tokens, a, ws.bufs[kUpOut].data());
+    be.silu_mul(tokens * d.ffn, gate, ws.bufs[kUpOut].data());
+    if (captured(kDownGroup, gate)) return;
+  }
   linear_forward(be, w.linears[kDown], tokens, gate, out);
   be.add(tokens * hd, out, h);
+}
+
+// The buffers a forward resumed after `group`'s capture reads besides h: the group's input.
+bool resume_points(const ModelSpec&, int group, std::vector<int>* live) {
+  static const int kInput[] = {kA, kCtx, kA, kGateOut};
+  *live = {kInput[group]};
+  return true;
 }
 
 void embed(Backend& be, const ModelSpec& d, const EmbeddingWeights& e,
@@ -113,7 +132,7 @@ void final_norm(Backend& be, const ModelSpec& d, const FinalNormWeights& f, int6
 }  // namespace
 
 const FamilyForward& llama_forward() {
-  static const FamilyForward kForward{workspace, block, embed, final_norm};
+  static const FamilyForward kForward{workspace, block, resume_points, embed, final_norm};
   return kForward;
 }
 

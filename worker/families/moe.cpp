@@ -48,8 +48,9 @@ void add_scaled_row(Backend& be, int64_t n, float alpha, const float* one, const
 
 void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
                float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
-               const MoeRules& rules) {
-  if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after)) return;
+               const MoeRules& rules, int start_after) {
+  GPTQD_CHECK(start_after < 3, "a mixture of experts cannot resume after its down projections");
+  if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after, start_after)) return;
   const ModelConfig& c = d.config;
   const int64_t tokens = batch * seq, hd = d.hidden, experts = c.n_experts;
   const MoeLinears L{experts, c.shared_ffn > 0};
@@ -62,7 +63,9 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
   float* logits = ws.bufs[kLogits].data();
   float* one = ws.bufs[kOne].data();
 
-  be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
+  // Resumed after the experts' input was captured (start_after 2), a is kept and the routing,
+  // cheap, is computed again from it.
+  if (start_after < 2) be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
   // The router in fp32 whatever the forward's precision: a flipped choice is a different model.
   be.gemm(false, true, tokens, experts, hd, 1.0f, a, hd, w.norms[router_norm(d)].data(), hd, 0.0f,
           logits, experts);
@@ -82,7 +85,7 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
   // moe.calibration: all (BlockWorkspace::capture_all_experts): every token reaches every
   // expert's Hessian inputs; `samples` = tokens, as for a routed expert.
   const bool all = capture && ws.capture_all_experts;
-  if (capture) {
+  if (capture && start_after < 2) {
     for (int64_t e = 0; e < experts; ++e) {
       if (all) {
         capture(first_input + static_cast<int>(e), a, tokens, tokens);
@@ -144,15 +147,26 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
 namespace {
 
 void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
-           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
-  moe_block(be, d, w, batch, seq, h, ws, capture, stop_after, MoeRules{});
+           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
+           int start_after) {
+  moe_block(be, d, w, batch, seq, h, ws, capture, stop_after, MoeRules{}, start_after);
+}
+
+// The buffers a forward resumed after `group`'s capture reads besides h: the attention's inputs,
+// then the experts' (the routing is computed again from it). Not after the down projections:
+// their inputs are every expert's own rows.
+bool resume_points(const ModelSpec&, int group, std::vector<int>* live) {
+  static const int kInput[] = {kA, kCtx, kA};
+  if (group > 2) return false;
+  *live = {kInput[group]};
+  return true;
 }
 
 }  // namespace
 
 const FamilyForward& moe_forward() {
   // The embedding and final norm are the Llama family's.
-  static const FamilyForward kForward{workspace, block, llama_forward().embed,
+  static const FamilyForward kForward{workspace, block, resume_points, llama_forward().embed,
                                       llama_forward().final_norm};
   return kForward;
 }

@@ -35,6 +35,6 @@ struct MoeRules {
 
 void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
                float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
-               const MoeRules& rules);
+               const MoeRules& rules, int start_after = -1);
 
 }  // namespace gptqd

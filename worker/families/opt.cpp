@@ -23,7 +23,8 @@ std::vector<int64_t> workspace(const ModelSpec& d) {
 }
 
 void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
-           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after) {
+           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
+           int start_after) {
   const int64_t tokens = batch * seq;
   const int64_t hd = d.hidden;
   const bool pre = d.config.do_layer_norm_before;
@@ -38,40 +39,54 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
   auto norm = [&](int weight, const float* x, float* y) {
     be.layer_norm(tokens, hd, x, w.norms[weight].data(), w.norms[weight + 1].data(), d.norm_eps, y);
   };
+  // The input of the q/k/v and fc1 groups: the layer norm's output (pre-LN) or h itself.
+  const float* x = pre ? a : h;
 
-  // Attention
-  const float* x = h;
-  if (pre) {
-    norm(kAttnLnW, h, a);
-    x = a;
+  // Attention. A resumed forward (start_after, worker/block_forward.h) skips what comes before
+  // its point.
+  if (start_after < kQkvGroup) {
+    if (pre) norm(kAttnLnW, h, a);
+    if (captured(kQkvGroup, x)) return;
   }
-  if (captured(kQkvGroup, x)) return;
-  float* q = ws.bufs[kQOut].data();
-  float* k = ws.bufs[kKOut].data();
-  float* v = ws.bufs[kVOut].data();
-  linear_forward(be, w.linears[kQ], tokens, x, q);
-  linear_forward(be, w.linears[kK], tokens, x, k);
-  linear_forward(be, w.linears[kV], tokens, x, v);
-  const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
-  be.attention(batch, seq, d.n_head, d.n_head, d.head_dim, q, k, v, scale, ctx);
-  if (captured(kOutGroup, ctx)) return;
-  linear_forward(be, w.linears[kOut], tokens, ctx, res);
-  be.add(tokens * hd, res, h);
-  if (!pre) norm(kAttnLnW, h, h);
+  if (start_after < kOutGroup) {
+    float* q = ws.bufs[kQOut].data();
+    float* k = ws.bufs[kKOut].data();
+    float* v = ws.bufs[kVOut].data();
+    linear_forward(be, w.linears[kQ], tokens, x, q);
+    linear_forward(be, w.linears[kK], tokens, x, k);
+    linear_forward(be, w.linears[kV], tokens, x, v);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(d.head_dim));
+    be.attention(batch, seq, d.n_head, d.n_head, d.head_dim, q, k, v, scale, ctx);
+    if (captured(kOutGroup, ctx)) return;
+  }
+  if (start_after < kFc1Group) {
+    linear_forward(be, w.linears[kOut], tokens, ctx, res);
+    be.add(tokens * hd, res, h);
+    if (!pre) norm(kAttnLnW, h, h);
 
-  // MLP
-  x = h;
-  if (pre) {
-    norm(kMlpLnW, h, a);
-    x = a;
+    // MLP
+    if (pre) norm(kMlpLnW, h, a);
+    if (captured(kFc1Group, x)) return;
   }
-  if (captured(kFc1Group, x)) return;
-  linear_forward(be, w.linears[kFc1], tokens, x, f);
-  be.relu(tokens * d.ffn, f);
-  if (captured(kFc2Group, f)) return;
+  if (start_after < kFc2Group) {
+    linear_forward(be, w.linears[kFc1], tokens, x, f);
+    be.relu(tokens * d.ffn, f);
+    if (captured(kFc2Group, f)) return;
+  }
   linear_forward(be, w.linears[kFc2], tokens, f, res);
   be.add(tokens * hd, res, h);
   if (!pre) norm(kMlpLnW, h, h);
+}
+
+// The buffers a forward resumed after `group`'s capture reads besides h: the group's input (h
+// itself for the q/k/v and fc1 groups of post-LN OPT).
+bool resume_points(const ModelSpec& d, int group, std::vector<int>* live) {
+  live->clear();
+  if (group == kOutGroup) live->push_back(kCtx);
+  if (group == kFc2Group) live->push_back(kF);
+  if ((group == kQkvGroup || group == kFc1Group) && d.config.do_layer_norm_before)
+    live->push_back(kA);
+  return true;
 }
 
 // h = embed_tokens(ids) + embed_positions(position + 2)
@@ -104,7 +119,7 @@ void final_norm(Backend& be, const ModelSpec& d, const FinalNormWeights& f, int6
 }  // namespace
 
 const FamilyForward& opt_forward() {
-  static const FamilyForward kForward{workspace, block, embed, final_norm};
+  static const FamilyForward kForward{workspace, block, resume_points, embed, final_norm};
   return kForward;
 }
 
