@@ -80,11 +80,38 @@ MoeEstimate estimate(const MoeShape& s, const Workload& w, const Machine& m, int
   Rates r{(w.fast ? m.bf16_tflops : m.tflops) * 1e12, m.tflops * 1e12, m.factor_tflops * 1e12,
           (spans_nodes ? m.net_gbs : m.link_gbs) * 1e9};
 
+  // Memory of the largest rank (an MoE block; dense blocks are smaller for these models).
+  const double replicated = s.attention_params() + h * E + 3 * h * fs;
+  MoeMemory& mem = e.memory;
+  mem.weights = (replicated + Er * 3 * h * f) * kBf16;
+  for (double c : attention_hessian_cols(s)) mem.attention_hessians += kFp32 * sq(c);
+  mem.attention_hessians += fs > 0 ? kFp32 * (sq(h) + sq(fs)) : 0;
+  mem.expert_hessians = Er * kFp32 * (sq(h) + sq(f));
+  mem.factor_workspace = std::min<double>(kFactorBatch, Er) * 2 * kFp64 * sq(h);
+  mem.activations = 2 * Tr * h * kFp32;
+  mem.per_sample =
+      kFp32 * (seqlen * seqlen * static_cast<double>(s.heads) + seqlen * k * (2 * h + 2 * f));
+  const double device = static_cast<double>(m.device_mem);
+  if (device > 0 && mem.device() > device) mem.activations_on_host = true;
+  // True-sequential in one pass (header): kept beside the activations if it fits (auto).
+  if (w.true_sequential && w.sequential_passes != "partial") {
+    double widest = h;
+    for (double c : attention_hessian_cols(s)) widest = std::max(widest, c);
+    MoeMemory with = mem;
+    with.kept = Tr * widest * kFp32;
+    with.one_pass = true;
+    if (w.sequential_passes == "one" || device <= 0 || mem.activations_on_host ||
+        with.device() <= device)
+      mem = with;
+  }
+  e.fits = device <= 0 || mem.device() <= device;
+
   // MoE block.
   const double attn = attention_pass_flops(s, seqlen);
   // true_sequential: partial passes to o's input, the experts' input and down's input, and the
-  // full pass; otherwise one pass to down's input and the full pass.
-  const double attn_passes = w.true_sequential ? 4 : 2;
+  // full pass, or one pass that resumes from its kept state; otherwise one pass to down's input
+  // and the full pass.
+  const double attn_passes = w.true_sequential ? (mem.one_pass ? 1 : 4) : 2;
   const double router = 2 * h * E, shared = 6 * h * fs;
   // Owned experts' tokens: routed T k / E each, or every token with calibration all.
   const double expert_tokens = all_experts ? T : T * k / E;
@@ -107,7 +134,6 @@ MoeEstimate estimate(const MoeShape& s, const Workload& w, const Machine& m, int
   // Weights read once per run: per rank, its stage's blocks' replicated part and its experts.
   const double stage_blocks = std::ceil(static_cast<double>(s.blocks) / stages);
   const double moe_share = static_cast<double>(s.moe_blocks()) / s.blocks;
-  const double replicated = s.attention_params() + h * E + 3 * h * fs;
   const double per_rank_params =
       stage_blocks * (moe_share * (replicated + Er * 3 * h * f) +
                       (1 - moe_share) * (s.attention_params() + 3 * h * s.dense_ffn));
@@ -119,32 +145,17 @@ MoeEstimate estimate(const MoeShape& s, const Workload& w, const Machine& m, int
   e.gpu_hours = e.run_s * ranks / 3600;
 
   // Concurrent stages (header): the original model's forward, then the slowest stage.
-  const double moe_pass =
-      (Tr * (attn + router + shared) + (T * k / R) * 6 * h * f) / r.fwd +
-      (R > 1 ? 2 * Tr * k * h * kFp32 * (R - 1) / R / r.link : 0);
+  const double moe_pass = (Tr * (attn + router + shared) + (T * k / R) * 6 * h * f) / r.fwd +
+                          (R > 1 ? 2 * Tr * k * h * kFp32 * (R - 1) / R / r.link : 0);
   const double dense_pass = Tr * (attn + 6 * h * static_cast<double>(s.dense_ffn)) / r.fwd;
   const double pass = moe_share * moe_pass + (1 - moe_share) * dense_pass;
   const double samples_per_replica = std::max(1.0, std::floor(static_cast<double>(w.nsamples) / R));
   // One stage has no later stage to feed: nothing to forward first.
   e.original_forward_s =
       stages > 1 ? stage_blocks * pass * (1 + (stages - 1) / samples_per_replica) : 0.0;
-  e.concurrent_run_s =
-      e.read_s / stages + e.original_forward_s +
-      stage_blocks * (moe_share * b.total() + (1 - moe_share) * e.dense_block_s);
+  e.concurrent_run_s = e.read_s / stages + e.original_forward_s +
+                       stage_blocks * (moe_share * b.total() + (1 - moe_share) * e.dense_block_s);
 
-  // Memory of the largest rank (an MoE block; dense blocks are smaller for these models).
-  MoeMemory& mem = e.memory;
-  mem.weights = (replicated + Er * 3 * h * f) * kBf16;
-  for (double c : attention_hessian_cols(s)) mem.attention_hessians += kFp32 * sq(c);
-  mem.attention_hessians += fs > 0 ? kFp32 * (sq(h) + sq(fs)) : 0;
-  mem.expert_hessians = Er * kFp32 * (sq(h) + sq(f));
-  mem.factor_workspace = std::min<double>(kFactorBatch, Er) * 2 * kFp64 * sq(h);
-  mem.activations = 2 * Tr * h * kFp32;
-  mem.per_sample =
-      kFp32 * (seqlen * seqlen * static_cast<double>(s.heads) + seqlen * k * (2 * h + 2 * f));
-  const double device = static_cast<double>(m.device_mem);
-  if (device > 0 && mem.device() > device) mem.activations_on_host = true;
-  e.fits = device <= 0 || mem.device() <= device;
   return e;
 }
 

@@ -5,9 +5,11 @@
 // reduced over the replicas, rows of the sweep split). Per MoE block and replica, with
 // T = nsamples x seqlen tokens, T_r = T / R, E_r = ceil(E / R) owned experts, k = top_k,
 // h = hidden, f = the expert's intermediate size, f_s = the shared experts':
-//   forward   T_r x 4 attention passes (true_sequential: to o's input, to the experts' input,
-//             to down's input, the full pass; otherwise 2); an attention pass = its linears
-//             (2 x rows x cols per token) + scores and context over the full seqlen square
+//   forward   T_r x 4 attention passes (true_sequential in partial passes: to o's input, to
+//             the experts' input, to down's input, the full pass; in one pass,
+//             parallel.sequential_passes and worker/sequential_pass.h, 1: the block resumes
+//             from its kept state up to the experts' input; otherwise 2); an attention pass = its
+//             linears (2 x rows x cols per token) + scores and context over the full seqlen square
 //             (2 x seqlen x score_width per token); the experts' part runs on the owners:
 //             T k / R tokens x (4 h f to down's input + 6 h f in the full pass), + router
 //             2 h E and shared expert 6 h f_s per token, twice.
@@ -44,7 +46,9 @@
 // experts), the Hessians (attention and shared fp32, owned experts fp32), a factorization
 // workspace of 4 experts' fp64 h x h pairs, the replica's block input and output (fp32;
 // on the host when they do not fit), and one sample's scores, routed inputs and expert
-// activations.
+// activations; true-sequential in one pass keeps T_r x the widest of h and the attention's
+// inputs beside them (fp32; where the activations are), unless parallel.sequential_passes
+// says partial or, under auto, it does not fit the device.
 #pragma once
 
 #include <cstdint>
@@ -64,10 +68,12 @@ struct MoePhases {
 struct MoeMemory {
   double weights = 0, attention_hessians = 0, expert_hessians = 0, factor_workspace = 0,
          activations = 0, per_sample = 0;
+  double kept = 0;  // true-sequential in one pass: the kept state (0 in partial passes)
   bool activations_on_host = false;
+  bool one_pass = false;
   double device() const {
     return weights + attention_hessians + expert_hessians + factor_workspace + per_sample +
-           (activations_on_host ? 0 : activations);
+           (activations_on_host ? 0 : activations + kept);
   }
 };
 
@@ -82,11 +88,11 @@ struct MoeEstimate {
   double run_s = 0;                 // one run, the stages one after the other
   double gpu_hours = 0;             // ranks x run_s
   // Concurrent stages (calibration.inputs original or quantized_in_stage; header): one run.
-  double original_forward_s = 0;    // the original model's forward through the pipeline
-  double concurrent_run_s = 0;      // its forward + the slowest stage's blocks and reading
+  double original_forward_s = 0;  // the original model's forward through the pipeline
+  double concurrent_run_s = 0;    // its forward + the slowest stage's blocks and reading
   // run_s, or concurrent_run_s when the workload's stages work at the same time.
   double run_in_mode(const Workload& w) const { return w.concurrent ? concurrent_run_s : run_s; }
-  MoeMemory memory;                 // the largest rank's
+  MoeMemory memory;  // the largest rank's
   bool fits = true;
 };
 

@@ -56,7 +56,10 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
   out += fmt::format(
       "work     {} samples x {} tokens; {}; precision {}; moe calibration routed (all: below); "
       "calibration.inputs {} ({})\n",
-      w.nsamples, w.seqlen, w.true_sequential ? "true_sequential" : "not true_sequential",
+      w.nsamples, w.seqlen,
+      w.true_sequential
+          ? fmt::format("true_sequential (parallel.sequential_passes {})", w.sequential_passes)
+          : "not true_sequential",
       w.fast ? "fast (bf16 forward and Hessian)" : "exact", job.calibration.inputs,
       w.concurrent ? "the stages quantize at the same time" : "the stages one after the other");
   const int nodes = (opt.ranks + m.ranks_per_node - 1) / m.ranks_per_node;
@@ -74,11 +77,10 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
                            : "parallel.stages auto: the fastest that fits",
       "stages", "replicas", "experts/rank", "one run", "GPU-hours", "device peak", "fits");
   for (const MoeEstimate& x : estimate_moe_layouts(s, w, m, opt.ranks, false))
-    out +=
-        fmt::format("{} {:>6} {:>8} {:>14} {:>10} {:>10.2f} {:>8.1f} GiB {:>5}\n",
-                    x.stages == e.stages ? "*" : " ", x.stages, x.replicas, x.owned_experts,
-                    duration(x.run_in_mode(w)), x.run_in_mode(w) * opt.ranks / 3600,
-                    gib(x.memory.device()), x.fits ? "yes" : "no");
+    out += fmt::format("{} {:>6} {:>8} {:>14} {:>10} {:>10.2f} {:>8.1f} GiB {:>5}\n",
+                       x.stages == e.stages ? "*" : " ", x.stages, x.replicas, x.owned_experts,
+                       duration(x.run_in_mode(w)), x.run_in_mode(w) * opt.ranks / 3600,
+                       gib(x.memory.device()), x.fits ? "yes" : "no");
 
   const MoePhases& b = e.moe_block;
   out += fmt::format("\nlayout   {} stage(s) x {} replica(s); {} expert(s) per replica\n", e.stages,
@@ -99,10 +101,13 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
   out += fmt::format(
       "memory per rank  block weights {:.1f} GiB, attention and shared Hessians {:.1f} GiB, "
       "expert Hessians {:.1f} GiB, factorization workspace {:.1f} GiB, activations {:.1f} GiB "
-      "({}), one sample's scores and routed activations {:.1f} GiB: {:.1f} GiB on the device of "
-      "{:.1f} GiB\n",
+      "({}), {}one sample's scores and routed activations {:.1f} GiB: {:.1f} GiB on the device "
+      "of {:.1f} GiB\n",
       gib(mm.weights), gib(mm.attention_hessians), gib(mm.expert_hessians),
       gib(mm.factor_workspace), gib(mm.activations), mm.activations_on_host ? "host" : "device",
+      mm.one_pass
+          ? fmt::format("true-sequential's kept state for one pass {:.1f} GiB, ", gib(mm.kept))
+          : (w.true_sequential ? "true-sequential in partial passes, " : ""),
       gib(mm.per_sample), gib(mm.device()), gib(static_cast<double>(m.device_mem)));
   out += fmt::format(
       "one run  {} ({} MoE blocks {}, {} dense blocks {}, reading the weights {}); {:.2f} "
@@ -122,7 +127,9 @@ PlanReport make_moe_plan_report(const PlanCmdOptions& opt) {
     Workload mode = w;
     mode.concurrent = concurrent;
     const MoeEstimate x = choose_moe_layout(s, mode, m, opt.ranks, stages_requested, false);
-    modes += mode_entry(concurrent, duration(x.run_in_mode(mode)), x.stages, x.replicas,
+    // The MoE model does not tell the two concurrent modes apart (plan_moe.h).
+    modes += mode_entry(concurrent ? "original or quantized_in_stage" : "quantized", !concurrent,
+                        duration(x.run_in_mode(mode)), x.stages, x.replicas,
                         x.run_in_mode(mode) * opt.ranks / 3600, concurrent == w.concurrent);
   }
   out += modes + "\n";

@@ -65,25 +65,30 @@ uint64_t device_peak(const PlanEstimate& e) {
 std::string modes_line(const ModelSpec& d, int ranks, int64_t stages, const Workload& w,
                        const Machine& m) {
   std::string line = "modes   ";
-  for (const bool concurrent : {false, true}) {
+  // calibration.inputs: quantized, original, quantized_in_stage (they differ by whether the
+  // stages work at once and whether a block's output comes from its original weights).
+  const char* names[] = {"quantized", "original", "quantized_in_stage"};
+  for (int i = 0; i < 3; ++i) {
     Workload mode = w;
-    mode.concurrent = concurrent;
+    mode.concurrent = i > 0;
+    mode.original_inputs = i == 1;
     const Plan p = choose_plan(d, ranks, stages, mode, m);
     const PlanEstimate e = estimate_plan(p, d, mode, m);
-    line += mode_entry(concurrent, duration(e.run_seconds), p.stages, p.replicas,
-                       e.run_seconds * ranks / 3600, concurrent == w.concurrent);
+    line +=
+        mode_entry(names[i], i == 0, duration(e.run_seconds), p.stages, p.replicas,
+                   e.run_seconds * ranks / 3600,
+                   mode.concurrent == w.concurrent && mode.original_inputs == w.original_inputs);
   }
   return line + "\n";
 }
 
 }  // namespace
 
-std::string mode_entry(bool concurrent, const std::string& run, int stages, int replicas,
-                       double gpu_hours, bool this_job) {
+std::string mode_entry(const std::string& inputs, bool first, const std::string& run, int stages,
+                       int replicas, double gpu_hours, bool this_job) {
   return fmt::format("{} calibration.inputs {}: one run {} on {} x {} ({:.2f} GPU-hours){}",
-                     concurrent ? ";" : "",
-                     concurrent ? "original or quantized_in_stage" : "quantized", run, stages,
-                     replicas, gpu_hours, this_job ? " (this job)" : "");
+                     first ? "" : ";", inputs, run, stages, replicas, gpu_hours,
+                     this_job ? " (this job)" : "");
 }
 
 PlanReport make_plan_report(const PlanCmdOptions& opt) {

@@ -38,8 +38,8 @@ struct PlanReport {
 // One entry of the plan's "modes" line: a calibration mode (concurrent: original or
 // quantized_in_stage) with its one run at its best layout; `this_job` marks the job's own mode.
 // The dense and the MoE plans print the same line.
-std::string mode_entry(bool concurrent, const std::string& run, int stages, int replicas,
-                       double gpu_hours, bool this_job);
+std::string mode_entry(const std::string& inputs, bool first, const std::string& run, int stages,
+                       int replicas, double gpu_hours, bool this_job);
 
 // Reads the job file and <model.path>/config.json (nothing else) and lays the job out.
 // Throws InputError for a bad file or a layout that cannot work.

@@ -94,8 +94,10 @@ cat <<'MD'
   minutes in the original mode, and at 16 and 64 GPUs its GPU-hours stay within 1.5x of 8
   GPUs'; the same holds for Llama-3.1-405B and Qwen2.5-72B. In the quantized mode one run
   stays where one node puts it, and GPU-hours grow with every GPU added.
-- **At 8 GPUs both modes are the same job**: the fastest layout is one stage of 8 replicas, and
-  one stage has no other stage to wait for.
+- **At 8 GPUs both modes take the same layout**: one stage of 8 replicas, and one stage has
+  no other stage to wait for. The original mode is a few percent slower there: true-sequential
+  in one pass (parallel.sequential_passes) ends in the quantized block's output, which the
+  original mode does not use; it runs the original block once more for its next input.
 - **What stops the original mode from going further**: the original model's forward through
   the pipeline (the "forward" column: each stage's blocks once, plus reading its weights once
   at 2 GB/s per node), and then the slowest stage's blocks, whose per-block fixed costs (the

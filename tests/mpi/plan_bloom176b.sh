@@ -2,7 +2,9 @@
 # `gptqd plan` sizes BLOOM-176B from configs/bloom-176b/config.json alone (the directory holds no
 # weights and no tokenizer; the job's calibration text does not exist here either) on 8, 16 and
 # 64 ranks of 80 GB. The printed numbers are recomputed here from the published shapes: the
-# parameter count, the fp32 block and embedding, each replica's activations, the layout
+# parameter count, the fp32 block and embedding, each replica's activations and the state
+# true-sequential keeps to run a block in one pass (parallel.sequential_passes auto; the "kept"
+# column), the forward's TFLOP per block (one full pass), the layout
 # (rank = stage x replicas + replica, contiguous blocks covering [0, 70)), and the automatic
 # choice (the fastest layout that fits). A layout that does not fit, and one that cannot work,
 # are refused with one error line.
@@ -24,6 +26,7 @@ block = 12 * h * h + 13 * h
 emb = vocab * h + 2 * h
 params = layers * block + emb
 assert f"{params / 1e9:.1f} B parameters, {params * 2 / 1e9:.1f} GB as bf16" in text, "model line"
+assert "; true_sequential (parallel.sequential_passes auto); " in text, "work line"
 
 m = re.search(r"layout +(\d+) rank\(s\) = (\d+) stage\(s\) x (\d+) replica\(s\)", text)
 assert m and int(m[1]) == n, "layout line"
@@ -50,13 +53,13 @@ assert secs(chosen[0][4]) == min(secs(r[4]) for r in fit), "auto did not pick th
 assert int(fline[3]) == int(chosen[0][2]) and fline[1] == chosen[0][4], "the factorization line is the chosen layout's"
 
 # Per rank: placement, contiguous blocks, memory recomputed from the shapes.
-ranks = re.findall(r"^ +(\d+) +(\d+) +(\d+) +\[(\d+), (\d+)\) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(gpu|host) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(\S.*)$", text, re.M)
+ranks = re.findall(r"^ +(\d+) +(\d+) +(\d+) +\[(\d+), (\d+)\) +(\d+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(gpu|host) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +(\S.*)$", text, re.M)
 assert len(ranks) == n, f"{len(ranks)} rank rows"
 stage_blocks = {}
 for row in ranks:
     rank, stage, rep, b0, b1, samples = map(int, row[:6])
     read, blk, e, act = map(float, row[6:10])
-    ws, scores, hess, gptq, peak, host = map(float, row[11:17])
+    kept, ws, scores, hess, gptq, peak, host = map(float, row[11:18])
     assert (stage, rep) == divmod(rank, R), f"rank {rank} placed at stage {stage} replica {rep}"
     stage_blocks.setdefault(stage, (b0, b1))
     assert stage_blocks[stage] == (b0, b1)
@@ -70,8 +73,17 @@ for row in ranks:
     assert abs(ws - seq * (7 * h + f) * 4 / GiB) < 0.01, ws
     assert abs(hess - 4 * f * f / GiB) < 0.01, "true_sequential: the 4h_to_h accumulator alone"
     assert gptq >= 12 * f * f / GiB, "the 4h_to_h factor U and its fp64 copy"
-    assert abs(peak - (act + max(e, blk + ws + max(scores + hess, gptq)))) < 0.03 and peak <= 80, peak
-    assert row[17] == "ok", row[17]
+    # parallel.sequential_passes auto: true-sequential in one pass, its kept state (the widest
+    # group input, 4h_to_h's f floats per token, for all the replica's samples) beside the peak.
+    assert abs(kept - 4 * samples * seq * f / GiB) < 0.01, ("kept", kept)
+    assert abs(peak - (act + max(e, kept + blk + ws + max(scores + hess, gptq)))) < 0.03 and peak <= 80, peak
+    assert row[18] == "ok", row[18]
+# The forward of a block in one pass: one full pass, 2T(4h^2 + 2hf) + 4T seq h (attention), T the
+# replica's tokens (every stage has the same replicas, the largest one's samples).
+T = (nsamples + R - 1) // R * seq
+fwd = (2 * T * (4 * h * h + 2 * h * f) + 4 * T * seq * h) / 1e12
+times = re.findall(r"^ +(\d+) +\[\d+, \d+\) +([\d.]+) ", text, re.M)
+assert len(times) == S and all(abs(float(t[1]) - fwd) < 0.06 for t in times), ("forward TFLOP per block", times, fwd)
 edges = [stage_blocks[s] for s in range(S)]
 assert edges[0][0] == 0 and edges[-1][1] == layers and all(a[1] == b[0] and a[0] < a[1] for a, b in zip(edges, edges[1:] + [(layers, layers)]))
 print(f"{n} ranks: {S} stage(s) x {R} replica(s), stages {edges}; " + re.search(r"estimate: (one run [^;]*)", text)[1])

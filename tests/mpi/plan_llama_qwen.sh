@@ -4,9 +4,11 @@
 # the figures docs/plan-llama-qwen.md quotes are the ones it prints. The memory columns are
 # recomputed here from the shapes: grouped-query k/v projections (n_kv_heads x head_dim rows),
 # the SiLU-gated MLP (gate, up, down), Qwen2's q/k/v biases, the untied LM head and the final
-# norm in the parameter count but not in what a rank reads (the head is not quantized). So are
-# the per-phase TFLOP of the time model (coordinator/plan_estimate.cpp): the forward from each
-# true-sequential group's linear shapes plus attention over n_head x head_dim, one Hessian and
+# norm in the parameter count but not in what a rank reads (the head is not quantized), and the
+# state true-sequential keeps to run a block in one pass (parallel.sequential_passes auto, the
+# "kept" column: down_proj's input). So are the per-phase TFLOP of the time model
+# (coordinator/plan_estimate.cpp): the forward, one full pass, from each true-sequential group's
+# linear shapes plus attention over n_head x head_dim, one Hessian and
 # one Hessian allreduce per group, every linear factorized once per stage across its 8 replicas
 # (parallel.factorization auto's choice here) with its panel traffic and the gather of U. Runs in well under a second.
 source "$(dirname "$0")/../cli/lib.bash"
@@ -22,8 +24,8 @@ import re, sys
 text, name, doc = open(sys.argv[1]).read(), sys.argv[2], open(sys.argv[3]).read()
 GiB = 2**30
 # name: layers, hidden, heads, kv heads, ffn, vocab, qkv bias; doc figures at 8 ranks
-M = {"llama-3.1-405b": (126, 16384, 128, 8, 53248, 128256, False, "13.8 min", "41.49", "60.41", "405.9 B"),
-     "qwen2.5-72b":    (80, 8192, 64, 8, 29568, 152064, True, "2.2 min", "13.30", "17.34", "72.7 B")}
+M = {"llama-3.1-405b": (126, 16384, 128, 8, 53248, 128256, False, "13.0 min", "47.99", "60.41", "405.9 B"),
+     "qwen2.5-72b":    (80, 8192, 64, 8, 29568, 152064, True, "2.0 min", "16.91", "17.34", "72.7 B")}
 L, h, nh, nkv, f, vocab, bias, run, peak_doc, host_doc, params_doc = M[name]
 hd = h // nh
 q, kv = nh * hd, nkv * hd
@@ -33,11 +35,12 @@ params = L * block + 2 * emb + h  # blocks, embedding, untied lm_head, final nor
 assert f"{L} blocks, hidden {h}, {nh} heads, vocab {vocab}; {params / 1e9:.1f} B parameters, {params * 2 / 1e9:.1f} GB as bfloat16" in text, "model line"
 assert f"{params / 1e9:.1f} B" == params_doc, f"{params / 1e9:.1f} B parameters, the published count is {params_doc}"
 assert f"8 rank(s) = 1 stage(s) x 8 replica(s): stage 0 blocks [0, {L})" in text, "layout line"
+assert "; true_sequential (parallel.sequential_passes auto); " in text, "work line"
 assert f"estimate: one run {run}" in text, "one-run estimate"
-rows = re.findall(r"^ +(\d+) +0 +(\d+) +\[0, (\d+)\) +16 +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +gpu +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +ok$", text, re.M)
+rows = re.findall(r"^ +(\d+) +0 +(\d+) +\[0, (\d+)\) +16 +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +gpu +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +([\d.]+) +ok$", text, re.M)
 assert len(rows) == 8, f"{len(rows)} rank rows"
 for r in rows:
-    read, blk, e, act, ws, scores, hess, gptq, peak, host = map(float, r[3:])
+    read, blk, e, act, kept, ws, scores, hess, gptq, peak, host = map(float, r[3:])
     assert abs(read - (L * block + emb) * 2 / GiB) < 0.01, read
     # precision auto is sized as fast: the linears' weights resident in bf16.
     linear = 2 * h * q + 2 * h * kv + 3 * h * f
@@ -46,7 +49,10 @@ for r in rows:
     assert abs(act - 17 * 2048 * h * 4 / GiB) < 0.01, act
     assert abs(hess - 4 * f * f / GiB) < 0.01, "true_sequential: the down_proj accumulator alone"
     assert gptq >= 12 * f * f / GiB, "down_proj's factor U and its fp64 copy"
-    assert abs(peak - (act + max(e, blk + ws + max(scores + hess, gptq)))) < 0.03 and peak <= 80
+    # parallel.sequential_passes auto: true-sequential in one pass; the state it keeps is the
+    # widest group input, down_proj's f floats per token, for the replica's 16 samples.
+    assert abs(kept - 4 * 16 * 2048 * f / GiB) < 0.01, ("kept", kept)
+    assert abs(peak - (act + max(e, kept + blk + ws + max(scores + hess, gptq)))) < 0.03 and peak <= 80
     assert f"{peak:.2f}" == peak_doc and f"{host:.2f}" == host_doc, (peak, host)
 # The time model's TFLOP per block and replica (16 samples of 2048 tokens), and GB of collectives.
 T = 16 * 2048
@@ -55,7 +61,7 @@ upto = [0.0]
 for g, (c, outs) in enumerate(groups):
     upto.append(upto[-1] + sum(2 * T * o * c for o in outs) + (4 * T * 2048 * q if g == 0 else 0))
 lin = [(o, c) for c, outs in groups for o in outs]
-fwd = sum(upto[1:len(groups)]) + upto[-1]
+fwd = upto[-1]  # one pass: the kept state fits (asserted above), so no partial passes
 hessian = sum(2 * T * c * c for c, _ in groups)
 # parallel.factorization auto: 8 replicas share each factorization (coordinator/factorization_auto.h).
 assert re.search(r"^factor   factorization auto: distributed, .* \(8 replicas per stage, cuSOLVERMp on their GPUs\)$", text, re.M), "factorization line"

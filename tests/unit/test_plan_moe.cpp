@@ -131,6 +131,35 @@ TEST(PlanMoe, ExpertsAreShardedOverReplicas) {
   EXPECT_GT(choose_moe_layout(s, w, m, 8, best.stages, true).run_s, best.run_s);
 }
 
+// True-sequential in one pass (parallel.sequential_passes): the block resumes from a kept state,
+// T_r x the widest of h and the attention inputs (DeepSeek-V3: o_proj's 128 x 128 = 16384) in
+// fp32, so its forward crosses the attention once instead of 4 times; auto falls back to the
+// partial passes when the kept state would not fit the device.
+TEST(PlanMoe, TrueSequentialInOnePass) {
+  const MoeShape s = moe_shape_of(model_dir("ds-onepass", kDeepSeekV3));
+  Workload w = paper_workload();
+  const Machine m = h100s();
+  w.sequential_passes = "partial";
+  const MoeEstimate partial = choose_moe_layout(s, w, m, 32, 4, false);
+  w.sequential_passes = "auto";
+  const MoeEstimate one = choose_moe_layout(s, w, m, 32, 4, false);
+  const double tr = 128.0 * 2048 / 8;
+  EXPECT_FALSE(partial.memory.one_pass);
+  EXPECT_EQ(partial.memory.kept, 0);
+  ASSERT_TRUE(one.memory.one_pass);
+  EXPECT_DOUBLE_EQ(one.memory.kept, tr * 16384 * 4);
+  EXPECT_DOUBLE_EQ(one.memory.device(), partial.memory.device() + one.memory.kept);
+  EXPECT_LT(one.moe_block.forward, partial.moe_block.forward);
+  EXPECT_DOUBLE_EQ(one.moe_block.hessian, partial.moe_block.hessian);
+  EXPECT_LT(one.run_s, partial.run_s);
+  // A device too small for the kept state: auto takes the partial passes.
+  Machine tight = m;
+  tight.device_mem = static_cast<uint64_t>(partial.memory.device() + one.memory.kept / 2);
+  const MoeEstimate fallback = choose_moe_layout(s, w, tight, 32, 4, false);
+  EXPECT_FALSE(fallback.memory.one_pass);
+  EXPECT_DOUBLE_EQ(fallback.moe_block.forward, partial.moe_block.forward);
+}
+
 // Issue 19's target for DeepSeek-V3 (4-bit, 128 x 2048, the H100 rates of plan_rates.h): one
 // run under 30 minutes on 32 GPUs, under 8 GPU-hours on any layout the plan picks.
 TEST(PlanMoe, DeepSeekV3TargetsOnTheModel) {
