@@ -11,6 +11,7 @@
 // Defaults: models/tiny-bloom, block 0, 128 samples of 128 tokens (the quick start's shapes
 // at the sample count), 1 thread, 3 rounds. SmolLM2-135M (scripts/get_smollm2.py):
 //   --model models-local/smollm2-135m --samples 128 --seq 512 --threads 2
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -35,30 +36,18 @@ struct Args {
 
 Args parse(int argc, char** argv) {
   Args a;
-  for (int i = 1; i < argc; ++i) {
-    const std::string f = argv[i];
-    auto value = [&]() -> std::string {
-      GPTQD_INPUT_CHECK(i + 1 < argc, "{} needs a value", f);
-      return argv[++i];
-    };
-    if (f == "--model") {
-      a.model = value();
-    } else if (f == "--block") {
-      a.block = std::stoll(value());
-    } else if (f == "--samples") {
-      a.samples = std::stoll(value());
-    } else if (f == "--seq") {
-      a.seq = std::stoll(value());
-    } else if (f == "--threads") {
-      a.threads = std::stoi(value());
-    } else if (f == "--reps") {
-      a.reps = std::stoi(value());
-    } else {
-      std::printf(
-          "usage: sequential_passes [--model DIR] [--block B] [--samples S] [--seq T] "
-          "[--threads N] [--reps R]\n");
-      std::exit(f == "--help" ? 0 : 2);
-    }
+  CLI::App app{"True-sequential in one pass against partial passes, one block of a model"};
+  app.add_option("--model", a.model, "model directory")->capture_default_str();
+  app.add_option("--block", a.block, "the block quantized")->capture_default_str();
+  app.add_option("--samples", a.samples, "calibration sequences")->capture_default_str();
+  app.add_option("--seq", a.seq, "tokens per sequence")->capture_default_str();
+  app.add_option("--threads", a.threads, "CPU backend threads")->capture_default_str();
+  app.add_option("--reps", a.reps, "interleaved rounds (the fastest is kept)")
+      ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
   }
   GPTQD_INPUT_CHECK(a.samples > 0 && a.seq > 0 && a.threads > 0 && a.reps > 0,
                     "samples, seq, threads and reps must be positive");
