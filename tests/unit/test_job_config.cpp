@@ -85,6 +85,19 @@ TEST(JobConfigDefaults, MinimalFileFillsEveryDefault) {
   EXPECT_EQ(j.eval.seqlen, 2048);
 }
 
+// parallel.sequential_passes: auto by default, every documented value accepted and written back
+// in the resolved config, anything else refused at its line and column.
+TEST(JobConfigDefaults, SequentialPassesAutoIsTheDefaultAndAccepted) {
+  EXPECT_EQ(parse_job_config(kMinimal, "min.yaml").parallel.sequential_passes, "auto");
+  for (const std::string v : {"auto", "one", "partial"}) {
+    const JobConfig j = parse_job_config(job("parallel: {sequential_passes: " + v + "}\n"), "t");
+    EXPECT_EQ(j.parallel.sequential_passes, v);
+    EXPECT_EQ(recorded_setting(j.resolved_yaml(), "parallel", "sequential_passes"), v);
+  }
+  expect_error(job("parallel: {sequential_passes: two}\n"),
+               "7:31: parallel.sequential_passes: ", "two is not one of auto, one, partial");
+}
+
 // parallel.factorization: auto is the default (coordinator/factorization_auto.h decides), and
 // every documented value is accepted as written; the resolved config a checkpoint stores gives
 // the value back (io/job/recorded_setting.h), which a resume under auto reuses.

@@ -106,3 +106,47 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace gptqd
+
+namespace gptqd {
+namespace {
+
+// parallel.sequential_passes: auto keeps the one pass exactly while its peak fits the budget
+// where the state lives (the device with device activations, the host with host ones); one and
+// partial as asked; nothing to keep without true_sequential.
+TEST(MemoryModelSequential, AutoKeepsOnePassOnlyWhereItFits) {
+  const auto dir = test::scratch_dir("memmodel_seq");
+  test::make_random_bloom(dir.string(), {1, 96, 4, 64, 7});
+  const ModelSpec d = HfModel::open(dir.string()).spec();
+  MemoryWorkload w;
+  w.samples = 8;
+  w.seqlen = 32;
+  MemoryWorkload one = w;
+  one.one_pass = true;
+  const uint64_t state = sequential_state_bytes(d, one);
+  EXPECT_EQ(state, 4u * 8 * 32 * 4 * 96) << "the 4h_to_h input, 4h floats per token";
+  EXPECT_EQ(sequential_state_bytes(d, w), 0u) << "not asked for";
+  const uint64_t peak = device_memory(d, one).peak();
+  EXPECT_EQ(peak, device_memory(d, w).peak() + state);
+  EXPECT_TRUE(one_pass_sequential(d, w, "auto", peak, 0));
+  EXPECT_FALSE(one_pass_sequential(d, w, "auto", peak - 1, 0));
+  EXPECT_TRUE(one_pass_sequential(d, w, "auto", 0, 0)) << "an unknown budget fits";
+  EXPECT_TRUE(one_pass_sequential(d, w, "one", 1, 1));
+  EXPECT_FALSE(one_pass_sequential(d, w, "partial", 0, 0));
+  MemoryWorkload host = w;
+  host.activations_on_host = true;
+  MemoryWorkload host_one = host;
+  host_one.one_pass = true;
+  const uint64_t host_peak = host_memory(d, host_one);
+  EXPECT_EQ(host_peak, host_memory(d, host) + state) << "kept beside host activations";
+  EXPECT_TRUE(one_pass_sequential(d, host, "auto", 1, host_peak));
+  EXPECT_FALSE(one_pass_sequential(d, host, "auto", 0, host_peak - 1));
+  MemoryWorkload plain = w;
+  plain.true_sequential = false;
+  EXPECT_FALSE(one_pass_sequential(d, plain, "one", 0, 0));
+  // calibration.inputs original keeps the block's input beside the state: + h per token.
+  one.original_inputs = true;
+  EXPECT_EQ(sequential_state_bytes(d, one), state + 4u * 8 * 32 * 96);
+}
+
+}  // namespace
+}  // namespace gptqd
