@@ -144,6 +144,9 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
   const double bw = (local ? m.link_gbs : m.net_gbs) * 1e9;
   const int stages_per_node = local ? m.ranks_per_node / replicas : 1;
 
+  // The ranks that share a node's host memory.
+  const auto ranks_on_node =
+      static_cast<uint64_t>(std::max(1, std::min(m.ranks_per_node, plan.world)));
   PlanEstimate e;
   e.factorization.distributed = distributed;
   e.factorization.replicas = replicas;
@@ -169,9 +172,8 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
       MemoryWorkload mw = memory_workload(w, n_r, replicas, s == 0);
       mw.activations_on_host = activations_on_host(d, mw, w.activations, m.device_mem);
       re.activations_on_host = mw.activations_on_host;
-      mw.one_pass = one_pass_sequential(
-          d, mw, w.sequential_passes, m.device_mem,
-          m.host_mem / static_cast<uint64_t>(std::max(1, std::min(m.ranks_per_node, plan.world))));
+      mw.one_pass =
+          one_pass_sequential(d, mw, w.sequential_passes, m.device_mem, m.host_mem / ranks_on_node);
       re.one_pass = mw.one_pass;
       stage_one_pass = stage_one_pass && mw.one_pass;
       re.device = device_memory(d, mw);
@@ -249,7 +251,7 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
   }
   uint64_t per_rank_host = 0;
   for (const RankEstimate& r : e.ranks) per_rank_host = std::max(per_rank_host, r.host_peak);
-  e.host_per_node = per_rank_host * static_cast<uint64_t>(std::min(m.ranks_per_node, plan.world));
+  e.host_per_node = per_rank_host * ranks_on_node;
   e.fits_host = m.host_mem == 0 || e.host_per_node <= m.host_mem;
   return e;
 }

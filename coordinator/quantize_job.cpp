@@ -75,6 +75,22 @@ std::string fingerprint_of(const JobConfig& job, const ModelConfig& cfg, const H
   return fp.hex();
 }
 
+// The memory model's workload of `rank`: its stage's place and its replica's share of the samples.
+MemoryWorkload rank_workload(const Workload& w, const Plan& plan, int rank, int64_t micro) {
+  const int stage = plan.stage_of(rank), replica = plan.replica_of(rank);
+  MemoryWorkload mw = memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(),
+                                      plan.replicas, stage == 0);
+  mw.micro_batch = micro;
+  return mw;
+}
+
+// The GPU memory a rank plans with: what is free less a margin for the CUDA context and the
+// library workspaces (0 when less than the margin is free); `free_bytes` 0 is the CPU backend.
+constexpr uint64_t kGpuMargin = uint64_t{1} << 30;
+uint64_t gpu_budget(uint64_t free_bytes) {
+  return free_bytes > kGpuMargin ? free_bytes - kGpuMargin : 0;
+}
+
 // parallel.activations resolved for this rank, and its GPU budget checked before any work: the
 // memory model's peak (worker/memory_model.h, what `gptqd plan` prints) with the activations
 // where they will be must fit the GPU's free memory less a margin for the CUDA context and the
@@ -85,12 +101,8 @@ bool rank_activations_on_host(const JobConfig& job, const ModelSpec& dims, const
   const Workload w = workload_of(job, 2);
   const uint64_t free_bytes = cuda_backend_free_bytes(be);
   if (free_bytes == 0) return w.activations == ActivationPlacement::kHost;
-  constexpr uint64_t kMargin = uint64_t{1} << 30;
-  const uint64_t budget = free_bytes > kMargin ? free_bytes - kMargin : 0;
-  const int stage = plan.stage_of(rank), replica = plan.replica_of(rank);
-  MemoryWorkload mw = memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(),
-                                      plan.replicas, stage == 0);
-  mw.micro_batch = micro;
+  const uint64_t budget = gpu_budget(free_bytes);
+  MemoryWorkload mw = rank_workload(w, plan, rank, micro);
   mw.activations_on_host = activations_on_host(dims, mw, w.activations, budget);
   const double peak = static_cast<double>(device_memory(dims, mw).peak()) / (1 << 30);
   const double avail = static_cast<double>(budget) / (1 << 30);
@@ -115,18 +127,14 @@ bool rank_activations_on_host(const JobConfig& job, const ModelSpec& dims, const
 bool rank_one_pass(const JobConfig& job, const ModelSpec& dims, const Plan& plan, int rank,
                    int64_t micro, bool on_host, int ranks_here, Backend& be) {
   const Workload w = workload_of(job, 2);
-  const int stage = plan.stage_of(rank), replica = plan.replica_of(rank);
-  MemoryWorkload mw = memory_workload(w, share_of(w.nsamples, replica, plan.replicas).size(),
-                                      plan.replicas, stage == 0);
-  mw.micro_batch = micro;
+  MemoryWorkload mw = rank_workload(w, plan, rank, micro);
   mw.activations_on_host = on_host;
   const uint64_t gpu_free = cuda_backend_free_bytes(be);
-  constexpr uint64_t kMargin = uint64_t{1} << 30;
   const uint64_t host_share =
       host_available_bytes() / static_cast<uint64_t>(std::max(1, ranks_here));
   uint64_t device_budget = 0, host_budget = host_share;
   if (gpu_free > 0) {
-    device_budget = gpu_free > kMargin ? gpu_free - kMargin : 1;
+    device_budget = std::max<uint64_t>(1, gpu_budget(gpu_free));  // 0 would read as unknown
   } else if (!on_host && host_share > 0) {
     // The CPU backend: its "device" buffers and the host working set share the node's memory.
     const uint64_t host = host_memory(dims, mw);
@@ -395,7 +403,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
         for (RankEstimate r : estimate.ranks) {
           if (r.rank != rank) continue;
           if (r.one_pass != one_pass) {  // the peaks with the rank's own choice
-            MemoryWorkload mw = memory_workload(work, r.samples, plan.replicas, r.stage == 0);
+            MemoryWorkload mw = rank_workload(work, plan, rank, kMicroBatch);
             mw.activations_on_host = r.activations_on_host;
             mw.one_pass = one_pass;
             r.device_peak = device_memory(dims, mw).peak();

@@ -57,18 +57,16 @@ void forward_pass(Backend& be, const ModelSpec& d, const BlockWeights& w, Activa
 
 using Accumulators = std::vector<std::unique_ptr<HessianAccumulator>>;
 
-// One accumulator per Hessian input of the groups in `which` (LinearSpec::input; one per group in
-// dense families), indexed by input, the others null; *last the last group in `which`.
-Accumulators make_accumulators(Backend& be, const ModelSpec& d, const BlockWeights& w,
-                               const std::vector<bool>& which, int* last) {
+// One accumulator per Hessian input of groups first..last (LinearSpec::input; one per group in
+// dense families), indexed by input, the others null.
+Accumulators make_accumulators(Backend& be, const ModelSpec& d, const BlockWeights& w, int first,
+                               int last) {
   Accumulators acc(static_cast<size_t>(d.n_inputs));
   std::string names;
-  for (int g = 0; g < d.n_groups; ++g) {
-    if (!which[g]) continue;
+  for (int g = first; g <= last; ++g) {
     for (int k : d.group_inputs(g)) {
       acc[k] = std::make_unique<HessianAccumulator>(be, w.linears[d.input_members(k)[0]].in);
     }
-    *last = g;
     names += (names.empty() ? "" : ", ") + d.linears[d.group_members(g)[0]].module;
   }
   report_progress(fmt::format("forward and Hessian of {}", names));
@@ -79,17 +77,6 @@ LinearCapture capture_into(Accumulators& acc) {
   return [&acc](int input, const float* x, int64_t tokens, int64_t samples) {
     if (acc[input]) acc[input]->add(x, tokens, samples);
   };
-}
-
-// Accumulates this replica's Hessians of the inputs of the groups in `which` over one forward of
-// its samples from the block's input (a partial pass, stopping after the last of them).
-Accumulators accumulate_hessians(Backend& be, const ModelSpec& d, const BlockWeights& w,
-                                 Activations& act, int64_t micro, BlockWorkspace& ws,
-                                 const std::vector<bool>& which, const SliceHook& before) {
-  int last = -1;
-  Accumulators acc = make_accumulators(be, d, w, which, &last);
-  forward_pass(be, d, w, act, micro, ws, false, capture_into(acc), last, before, {});
-  return acc;
 }
 
 // The stage's H of one input on the host: this replica's (2 / n_r) sum x x^T weighted by n_r / N
@@ -249,44 +236,33 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
   // Each accumulator is taken to the host and freed before its group is quantized: GPTQ
   // uploads its own copy, and the accumulator of the widest layer (4h_to_h: 13 GB at
   // BLOOM-176B) would otherwise sit beside GPTQ's working set at the device's peak.
-  // The group after its Hessians are taken: reduced over the replicas and quantized.
-  auto reduce_and_quantize = [&](int g, Accumulators& acc, PhaseClock& clock) {
-    std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
-    for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
-    phases.reduce += clock.lap();
-    quantize_group(g, hs);
-  };
   std::unique_ptr<SequentialPass> pass;
-  if (q.true_sequential && opt.sequential == SequentialPasses::kOne) {
-    // Each group's Hessian sees the outputs of the already-quantized groups before it; the block
-    // is traversed once (worker/sequential_pass.h).
+  if (q.true_sequential && opt.sequential == SequentialPasses::kOne)
     pass = std::make_unique<SequentialPass>(be, d, act, micro, opt.original_inputs);
+  if (q.true_sequential) {
+    // Each group's Hessian sees the outputs of the already-quantized groups before it: the one
+    // pass goes on to the group's capture (worker/sequential_pass.h), or a partial pass from the
+    // block's input stops there.
     for (int g = 0; g < d.n_groups; ++g) {
-      std::vector<bool> which(static_cast<size_t>(d.n_groups), false);
-      which[g] = true;
-      int last = -1;
+      const SliceHook before = g == 0 ? hooks.before_read : SliceHook();
       PhaseClock clock(be);
-      Accumulators acc = make_accumulators(be, d, w, which, &last);
-      pass->run_to(w, ws, g, capture_into(acc), g == 0 ? hooks.before_read : SliceHook(), {});
+      Accumulators acc = make_accumulators(be, d, w, g, g);
+      if (pass)
+        pass->run_to(w, ws, g, capture_into(acc), before, {});
+      else
+        forward_pass(be, d, w, act, micro, ws, false, capture_into(acc), g, before, {});
       phases.forward += clock.lap();
-      reduce_and_quantize(g, acc, clock);
-    }
-  } else if (q.true_sequential) {
-    // The same, each group's inputs from a partial pass from the block's input.
-    for (int g = 0; g < d.n_groups; ++g) {
-      std::vector<bool> which(static_cast<size_t>(d.n_groups), false);
-      which[g] = true;
-      PhaseClock clock(be);
-      auto acc = accumulate_hessians(be, d, w, act, micro, ws, which,
-                                     g == 0 ? hooks.before_read : SliceHook());
-      phases.forward += clock.lap();
-      reduce_and_quantize(g, acc, clock);
+      std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
+      for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
+      phases.reduce += clock.lap();
+      quantize_group(g, hs);
     }
   } else {
+    // Every group's Hessians from one partial pass that stops after the last group's capture.
     PhaseClock clock(be);
-    auto acc = accumulate_hessians(be, d, w, act, micro, ws,
-                                   std::vector<bool>(static_cast<size_t>(d.n_groups), true),
-                                   hooks.before_read);
+    const int last = d.n_groups - 1;
+    Accumulators acc = make_accumulators(be, d, w, 0, last);
+    forward_pass(be, d, w, act, micro, ws, false, capture_into(acc), last, hooks.before_read, {});
     phases.forward += clock.lap();
     std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
     for (int k = 0; k < d.n_inputs; ++k) hs[k] = hessian_of(acc[k], k);
