@@ -19,6 +19,7 @@
 #include "bench_random.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 
 namespace gptqd {
 namespace {
@@ -120,6 +121,7 @@ int run(int argc, char** argv) {
 }  // namespace gptqd
 
 int main(int argc, char** argv) {
+  gptqd::cpu::choose_blas_kernels(argv);  // the kernels gptqd itself runs
   try {
     return gptqd::run(argc, argv);
   } catch (const std::exception& e) {

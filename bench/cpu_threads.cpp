@@ -39,6 +39,7 @@
 #include "bench_random.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 #include "worker/gptq.h"
 
 namespace gptqd {
@@ -254,6 +255,7 @@ std::map<std::string, Measure> run_phases(const Args& a, const Inputs& in, int t
 }  // namespace gptqd
 
 int main(int argc, char** argv) {
+  gptqd::cpu::choose_blas_kernels(argv);  // the kernels gptqd itself runs
   using namespace gptqd;
   try {
     const Args a = parse(argc, argv);

@@ -31,10 +31,11 @@
 #include <string>
 #include <vector>
 
-#include "kernels/backend.h"
-#include "kernels/buffer.h"
 #include "base/check.h"
 #include "base/timing.h"
+#include "kernels/backend.h"
+#include "kernels/buffer.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 #include "worker/gptq.h"
 
 namespace gptqd {
@@ -248,6 +249,7 @@ void run(const Args& a, int rank, int size) {
 }  // namespace gptqd
 
 int main(int argc, char** argv) {
+  gptqd::cpu::choose_blas_kernels(argv);  // the kernels gptqd itself runs
   MPI_Init(&argc, &argv);
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

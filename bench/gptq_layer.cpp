@@ -33,11 +33,12 @@
 #include <thread>
 #include <vector>
 
+#include "base/check.h"
+#include "base/timing.h"
 #include "io/model/safetensors.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
-#include "base/check.h"
-#include "base/timing.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 #include "worker/gptq.h"
 #include "worker/hessian.h"
 
@@ -341,6 +342,7 @@ int run(const Args& a) {
 }  // namespace gptqd
 
 int main(int argc, char** argv) {
+  gptqd::cpu::choose_blas_kernels(argv);  // the kernels gptqd itself runs
   try {
     return gptqd::run(gptqd::parse(argc, argv));
   } catch (const std::exception& e) {

@@ -22,6 +22,7 @@
 #include "bench_random.h"
 #include "io/model/hf_model.h"
 #include "kernels/backend.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 #include "worker/block_quantizer.h"
 #include "worker/sequential_pass.h"
 
@@ -131,6 +132,7 @@ int run(int argc, char** argv) {
 }  // namespace gptqd
 
 int main(int argc, char** argv) {
+  gptqd::cpu::choose_blas_kernels(argv);  // the kernels gptqd itself runs
   try {
     return gptqd::run(argc, argv);
   } catch (const std::exception& e) {

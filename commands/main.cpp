@@ -5,12 +5,15 @@
 #include <string>
 #include <vector>
 
+#include "base/log.h"
 #include "commands/cli.h"
 #include "coordinator/collective.h"
 #include "coordinator/launcher_watch.h"
-#include "base/log.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 
 int main(int argc, char** argv) {
+  // First: may re-execute this program with the CPU's widest BLAS kernels.
+  gptqd::cpu::choose_blas_kernels(argv);
   // Before MPI_Init: the parent seen now is the launcher (MPI_Init may start helpers).
   gptqd::exit_with_launcher();
   MPI_Init(&argc, &argv);

@@ -6,6 +6,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "coordinator/collective.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 #include "kernels/cuda/cuda_info.h"
 #include "worker/transport/transport_nccl.h"
 
@@ -87,6 +88,8 @@ int threads_per_rank(int requested, MPI_Comm comm) {
 void log_backend_libraries(const Backend& be) {
   const std::string threading = be.threading();
   if (!threading.empty()) GPTQD_LOG_INFO("threads on rank 0: {}", threading);
+  const std::string choice = cpu::blas_kernel_choice_note();
+  if (!choice.empty()) GPTQD_LOG_INFO("{}", choice);
   const std::string warning = be.kernel_warning();
   if (!warning.empty()) GPTQD_LOG_WARN("{}", warning);
 }

@@ -4,8 +4,11 @@
 #include <mpi.h>
 
 #include "base/log.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 
 int main(int argc, char** argv) {
+  // The same BLAS kernels as the gptqd these tests compare against.
+  gptqd::cpu::choose_blas_kernels(argv);
   MPI_Init(&argc, &argv);
   int rank = 0, world = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -15,8 +15,9 @@
 #include <random>
 #include <vector>
 
-#include "kernels/backend.h"
 #include "base/check.h"
+#include "kernels/backend.h"
+#include "kernels/cpu/blas_kernel_choice.h"
 #include "worker/distributed_factor.h"
 #include "worker/gptq.h"
 
@@ -152,6 +153,7 @@ void run(int block, int rank) {
 }  // namespace gptqd
 
 int main(int argc, char** argv) {
+  gptqd::cpu::choose_blas_kernels(argv);  // the kernels gptqd itself runs
   MPI_Init(&argc, &argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
