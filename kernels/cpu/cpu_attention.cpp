@@ -1,6 +1,6 @@
 // CpuBackend: BLOOM's causal self-attention with ALiBi, one (sequence, head)
-// at a time: two sgemms (scores, context) around an fp32 softmax. The (sequence, head) pairs
-// run on the backend's threads, each with its own score matrix. This follows
+// at a time, by blocks of query rows: two sgemms (scores, context) around an fp32 softmax. The
+// (sequence, head) pairs run on the backend's threads, each with its own score matrix. This follows
 // transformers' BloomAttention: scores = alibi + q k^T / sqrt(head_dim), the
 // alibi bias being slope_h * key_position (softmax is invariant to the
 // per-query shift that a relative position would add), causal mask, softmax
@@ -18,11 +18,12 @@
 namespace gptqd {
 namespace {
 
-// Row i of the scores p [seq, seq] becomes softmax(p[i, 0..i] + slope * key position) in fp32,
-// the masked part exactly zero (slope 0: plain causal attention).
-void causal_softmax(float* p, int64_t seq, float slope) {
-  for (int64_t i = 0; i < seq; ++i) {
-    float* row = p + i * seq;
+// Rows i0 <= i < i1 of the scores become softmax(p[i, 0..i] + slope * key position) in fp32,
+// the masked part up to column i1 exactly zero (slope 0: plain causal attention). `p` holds row
+// i0 of the scores, rows `ld` apart.
+void causal_softmax(float* p, int64_t ld, int64_t i0, int64_t i1, float slope) {
+  for (int64_t i = i0; i < i1; ++i) {
+    float* row = p + (i - i0) * ld;
     float mx = -INFINITY;
     for (int64_t j = 0; j <= i; ++j) {
       row[j] += slope * static_cast<float>(j);
@@ -35,7 +36,24 @@ void causal_softmax(float* p, int64_t seq, float slope) {
     }
     const float inv_sum = 1.0f / sum;
     for (int64_t j = 0; j <= i; ++j) row[j] *= inv_sum;
-    std::fill(row + i + 1, row + seq, 0.0f);  // masked: exactly zero weight
+    std::fill(row + i + 1, row + i1, 0.0f);  // masked: exactly zero weight
+  }
+}
+
+// Causal attention by blocks of query rows: rows i0..i1 see keys 0..i1 only, so their scores
+// and their context take i1 columns, not seq: about half the work of the full square at 512
+// tokens and more. The blocks depend on the shape alone (the same sums for any thread count).
+constexpr int64_t kQueryBlock = 128;
+
+// scores(i0, i1, p) writes rows i0..i1 of the scaled q k^T, columns 0..i1, at p (row stride
+// seq); context(i0, i1, p) writes those rows' context from the probabilities there.
+template <typename Scores, typename Context>
+void causal_blocks(float* p, int64_t seq, float slope, Scores&& scores, Context&& context) {
+  for (int64_t i0 = 0; i0 < seq; i0 += kQueryBlock) {
+    const int64_t i1 = std::min(seq, i0 + kQueryBlock);
+    scores(i0, i1, p);
+    causal_softmax(p, seq, i0, i1, slope);
+    context(i0, i1, p);
   }
 }
 
@@ -70,10 +88,17 @@ void CpuBackend::alibi_attention(int64_t batch, int64_t seq, int64_t n_head, int
     const float* k = q + head_dim;
     const float* v = q + 2 * head_dim;
     const float slope = alibi_slope(static_cast<int>(h), static_cast<int>(n_head));
-    gemm(false, true, seq, seq, head_dim, inv_norm, q, ld_qkv, k, ld_qkv, 0.0f, p, seq);
-    causal_softmax(p, seq, slope);
-    gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, v, ld_qkv, 0.0f,
-         ctx + b * seq * ld_ctx + h * head_dim, ld_ctx);
+    float* c = ctx + b * seq * ld_ctx + h * head_dim;
+    causal_blocks(
+        p, seq, slope,
+        [&](int64_t i0, int64_t i1, float* s) {
+          gemm(false, true, i1 - i0, i1, head_dim, inv_norm, q + i0 * ld_qkv, ld_qkv, k, ld_qkv,
+               0.0f, s, seq);
+        },
+        [&](int64_t i0, int64_t i1, const float* s) {
+          gemm(false, false, i1 - i0, head_dim, i1, 1.0f, s, seq, v, ld_qkv, 0.0f, c + i0 * ld_ctx,
+               ld_ctx);
+        });
   });
 }
 
@@ -92,10 +117,17 @@ void CpuBackend::attention(int64_t batch, int64_t seq, int64_t n_head, int64_t n
     const float* qh = q + b * seq * ld_q + h * head_dim;
     const float* kh = k + b * seq * ld_kv + (h / rep) * head_dim;
     const float* vh = v + b * seq * ld_kv + (h / rep) * head_dim;
-    gemm(false, true, seq, seq, head_dim, scale, qh, ld_q, kh, ld_kv, 0.0f, p, seq);
-    causal_softmax(p, seq, 0.0f);
-    gemm(false, false, seq, head_dim, seq, 1.0f, p, seq, vh, ld_kv, 0.0f,
-         ctx + b * seq * ld_q + h * head_dim, ld_q);
+    float* c = ctx + b * seq * ld_q + h * head_dim;
+    causal_blocks(
+        p, seq, 0.0f,
+        [&](int64_t i0, int64_t i1, float* s) {
+          gemm(false, true, i1 - i0, i1, head_dim, scale, qh + i0 * ld_q, ld_q, kh, ld_kv, 0.0f, s,
+               seq);
+        },
+        [&](int64_t i0, int64_t i1, const float* s) {
+          gemm(false, false, i1 - i0, head_dim, i1, 1.0f, s, seq, vh, ld_kv, 0.0f, c + i0 * ld_q,
+               ld_q);
+        });
   });
 }
 
