@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -52,9 +53,19 @@ void choose_blas_kernels(char** argv) {
   const std::string choice =
       blas_kernel_choice(corename, cpu_simd(), std::getenv("OPENBLAS_CORETYPE"));
   if (choice.empty()) return;
+  // The program's own path, not /proc/self/exe: the kernel names the process after the file
+  // executed, and ps, pgrep and top should still say gptqd.
+  char self[PATH_MAX];
+  const ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+  if (len <= 0) {
+    std::fprintf(stderr, "gptqd: cannot read /proc/self/exe (%s); keeping the %s kernels\n",
+                 std::strerror(errno), corename.c_str());
+    return;
+  }
+  self[len] = '\0';
   setenv("OPENBLAS_CORETYPE", choice.c_str(), 1);
   setenv(kReplacedVar, corename.c_str(), 1);
-  execv("/proc/self/exe", argv);
+  execv(self, argv);
   // Only on failure: go on with the library's pick (the job's log then warns about it).
   const int err = errno;
   unsetenv("OPENBLAS_CORETYPE");

@@ -21,7 +21,7 @@ namespace gptqd::cpu {
 // ""); empty otherwise (already the widest, unknown names, a set environment).
 std::string blas_kernel_choice(const std::string& corename, Simd cpu, const char* coretype_env);
 
-// Re-executes /proc/self/exe with OPENBLAS_CORETYPE set when blas_kernel_choice says so; the
+// Re-executes this program (the file /proc/self/exe links to) with OPENBLAS_CORETYPE set when blas_kernel_choice says so; the
 // kernels the library had picked are kept in GPTQD_BLAS_KERNELS_REPLACED for the log. Returns
 // when nothing is to change, or (with a line on stderr) when the re-execution fails. Call it
 // first in main, before MPI_Init and before any thread starts.
