@@ -9,7 +9,7 @@ namespace gptqd {
 
 BlockWorkspace::BlockWorkspace(Backend& be, const ModelSpec& spec, int64_t max_tokens)
     : max_tokens_(max_tokens) {
-  for (int64_t per_token : family_forward(spec.family).workspace(spec)) {
+  for (int64_t per_token : family_forward(spec).workspace(spec)) {
     bufs.emplace_back(be, max_tokens * per_token);
   }
 }
@@ -22,13 +22,12 @@ void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, in
   GPTQD_CHECK(start_after < spec.n_groups && (stop_after < 0 || start_after < stop_after),
               "a block forward from group {} to group {} of {}", start_after, stop_after,
               spec.n_groups);
-  family_forward(spec.family)
-      .block(be, spec, w, batch, seq, h, ws, capture, stop_after, start_after);
+  family_forward(spec).block(be, spec, w, batch, seq, h, ws, capture, stop_after, start_after);
 }
 
 bool resume_buffers(const ModelSpec& spec, int group, std::vector<int>* live) {
   GPTQD_CHECK(group >= 0 && group < spec.n_groups, "group {} of {}", group, spec.n_groups);
-  return family_forward(spec.family).resume_buffers(spec, group, live);
+  return family_forward(spec).resume_buffers(spec, group, live);
 }
 
 void block_forward_all(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t nseq,

@@ -14,12 +14,12 @@ void embed_tokens(Backend& be, const ModelSpec& d, const EmbeddingWeights& e,
                       "token id {} at position {} is outside the vocabulary (size {})", id, t,
                       d.vocab);
   }
-  family_forward(d.family).embed(be, d, e, tokens, seq, h);
+  family_forward(d).embed(be, d, e, tokens, seq, h);
 }
 
 void lm_head(Backend& be, const ModelSpec& d, const FinalNormWeights& f, const EmbeddingWeights& e,
              int64_t n, const float* h, float* normed, float* logits) {
-  family_forward(d.family).final_norm(be, d, f, n, h, normed);
+  family_forward(d).final_norm(be, d, f, n, h, normed);
   const float* head = f.lm_head.size() > 0 ? f.lm_head.data() : e.table().data();
   be.gemm(false, true, n, d.vocab, d.hidden, 1.0f, normed, d.hidden, head, d.hidden, 0.0f, logits,
           d.vocab);

@@ -96,7 +96,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
                       ? u64(4 * micro * seq * h)
                       : u64(4 * (static_cast<double>(w.samples) + micro) * seq * h);
   double per_token = 0;
-  for (int64_t n : family_forward(d.family).workspace(d)) per_token += static_cast<double>(n);
+  for (int64_t n : family_forward(d).workspace(d)) per_token += static_cast<double>(n);
   // The families with rotary embeddings keep cos and sin tables [seq, head_dim / 2] beside the
   // scratch (BlockWorkspace::rope_cos/rope_sin).
   const bool rope = d.family == Family::kLlama || d.family == Family::kMoe;

@@ -9,7 +9,7 @@
 namespace gptqd {
 
 int64_t sequential_state_floats_per_token(const ModelSpec& d, bool keep_input) {
-  const std::vector<int64_t> widths = family_forward(d.family).workspace(d);
+  const std::vector<int64_t> widths = family_forward(d).workspace(d);
   int64_t widest = 0;
   std::vector<int> live;
   for (int g = 0; g < d.n_groups; ++g) {
@@ -28,7 +28,7 @@ SequentialPass::SequentialPass(Backend& be, const ModelSpec& spec, Activations& 
       act_(act),
       micro_(micro),
       keep_input_(keep_input),
-      widths_(family_forward(spec.family).workspace(spec)),
+      widths_(family_forward(spec).workspace(spec)),
       width_(sequential_state_floats_per_token(spec, keep_input)) {
   GPTQD_CHECK(micro > 0, "micro-batch size must be positive");
   const int64_t floats = act.nseq * act.seq * width_;

@@ -10,7 +10,8 @@ namespace gptqd {
 
 // The block architectures gptqd implements. Mistral, Qwen2/2.5, Qwen3 and SmolLM2 are
 // Llama blocks with options (grouped KV heads, q/k/v biases, per-head q/k RMSNorm); Mixtral,
-// Qwen2-MoE and Qwen3-MoE are Llama attention with a routed mixture of experts as the MLP.
+// Qwen2-MoE and Qwen3-MoE are Llama attention with a routed mixture of experts as the MLP;
+// DeepSeek-V3 / Kimi-K2 are kMoe with multi-head latent attention (ModelConfig::mla).
 enum class Family { kBloom, kLlama, kOpt, kMoe };
 const char* family_name(Family f);  // "bloom", "llama", "opt", "moe"
 
@@ -22,6 +23,33 @@ struct RopeScaling {
   double low_freq_factor = 1;   // llama3
   double high_freq_factor = 4;  // llama3
   int64_t original_max_position_embeddings = 0;  // llama3
+};
+
+// YaRN rotary scaling as transformers' _compute_yarn_parameters reads rope_parameters
+// (DeepSeek-V3 / Kimi-K2; worker/families/deepseek_rope.h computes it).
+struct YarnRope {
+  bool on = false;
+  double factor = 1;
+  int64_t original_max_position_embeddings = 0;
+  double beta_fast = 32, beta_slow = 1;
+  double mscale = 0, mscale_all_dim = 0;  // 0: absent
+  double attention_factor = 0;            // 0: absent (derived from factor and the mscales)
+  bool truncate = true;
+};
+
+// DeepSeek-V3 / Kimi-K2 (io/model/families/deepseek.cpp): multi-head latent attention and a
+// sigmoid router with group-limited top-k. kv_lora_rank > 0 marks the family.
+struct MlaConfig {
+  int64_t q_lora_rank = 0;  // 0: plain q_proj (q_lora_rank null)
+  int64_t kv_lora_rank = 0;
+  int64_t qk_nope_head_dim = 0, qk_rope_head_dim = 0, v_head_dim = 0;
+  bool rope_interleave = true;  // the rope dims laid out in pairs (x0, x1), (x2, x3), ...
+  bool attention_bias = false;  // q_a_proj, kv_a_proj_with_mqa and o_proj carry biases
+  YarnRope yarn;
+  int64_t n_group = 1, topk_group = 1;  // experts in n_group groups; a token's top-k within
+                                        // its topk_group best groups (top-2 sum per group)
+  double routed_scaling_factor = 1;     // routed weights times this
+  int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
 };
 
 struct ModelConfig {
@@ -53,6 +81,7 @@ struct ModelConfig {
   int64_t moe_ffn = 0;          // intermediate_size (Mixtral) / moe_intermediate_size (Qwen)
   int64_t shared_ffn = 0;       // shared_expert_intermediate_size (Qwen2-MoE); 0: no shared expert
   bool norm_topk_prob = false;  // top-k probabilities renormalised to sum 1 (Mixtral: always)
+  MlaConfig mla;                // DeepSeek-V3 / Kimi-K2 (family kMoe with mla.kv_lora_rank > 0)
   // OPT
   bool do_layer_norm_before = true;  // pre-LN (every OPT but 350m)
   bool enable_bias = true;           // the Linears have biases

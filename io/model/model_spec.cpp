@@ -1,5 +1,7 @@
 #include "io/model/model_spec.h"
 
+#include <algorithm>
+
 #include "base/check.h"
 #include "io/model/families/family_decl.h"
 
@@ -23,11 +25,17 @@ ModelSpec ModelSpec::of(const ModelConfig& c) {
   s.ffn = c.ffn;
   s.vocab = c.vocab;
   s.norm_eps = static_cast<float>(c.norm_eps);
+  // The declaration that lists the model_type (DeepSeek-V3 has its own describe within kMoe),
+  // else the family's first (several model_type declarations may share one family's describe).
+  const FamilyDecl* decl = nullptr;
   for (const FamilyDecl* f : all_families()) {
     if (f->family != c.family) continue;
-    f->describe(s);  // several model_type declarations may share one family's describe
-    break;
+    const bool lists = std::find(f->model_types.begin(), f->model_types.end(), c.model_type) !=
+                       f->model_types.end();
+    if (decl == nullptr || lists) decl = f;
+    if (lists) break;
   }
+  if (decl != nullptr) decl->describe(s);
   GPTQD_CHECK(!s.linears.empty() && !s.embedding.empty(), "family {} declared no tensors",
               family_name(c.family));
   s.n_groups = s.linears.back().group + 1;

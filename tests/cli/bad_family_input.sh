@@ -37,7 +37,7 @@ expect_error() {
 }
 
 variant gpt2 'c["model_type"] = "gpt2"'
-expect_error gpt2 "model_type 'gpt2' is not supported \(supported: bloom, llama, mistral, qwen2, qwen3, opt, mixtral, qwen2_moe, qwen3_moe\)"
+expect_error gpt2 "model_type 'gpt2' is not supported \(supported: bloom, llama, mistral, qwen2, qwen3, opt, mixtral, qwen2_moe, qwen3_moe, deepseek_v3, kimi_k2\)"
 variant no-q 'drop=model.layers.2.self_attn.q_proj.weight'
 expect_error no-q "tensor 'layers.2.self_attn.q_proj.weight' of a 4-layer llama model is missing"
 variant kv3 'c["num_key_value_heads"] = 3'

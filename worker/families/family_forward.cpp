@@ -2,8 +2,8 @@
 
 namespace gptqd {
 
-const FamilyForward& family_forward(Family family) {
-  switch (family) {
+const FamilyForward& family_forward(const ModelSpec& spec) {
+  switch (spec.family) {
     case Family::kBloom:
       return bloom_forward();
     case Family::kLlama:
@@ -11,7 +11,7 @@ const FamilyForward& family_forward(Family family) {
     case Family::kOpt:
       return opt_forward();
     case Family::kMoe:
-      return moe_forward();
+      return spec.config.mla.kv_lora_rank > 0 ? deepseek_forward() : moe_forward();
   }
   return bloom_forward();
 }

@@ -30,12 +30,15 @@ struct FamilyForward {
                      const float* h, float* out);
 };
 
-const FamilyForward& family_forward(Family family);
+// The forward of spec's family: within Family::kMoe, DeepSeek-V3's (MLA) when the config has
+// one (ModelConfig::mla), else the Llama-attention mixtures'.
+const FamilyForward& family_forward(const ModelSpec& spec);
 
 const FamilyForward& bloom_forward();
 const FamilyForward& llama_forward();
 const FamilyForward& opt_forward();
 const FamilyForward& moe_forward();
+const FamilyForward& deepseek_forward();  // worker/families/deepseek.cpp
 
 // y[T, out] = x[T, in] W^T (+ b): the linear layer every family uses, in the backend's
 // precision (Backend::forward_gemm).

@@ -39,6 +39,9 @@ const FamilyDecl& opt_family();
 const FamilyDecl& mixtral_family();
 const FamilyDecl& qwen2_moe_family();
 const FamilyDecl& qwen3_moe_family();
+// DeepSeek-V3 / Kimi-K2 (io/model/families/deepseek.cpp): Family::kMoe with MLA attention
+// (ModelConfig::mla), its own describe.
+const FamilyDecl& deepseek_family();
 
 // Every family, in the order the messages list them.
 const std::vector<const FamilyDecl*>& all_families();

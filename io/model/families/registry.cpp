@@ -24,9 +24,9 @@ const std::vector<std::string> kIgnoredConfigKeys = {
     "length_penalty", "no_repeat_ngram_size", "bad_words_ids"};
 
 const std::vector<const FamilyDecl*>& all_families() {
-  static const std::vector<const FamilyDecl*> kAll = {&bloom_family(),     &llama_family(),
-                                                      &opt_family(),       &mixtral_family(),
-                                                      &qwen2_moe_family(), &qwen3_moe_family()};
+  static const std::vector<const FamilyDecl*> kAll = {
+      &bloom_family(),     &llama_family(),     &opt_family(),     &mixtral_family(),
+      &qwen2_moe_family(), &qwen3_moe_family(), &deepseek_family()};
   return kAll;
 }
 

@@ -1,0 +1,208 @@
+// The DeepSeek-V3 / Kimi-K2 block (worker/families/deepseek_forward.h): MLA attention, then
+//   a = rmsnorm(h);  routes = DeepSeek's router on a G^T (fp32, worker/families/deepseek_routing.h)
+//   h += sum over a token's experts e of w_e * down_e(silu(gate_e(a)) * up_e(a)) + shared(a)
+// as transformers 5.25's DeepseekV3MoE (the routed sum first, index_add_ order, then the shared
+// experts' output added, then the residual). The routed rows are gathered and added back as in
+// worker/families/moe.cpp (Backend::copy and a rank-1 gemm per routed row).
+#include <algorithm>
+
+#include "base/check.h"
+#include "worker/families/deepseek_forward.h"
+#include "worker/families/deepseek_routing.h"
+#include "worker/families/family_forward.h"
+
+namespace gptqd {
+namespace {
+
+// Block norms (io/model/families/deepseek.cpp): input, post-attention, (q_a), kv_a, the router and
+// its correction bias.
+constexpr int kPostNorm = 1;
+int router_norm(const ModelSpec& d) { return d.config.mla.q_lora_rank > 0 ? 4 : 3; }
+
+// Linear indices: the attention's (5 with q_lora_rank, else 4), then per expert gate, up; shared
+// gate, up; per expert down; shared down.
+struct ExpertLinears {
+  int first;
+  int64_t experts;
+  bool shared;
+  int gate(int64_t e) const { return static_cast<int>(first + 2 * e); }
+  int up(int64_t e) const { return gate(e) + 1; }
+  int shared_gate() const { return gate(experts); }
+  int shared_up() const { return shared_gate() + 1; }
+  int down(int64_t e) const { return static_cast<int>(first + 2 * experts + (shared ? 2 : 0) + e); }
+  int shared_down() const { return down(experts); }
+};
+
+std::vector<int64_t> workspace(const ModelSpec& d) {
+  const MlaConfig& m = d.config.mla;
+  const int64_t heads = d.n_head, dw = mla_attention_width(d);
+  const int64_t f = std::max(d.config.moe_ffn, d.config.shared_ffn);
+  std::vector<int64_t> w(kDsBufs);
+  w[kDsA] = d.hidden;
+  w[kDsQA] = std::max<int64_t>(m.q_lora_rank, 1);
+  w[kDsKvA] = m.kv_lora_rank + m.qk_rope_head_dim;
+  w[kDsKvLat] = m.kv_lora_rank;
+  w[kDsKPe] = m.qk_rope_head_dim;
+  w[kDsKvB] = heads * (m.qk_nope_head_dim + m.v_head_dim);
+  w[kDsQp] = w[kDsKp] = w[kDsVp] = w[kDsCtxP] = heads * dw;
+  w[kDsCtx] = heads * m.v_head_dim;
+  w[kDsRope] = heads * m.qk_rope_head_dim;
+  w[kDsOut] = w[kDsRows] = w[kDsMoe] = d.hidden;
+  w[kDsGate] = w[kDsUp] = f;
+  w[kDsLogits] = d.config.n_experts + 1;
+  w[kDsOne] = 1;
+  return w;
+}
+
+// y[row] += alpha * x (one row of n floats), rounded once and added (index_add_ of y * w).
+void add_scaled_row(Backend& be, int64_t n, float alpha, const float* one, const float* x,
+                    float* y) {
+  be.gemm(false, false, 1, n, 1, alpha, one, 1, x, n, 1.0f, y, n);
+}
+
+std::vector<ExpertRoute> route(Backend& be, const ModelSpec& d, const BlockWeights& w,
+                               int64_t tokens, const float* a, float* logits,
+                               const DeepseekRules& rules) {
+  const ModelConfig& c = d.config;
+  const int64_t hd = d.hidden, experts = c.n_experts;
+  // The router in fp32 whatever the forward's precision: a flipped choice is a different model.
+  be.gemm(false, true, tokens, experts, hd, 1.0f, a, hd, w.norms[router_norm(d)].data(), hd, 0.0f,
+          logits, experts);
+  std::vector<float> host(static_cast<size_t>(tokens * experts)), bias(experts);
+  be.to_host(host.data(), logits, tokens * experts);
+  be.to_host(bias.data(), w.norms[router_norm(d) + 1].data(), experts);
+  DeepseekRouting r;
+  r.experts = experts;
+  r.k = c.experts_per_tok;
+  r.n_group = c.mla.n_group;
+  r.topk_group = c.mla.topk_group;
+  r.norm_topk_prob = c.norm_topk_prob;
+  r.routed_scaling_factor = static_cast<float>(c.mla.routed_scaling_factor);
+  r.use_correction_bias = rules.use_correction_bias;
+  r.group_limited = rules.group_limited;
+  return route_deepseek(host, bias, tokens, r);
+}
+
+}  // namespace
+
+void deepseek_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch,
+                    int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
+                    int stop_after, const DeepseekRules& rules, int start_after) {
+  GPTQD_CHECK(start_after < 4, "DeepSeek-V3 cannot resume after its down projections");
+  if (mla_attention(be, d, w, batch, seq, h, ws, capture, stop_after, start_after, rules)) return;
+  const ModelConfig& c = d.config;
+  const int64_t tokens = batch * seq, hd = d.hidden, experts = c.n_experts;
+  const ExpertLinears L{c.mla.q_lora_rank > 0 ? 5 : 4, experts, c.shared_ffn > 0};
+  auto buf = [&](DeepseekBuf b) { return ws.bufs[b].data(); };
+  float* a = buf(kDsA);
+  float* rows = buf(kDsRows);
+  float* gate = buf(kDsGate);
+  float* up = buf(kDsUp);
+  float* out = buf(kDsOut);
+  float* moe = buf(kDsMoe);
+  float* one = buf(kDsOne);
+
+  // Resumed after the experts' input was captured (start_after 3), a is kept and the routing,
+  // cheap, is computed again from it.
+  if (start_after < 3) be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
+  const std::vector<ExpertRoute> routes = route(be, d, w, tokens, a, buf(kDsLogits), rules);
+  const auto gather = [&](const ExpertRoute& r) {
+    for (size_t i = 0; i < r.tokens.size(); ++i) {
+      be.copy(rows + static_cast<int64_t>(i) * hd, a + r.tokens[i] * hd, hd);
+    }
+  };
+  const int first_input = d.linears[L.gate(0)].input;
+  // moe.calibration: all: every token reaches every expert's Hessian inputs (samples = tokens).
+  const bool all = capture && ws.capture_all_experts;
+  if (capture && start_after < 3) {
+    for (int64_t e = 0; e < experts; ++e) {
+      if (all) {
+        capture(first_input + static_cast<int>(e), a, tokens, tokens);
+        continue;
+      }
+      const int64_t n = static_cast<int64_t>(routes[e].tokens.size());
+      if (n == 0) continue;
+      gather(routes[e]);
+      capture(first_input + static_cast<int>(e), rows, n, n);
+    }
+    if (L.shared) capture(d.linears[L.shared_gate()].input, a, tokens, batch);
+  }
+  if (stop_after == 3) return;
+
+  be.fill(one, 1.0f, 1);
+  be.fill(moe, 0.0f, tokens * hd);
+  for (int64_t e = 0; e < experts; ++e) {
+    const ExpertRoute& r = routes[e];
+    const int64_t n = static_cast<int64_t>(r.tokens.size());
+    if (all) {  // the down input of every token, for the Hessian only
+      linear_forward(be, w.linears[L.gate(e)], tokens, a, gate);
+      linear_forward(be, w.linears[L.up(e)], tokens, a, up);
+      be.silu_mul(tokens * c.moe_ffn, gate, up);
+      capture(d.linears[L.down(e)].input, gate, tokens, tokens);
+    }
+    if (n == 0 || (all && stop_after == 4)) continue;
+    gather(r);
+    linear_forward(be, w.linears[L.gate(e)], n, rows, gate);
+    linear_forward(be, w.linears[L.up(e)], n, rows, up);
+    be.silu_mul(n * c.moe_ffn, gate, up);
+    if (capture && !all) capture(d.linears[L.down(e)].input, gate, n, n);
+    if (stop_after == 4) continue;
+    linear_forward(be, w.linears[L.down(e)], n, gate, out);
+    for (int64_t i = 0; i < n; ++i) {
+      add_scaled_row(be, hd, r.weights[i], one, out + i * hd, moe + r.tokens[i] * hd);
+    }
+  }
+  if (L.shared) {
+    linear_forward(be, w.linears[L.shared_gate()], tokens, a, gate);
+    linear_forward(be, w.linears[L.shared_up()], tokens, a, up);
+    be.silu_mul(tokens * c.shared_ffn, gate, up);
+    if (capture) capture(d.linears[L.shared_down()].input, gate, tokens, batch);
+    if (stop_after == 4) return;
+    linear_forward(be, w.linears[L.shared_down()], tokens, gate, out);
+    be.add(tokens * hd, out, moe);
+  }
+  if (stop_after == 4) return;
+  be.add(tokens * hd, moe, h);
+}
+
+namespace {
+
+void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
+           float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
+           int start_after) {
+  deepseek_block(be, d, w, batch, seq, h, ws, capture, stop_after, DeepseekRules{}, start_after);
+}
+
+// The buffers a forward resumed after `group`'s capture reads besides h: the normed input; q_b's
+// input (or, with q_proj, the normed input), kv_b's latent and k_rope; the heads' output; the
+// MoE's normed input (the routing is computed again from it). Not after the down projections:
+// their inputs are every expert's own rows. tests/unit/test_deepseek_sequential.cpp checks each.
+bool resume_points(const ModelSpec& d, int group, std::vector<int>* live) {
+  switch (group) {
+    case 0:
+      *live = {kDsA};
+      return true;
+    case 1:
+      *live = {d.config.mla.q_lora_rank > 0 ? kDsQA : kDsA, kDsKvLat, kDsKPe};
+      return true;
+    case 2:
+      *live = {kDsCtx};
+      return true;
+    case 3:
+      *live = {kDsA};
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
+const FamilyForward& deepseek_forward() {
+  // The embedding and final norm are the Llama family's.
+  static const FamilyForward kForward{workspace, block, resume_points, llama_forward().embed,
+                                      llama_forward().final_norm};
+  return kForward;
+}
+
+}  // namespace gptqd
