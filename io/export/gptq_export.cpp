@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "io/checkpoint/checkpoint.h"
 #include "io/export/export_compat.h"
+#include "io/export/export_modules.h"
 #include "io/export/gptq_pack.h"
 #include "io/files/output_path.h"
 #include "io/files/staged_file.h"
@@ -119,6 +120,24 @@ nlohmann::json ct_config(const CkptRunSpec& r) {
           {"sparsity_config", nlohmann::json::object()},
           {"transform_config", nlohmann::json::object()},
           {"version", kCompressedTensorsLayout}};
+}
+
+// A mixture of experts: the linears left in full precision (every block's router, Qwen2-MoE's
+// shared-expert gate) named where each loader looks (docs/export.md, "Mixtures of experts").
+// compressed-tensors: `ignore` (apply_quantization_config skips those modules; the
+// shared_expert_gate is an nn.Linear that the "Linear" target would otherwise take). gptq:
+// `modules_in_block_to_quantize`, the allow list optimum's convert_model applies to a block's
+// nn.Linear layers at load (without it, it makes the 1-row shared_expert_gate a QuantLinear) and
+// vLLM's GPTQ configs read; `modules_to_not_convert` names the same modules as the ignore list
+// does (no GPTQ loader reads that key: transformers' GPTQConfig and optimum accept and drop it;
+// GPTQModel knows the router and gates from its model definitions).
+void add_moe_modules(const ExportModules& m, ExportFormat f, nlohmann::json* qc) {
+  if (f == ExportFormat::kCompressedTensors) {
+    for (const std::string& n : m.full_precision) (*qc)["ignore"].push_back(n);
+    return;
+  }
+  (*qc)["modules_in_block_to_quantize"] = m.in_block;
+  (*qc)["modules_to_not_convert"] = m.full_precision;
 }
 
 bool is_float(DType t) {
@@ -237,20 +256,26 @@ std::string export_gptq(const ExportOptions& opt) {
   const Checkpoint ck = Checkpoint::open_read(opt.checkpoint);
   const CkptLayout& layout = ck.layout();
   const CkptRunSpec& run = find_run(layout, opt.run, opt.checkpoint);
-  // The loaders' MoE paths (fused experts in transformers 5, vLLM's MoE kernels, the router and
-  // shared-expert gate left unquantized) are not checked yet: no file that might load wrongly.
-  GPTQD_INPUT_CHECK(layout.family != "moe",
-                    "{}: export of mixture-of-experts runs is not implemented yet (the checkpoint "
-                    "holds every expert's codes; `gptqd eval` evaluates them)",
-                    opt.checkpoint);
+  const bool moe = layout.family == "moe";
+  if (moe) {
+    // The MoE families whose exports the loaders were shown to read (docs/export.md); another
+    // one (DeepSeek-V3's MLA, its dense blocks and correction bias) has not been.
+    const std::string type =
+        nlohmann::json::parse(layout.model_config_json).value("model_type", std::string());
+    GPTQD_INPUT_CHECK(type == "mixtral" || type == "qwen2_moe" || type == "qwen3_moe",
+                      "{}: export of {} runs is not implemented yet (mixtures of experts exported: "
+                      "mixtral, qwen2_moe, qwen3_moe; the checkpoint holds every expert's codes "
+                      "and `gptqd eval` evaluates them)",
+                      opt.checkpoint, type);
+  }
   const ExportFormat format = opt.format;
+  const QuantSettings settings{run.bits, run.group_size, run.sym, run.act_order, run.static_groups};
   if (opt.for_vllm) {
     GPTQD_INPUT_CHECK(format != ExportFormat::kGptqV2,
                       "export --for vllm: run {}: write --format gptq or compressed-tensors "
                       "(vLLM's GPTQ Marlin path reads the v1 layout)",
                       run.name);
-    const std::vector<std::string> why =
-        vllm_refusals({run.bits, run.group_size, run.sym, run.act_order, run.static_groups});
+    const std::vector<std::string> why = vllm_refusals(settings, moe);
     GPTQD_INPUT_CHECK(why.empty(), "export --for vllm: vLLM cannot serve run {}: {}", run.name,
                       fmt::format("{}", fmt::join(why, "; ")));
   }
@@ -279,8 +304,16 @@ std::string export_gptq(const ExportOptions& opt) {
                     opt.checkpoint, layout.layers.size(), spec.config.model_type, model_dir,
                     spec.linears.size());
   if (opt.for_vllm) {
+    const std::string why = vllm_moe_refusal(settings, spec, format == ExportFormat::kGptq);
+    GPTQD_INPUT_CHECK(why.empty(), "export --for vllm: vLLM cannot serve run {}: {}", run.name,
+                      why);
     for (const std::string& n : vllm_shape_notes(spec))
       GPTQD_LOG_WARN("vLLM: Marlin's tiles do not divide {}: vLLM needs another kernel for it", n);
+    if (const std::string n = vllm_moe_shape_note(settings, spec); !n.empty())
+      GPTQD_LOG_WARN(
+          "vLLM: Marlin's MoE kernels do not tile the {}: vLLM serves them with its "
+          "MoE WNA16 kernels",
+          n);
   }
   // The dtype of everything that is not packed: the model's own (its token embedding's), or
   // --dtype. vLLM computes Marlin in fp16/bf16: an fp32 model exported for it becomes fp16.
@@ -414,6 +447,9 @@ std::string export_gptq(const ExportOptions& opt) {
     nlohmann::json config = nlohmann::json::parse(model.config().json);
     config["quantization_config"] =
         format == ExportFormat::kCompressedTensors ? ct_config(run) : hf_gptq_config(run, format);
+    if (moe)
+      add_moe_modules(export_modules(spec, layout.n_blocks), format,
+                      &config["quantization_config"]);
     // transformers < 4.56 reads torch_dtype, later ones dtype: both say what is stored.
     config["torch_dtype"] = torch_dtype_name(dt);
     if (config.contains("dtype")) config["dtype"] = torch_dtype_name(dt);

@@ -15,10 +15,23 @@ LOADER:
                 disable_exllama=True, disable_exllamav2=True)               (.venv-peer-autogptq)
   hf-ct         transformers.AutoModelForCausalLM.from_pretrained of a compressed-tensors
                 export (its CompressedTensorsHfQuantizer, compressed-tensors)       (.venv-peer)
+  hf-defuser    mixtures of experts: defuser.replace_fused_blocks(model_type) (ModelCloud's
+                Defuser, a GPTQModel dependency: transformers 5 builds per-expert nn.Linear
+                again), then hf-gptqmodel's call; for compressed-tensors exports hf-ct's. Mixtral:
+                with key_mapping={w1: gate_proj, w3: up_proj, w2: down_proj}, as the user must
+                pass it: Defuser renames only the experts' `.weight` tensors    (.venv-peer)
+  gptqmodel-fp32  mixtures of experts: GPTQModel.load(dir, device="cpu", dtype=torch.float32)
+                (4-bit symmetric runs, which its fp32 CPU kernels compute correctly)  (.venv-peer)
   ref           plain transformers on the ORIGINAL model with every quantized linear replaced by
                 the weights a gptq_v2 export dequantizes to (scales[g_idx] * (q - zero)), in
-                numpy: the greedy text the loaders must reproduce
+                numpy: the greedy text the loaders must reproduce. Mixtures of experts: the
+                original model's files with those weights, written as an ordinary checkpoint
+                and loaded by from_pretrained (which fuses the experts as for any checkpoint)
   ref-bf16      the same in bfloat16: what GPTQModel.load's CPU default is compared with
+
+A transformers load (hf-*) whose load report has missing keys (parameters left at their random
+initialization, e.g. fused experts the checkpoint's per-expert tensors do not fill) is a refusal
+naming them: the model would compute garbage.
 
 Perplexity: the GPTQ paper's protocol as gptqd eval runs it (the text tokenized with the
 tokenizer's specials, non-overlapping windows of seqlen, exp of the mean window NLL), fp32.
@@ -59,10 +72,42 @@ def capture_logs():
     return buf
 
 
+MOE_TYPES = ("mixtral", "qwen2_moe", "qwen3_moe")
+
+
+def model_type(d):
+    return json.load(open(f"{d}/config.json")).get("model_type")
+
+
+MIXTRAL_EXPERT_NAMES = {r"\.w1\.": ".gate_proj.", r"\.w3\.": ".up_proj.", r"\.w2\.": ".down_proj."}
+
+
+def hf_load(d, **kwargs):
+    """from_pretrained as a user calls it; missing keys in its load report are a refusal."""
+    from transformers import AutoModelForCausalLM
+    m, info = AutoModelForCausalLM.from_pretrained(d, device_map="cpu", dtype=torch.float32,
+                                                   output_loading_info=True, **kwargs)
+    missing = sorted(info.get("missing_keys") or [])
+    if missing:
+        unexpected = sorted(info.get("unexpected_keys") or [])
+        raise RuntimeError(f"load report: {len(missing)} missing key(s) (e.g. {missing[:3]}), "
+                           f"{len(unexpected)} unexpected (e.g. {unexpected[:3]})")
+    return m
+
+
 def load(loader, d, model_dir):
     if loader == "hf-gptqmodel" or loader == "hf-ct":
-        from transformers import AutoModelForCausalLM
-        return AutoModelForCausalLM.from_pretrained(d, device_map="cpu", dtype=torch.float32)
+        return hf_load(d)
+    if loader == "hf-defuser":
+        import defuser
+        defuser.replace_fused_blocks(model_type(d))
+        if model_type(d) == "mixtral":
+            return hf_load(d, key_mapping=MIXTRAL_EXPERT_NAMES)
+        return hf_load(d)
+    if loader == "gptqmodel-fp32":
+        from gptqmodel import GPTQModel
+        m = GPTQModel.load(d, device="cpu", dtype=torch.float32)
+        return m.model if hasattr(m, "model") else m
     if loader == "gptqmodel":
         from gptqmodel import GPTQModel
         # As a user calls it. On CPU GPTQModel computes in bfloat16 (utils/model.py auto_dtype);
@@ -101,6 +146,41 @@ def unpack_rows(packed, n, bits):
     return out
 
 
+def dequantized(t, base, bits):
+    """The weight [out, in] a gptq_v2 layer dequantizes to: scales[g_idx] * (q - zero)."""
+    qw, qz = t[base + "qweight"], t[base + "qzeros"]
+    scales, g_idx = t[base + "scales"].float(), t[base + "g_idx"].long()
+    cols, rows = qw.shape[0] * 32 // bits, qw.shape[1]
+    q = unpack_rows(qw, cols, bits)                    # [in, out]
+    z = unpack_rows(qz.T, rows, bits).T                # [groups, out], v2: as is
+    return (scales[g_idx] * (q - z[g_idx]).float()).T.contiguous()
+
+
+def moe_reference_model(d, model_dir, t, bits):
+    """The original files with every quantized weight replaced, loaded as any checkpoint."""
+    import os
+    import shutil
+    import tempfile
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModelForCausalLM
+    orig = load_file(f"{model_dir}/model.safetensors")
+    n = 0
+    for k in t:
+        if k.endswith(".qweight"):
+            base = k[:-len("qweight")]
+            assert base + "weight" in orig, base + "weight"
+            orig[base + "weight"] = dequantized(t, base, bits)
+            n += 1
+    assert n > 0
+    tmp = tempfile.mkdtemp(prefix="peer-ref-")
+    try:
+        save_file(orig, os.path.join(tmp, "model.safetensors"), metadata={"format": "pt"})
+        shutil.copy(os.path.join(model_dir, "config.json"), tmp)
+        return AutoModelForCausalLM.from_pretrained(tmp, dtype=torch.float32)
+    finally:
+        shutil.rmtree(tmp)
+
+
 def reference_model(d, model_dir):
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -108,6 +188,8 @@ def reference_model(d, model_dir):
     assert qc.get("checkpoint_format") == "gptq_v2", "ref reads a gptq_v2 export"
     bits = qc["bits"]
     t = load_file(f"{d}/model.safetensors")
+    if model_type(d) in MOE_TYPES:
+        return moe_reference_model(d, model_dir, t, bits)
     m = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     sd = m.state_dict()
     n = 0
@@ -115,15 +197,9 @@ def reference_model(d, model_dir):
         if not k.endswith(".qweight"):
             continue
         base = k[:-len("qweight")]
-        qw, qz = t[base + "qweight"], t[base + "qzeros"]
-        scales, g_idx = t[base + "scales"].float(), t[base + "g_idx"].long()
-        cols, rows = qw.shape[0] * 32 // bits, qw.shape[1]
-        q = unpack_rows(qw, cols, bits)                    # [in, out]
-        z = unpack_rows(qz.T, rows, bits).T                # [groups, out], v2: as is
-        w = scales[g_idx] * (q - z[g_idx]).float()         # [in, out]
         name = base + "weight"
         assert name in sd, name
-        sd[name].copy_(w.T)
+        sd[name].copy_(dequantized(t, base, bits))
         if base + "bias" in t:
             sd[base + "bias"].copy_(t[base + "bias"].float())
         n += 1
