@@ -40,4 +40,14 @@ void dequantize_fp8_blocks(const uint8_t* w, int64_t rows, int64_t cols, const f
                            int64_t scale_rows, int64_t scale_cols, int64_t block, bool round_bf16,
                            float* out, const std::string& what);
 
+// The same with blocks of block_rows x block_cols (quantization_config.weight_block_size
+// [rows, cols], as transformers' FineGrainedFP8Config reads it): scale_inv[r / block_rows,
+// c / block_cols], the last block of each dimension cut short where block does not divide it
+// (DeepSeek's weight_dequant masks the edge blocks so; e.g. kv_a_proj_with_mqa's 576 rows are 4
+// full blocks and one of 64).
+void dequantize_fp8_blocks(const uint8_t* w, int64_t rows, int64_t cols, const float* scale_inv,
+                           int64_t scale_rows, int64_t scale_cols, int64_t block_rows,
+                           int64_t block_cols, bool round_bf16, float* out,
+                           const std::string& what);
+
 }  // namespace gptqd

@@ -41,6 +41,8 @@ Writes tests/fixtures/deepseek/ (the script refuses to write more than 1.2 MB in
       logits F32 [2, 17, vocab], as make_moe_fixtures.py writes them.
   <case>/perplexity.safetensors  the GPTQ paper's perplexity protocol (scripts/ppl_protocol.py):
       101 tokens, windows of 32.
+  fp8/, dequantized/  plain_q stored in FP8 with block scales, and its exact dequantization
+      (scripts/make_deepseek_fp8_fixtures.py says how).
 
 Routing margins: every router call is hooked and recomputed; the smallest gap between the
 topk_group-th and next group score and between the k-th and next selectable expert score (biased,
@@ -56,6 +58,7 @@ from pathlib import Path
 import torch
 
 from ppl_protocol import perplexity_fixture  # scripts/ppl_protocol.py
+from make_deepseek_fp8_fixtures import make as make_fp8  # FP8 copies of plain_q
 import transformers
 from safetensors.torch import save_file
 from transformers import DeepseekV3Config, DeepseekV3ForCausalLM
@@ -234,6 +237,7 @@ def main():
         sizes = ", ".join(f"{f.name} {f.stat().st_size:,}" for f in sorted(d.iterdir()))
         print(f"{name}: ppl {p['ppl'].item():.4f}; smallest margins: groups {watch.group:.2e}, "
               f"experts {watch.expert:.2e}; {sizes}")
+    make_fp8(tmp / "plain_q", tmp)  # fp8/ and dequantized/
     total = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
     if total > MAX_BYTES:
         shutil.rmtree(tmp)

@@ -14,7 +14,9 @@
 
 #include "base/check.h"
 #include "io/model/config_json.h"
+#include "io/model/fp8_config.h"
 #include "io/model/json_strict.h"
+#include "kernels/fp8.h"
 
 namespace gptqd {
 
@@ -119,6 +121,63 @@ struct HfModel::Impl {
     const Entry& e = entry(canonical);
     return *shard(e.shard).find(e.name_in_file);
   }
+
+  // The block scales of tensor t (canonical name `canonical`, in file f) when the checkpoint is
+  // FP8 (ModelConfig::fp8) and t is stored as F8_E4M3; nullptr for any other tensor. Checks what
+  // can be checked without reading data: the scale is present, fp32, of the shape the block size
+  // gives, t is a matrix not kept unquantized by modules_to_not_convert; a scale beside a tensor
+  // that is not FP8 is refused too. InputError naming the tensor.
+  const TensorInfo* fp8_scale(const std::string& canonical, const SafetensorsFile& f,
+                              const TensorInfo& t) const {
+    const Fp8Weights& fp8 = spec.config.fp8;
+    const std::string scale_name = canonical + "_scale_inv";
+    const bool has_scale = entries.count(scale_name) != 0;
+    if (t.dtype != DType::F8_E4M3) {
+      GPTQD_INPUT_CHECK(!has_scale,
+                        "{}: tensor {} is stored as {}, yet {} holds a block scale {} for it "
+                        "(scales belong to F8_E4M3 weights)",
+                        f.path(), quote_name(t.name), dtype_name(t.dtype), dir,
+                        quote_name(entry(scale_name).name_in_file));
+      return nullptr;
+    }
+    GPTQD_INPUT_CHECK(fp8.on,
+                      "{}: tensor {} is stored as F8_E4M3 (FP8, whose values need their block "
+                      "scales); {}",
+                      f.path(), quote_name(t.name),
+                      spec.config.mla.kv_lora_rank > 0
+                          ? "config.json has no FP8 quantization_config to say how to read it"
+                          : "the " + spec.config.model_type +
+                                " family is read from fp32, fp16 or bf16 weights only");
+    GPTQD_INPUT_CHECK(t.shape.size() == 2,
+                      "{}: tensor {} is stored as F8_E4M3 with shape {}; FP8 block scales are "
+                      "read for linear weights (matrices) only",
+                      f.path(), quote_name(t.name), shape_string(t.shape));
+    const std::string module =
+        t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0
+            ? t.name.substr(0, t.name.size() - 7)
+            : t.name;
+    const std::string kept = fp8_unconverted_by(fp8, module);
+    GPTQD_INPUT_CHECK(kept.empty(),
+                      "{}: tensor {} is stored as F8_E4M3, but quantization_config."
+                      "modules_to_not_convert keeps module {} unquantized (pattern {})",
+                      f.path(), quote_name(t.name), quote_name(module), quote_name(kept));
+    GPTQD_INPUT_CHECK(has_scale,
+                      "{}: tensor {} is stored as F8_E4M3 but its block scale {} is missing",
+                      listing, quote_name(t.name), quote_name(t.name + "_scale_inv"));
+    const Entry& se = entry(scale_name);
+    const SafetensorsFile& sf = shard(se.shard);
+    const TensorInfo& s = *sf.find(se.name_in_file);
+    GPTQD_INPUT_CHECK(s.dtype == DType::F32, "{}: FP8 block scale {} is stored as {}, expected F32",
+                      sf.path(), quote_name(s.name), dtype_name(s.dtype));
+    const std::vector<int64_t> want = {(t.shape[0] + fp8.block_rows - 1) / fp8.block_rows,
+                                       (t.shape[1] + fp8.block_cols - 1) / fp8.block_cols};
+    GPTQD_INPUT_CHECK(s.shape == want,
+                      "{}: FP8 block scale {}: expected shape {} (a {} weight in blocks of {} x "
+                      "{}), got {}",
+                      sf.path(), quote_name(s.name), shape_string(want), shape_string(t.shape),
+                      fp8.block_rows, fp8.block_cols, shape_string(s.shape));
+    return &s;
+  }
 };
 
 HfModel::HfModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -222,6 +281,23 @@ std::vector<float> HfModel::read_f32(const std::string& canonical,
   GPTQD_INPUT_CHECK(t.shape == expect, "{}: tensor {}: expected shape {}, got {}", f.path(),
                     quote_name(t.name), shape_string(expect), shape_string(t.shape));
   std::vector<float> out(static_cast<size_t>(t.numel()));
+  if (const TensorInfo* s = impl_->fp8_scale(canonical, f, t)) {
+    // FP8: the codes times their block's scale (kernels/fp8.h), then the same finiteness check
+    // (a NaN code, S.1111.111, stays NaN). The visitor sees the codes, then the scales.
+    const SafetensorsFile& sf = impl_->shard(impl_->entry(canonical + "_scale_inv").shard);
+    std::vector<float> scale(static_cast<size_t>(s->numel()));
+    sf.read_f32_into(*s, scale.data());
+    const Fp8Weights& fp8 = impl_->spec.config.fp8;
+    dequantize_fp8_blocks(f.data(t), t.shape[0], t.shape[1], scale.data(), s->shape[0], s->shape[1],
+                          fp8.block_rows, fp8.block_cols, /*round_bf16=*/false, out.data(),
+                          f.path() + ": tensor " + quote_name(t.name));
+    check_finite_piece(f.path(), t, out.data(), 0, out.size());
+    if (each) {
+      each(f.data(t), t.nbytes());
+      each(sf.data(*s), s->nbytes());
+    }
+    return out;
+  }
   // A NaN or Inf weight would surface blocks later as a non-finite Hessian blamed on the
   // calibration inputs: refused here, naming the file, tensor and index. Each piece is checked
   // right after its conversion, while still in cache (no second pass over memory).
@@ -245,16 +321,31 @@ void HfModel::validate_shapes() const {
     const SafetensorsFile& f = impl_->shard(e.shard);
     const TensorInfo& t = *f.find(e.name_in_file);
     const std::vector<int64_t>& expect = spec.shape;
-    GPTQD_INPUT_CHECK(t.dtype != DType::F8_E4M3,
-                      "{}: tensor {} is stored as F8_E4M3 (FP8, whose values need their block "
-                      "scales); the {} family is read from fp32, fp16 or bf16 weights only",
-                      f.path(), quote_name(t.name), impl_->spec.config.model_type);
-    GPTQD_INPUT_CHECK(t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16 ||
-                          t.dtype == DType::F64,
-                      "{}: tensor {} is stored as {}, expected a floating-point type", f.path(),
-                      quote_name(t.name), dtype_name(t.dtype));
     GPTQD_INPUT_CHECK(t.shape == expect, "{}: tensor {}: expected shape {}, got {}", f.path(),
                       quote_name(t.name), shape_string(expect), shape_string(t.shape));
+    // FP8 weights with their block scales (checked here, before any work), or a float type.
+    const bool fp8 = impl_->fp8_scale(spec.name, f, t) != nullptr;
+    GPTQD_INPUT_CHECK(fp8 || t.dtype == DType::F32 || t.dtype == DType::F16 ||
+                          t.dtype == DType::BF16 || t.dtype == DType::F64,
+                      "{}: tensor {} is stored as {}, expected a floating-point type", f.path(),
+                      quote_name(t.name), dtype_name(t.dtype));
+  }
+  // An FP8 config quantizes every linear it does not list in modules_to_not_convert (transformers
+  // loads each into an FP8Linear): a linear stored otherwise means files and config disagree.
+  const ModelSpec& ms = impl_->spec;
+  if (!ms.config.fp8.on) return;
+  for (int64_t b = 0; b < ms.n_layer; ++b) {
+    for (const LinearSpec& l : ms.linears) {
+      const TensorInfo& t = impl_->info(ms.block_tensor_name(b, l.module + ".weight"));
+      if (t.dtype == DType::F8_E4M3) continue;
+      const std::string module = t.name.substr(0, t.name.size() - std::string(".weight").size());
+      GPTQD_INPUT_CHECK(!fp8_unconverted_by(ms.config.fp8, module).empty(),
+                        "{}: tensor {} is stored as {}, but config.json's quantization_config "
+                        "(quant_method fp8) stores every linear in F8_E4M3 unless "
+                        "modules_to_not_convert lists it: the files do not match their config",
+                        file_of(ms.block_tensor_name(b, l.module + ".weight")), quote_name(t.name),
+                        dtype_name(t.dtype));
+    }
   }
 }
 

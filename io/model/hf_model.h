@@ -43,16 +43,23 @@ class HfModel {  // move-only
   std::string file_of(const std::string& canonical) const;
   // Reads a tensor by canonical name (with or without "transformer." prefix in the files), checks
   // its shape equals `expect` (error names tensor, expected and actual shape), converts to fp32.
+  // In an FP8 checkpoint (config().fp8.on) a weight stored as F8_E4M3 is dequantized with its
+  // block scales `<name>_scale_inv` (kernels/fp8.h, fp32, no rounding); an F8_E4M3 tensor
+  // anywhere else is refused, as are the scale defects validate_shapes lists.
   std::vector<float> read_f32(const std::string& canonical,
                               const std::vector<int64_t>& expect) const;
   // The same, calling `each` (when not empty) on the tensor's bytes as stored, piece by piece
-  // as they are converted (SafetensorsFile::read_f32_into with a visitor).
+  // as they are converted (SafetensorsFile::read_f32_into with a visitor); for an FP8 weight,
+  // its codes and then its scales' bytes.
   std::vector<float> read_f32(const std::string& canonical, const std::vector<int64_t>& expect,
                               const SafetensorsFile::ByteVisitor& each) const;
   // Total bytes (in the file's dtype) of the named tensors; for planning.
   uint64_t bytes_of(const std::string& canonical) const;
   // Opens every shard and checks the shape and dtype (a float type) of every tensor of
-  // spec().all_tensors(); reads no tensor data.
+  // spec().all_tensors(); reads no tensor data. F8_E4M3 is accepted only in an FP8 checkpoint,
+  // for a matrix that modules_to_not_convert does not keep unquantized, with its scale present,
+  // F32, of shape [ceil(rows / block_rows), ceil(cols / block_cols)]; a scale beside a tensor
+  // that is not F8_E4M3 is refused. Errors: InputError naming the tensor.
   void validate_shapes() const;
 
   // Thread-safe: const methods may be called concurrently (shards open under a lock).

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace gptqd {
 
@@ -52,6 +53,16 @@ struct MlaConfig {
   int64_t qk_head_dim() const { return qk_nope_head_dim + qk_rope_head_dim; }
 };
 
+// Weights stored in FP8 (config.json's quantization_config with quant_method fp8: DeepSeek-V3,
+// Kimi-K2; io/model/fp8_config.cpp reads it): each quantized linear X.weight is F8_E4M3 beside
+// X.weight_scale_inv, fp32 [ceil(out / block_rows), ceil(in / block_cols)]. HfModel::read_f32
+// dequantizes such a weight per block (kernels/fp8.h); every other tensor is read as stored.
+struct Fp8Weights {
+  bool on = false;                                  // quantization_config present
+  int64_t block_rows = 0, block_cols = 0;           // weight_block_size [rows, cols]
+  std::vector<std::string> modules_to_not_convert;  // modules kept unquantized (may be empty)
+};
+
 struct ModelConfig {
   std::string model_type;  // config.json's: bloom, llama, mistral, qwen2, qwen3, opt
   Family family = Family::kBloom;
@@ -82,6 +93,7 @@ struct ModelConfig {
   int64_t shared_ffn = 0;       // shared_expert_intermediate_size (Qwen2-MoE); 0: no shared expert
   bool norm_topk_prob = false;  // top-k probabilities renormalised to sum 1 (Mixtral: always)
   MlaConfig mla;                // DeepSeek-V3 / Kimi-K2 (family kMoe with mla.kv_lora_rank > 0)
+  Fp8Weights fp8;               // DeepSeek-V3 / Kimi-K2 released checkpoints
   // OPT
   bool do_layer_norm_before = true;  // pre-LN (every OPT but 350m)
   bool enable_bias = true;           // the Linears have biases

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "base/check.h"
+#include "io/model/fp8_config.h"
 #include "io/model/model_config.h"
 #include "io/model/model_spec.h"
 #include "tests/test_util.h"
@@ -144,13 +145,52 @@ TEST(DeepseekConfig, ReleasedDeepSeekV3AndKimiK2) {
 // What the released files hold that gptqd cannot run yet is refused in one line naming it.
 TEST(DeepseekConfig, ReleasedFilesAreRefusedNamingWhatIsMissing) {
   json j = read_json("configs/models/deepseek-v3/config.json");
-  EXPECT_REFUSED(j, "quantization_config: deepseek_v3 checkpoints stored quantized");
-  j.erase("quantization_config");
   EXPECT_REFUSED(j, "first_k_dense_replace is 3: blocks 0..2 have a dense MLP among MoE blocks");
   EXPECT_REFUSED(j, "dense first blocks are not supported yet");
   j = read_json("configs/models/kimi-k2/config.json");
-  j.erase("quantization_config");
   EXPECT_REFUSED(j, "first_k_dense_replace is 1: blocks 0..0 have a dense MLP");
+}
+
+// The released FP8 quantization_config (both files) is read; what gptqd cannot dequantize as the
+// model's own code does is refused in one line naming the key.
+TEST(DeepseekConfig, Fp8QuantizationConfigIsReadOrRefusedNamingTheKey) {
+  for (const char* name : {"deepseek-v3", "kimi-k2"}) {
+    json j = read_json(std::string("configs/models/") + name + "/config.json");
+    j["first_k_dense_replace"] = 0;
+    const ModelConfig c = parse(j);
+    EXPECT_TRUE(c.fp8.on) << name;
+    EXPECT_EQ(c.fp8.block_rows, 128);
+    EXPECT_EQ(c.fp8.block_cols, 128);
+    EXPECT_TRUE(c.fp8.modules_to_not_convert.empty());
+  }
+  EXPECT_FALSE(parse(released("deepseek-v3")).fp8.on);
+  json base = released("deepseek-v3");
+  base["quantization_config"] = {{"quant_method", "fp8"},
+                                 {"weight_block_size", {16, 12}},
+                                 {"modules_to_not_convert", {"lm_head", "model.layers.1.mlp"}}};
+  const ModelConfig c = parse(base);
+  EXPECT_EQ(c.fp8.block_rows, 16);
+  EXPECT_EQ(c.fp8.block_cols, 12);
+  EXPECT_EQ(fp8_unconverted_by(c.fp8, "lm_head"), "lm_head");
+  EXPECT_EQ(fp8_unconverted_by(c.fp8, "model.layers.1.mlp.experts.3.up_proj"),
+            "model.layers.1.mlp");
+  EXPECT_EQ(fp8_unconverted_by(c.fp8, "model.layers.11.mlp.experts.3.up_proj"), "");
+  auto with = [&](const char* key, json v) {
+    json j = base;
+    j["quantization_config"][key] = v;
+    return j;
+  };
+  EXPECT_REFUSED(with("quant_method", "gptq"), "quantization_config.quant_method is 'gptq'");
+  EXPECT_REFUSED(with("fmt", "e5m2"), "quantization_config.fmt is 'e5m2'");
+  EXPECT_REFUSED(with("activation_scheme", "static"), "quantization_config.activation_scheme");
+  EXPECT_REFUSED(with("weight_block_size", {128}), "quantization_config.weight_block_size is");
+  EXPECT_REFUSED(with("weight_block_size", {0, 128}), "quantization_config.weight_block_size is");
+  EXPECT_REFUSED(with("weight_block_size", nullptr), "null, one scale per tensor, is not read");
+  EXPECT_REFUSED(with("scale_fmt", "e4m3"), "quantization_config.scale_fmt");
+  EXPECT_REFUSED(with("expert_dtype", "fp4"), "quantization_config.expert_dtype");
+  EXPECT_REFUSED(with("modules_to_not_convert", "lm_head"), "expected a list of module names");
+  EXPECT_REFUSED(with("input_scale", 1.0), "quantization_config key 'input_scale' is not known");
+  EXPECT_NO_THROW(parse(with("scale_fmt", "ue8m0")));
 }
 
 TEST(DeepseekConfig, BadValuesAreOneLineNamingTheKey) {

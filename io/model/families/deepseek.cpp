@@ -16,9 +16,10 @@
 // kv_a share the normed input (one Hessian); q_b and kv_b read different latents (two).
 //
 // Not supported, each refused naming the key: first_k_dense_replace > 0 and moe_layer_freq != 1
-// (dense blocks among MoE blocks: gptqd needs every block to have the same linears), FP8
-// checkpoints (quantization_config; gptqd reads fp32/fp16/bf16 weights), rope types other than
-// default and yarn, topk_method other than noaux_tc, scoring_func other than sigmoid. The
+// (dense blocks among MoE blocks: gptqd needs every block to have the same linears), rope types
+// other than default and yarn, topk_method other than noaux_tc, scoring_func other than sigmoid,
+// a quantization_config other than FP8 with block scales (io/model/fp8_config.h: the released
+// FP8 checkpoints are read, each linear dequantized on load by HfModel::read_f32). The
 // multi-token-prediction layers (num_nextn_predict_layers; block indices >= num_hidden_layers in
 // the shards, which transformers skips on load) are not read: only the declared tensors are.
 #include <algorithm>
@@ -27,6 +28,7 @@
 #include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/families/family_decl.h"
+#include "io/model/fp8_config.h"
 #include "io/model/json_strict.h"
 
 namespace gptqd {
@@ -194,11 +196,9 @@ void parse_moe(const json& j, const std::string& src, ModelConfig* c) {
 ModelConfig parse(const json& j, const std::string& type, const std::string& src) {
   ModelConfig c;
   c.model_type = type;
-  GPTQD_INPUT_CHECK(!j.contains("quantization_config"),
-                    "{}: quantization_config: {} checkpoints stored quantized (the released "
-                    "FP8 e4m3 weights with weight_scale_inv) are not read yet; give gptqd a "
-                    "bf16, fp16 or fp32 copy of the weights",
-                    src, type);
+  // The released checkpoints: FP8 e4m3 linears with block scales, dequantized on load.
+  const auto qc = j.find("quantization_config");
+  if (qc != j.end() && !qc->is_null()) c.fp8 = parse_fp8_config(*qc, src);
   c.n_layer = config_positive(j, {"num_hidden_layers"}, src);
   c.hidden = config_positive(j, {"hidden_size"}, src);
   c.n_head = config_positive(j, {"num_attention_heads"}, src);
