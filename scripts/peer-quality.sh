@@ -12,7 +12,8 @@
 #                                            # gptqd-static (default: all four, in this order)
 #   scripts/peer-quality.sh --envs-only      # only build the environments
 #   GPTQD_BIN=path/to/gptqd                  # default build/gptqd
-#   --threads N (default 2), --out DIR (default out/peer-quality[-quick])
+#   --threads N (default 2), --out DIR (default out/peer-quality[-quick]),
+#   --seed N (default 0): another draw of the windows (the noise of the draw: docs/peer-quality.md)
 #
 # Tools: gptqd (act_order, dynamic groups as the GPTQ reference), gptqmodel (GPTQModel, the same
 # options), llmcompressor (GPTQModifier, sequential pipeline: its closest mapping, act_order with
@@ -43,9 +44,10 @@ while [[ $# -gt 0 ]]; do
     --quick) QUICK=1 NSAMPLES=16 ;;
     --tools) TOOLS=$2; shift ;;
     --threads) THREADS=$2; shift ;;
+    --seed) SEED=$2; shift ;;
     --out) OUT=$2; shift ;;
     --envs-only) ENVS_ONLY=1 ;;
-    -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
     *) echo "peer-quality: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
   shift

@@ -8,8 +8,8 @@
 # same machine, so the kernel is the same for both, but which one it is decides where GPTQ's
 # rounding ties fall). Measured with the six OpenBLAS 0.3.21 kernels an AVX-512 Xeon runs,
 # fast vs exact GPTQ perplexity: w4g128 -0.039% (Cooperlake), +0.011% (Haswell, Zen), -0.029%
-# (SkylakeX), +0.026% (Sandybridge), +0.044% (Prescott, what runs when OPENBLAS_CORETYPE is
-# unset on a CPU OpenBLAS does not know); w3g128 -0.007%, +0.014%, +0.119%, +0.106%, +0.325%.
+# (SkylakeX), +0.026% (Sandybridge), +0.044% (Prescott, what OpenBLAS alone picks on a CPU it
+# does not know; gptqd now takes the CPU's widest at start-up unless OPENBLAS_CORETYPE is set); w3g128 -0.007%, +0.014%, +0.119%, +0.106%, +0.325%.
 # Exact alone moves by 0.053% (w4g128) and 0.162% (w3g128) from kernel to kernel.
 # Controls: the two checkpoints differ (the setting reaches the backend), fast refuses to
 # resume the exact checkpoint (the fingerprint carries the precision), each bar fails on a

@@ -9,8 +9,8 @@
 #    codes (and scales and zeros within 0.1%), every layer's GPTQ loss within 1% and the job's
 #    total loss within 1e-4 of the 1-rank run. A code flipped at a rounding tie cascades along
 #    its row through the error feedback, and whether a tie falls one way or the other depends
-#    on the BLAS kernel: OpenBLAS's Prescott kernel (what it runs when OPENBLAS_CORETYPE is unset
-#    on a CPU it does not know) flips 56 codes of 393216 with 4 replicas, +0.59% of one layer's
+#    on the BLAS kernel: OpenBLAS's Prescott kernel (what it picks alone on a CPU it does not
+#    know, and runs under OPENBLAS_CORETYPE=Prescott; gptqd otherwise takes the CPU's widest) flips 56 codes of 393216 with 4 replicas, +0.59% of one layer's
 #    loss, total 6.7e-9 (measured); Haswell, SkylakeX and Cooperlake flip none (< 1.4e-6);
 #  - every layer is reported once, by one replica, and every block is complete.
 # GPTQD_TEST_INPUTS=original (the *_original.sh twin): the same guarantees when the stages
