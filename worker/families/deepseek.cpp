@@ -10,6 +10,7 @@
 #include "worker/families/deepseek_forward.h"
 #include "worker/families/deepseek_routing.h"
 #include "worker/families/family_forward.h"
+#include "worker/families/moe_experts.h"
 
 namespace gptqd {
 namespace {
@@ -18,20 +19,6 @@ namespace {
 // its correction bias.
 constexpr int kPostNorm = 1;
 int router_norm(const ModelSpec& d) { return d.config.mla.q_lora_rank > 0 ? 4 : 3; }
-
-// Linear indices: the attention's (5 with q_lora_rank, else 4), then per expert gate, up; shared
-// gate, up; per expert down; shared down.
-struct ExpertLinears {
-  int first;
-  int64_t experts;
-  bool shared;
-  int gate(int64_t e) const { return static_cast<int>(first + 2 * e); }
-  int up(int64_t e) const { return gate(e) + 1; }
-  int shared_gate() const { return gate(experts); }
-  int shared_up() const { return shared_gate() + 1; }
-  int down(int64_t e) const { return static_cast<int>(first + 2 * experts + (shared ? 2 : 0) + e); }
-  int shared_down() const { return down(experts); }
-};
 
 std::vector<int64_t> workspace(const ModelSpec& d) {
   const MlaConfig& m = d.config.mla;
@@ -52,12 +39,6 @@ std::vector<int64_t> workspace(const ModelSpec& d) {
   w[kDsLogits] = d.config.n_experts + 1;
   w[kDsOne] = 1;
   return w;
-}
-
-// y[row] += alpha * x (one row of n floats), rounded once and added (index_add_ of y * w).
-void add_scaled_row(Backend& be, int64_t n, float alpha, const float* one, const float* x,
-                    float* y) {
-  be.gemm(false, false, 1, n, 1, alpha, one, 1, x, n, 1.0f, y, n);
 }
 
 std::vector<ExpertRoute> route(Backend& be, const ModelSpec& d, const BlockWeights& w,
@@ -106,52 +87,9 @@ void deepseek_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int6
   // cheap, is computed again from it.
   if (start_after < 3) be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
   const std::vector<ExpertRoute> routes = route(be, d, w, tokens, a, buf(kDsLogits), rules);
-  const auto gather = [&](const ExpertRoute& r) {
-    for (size_t i = 0; i < r.tokens.size(); ++i) {
-      be.copy(rows + static_cast<int64_t>(i) * hd, a + r.tokens[i] * hd, hd);
-    }
-  };
-  const int first_input = d.linears[L.gate(0)].input;
-  // moe.calibration: all: every token reaches every expert's Hessian inputs (samples = tokens).
-  const bool all = capture && ws.capture_all_experts;
-  if (capture && start_after < 3) {
-    for (int64_t e = 0; e < experts; ++e) {
-      if (all) {
-        capture(first_input + static_cast<int>(e), a, tokens, tokens);
-        continue;
-      }
-      const int64_t n = static_cast<int64_t>(routes[e].tokens.size());
-      if (n == 0) continue;
-      gather(routes[e]);
-      capture(first_input + static_cast<int>(e), rows, n, n);
-    }
-    if (L.shared) capture(d.linears[L.shared_gate()].input, a, tokens, batch);
-  }
-  if (stop_after == 3) return;
-
-  be.fill(one, 1.0f, 1);
-  be.fill(moe, 0.0f, tokens * hd);
-  for (int64_t e = 0; e < experts; ++e) {
-    const ExpertRoute& r = routes[e];
-    const int64_t n = static_cast<int64_t>(r.tokens.size());
-    if (all) {  // the down input of every token, for the Hessian only
-      linear_forward(be, w.linears[L.gate(e)], tokens, a, gate);
-      linear_forward(be, w.linears[L.up(e)], tokens, a, up);
-      be.silu_mul(tokens * c.moe_ffn, gate, up);
-      capture(d.linears[L.down(e)].input, gate, tokens, tokens);
-    }
-    if (n == 0 || (all && stop_after == 4)) continue;
-    gather(r);
-    linear_forward(be, w.linears[L.gate(e)], n, rows, gate);
-    linear_forward(be, w.linears[L.up(e)], n, rows, up);
-    be.silu_mul(n * c.moe_ffn, gate, up);
-    if (capture && !all) capture(d.linears[L.down(e)].input, gate, n, n);
-    if (stop_after == 4) continue;
-    linear_forward(be, w.linears[L.down(e)], n, gate, out);
-    for (int64_t i = 0; i < n; ++i) {
-      add_scaled_row(be, hd, r.weights[i], one, out + i * hd, moe + r.tokens[i] * hd);
-    }
-  }
+  if (!routed_experts(be, d, w, L, routes, batch, seq, {a, rows, gate, up, out, moe, one}, ws,
+                      capture, 3, stop_after, start_after))
+    return;
   if (L.shared) {
     linear_forward(be, w.linears[L.shared_gate()], tokens, a, gate);
     linear_forward(be, w.linears[L.shared_up()], tokens, a, up);

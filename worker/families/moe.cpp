@@ -4,6 +4,7 @@
 #include "base/check.h"
 #include "worker/families/family_forward.h"
 #include "worker/families/llama_attention.h"
+#include "worker/families/moe_experts.h"
 #include "worker/families/moe_forward.h"
 
 namespace gptqd {
@@ -24,26 +25,6 @@ std::vector<int64_t> workspace(const ModelSpec& d) {
   return {d.hidden, q, kv, kv, q, d.hidden, f, f, d.hidden, d.hidden, d.config.n_experts + 1, 1};
 }
 
-// Linear indices (the declaration's order): q, k, v, o; per expert gate, up; shared gate, up;
-// per expert down; shared down.
-struct MoeLinears {
-  int64_t experts;
-  bool shared;
-  int gate(int64_t e) const { return static_cast<int>(4 + 2 * e); }
-  int up(int64_t e) const { return gate(e) + 1; }
-  int shared_gate() const { return gate(experts); }
-  int shared_up() const { return shared_gate() + 1; }
-  int down(int64_t e) const { return static_cast<int>(4 + 2 * experts + (shared ? 2 : 0) + e); }
-  int shared_down() const { return down(experts); }
-};
-
-// y[row] += alpha * x (one row of `n` floats): a rank-1 gemm with the 1x1 matrix `one` = 1, so
-// the weighted row is rounded once and then added, as transformers' index_add_ of y * w does.
-void add_scaled_row(Backend& be, int64_t n, float alpha, const float* one, const float* x,
-                    float* y) {
-  be.gemm(false, false, 1, n, 1, alpha, one, 1, x, n, 1.0f, y, n);
-}
-
 }  // namespace
 
 void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
@@ -53,7 +34,7 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
   if (llama_attention(be, d, w, batch, seq, h, ws, capture, stop_after, start_after)) return;
   const ModelConfig& c = d.config;
   const int64_t tokens = batch * seq, hd = d.hidden, experts = c.n_experts;
-  const MoeLinears L{experts, c.shared_ffn > 0};
+  const ExpertLinears L{4, experts, c.shared_ffn > 0};
   float* a = ws.bufs[kA].data();
   float* rows = ws.bufs[kRows].data();
   float* gate = ws.bufs[kGateOut].data();
@@ -75,54 +56,9 @@ void moe_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t b
       rules.route(host_logits, tokens, experts, c.experts_per_tok, c.norm_topk_prob);
   GPTQD_CHECK(static_cast<int64_t>(routes.size()) == experts, "{} routes for {} experts",
               routes.size(), experts);
-  const auto gather = [&](const ExpertRoute& r) {
-    for (size_t i = 0; i < r.tokens.size(); ++i) {
-      be.copy(rows + static_cast<int64_t>(i) * hd, a + r.tokens[i] * hd, hd);
-    }
-  };
-  const int first_input = d.linears[L.gate(0)].input;
-
-  // moe.calibration: all (BlockWorkspace::capture_all_experts): every token reaches every
-  // expert's Hessian inputs; `samples` = tokens, as for a routed expert.
-  const bool all = capture && ws.capture_all_experts;
-  if (capture && start_after < 2) {
-    for (int64_t e = 0; e < experts; ++e) {
-      if (all) {
-        capture(first_input + static_cast<int>(e), a, tokens, tokens);
-        continue;
-      }
-      const int64_t n = static_cast<int64_t>(routes[e].tokens.size());
-      if (n == 0) continue;
-      gather(routes[e]);
-      capture(first_input + static_cast<int>(e), rows, n, n);
-    }
-    if (L.shared) capture(d.linears[L.shared_gate()].input, a, tokens, batch);
-  }
-  if (stop_after == 2) return;
-
-  be.fill(one, 1.0f, 1);
-  be.fill(moe, 0.0f, tokens * hd);
-  for (int64_t e = 0; e < experts; ++e) {
-    const ExpertRoute& r = routes[e];
-    const int64_t n = static_cast<int64_t>(r.tokens.size());
-    if (all) {  // the down input of every token, for the Hessian only
-      linear_forward(be, w.linears[L.gate(e)], tokens, a, gate);
-      linear_forward(be, w.linears[L.up(e)], tokens, a, up);
-      be.silu_mul(tokens * c.moe_ffn, gate, up);
-      capture(d.linears[L.down(e)].input, gate, tokens, tokens);
-    }
-    if (n == 0 || (all && stop_after == 3)) continue;
-    gather(r);
-    linear_forward(be, w.linears[L.gate(e)], n, rows, gate);
-    linear_forward(be, w.linears[L.up(e)], n, rows, up);
-    be.silu_mul(n * c.moe_ffn, gate, up);
-    if (capture && !all) capture(d.linears[L.down(e)].input, gate, n, n);
-    if (stop_after == 3) continue;
-    linear_forward(be, w.linears[L.down(e)], n, gate, out);
-    for (int64_t i = 0; i < n; ++i) {
-      add_scaled_row(be, hd, r.weights[i], one, out + i * hd, moe + r.tokens[i] * hd);
-    }
-  }
+  if (!routed_experts(be, d, w, L, routes, batch, seq, {a, rows, gate, up, out, moe, one}, ws,
+                      capture, 2, stop_after, start_after))
+    return;
   if (L.shared) {
     linear_forward(be, w.linears[L.shared_gate()], tokens, a, gate);
     linear_forward(be, w.linears[L.shared_up()], tokens, a, up);
