@@ -28,6 +28,7 @@
 #include "base/check.h"
 #include "io/model/config_json.h"
 #include "io/model/families/family_decl.h"
+#include "io/model/families/llama_config.h"
 #include "io/model/fp8_config.h"
 #include "io/model/json_strict.h"
 
@@ -53,17 +54,8 @@ double non_negative(const json& j, const char* key, double dflt, const std::stri
 // Keys of the object that the type does not use are refused (each could change the frequencies).
 void parse_mla_rope(const json& j, const std::string& src, ModelConfig* c) {
   c->rope_theta = config_positive_number(j, "rope_theta", 10000, src);
-  const json* obj = nullptr;
   std::string key;
-  for (const char* k : {"rope_scaling", "rope_parameters"}) {
-    const auto it = j.find(k);
-    if (it == j.end() || it->is_null()) continue;
-    GPTQD_INPUT_CHECK(it->is_object(), "{}: key '{}' is {}, expected an object or null", src, k,
-                      json_type_name(*it));
-    obj = &*it;
-    key = k;
-    break;
-  }
+  const json* obj = rope_object(j, src, &key);
   if (obj == nullptr) return;
   const json& rs = *obj;
   const std::string where = src + " " + key;

@@ -83,18 +83,21 @@ void parse_decoder_tail(const json& j, const std::string& src, ModelConfig* c) {
   c->torch_dtype = config_string(j, "torch_dtype", config_string(j, "dtype", "", src), src);
 }
 
-void parse_rope(const json& j, const std::string& src, ModelConfig* c) {
-  const json* obj = nullptr;
-  std::string key;
+const json* rope_object(const json& j, const std::string& src, std::string* key) {
   for (const char* k : {"rope_scaling", "rope_parameters"}) {
     const auto it = j.find(k);
     if (it == j.end() || it->is_null()) continue;
     GPTQD_INPUT_CHECK(it->is_object(), "{}: key '{}' is {}, expected an object or null", src, k,
                       json_type_name(*it));
-    obj = &*it;
-    key = k;
-    break;
+    *key = k;
+    return &*it;
   }
+  return nullptr;
+}
+
+void parse_rope(const json& j, const std::string& src, ModelConfig* c) {
+  std::string key;
+  const json* obj = rope_object(j, src, &key);
   // theta is checked where it was read from (the object's key wins over the top-level one).
   const auto has_theta = [](const json& o) {
     const auto it = o.find("rope_theta");

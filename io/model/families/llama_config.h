@@ -28,6 +28,11 @@ void parse_decoder_tail(const nlohmann::json& j, const std::string& src, ModelCo
 // final norm, an untied head and the sliding-window limit. The family appends its MLP.
 void describe_decoder(ModelSpec& s);
 
+// The RoPE settings object: a non-null rope_scaling (4.x) first, else rope_parameters (5.x), with
+// its key; nullptr when neither is there. InputError when the one found is not an object.
+const nlohmann::json* rope_object(const nlohmann::json& j, const std::string& src,
+                                  std::string* key);
+
 // rope_theta, rope_scaling (4.x) or rope_parameters (5.x) into c->rope_theta and
 // c->rope_scaling; c->head_dim must be set. InputError naming the key on a bad value.
 void parse_rope(const nlohmann::json& j, const std::string& src, ModelConfig* c);
