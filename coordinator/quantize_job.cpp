@@ -32,6 +32,7 @@
 #include "io/model/hf_model.h"
 #include "kernels/cuda/cuda_info.h"
 #include "worker/block_quantizer.h"
+#include "worker/expert_shards.h"
 #include "worker/memory_model.h"
 #include "worker/model_weights.h"
 #include "worker/stage.h"
@@ -546,6 +547,20 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   if (plan.replicas > 1) group = make_mpi_replica_group(stage_comm);
   FactorizerChoice factorizer = choose_factorizer(distributed, route, stage_comm, be);
   if (rank == 0 && !factorizer.what.empty()) GPTQD_LOG_INFO("{}", factorizer.what);
+  if (rank == 0 && dims.config.n_experts > 0 && plan.replicas > 1) {
+    if (job.moe.experts == "sharded")
+      GPTQD_LOG_INFO(
+          "routed experts sharded over each stage's {} replicas (moe.experts): expert e's "
+          "Hessians are summed, factorized and quantized on replica e mod {} alone; calibration "
+          "to the owners (moe.exchange {}): {}",
+          plan.replicas, plan.replicas, job.moe.exchange,
+          describe_expert_exchange(dims, plan.replicas, job.calibration.nsamples,
+                                   job.calibration.seqlen, job.moe));
+    else
+      GPTQD_LOG_INFO(
+          "routed experts replicated (moe.experts): every replica holds every expert's Hessians "
+          "and quantizes a slice of its rows");
+  }
   StageInputs in;
   in.job = &job;
   in.model = model.get();
@@ -560,6 +575,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
   in.role.next_rank = stage + 1 < plan.stages ? plan.rank_of(stage + 1, replica) : -1;
   in.group = group.get();
   in.factorizer = factorizer.factorizer.get();
+  in.shard_experts = job.moe.experts == "sharded";
   in.calib_tokens = &tokens;
   in.micro_batch = kMicroBatch;
   in.activations_on_host = on_host;

@@ -5,6 +5,7 @@
 #include "base/check.h"
 #include "base/log.h"
 #include "base/timing.h"
+#include "worker/expert_shards.h"
 #include "worker/sequential_pass.h"
 #include "worker/transport/liveness.h"
 
@@ -12,9 +13,6 @@ namespace gptqd {
 namespace {
 
 using SliceHook = std::function<void(int64_t, int64_t)>;
-
-int group_size(const ReplicaContext& rc) { return rc.group ? rc.group->size() : 1; }
-int group_rank(const ReplicaContext& rc) { return rc.group ? rc.group->rank() : 0; }
 
 // One pass of the block over every sequence, micro-batch by micro-batch. In place: the
 // activations become the output. Otherwise each micro-batch is worked on in a copy
@@ -59,12 +57,16 @@ using Accumulators = std::vector<std::unique_ptr<HessianAccumulator>>;
 
 // One accumulator per Hessian input of groups first..last (LinearSpec::input; one per group in
 // dense families), indexed by input, the others null.
+// An expert input whose activations go to its owner (ExpertOutbox) has an accumulator at the
+// owner only.
 Accumulators make_accumulators(Backend& be, const ModelSpec& d, const BlockWeights& w, int first,
-                               int last) {
+                               int last, const ExpertOutbox& out, const ReplicaContext& rc) {
   Accumulators acc(static_cast<size_t>(d.n_inputs));
   std::string names;
   for (int g = first; g <= last; ++g) {
     for (int k : d.group_inputs(g)) {
+      const int owner = expert_owner(rc, d.linears[d.input_members(k)[0]].expert);
+      if (out.routes(k) && owner != rc.rank()) continue;
       acc[k] = std::make_unique<HessianAccumulator>(be, w.linears[d.input_members(k)[0]].in);
     }
     names += (names.empty() ? "" : ", ") + d.linears[d.group_members(g)[0]].module;
@@ -73,8 +75,9 @@ Accumulators make_accumulators(Backend& be, const ModelSpec& d, const BlockWeigh
   return acc;
 }
 
-LinearCapture capture_into(Accumulators& acc) {
-  return [&acc](int input, const float* x, int64_t tokens, int64_t samples) {
+LinearCapture capture_into(Accumulators& acc, ExpertOutbox& out) {
+  return [&acc, &out](int input, const float* x, int64_t tokens, int64_t samples) {
+    if (out.take(input, x, tokens)) return;
     if (acc[input]) acc[input]->add(x, tokens, samples);
   };
 }
@@ -83,11 +86,13 @@ LinearCapture capture_into(Accumulators& acc) {
 // and summed over the replicas. One replica: its H untouched (weight 1), the single-rank result
 // exactly. N is the stage's sample count, or for a routed expert (whose samples are its tokens,
 // a different number on each replica) the sum of the replicas' counts; *count receives N.
+// With an owner (>= 0, a sharded expert) the sum is made at the owner alone and the other
+// replicas return an empty H.
 std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaContext& rc,
-                                 bool routed, int64_t* count) {
+                                 bool routed, int owner, int64_t* count) {
   std::vector<float> h = acc.to_host();
   *count = acc.samples();
-  if (group_size(rc) == 1) return h;
+  if (rc.size() == 1) return h;
   double total = static_cast<double>(rc.total_samples);
   if (routed) {
     total = static_cast<double>(acc.samples());
@@ -98,6 +103,12 @@ std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaCon
   const float weight =
       total > 0 ? static_cast<float>(static_cast<double>(acc.samples()) / total) : 0.0f;
   for (float& v : h) v *= weight;
+  if (owner >= 0) {
+    report_progress("Hessian sum at the expert's owner");
+    rc.group->reduce_sum(h.data(), static_cast<int64_t>(h.size()), owner);
+    if (rc.group->rank() != owner) return {};
+    return h;
+  }
   report_progress("Hessian sum over the replicas");
   rc.group->allreduce_sum(h.data(), static_cast<int64_t>(h.size()));
   return h;
@@ -106,8 +117,8 @@ std::vector<float> stage_hessian(const HessianAccumulator& acc, const ReplicaCon
 // GPTQ of one layer with H, or RTN when `rtn_only` (a starved expert, MoeConfig::min_tokens).
 LinearResult quantize_linear(Backend& be, LinearWeights& lw, const std::vector<float>& h,
                              const GptqOptions& opt, const ReplicaContext& rc, bool rtn_only) {
-  const int parts = group_size(rc);
-  const ShareRange rows = share_of(lw.out, group_rank(rc), parts);
+  const int parts = rc.size();
+  const ShareRange rows = share_of(lw.out, rc.rank(), parts);
   GPTQD_CHECK(rows.size() > 0, "{}: {} rows cannot be split over {} replicas", opt.label, lw.out,
               parts);
   const float* w = lw.host_w.data() + rows.begin * lw.in;
@@ -196,12 +207,29 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     std::vector<float> h;
     int64_t count = 0;
   };
-  auto hessian_of = [&](std::unique_ptr<HessianAccumulator>& acc, int k) {
-    InputHessian ih;
-    const bool routed = d.linears[d.input_members(k)[0]].expert >= 0;
-    ih.h = stage_hessian(*acc, rc, routed, &ih.count);
-    acc.reset();
-    return ih;
+  // Sharded experts' activations go to their owners after each capture (expert_shards.h).
+  ExpertOutbox outbox(be, d, rc, moe, act.seq);
+  // The group's Hessians once its capture is done (delivering the outboxes first).
+  auto hessians_of = [&](Accumulators& acc, const std::vector<int>& inputs) {
+    std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
+    std::vector<int64_t> totals(static_cast<size_t>(d.n_inputs), 0);
+    outbox.deliver(inputs, acc, &totals);
+    for (int k : inputs) {
+      InputHessian& ih = hs[k];
+      const int expert = d.linears[d.input_members(k)[0]].expert;
+      if (outbox.routes(k)) {  // summed at the owner already; the others hold none
+        ih.count = totals[k];
+        if (acc[k]) {
+          GPTQD_CHECK(acc[k]->samples() == ih.count, "expert input {}: {} rows of {} delivered", k,
+                      acc[k]->samples(), ih.count);
+          ih.h = acc[k]->to_host();
+        }
+      } else {
+        ih.h = stage_hessian(*acc[k], rc, expert >= 0, expert_owner(rc, expert), &ih.count);
+      }
+      acc[k].reset();
+    }
+    return hs;
   };
   auto first_input_of = [&](int expert) {
     for (const LinearSpec& l : d.linears) {
@@ -209,14 +237,16 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     }
     return -1;
   };
+  const ReplicaContext alone;  // an owned expert's layers: quantized whole, nothing exchanged
   auto quantize_group = [&](int g, std::vector<InputHessian>& hs) {
+    std::vector<int> sharded;  // the group's sharded experts' layers, in order
     for (int k : d.group_inputs(g)) {
       const std::vector<int> members = d.input_members(k);
       const int expert = d.linears[members[0]].expert;
       const bool starved = expert >= 0 && hs[k].count < moe.min_tokens;
       // One line per starved expert, at its first input (gate and up; its down input sees the
       // same tokens and follows the same policy).
-      if (starved && group_rank(rc) == 0 && first_input_of(expert) == k) {
+      if (starved && rc.rank() == 0 && first_input_of(expert) == k) {
         GPTQD_LOG_INFO(
             "[{}] block {} expert {}: {} calibration token(s) < moe.min_tokens {}: its layers "
             "are quantized with RTN",
@@ -225,13 +255,20 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
       for (int i : members) {
         const std::string label =
             fmt::format("run {} block {} {}", q.name, block, d.linears[i].module);
-        report_progress(fmt::format("{} of {}", starved ? "RTN" : "GPTQ", d.linears[i].module));
-        result[i] = quantize_linear(be, w.linears[i], hs[k].h, gptq_options(q, label), rc, starved);
+        const int owner = expert_owner(rc, expert);
+        if (owner >= 0) sharded.push_back(i);
+        if (owner < 0 || owner == rc.rank()) {
+          report_progress(
+              fmt::format("{} of {}", starved ? "RTN" : "GPTQ", d.linears[i].module));
+          result[i] = quantize_linear(be, w.linears[i], hs[k].h, gptq_options(q, label),
+                                      owner < 0 ? rc : alone, starved);
+        }
         result[i].tokens = expert >= 0 ? hs[k].count : -1;
         result[i].starved = starved;
       }
       hs[k] = InputHessian();
     }
+    share_expert_layers(be, d, w, result, sharded, rc);
   };
   // Each accumulator is taken to the host and freed before its group is quantized: GPTQ
   // uploads its own copy, and the accumulator of the widest layer (4h_to_h: 13 GB at
@@ -246,14 +283,13 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     for (int g = 0; g < d.n_groups; ++g) {
       const SliceHook before = g == 0 ? hooks.before_read : SliceHook();
       PhaseClock clock(be);
-      Accumulators acc = make_accumulators(be, d, w, g, g);
+      Accumulators acc = make_accumulators(be, d, w, g, g, outbox, rc);
       if (pass)
-        pass->run_to(w, ws, g, capture_into(acc), before, {});
+        pass->run_to(w, ws, g, capture_into(acc, outbox), before, {});
       else
-        forward_pass(be, d, w, act, micro, ws, false, capture_into(acc), g, before, {});
+        forward_pass(be, d, w, act, micro, ws, false, capture_into(acc, outbox), g, before, {});
       phases.forward += clock.lap();
-      std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
-      for (int k : d.group_inputs(g)) hs[k] = hessian_of(acc[k], k);
+      std::vector<InputHessian> hs = hessians_of(acc, d.group_inputs(g));
       phases.reduce += clock.lap();
       quantize_group(g, hs);
     }
@@ -261,11 +297,13 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     // Every group's Hessians from one partial pass that stops after the last group's capture.
     PhaseClock clock(be);
     const int last = d.n_groups - 1;
-    Accumulators acc = make_accumulators(be, d, w, 0, last);
-    forward_pass(be, d, w, act, micro, ws, false, capture_into(acc), last, hooks.before_read, {});
+    Accumulators acc = make_accumulators(be, d, w, 0, last, outbox, rc);
+    forward_pass(be, d, w, act, micro, ws, false, capture_into(acc, outbox), last,
+                 hooks.before_read, {});
     phases.forward += clock.lap();
-    std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));
-    for (int k = 0; k < d.n_inputs; ++k) hs[k] = hessian_of(acc[k], k);
+    std::vector<int> inputs(static_cast<size_t>(d.n_inputs));
+    for (int k = 0; k < d.n_inputs; ++k) inputs[k] = k;
+    std::vector<InputHessian> hs = hessians_of(acc, inputs);
     phases.reduce += clock.lap();
     for (int g = 0; g < d.n_groups; ++g) quantize_group(g, hs);
   }

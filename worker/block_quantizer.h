@@ -8,6 +8,7 @@
 // samples up to rounding); each replica quantizes a contiguous slice of every layer's rows
 // with that H (GPTQ is row-independent given H, so a slice's codes are the rows a single
 // rank would produce); the dequantized slices are allgathered for the quantized forward.
+// Routed experts may instead be owned whole by one replica each (ReplicaContext::shard_experts).
 // With one replica nothing is exchanged and the results are exactly the single-rank ones.
 #pragma once
 
@@ -33,7 +34,8 @@ struct ShareRange {
 ShareRange share_of(int64_t n, int part, int parts);
 
 struct LinearResult {
-  QuantizedLayer q;  // rows [row_begin, row_end) of the layer (this replica's slice)
+  QuantizedLayer q;  // rows [row_begin, row_end) of the layer (this replica's slice; no rows
+                     // for an expert another replica owns: ReplicaContext::shard_experts)
   int64_t row_begin = 0, row_end = 0;
   LayerStats stats;      // the WHOLE layer's: losses and errors summed over the replicas,
                          // seconds the slowest replica's
@@ -93,6 +95,16 @@ struct ReplicaContext {
   // parallel.factorization: distributed with > 1 replicas: every layer's factorization runs
   // once across the same replicas (worker/distributed_factor.h); null: each on its backend.
   HostFactorizer* factorizer = nullptr;
+  // parallel.experts: sharded: each routed expert has one owner among the replicas (expert e:
+  // replica e % R). The replicas' partial Hessians of its inputs are summed at the owner alone,
+  // which quantizes all of its rows (a factorization of its own, never distributed) and sends
+  // the dequantized weights to the others; the stats of the group's experts are summed in one
+  // exchange. So an expert's Hessian is held and factorized once per stage instead of once per
+  // replica. False: every replica quantizes a slice of every expert's rows as for a dense layer.
+  bool shard_experts = false;
+
+  int size() const { return group ? group->size() : 1; }
+  int rank() const { return group ? group->rank() : 0; }
 };
 
 // Micro-batch streaming between stages. before_read(first, count) is called before the block's

@@ -138,7 +138,7 @@ std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,
   Activations act = make_activations(be, samples.size(), job.calibration.seqlen, d.hidden, micro,
                                      in.activations_on_host);
   BlockWorkspace ws(be, d, micro * act.seq);
-  const ReplicaContext rc{in.group, total, in.factorizer};
+  const ReplicaContext rc{in.group, total, in.factorizer, in.shard_experts};
 
   std::vector<int32_t> my_tokens;
   if (role.prev_rank < 0) {

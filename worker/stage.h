@@ -47,6 +47,8 @@ struct StageInputs {
   // Over the same replicas, for parallel.factorization: distributed; null: replicated (and
   // always with one replica, where both are the same computation).
   HostFactorizer* factorizer = nullptr;
+  // parallel.experts: sharded (ReplicaContext::shard_experts).
+  bool shard_experts = false;
   const std::vector<int32_t>* calib_tokens = nullptr;  // [nsamples * seqlen]; read by stage 0
   int64_t micro_batch = 1;                             // sequences per forward call
   // Micro-batches in flight between two stages (sends posted, receives posted ahead): the
@@ -64,7 +66,8 @@ struct StageInputs {
 // Runs the stage for every run of the job. Blocks until the stage is done. Collective over
 // the stage's replicas; exchanges activations with the neighbouring stages. Replica r holds
 // samples share_of(nsamples, r, replicas) (worker/block_quantizer.h) and quantizes the rows
-// share_of(rows, r, replicas) of every layer; replica 0 writes the layer stats, marks blocks
+// share_of(rows, r, replicas) of every layer (all rows of the routed experts it owns and none of
+// the others' when experts are sharded); replica 0 writes the layer stats, marks blocks
 // complete (after every replica's rows are written and synced) and returns the reports
 // (the other replicas return none).
 std::vector<LayerReport> run_stage(Backend& be, Transport& tp, Checkpoint& ckpt,

@@ -137,10 +137,13 @@ void store_block(StageWork& w, size_t r, int64_t b, const BlockWeights& bw,
   report_progress("writing it to the checkpoint");
   for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
     const LinearWeights& lw = bw.linears[i];
-    w.ckpt.write_layer(run, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
-                       to_layer_data(res[i], lw));
+    // No rows: an expert another replica owns (ReplicaContext::shard_experts) writes them all.
+    const bool writes = res[i].row_end > res[i].row_begin;
+    if (writes)
+      w.ckpt.write_layer(run, b, d.linears[i].module, res[i].row_begin, res[i].row_end,
+                         to_layer_data(res[i], lw));
     // A routed expert's calibration tokens, by the writer of its stats (row 0).
-    if (res[i].tokens >= 0 && res[i].row_begin == 0)
+    if (writes && res[i].tokens >= 0 && res[i].row_begin == 0)
       w.ckpt.write_tokens(run, b, d.linears[i].module, res[i].tokens);
     if (w.leader) {
       w.reports.push_back(LayerReport{static_cast<int32_t>(r), static_cast<int32_t>(b), i, lw.out,

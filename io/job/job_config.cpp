@@ -44,7 +44,8 @@ const std::vector<std::string> kParallelKeys = {
     "precision", "factorization", "transport",   "stall_timeout"};
 const std::vector<std::string> kOutputKeys = {"checkpoint"};
 const std::vector<std::string> kEvalKeys = {"text", "seqlen"};
-const std::vector<std::string> kMoeKeys = {"calibration", "min_tokens"};
+const std::vector<std::string> kMoeKeys = {"calibration", "min_tokens", "experts",
+                                           "exchange"};
 const std::vector<std::string> kDevices = {"auto", "cuda", "cpu"};
 const std::vector<std::string> kPlacements = {"auto", "device", "host"};
 const std::vector<std::string> kSequentialPasses = {"auto", "one", "partial"};
@@ -617,6 +618,18 @@ MoeConfig read_moe(const Reader& r, const Section& s) {
       r.fail(e->value.Mark(), e->path,
              fmt::format("{} is not one of routed, all", shown(e->value)));
   }
+  if (const Entry* e = s.find("experts")) {
+    m.experts = r.text(*e, "sharded");
+    if (m.experts != "sharded" && m.experts != "replicated")
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of sharded, replicated", shown(e->value)));
+  }
+  if (const Entry* e = s.find("exchange")) {
+    m.exchange = r.text(*e, "auto");
+    if (m.exchange != "auto" && m.exchange != "activations" && m.exchange != "hessians")
+      r.fail(e->value.Mark(), e->path,
+             fmt::format("{} is not one of auto, activations, hessians", shown(e->value)));
+  }
   if (const Entry* e = s.find("min_tokens")) {
     m.min_tokens = r.integer(e->value, e->key_at, e->path);
     if (m.min_tokens < 1)
@@ -876,6 +889,8 @@ std::string JobConfig::resolved_yaml() const {
     out << YAML::Key << "moe" << YAML::Value << YAML::BeginMap;
     out << YAML::Key << "calibration" << YAML::Value << moe.calibration;
     out << YAML::Key << "min_tokens" << YAML::Value << moe.min_tokens;
+    out << YAML::Key << "experts" << YAML::Value << moe.experts;
+    out << YAML::Key << "exchange" << YAML::Value << moe.exchange;
     out << YAML::EndMap;
   }
 
@@ -916,7 +931,8 @@ bool operator==(const EvalConfig& a, const EvalConfig& b) {
 }
 
 bool operator==(const MoeConfig& a, const MoeConfig& b) {
-  return a.calibration == b.calibration && a.min_tokens == b.min_tokens;
+  return a.calibration == b.calibration && a.min_tokens == b.min_tokens &&
+         a.experts == b.experts && a.exchange == b.exchange;
 }
 
 bool operator==(const SweepAxis& a, const SweepAxis& b) {

@@ -88,6 +88,18 @@ struct MoeConfig {
   // RTN instead of GPTQ, logged per expert and counted: GPTQ on a Hessian of a handful of tokens
   // fits them and little else, and on none it would zero the expert (dead inputs). >= 1.
   int64_t min_tokens = 16;
+  // How a stage's replicas share the routed experts: sharded (each expert owned by one replica,
+  // which alone holds its summed Hessian and quantizes it whole: worker/block_quantizer.h
+  // ReplicaContext::shard_experts) or replicated (every replica quantizes a slice of every
+  // expert's rows, as for dense layers). A layout choice like the replica count: not part of
+  // the checkpoint's fingerprint.
+  std::string experts = "sharded";
+  // With sharded experts, how an expert's calibration reaches its owner: activations (each
+  // replica sends the rows it routed to the expert; only the owner holds its Hessian, from the
+  // start) | hessians (every replica accumulates a partial Hessian of every expert, summed at
+  // the owner) | auto (whichever moves fewer bytes: activations when an expert's expected rows
+  // per replica are fewer than its input's width, as coordinator/plan_moe.h models it).
+  std::string exchange = "auto";
 };
 
 struct EvalConfig {

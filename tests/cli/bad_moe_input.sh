@@ -2,8 +2,9 @@
 # Bad input of the mixture-of-experts families (issue 19, "Done when"): an expert's tensor missing
 # from the safetensors files, num_experts_per_tok above the expert count, a router of the wrong
 # width, a config key that changes the routing and that gptqd does not implement, dense MLP
-# blocks among the MoE ones, an unknown moe.calibration and moe.min_tokens 0: each gives one
-# clear error line naming the culprit, a non-zero exit of the 2-rank job, and no checkpoint.
+# blocks among the MoE ones, an unknown moe.calibration, moe.min_tokens 0, an unknown
+# moe.experts or moe.exchange: each gives one clear error line naming the culprit, a non-zero exit of the 2-rank
+# job, and no checkpoint.
 source "$(dirname "$0")/lib.bash"
 make_tokens "$WORK/tokens.safetensors" 4000
 
@@ -44,6 +45,12 @@ expect_error calib "moe.calibration: every is not one of routed, all"
 variant mintok '' "moe:
   min_tokens: 0"
 expect_error mintok "moe.min_tokens: 0 is out of range: must be >= 1"
+variant placement '' "moe:
+  experts: owned"
+expect_error placement "moe.experts: owned is not one of sharded, replicated"
+variant exchange '' "moe:
+  exchange: rows"
+expect_error exchange "moe.exchange: rows is not one of auto, activations, hessians"
 # Control: the same model unbroken starts and completes.
 variant good
 "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/good.yaml" >"$WORK/good.out" 2>"$WORK/good.err" ||

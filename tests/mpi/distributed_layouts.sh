@@ -31,17 +31,32 @@ make_tokens "$WORK/tokens.safetensors" 4000
 # ranks:stages[:activations placement] (2:2:host: the activations live in host memory and
 # go through the device a micro-batch at a time, also as they stream between the stages)
 LAYOUTS=(1:1 2:2 2:2:host 2:1 3:3 4:4 4:2 4:1)
+# A mixture of experts shards its routed experts over the replicas (moe.experts: sharded, the
+# default; worker/expert_shards.h): 2:1, 4:2 and 4:1 run that way with moe.exchange auto. The
+# variants (a fourth field) run 2 or 4 replicas with the calibration sent to the experts' owners
+# as activations or as partial Hessians, or with the experts replicated (every replica
+# quantizing a slice of every expert's rows). replicated and hessians on 2 replicas must give the
+# same codes bit for bit (two partial Hessians sum the same in either order; GPTQ's rows are
+# independent given H); every variant is held to the same bounds against 1 rank as the layouts
+# (with 4 replicas and 3 experts one replica owns none).
+[[ $GPTQD_TEST_FAMILY == moe ]] &&
+  LAYOUTS+=(2:1:device:replicated 2:1:device:hessians 2:1:device:activations 4:1:host:activations)
 for lay in "${LAYOUTS[@]}"; do
-  IFS=: read -r np st acts <<<"$lay"
+  IFS=: read -r np st acts variant <<<"$lay"
   acts=${acts:-device}
   tag=${lay//:/x}
+  moe=""
+  case $variant in
+    replicated) moe=$'\nmoe:\n  experts: replicated' ;;
+    hessians | activations) moe=$'\nmoe:\n  exchange: '$variant ;;
+  esac
   write_config "$WORK/$tag.yaml" "$WORK/model" "$WORK/$tag.h5" "  act_order: true
 sweep:
   true_sequential: [true, false]
 parallel:
   stages: $st
   activations: $acts
-  factorization: $FACTORIZATION"
+  factorization: $FACTORIZATION$moe"
   start=$(date +%s%N)
   timeout 300 "${MPIRUN[@]}" -np "$np" "$BIN" quantize "$WORK/$tag.yaml" --threads 1 \
     >"$WORK/$tag.out" 2>"$WORK/$tag.err" || { cat "$WORK/$tag.err"; fail "$np ranks, $st stages: quantize failed"; }
@@ -55,6 +70,13 @@ parallel:
   if [[ $FACTORIZATION == distributed && $np -gt $st ]]; then
     grep -q "factorization: distributed, once per stage on a" "$WORK/$tag.err" ||
       { cat "$WORK/$tag.err"; fail "$tag: the distributed factorization was not used"; }
+  fi
+  if [[ $GPTQD_TEST_FAMILY == moe && $np -gt $st ]]; then
+    want="routed experts sharded over each stage's $((np / st)) replicas"
+    [[ $variant == replicated ]] && want="routed experts replicated (moe.experts)"
+    [[ $variant == activations ]] && want="activations for the experts' gate_proj/up_proj inputs"
+    [[ $variant == hessians ]] && want="Hessians for the experts' gate_proj/up_proj inputs"
+    grep -q "$want" "$WORK/$tag.err" || { cat "$WORK/$tag.err"; fail "$tag: not '$want'"; }
   fi
   rows=$(grep -cE "^ +[0-3] +(self_attention|self_attn|mlp)" "$WORK/$tag.out")
   [[ $rows -eq $((8 * LAYERS_PER_BLOCK)) ]] || { cat "$WORK/$tag.out"; fail "$tag: $rows report rows, expected 4 blocks x $LAYERS_PER_BLOCK layers x 2 runs"; }
@@ -81,6 +103,19 @@ def load(tag):
 res = {t: load(t) for t in layouts}
 replicas = {t: int(t.split(":")[0]) // int(t.split(":")[1]) for t in layouts}
 
+# Routed experts replicated against sharded with partial Hessians over the same 2 replicas: the
+# same codes, scales, zeros, g_idx, perm and bias bit for bit (the stats are summed over slices
+# in one and computed whole in the other: they differ in their last bits).
+variants = [t for t in layouts if t.count(":") == 3]
+if "2:1:device:replicated" in variants:
+    a, b = res["2:1:device:hessians"][0], res["2:1:device:replicated"][0]
+    assert a.keys() == b.keys()
+    for k in a:
+        for n in ARRAYS:
+            assert np.array_equal(a[k][n], b[k][n]), f"experts replicated vs sharded: {k} {n} differ"
+    print("2:1:device:replicated == 2:1:device:hessians bit for bit")
+layouts = [t for t in layouts if t not in variants]
+
 # Same replica count: identical files (stats except the seconds column).
 first = {}
 for t in layouts:
@@ -100,7 +135,7 @@ for t in layouts:
 
 # Other replica counts against one rank.
 ref, ref_stats = res["1:1"]
-for r, t in sorted(first.items()):
+for r, t in sorted(first.items()) + [(replicas[t], t) for t in variants]:
     if r == 1:
         continue
     x, x_stats = res[t]

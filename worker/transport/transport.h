@@ -99,6 +99,11 @@ class ReplicaGroup {
   // summation depends only on the group's size, so results do not depend on which stage the
   // group serves.
   virtual void allreduce_sum(float* data, int64_t count) = 0;
+  // In place at `root`: its data[i] becomes the sum over the members of their data[i]; the
+  // other members' data is left unspecified (a routed expert's Hessian, which only its owner
+  // needs: ReplicaContext::shard_experts). The summation order depends only on the group's
+  // size and the root.
+  virtual void reduce_sum(float* data, int64_t count, int root) = 0;
   // In place, `count` doubles (layer statistics, completion maps).
   virtual void allreduce(double* data, int64_t count, ReduceOp op) = 0;
   // In place: data is [row_offsets.back(), cols] row-major; member i provides rows
@@ -106,6 +111,12 @@ class ReplicaGroup {
   // row_offsets has size() + 1 entries, non-decreasing, starting at 0.
   virtual void allgather_rows(float* data, const std::vector<int64_t>& row_offsets,
                               int64_t cols) = 0;
+  // Rows to one member: every member gives `rows` rows of `cols` floats (any count, 0
+  // included); at `root`, *all becomes their concatenation in member order and *offsets
+  // (size() + 1 entries) where each member's rows start; the others' outputs are cleared.
+  // (A routed expert's captured inputs sent to its owner: ReplicaContext::shard_experts.)
+  virtual void gather_rows(const float* data, int64_t rows, int64_t cols, int root,
+                           std::vector<float>* all, std::vector<int64_t>* offsets) = 0;
   virtual void barrier() = 0;
 };
 

@@ -171,6 +171,20 @@ class MpiReplicaGroup final : public ReplicaGroup {
     }
   }
 
+  void reduce_sum(float* data, int64_t count, int root) override {
+    GPTQD_CHECK(root >= 0 && root < size_, "reduce_sum to member {} of {}", root, size_);
+    if (size_ == 1) return;
+    arrive();
+    const BlockingSection busy("an expert's Hessian sum at its owner (MPI_Reduce)");
+    test_hook_in_sum(rank_);
+    for (int64_t off = 0; off < count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
+      const void* send = rank_ == root ? MPI_IN_PLACE : data + off;
+      void* recv = rank_ == root ? data + off : nullptr;
+      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, root, comm_), "MPI_Reduce", n, root);
+    }
+  }
+
   void allreduce(double* data, int64_t count, ReduceOp op) override {
     if (size_ == 1) return;
     MPI_Op mop = MPI_SUM;
@@ -216,6 +230,48 @@ class MpiReplicaGroup final : public ReplicaGroup {
                                   displs.data(), row, comm_);
     MPI_Type_free(&row);
     check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
+  }
+
+  void gather_rows(const float* data, int64_t rows, int64_t cols, int root,
+                   std::vector<float>* all, std::vector<int64_t>* offsets) override {
+    GPTQD_CHECK(root >= 0 && root < size_ && rows >= 0 && cols > 0 && cols < INT_MAX,
+                "gather_rows: {} rows of {} to member {} of {}", rows, cols, root, size_);
+    all->clear();
+    offsets->clear();
+    long long mine = rows;
+    std::vector<long long> counts(rank_ == root ? size_ : 0);
+    if (size_ > 1) {
+      arrive();
+      const BlockingSection busy("an expert's routed inputs to its owner (MPI_Gatherv)");
+      check_rc(MPI_Gather(&mine, 1, MPI_LONG_LONG, counts.data(), 1, MPI_LONG_LONG, root, comm_),
+               "MPI_Gather", 1, root);
+    } else {
+      counts[0] = mine;
+    }
+    std::vector<int> n(counts.size()), displs(counts.size());
+    if (rank_ == root) {
+      offsets->assign(static_cast<size_t>(size_) + 1, 0);
+      for (int i = 0; i < size_; ++i) (*offsets)[i + 1] = (*offsets)[i] + counts[i];
+      GPTQD_CHECK(offsets->back() < INT_MAX, "gather_rows: {} rows exceed MPI's counts",
+                  offsets->back());
+      for (int i = 0; i < size_; ++i) {
+        n[i] = static_cast<int>(counts[i]);
+        displs[i] = static_cast<int>((*offsets)[i]);
+      }
+      all->resize(static_cast<size_t>(offsets->back() * cols));
+    }
+    if (size_ == 1) {
+      std::copy(data, data + rows * cols, all->begin());
+      return;
+    }
+    const BlockingSection busy("an expert's routed inputs to its owner (MPI_Gatherv)");
+    MPI_Datatype row;
+    MPI_Type_contiguous(static_cast<int>(cols), MPI_FLOAT, &row);
+    MPI_Type_commit(&row);
+    const int rc = MPI_Gatherv(data, static_cast<int>(rows), row, all->data(), n.data(),
+                               displs.data(), row, root, comm_);
+    MPI_Type_free(&row);
+    check_rc(rc, "MPI_Gatherv", rows * cols, root);
   }
 
   void barrier() override { arrive(); }
