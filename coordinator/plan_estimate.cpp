@@ -107,6 +107,8 @@ MemoryWorkload memory_workload(const Workload& w, int64_t samples, int replicas,
   mw.fast = w.fast;
   mw.kept_input = w.concurrent;
   mw.original_inputs = w.original_inputs;
+  mw.moe = w.moe;
+  mw.stage_samples = w.nsamples;
   return mw;
 }
 
@@ -318,6 +320,7 @@ Workload workload_of(const JobConfig& job, int64_t file_dtype_bytes) {
   w.concurrent = job.calibration.stages_at_once();
   w.original_inputs = job.calibration.original_within_stage();
   w.sequential_passes = job.parallel.sequential_passes;
+  w.moe = job.moe;
   w.file_dtype_bytes = file_dtype_bytes;
   return w;
 }

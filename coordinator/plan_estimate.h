@@ -89,6 +89,7 @@ struct Workload {
   bool concurrent = false;       // calibration.inputs original: every stage quantizes at once
   bool original_inputs = false;  // calibration.inputs original: the original output pass
   std::string sequential_passes = "auto";  // parallel.sequential_passes
+  MoeConfig moe;                           // moe.* (the experts' sharding)
 };
 
 // parallel.factorization's text as a FactorSetting; InputError for anything else.

@@ -258,8 +258,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
         const int owner = expert_owner(rc, expert);
         if (owner >= 0) sharded.push_back(i);
         if (owner < 0 || owner == rc.rank()) {
-          report_progress(
-              fmt::format("{} of {}", starved ? "RTN" : "GPTQ", d.linears[i].module));
+          report_progress(fmt::format("{} of {}", starved ? "RTN" : "GPTQ", d.linears[i].module));
           result[i] = quantize_linear(be, w.linears[i], hs[k].h, gptq_options(q, label),
                                       owner < 0 ? rc : alone, starved);
         }

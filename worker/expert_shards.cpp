@@ -29,8 +29,8 @@ bool routes_activations(const ModelSpec& d, int replicas, int64_t samples, int64
   return rows < static_cast<double>(l.in);
 }
 
-std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t samples,
-                                     int64_t seq, const MoeConfig& moe) {
+std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t samples, int64_t seq,
+                                     const MoeConfig& moe) {
   // Expert 0's inputs stand for every expert's (all experts have the same shapes).
   std::string out;
   for (int k = 0; k < d.n_inputs; ++k) {
@@ -41,10 +41,10 @@ std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t s
       const std::string& m = d.linears[static_cast<size_t>(i)].module;
       names += (names.empty() ? "" : "/") + m.substr(m.rfind('.') + 1);
     }
-    out += fmt::format("{}{} for the experts' {} inputs (width {})", out.empty() ? "" : ", ",
-                       routes_activations(d, replicas, samples, seq, moe, k) ? "activations"
-                                                                             : "Hessians",
-                       names, l.in);
+    out += fmt::format(
+        "{}{} for the experts' {} inputs (width {})", out.empty() ? "" : ", ",
+        routes_activations(d, replicas, samples, seq, moe, k) ? "activations" : "Hessians", names,
+        l.in);
   }
   return out;
 }
@@ -58,8 +58,8 @@ ExpertOutbox::ExpertOutbox(Backend& be, const ModelSpec& d, const ReplicaContext
       rows_(static_cast<size_t>(d.n_inputs)),
       count_(static_cast<size_t>(d.n_inputs), 0) {
   for (int k = 0; k < d.n_inputs; ++k)
-    routes_[k] = rc.shard_experts &&
-                 routes_activations(d, rc.size(), rc.total_samples, seq, moe, k);
+    routes_[k] =
+        rc.shard_experts && routes_activations(d, rc.size(), rc.total_samples, seq, moe, k);
 }
 
 bool ExpertOutbox::take(int input, const float* x, int64_t tokens) {

@@ -39,8 +39,8 @@ bool routes_activations(const ModelSpec& d, int replicas, int64_t samples, int64
 // For the job's log: how each kind of expert input is exchanged, e.g. "activations for the
 // experts' gate/up inputs (width 64), Hessians for their down inputs (width 128)"; empty when
 // nothing is sharded.
-std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t samples,
-                                     int64_t seq, const MoeConfig& moe);
+std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t samples, int64_t seq,
+                                     const MoeConfig& moe);
 
 // The capture side of `activations`: the rows of the inputs that route activations and that
 // another replica owns, kept on the host until deliver(); and every such input's local count.
@@ -57,8 +57,7 @@ class ExpertOutbox {
   // which adds them to acc[k] (its own rows are already there) replica by replica; every
   // replica's totals[k] becomes the input's rows over all replicas. Empties the outboxes.
   void deliver(const std::vector<int>& inputs,
-               std::vector<std::unique_ptr<HessianAccumulator>>& acc,
-               std::vector<int64_t>* totals);
+               std::vector<std::unique_ptr<HessianAccumulator>>& acc, std::vector<int64_t>* totals);
 
  private:
   Backend* be_;

@@ -9,6 +9,7 @@
 
 #include "base/check.h"
 #include "kernels/attention_scratch.h"
+#include "worker/expert_shards.h"
 #include "worker/families/family_forward.h"
 #include "worker/sequential_pass.h"
 
@@ -25,18 +26,59 @@ double block_weight_floats(const ModelSpec& d) {
   return n;
 }
 
+int replicas_of(const MemoryWorkload& w) { return std::max(1, w.replicas); }
+
+int64_t stage_samples(const MemoryWorkload& w) {
+  return w.stage_samples > 0 ? w.stage_samples : w.samples * replicas_of(w);
+}
+
+// Whether linear l's rows are all quantized by one replica (a sharded routed expert).
+bool quantized_whole(const LinearSpec& l, const MemoryWorkload& w) {
+  return l.expert >= 0 && replicas_of(w) > 1 && w.moe.experts == "sharded";
+}
+
 // The Hessians of each of a block's groups, in bytes: one per Hessian input of the group (one in
 // dense families; a mixture of experts has one per expert), all held at once while the group is
-// captured and quantized.
-std::vector<double> group_hessian_bytes(const ModelSpec& d) {
+// captured and quantized. With sharded experts whose activations go to their owners, a replica
+// holds its own experts' only (the replica owning the most of the group's).
+std::vector<double> group_hessian_bytes(const ModelSpec& d, const MemoryWorkload& w) {
+  const int R = replicas_of(w);
   std::vector<double> out;
   for (int g = 0; g < d.n_groups; ++g) {
     double bytes = 0;
+    std::vector<double> owned(static_cast<size_t>(R), 0.0);
     for (int k : d.group_inputs(g)) {
-      const double c = static_cast<double>(d.linears[d.input_members(k)[0]].in);
-      bytes += 4 * c * c;
+      const LinearSpec& l = d.linears[d.input_members(k)[0]];
+      const double c = static_cast<double>(l.in);
+      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k))
+        owned[static_cast<size_t>(l.expert % R)] += 4 * c * c;
+      else
+        bytes += 4 * c * c;
     }
-    out.push_back(bytes);
+    out.push_back(bytes + *std::max_element(owned.begin(), owned.end()));
+  }
+  return out;
+}
+
+// The host rows a replica keeps for other replicas' experts during each group's capture (0
+// without activations exchanged): at most T_r k rows of each expert input kind (T_r per expert
+// with moe.calibration all), whatever the router does.
+std::vector<double> group_outbox_bytes(const ModelSpec& d, const MemoryWorkload& w) {
+  const int R = replicas_of(w);
+  const double tokens = static_cast<double>(w.samples) * static_cast<double>(w.seqlen);
+  const double top_k =
+      w.moe.calibration == "all" ? 1.0 : static_cast<double>(d.config.experts_per_tok);
+  const double experts = w.moe.calibration == "all"
+                             ? 1.0
+                             : static_cast<double>(std::max<int64_t>(d.config.n_experts, 1));
+  std::vector<double> out;
+  for (int g = 0; g < d.n_groups; ++g) {
+    double widths = 0;  // of the group's inputs that route activations
+    for (int k : d.group_inputs(g)) {
+      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k))
+        widths += static_cast<double>(d.linears[d.input_members(k)[0]].in);
+    }
+    out.push_back(4 * tokens * top_k * widths / experts);
   }
   return out;
 }
@@ -104,12 +146,13 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   m.workspace = u64(4 * micro * seq * per_token + rope_tables);
   m.scores = static_cast<uint64_t>(attention_score_bytes(w.seqlen, d.n_head));
   double all_h = 0, max_h = 0, gptq = 0;
-  for (double hess : group_hessian_bytes(d)) {
+  for (double hess : group_hessian_bytes(d, w)) {
     all_h += hess;
     max_h = std::max(max_h, hess);
   }
-  for (const LinearDims& l : linear_dims(d)) {
-    const double r = ceil_div(l.rows, std::max(1, w.replicas)), c = l.cols;
+  for (const LinearSpec& l : d.linears) {
+    const double rows = static_cast<double>(l.out), c = static_cast<double>(l.in);
+    const double r = quantized_whole(l, w) ? rows : ceil_div(rows, replicas_of(w));
     const double g = w.group_size > 0 ? ceil_div(c, static_cast<double>(w.group_size)) : 1;
     const double b = std::min(c, static_cast<double>(std::max<int64_t>(1, w.block_size)));
     const double factor = 4 * r * c + 8 * g * r + 4 * c + 12 * c * c;
@@ -131,22 +174,32 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
 
 uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double h = static_cast<double>(d.hidden);
-  double largest_h = 0, all_h = 0, largest_layer = 0;
-  for (double hess : group_hessian_bytes(d)) {
+  double largest_h = 0, all_h = 0, largest_layer = 0, largest_out = 0, all_out = 0;
+  for (double hess : group_hessian_bytes(d, w)) {
     largest_h = std::max(largest_h, hess);
     all_h += hess;
   }
-  for (const LinearDims& l : linear_dims(d))
-    largest_layer = std::max(largest_layer, l.rows * l.cols);
+  for (double rows : group_outbox_bytes(d, w)) {
+    largest_out = std::max(largest_out, rows);
+    all_out += rows;
+  }
+  // A layer's results: its dequantized rows and the gathered whole (with replicas), or the whole
+  // twice for a sharded expert's owner.
+  for (const LinearSpec& l : d.linears) {
+    const double n = static_cast<double>(l.out) * static_cast<double>(l.in);
+    largest_layer =
+        std::max(largest_layer, n * (quantized_whole(l, w) ? 2 : 1 + 1.0 / replicas_of(w)));
+  }
   // The current block's host copy, the next one's as read and its pinned staging.
   const double weights = 3 * 4 * block_weight_floats(d);
   const double hessians = (w.true_sequential ? largest_h : all_h) + largest_h;
-  const double results = 4 * largest_layer * (1 + 1.0 / std::max(1, w.replicas));
+  const double outbox = w.true_sequential ? largest_out : all_out;
+  const double results = 4 * largest_layer;
   const double one_copy = 4 * static_cast<double>(w.samples) * static_cast<double>(w.seqlen) * h;
   const double acts =
       (w.activations_on_host ? one_copy + static_cast<double>(sequential_state_bytes(d, w)) : 0) +
       (w.kept_input ? one_copy : 0);
-  return u64(weights + hessians + results + acts);
+  return u64(weights + hessians + outbox + results + acts);
 }
 
 bool activations_on_host(const ModelSpec& d, MemoryWorkload w, ActivationPlacement where,

@@ -44,6 +44,7 @@
 #include <string>
 #include <vector>
 
+#include "io/job/job_config.h"
 #include "io/model/model_spec.h"
 
 namespace gptqd {
@@ -85,6 +86,13 @@ struct MemoryWorkload {
   // whether each block's input is kept beside its state (calibration.inputs original).
   bool one_pass = false;
   bool original_inputs = false;
+  // Mixtures of experts: how the replicas share the routed experts (worker/expert_shards.h).
+  // Sharded, an owner quantizes its experts' rows whole; with activations exchanged a replica
+  // holds its own experts' Hessians only (ceil(E / R) of a group's) and keeps the rows it routes
+  // to the others on the host until the group's capture ends (at most T_r k rows per expert
+  // input kind, T_r every routed expert's with moe.calibration all).
+  MoeConfig moe;
+  int64_t stage_samples = 0;  // the samples of all the stage's replicas (0: samples x replicas)
 };
 
 struct DeviceMemory {

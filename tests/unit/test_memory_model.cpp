@@ -96,6 +96,39 @@ TEST(MemoryModelMoe, IsTheMeasuredDevicePeakToTheByte) {
   }
 }
 
+// Routed experts sharded over 2 replicas (worker/expert_shards.h) on the Qwen2-MoE fixture
+// (hidden 32, 3 experts of 16 top-1, a shared expert of 40): the largest group is the experts' and
+// the shared expert's gate/up inputs, four 32-wide Hessians of 4 x 32^2 bytes. With partial
+// Hessians exchanged (or experts replicated) a replica holds all four; with activations, the
+// shared expert's and its own experts' (replica 0 owns experts 0 and 2), and on the host the rows
+// it routes: at most its 5 x 32 tokens x top-1 rows of 32 floats.
+TEST(MemoryModelMoe, ShardedExpertsHoldTheirOwnHessiansOnly) {
+  const ModelSpec d = HfModel::open(test::source_path("tests/fixtures/moe/qwen2_moe")).spec();
+  const uint64_t one = 4 * 32 * 32;
+  MemoryWorkload w;
+  w.samples = 5;
+  w.seqlen = 32;
+  w.replicas = 2;
+  w.moe.experts = "replicated";
+  EXPECT_EQ(device_memory(d, w).hessians, 4 * one);
+  w.moe.experts = "sharded";
+  w.moe.exchange = "hessians";
+  EXPECT_EQ(device_memory(d, w).hessians, 4 * one) << "a partial Hessian of every expert";
+  const uint64_t host = host_memory(d, w);
+  w.moe.exchange = "activations";
+  EXPECT_EQ(device_memory(d, w).hessians, 3 * one) << "the shared expert's and two owned";
+  EXPECT_EQ(host_memory(d, w), host - 2 * one + 4 * 5 * 32 * 32)
+      << "its host copies of the Hessians, and the routed rows";
+  // auto: 10 x 32 tokens over 2 replicas, top-1 of 3 experts: 53 rows per expert and replica,
+  // more than the 32-wide input: partial Hessians; 2 x 32 tokens: 11 rows, activations.
+  w.moe.exchange = "auto";
+  EXPECT_EQ(device_memory(d, w).hessians, 4 * one);
+  w.samples = 1;
+  EXPECT_EQ(device_memory(d, w).hessians, 3 * one);
+  w.replicas = 1;
+  EXPECT_EQ(device_memory(d, w).hessians, 4 * one) << "one replica owns everything";
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Settings, MemoryModelTest,
     ::testing::Values(Case{true, false, 32, 128, 1, false}, Case{true, true, -1, 16, 2, false},
