@@ -244,6 +244,23 @@ void log_model_residency(const std::string& model_dir) {
 
 // The rank's host memory (the memory model's host working set, plus its backend buffers on
 // the CPU backend) times the ranks on this node must fit what the machine has available.
+// Collective: rank 0 logs the largest backend-buffer peak any rank measured (Backend::
+// memory_stats: what the device held, on the CPU backend what it would hold), beside the
+// estimate logged at the start.
+void log_measured_peaks(MPI_Comm comm, const MemoryStats& mine) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  const long long peak = mine.device_peak;
+  std::vector<long long> all(rank == 0 ? size : 0);
+  MPI_Gather(&peak, 1, MPI_LONG_LONG, all.data(), 1, MPI_LONG_LONG, 0, comm);
+  if (rank != 0) return;
+  const auto most = std::max_element(all.begin(), all.end());
+  GPTQD_LOG_INFO("measured peak of backend buffers: {} (rank {}); the least of the ranks {}",
+                 format_bytes(static_cast<uint64_t>(*most)), most - all.begin(),
+                 format_bytes(static_cast<uint64_t>(*std::min_element(all.begin(), all.end()))));
+}
+
 void check_host_memory(const RankEstimate& r, bool on_gpu, int ranks_here) {
   const uint64_t avail = host_available_bytes();
   if (avail == 0) return;  // unknown: not Linux
@@ -606,6 +623,7 @@ int run_quantize(const QuantizeOptions& opt, MPI_Comm comm) {
 
   // 7. Report and close (collective). Earlier stages finish first: they wait here asleep.
   yielding_barrier(comm);
+  log_measured_peaks(comm, be.memory_stats());
   const std::vector<LayerReport> all = gather_reports(comm, 0, mine);
   liveness.finish();
   // A job whose checkpoint was removed or replaced meanwhile (say by hand, or by a job on a

@@ -208,7 +208,7 @@ BlockResult quantize_block(Backend& be, const ModelSpec& d, BlockWeights& w, Act
     int64_t count = 0;
   };
   // Sharded experts' activations go to their owners after each capture (expert_shards.h).
-  ExpertOutbox outbox(be, d, rc, moe, act.seq);
+  ExpertOutbox outbox(be, d, rc, moe, act.seq, std::min(micro, act.nseq) * act.seq);
   // The group's Hessians once its capture is done (delivering the outboxes first).
   auto hessians_of = [&](Accumulators& acc, const std::vector<int>& inputs) {
     std::vector<InputHessian> hs(static_cast<size_t>(d.n_inputs));

@@ -50,10 +50,11 @@ std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t s
 }
 
 ExpertOutbox::ExpertOutbox(Backend& be, const ModelSpec& d, const ReplicaContext& rc,
-                           const MoeConfig& moe, int64_t seq)
+                           const MoeConfig& moe, int64_t seq, int64_t chunk_rows)
     : be_(&be),
       d_(&d),
       rc_(&rc),
+      chunk_rows_(std::max<int64_t>(chunk_rows, 1)),
       routes_(static_cast<size_t>(d.n_inputs), false),
       rows_(static_cast<size_t>(d.n_inputs)),
       count_(static_cast<size_t>(d.n_inputs), 0) {
@@ -101,12 +102,16 @@ void ExpertOutbox::deliver(const std::vector<int>& inputs,
     std::vector<float>().swap(mine);
     if (owner != me) continue;
     GPTQD_CHECK(acc[static_cast<size_t>(k)] != nullptr, "no accumulator for owned input {}", k);
+    // Each replica's rows in its order, uploaded chunk_rows_ at a time.
+    Buffer x(*be_, std::min(offsets.back(), chunk_rows_) * l.in);
     for (int r = 0; r < rc_->size(); ++r) {
-      const int64_t n = offsets[static_cast<size_t>(r) + 1] - offsets[static_cast<size_t>(r)];
-      if (r == me || n == 0) continue;
-      Buffer x(*be_, n * l.in);
-      be_->to_device(x.data(), all.data() + offsets[static_cast<size_t>(r)] * l.in, n * l.in);
-      acc[static_cast<size_t>(k)]->add(x.data(), n, n);
+      if (r == me) continue;
+      for (int64_t i = offsets[static_cast<size_t>(r)]; i < offsets[static_cast<size_t>(r) + 1];
+           i += chunk_rows_) {
+        const int64_t n = std::min(chunk_rows_, offsets[static_cast<size_t>(r) + 1] - i);
+        be_->to_device(x.data(), all.data() + i * l.in, n * l.in);
+        acc[static_cast<size_t>(k)]->add(x.data(), n, n);
+      }
     }
   }
 }

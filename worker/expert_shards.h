@@ -46,8 +46,10 @@ std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t s
 // another replica owns, kept on the host until deliver(); and every such input's local count.
 class ExpertOutbox {
  public:
+  // The owner adds the rows it receives `chunk_rows` at a time (one device buffer of that many
+  // rows of the input: worker/memory_model.h counts it).
   ExpertOutbox(Backend& be, const ModelSpec& d, const ReplicaContext& rc, const MoeConfig& moe,
-               int64_t seq);
+               int64_t seq, int64_t chunk_rows);
   // Whether input k routes activations (fixed for the block).
   bool routes(int input) const { return routes_[static_cast<size_t>(input)]; }
   // Called by the capture for every Hessian input: counts the rows of a routing input and keeps
@@ -63,6 +65,7 @@ class ExpertOutbox {
   Backend* be_;
   const ModelSpec* d_;
   const ReplicaContext* rc_;
+  int64_t chunk_rows_;
   std::vector<bool> routes_;
   std::vector<std::vector<float>> rows_;  // per input, the rows another replica owns
   std::vector<int64_t> count_;            // per input, this replica's rows

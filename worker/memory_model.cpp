@@ -83,6 +83,24 @@ std::vector<double> group_outbox_bytes(const ModelSpec& d, const MemoryWorkload&
   return out;
 }
 
+// The device buffer an owner uploads received rows through (ExpertOutbox::deliver): one
+// micro-batch of tokens of the group's widest input that routes activations.
+std::vector<double> group_inbox_bytes(const ModelSpec& d, const MemoryWorkload& w) {
+  const int R = replicas_of(w);
+  const double micro =
+      static_cast<double>(std::max<int64_t>(1, std::min(w.micro_batch, w.samples)));
+  std::vector<double> out;
+  for (int g = 0; g < d.n_groups; ++g) {
+    double widest = 0;
+    for (int k : d.group_inputs(g)) {
+      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k))
+        widest = std::max(widest, static_cast<double>(d.linears[d.input_members(k)[0]].in));
+    }
+    out.push_back(4 * micro * static_cast<double>(w.seqlen) * widest);
+  }
+  return out;
+}
+
 uint64_t u64(double x) { return static_cast<uint64_t>(x); }
 
 }  // namespace
@@ -145,10 +163,12 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double rope_tables = rope ? 4.0 * seq * static_cast<double>(d.head_dim) : 0.0;
   m.workspace = u64(4 * micro * seq * per_token + rope_tables);
   m.scores = static_cast<uint64_t>(attention_score_bytes(w.seqlen, d.n_head));
-  double all_h = 0, max_h = 0, gptq = 0;
-  for (double hess : group_hessian_bytes(d, w)) {
-    all_h += hess;
-    max_h = std::max(max_h, hess);
+  double all_h = 0, max_h = 0, max_inbox = 0, gptq = 0;
+  const std::vector<double> hess = group_hessian_bytes(d, w), inbox = group_inbox_bytes(d, w);
+  for (size_t g = 0; g < hess.size(); ++g) {
+    all_h += hess[g];
+    max_h = std::max(max_h, hess[g] + inbox[g]);
+    max_inbox = std::max(max_inbox, inbox[g]);
   }
   for (const LinearSpec& l : d.linears) {
     const double rows = static_cast<double>(l.out), c = static_cast<double>(l.in);
@@ -166,7 +186,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
     for (const LinearDims& l : linear_dims(d)) gemm = std::max(gemm, 2 * micro * seq * l.cols);
     m.bf16_scratch = u64(gemm);
   }
-  m.hessians = u64(w.true_sequential ? max_h : all_h);
+  m.hessians = u64(w.true_sequential ? max_h : all_h + max_inbox);
   m.gptq = u64(gptq);
   m.sequential_state = w.activations_on_host ? 0 : sequential_state_bytes(d, w);
   return m;
