@@ -108,7 +108,7 @@ done
 echo "moe_shard: Mixtral-shaped, $EXPERTS experts top-2 of $HIDDEN x $FFN, $BLOCKS blocks," \
   "$SAMPLES x $SEQLEN tokens, 2 ranks = 1 stage x 2 replicas, --threads $THREADS," \
   "load $(cut -d' ' -f1-3 /proc/loadavg)"
-declare -A WALL FACTOR SUMS RSS
+declare -A WALL FACTOR SUMS RSS PEAK
 for ((r = 1; r <= ROUNDS; r++)); do
   order=("${MODES[@]}")
   ((r % 2 == 0)) && order=(activations hessians replicated)
@@ -129,18 +129,24 @@ for ((r = 1; r <= ROUNDS; r++)); do
     if [[ -z ${WALL[$m]:-} || $wall -lt ${WALL[$m]} ]]; then
       WALL[$m]=$wall FACTOR[$m]=$fac SUMS[$m]=$sums
     fi
-    RSS[$m]=$rss
+    RSS[$m]=$rss PEAK[$m]=$peak
   done
 done
-python3 - "${WALL[replicated]}" "${FACTOR[replicated]}" "${RSS[replicated]}" \
-  "${WALL[hessians]}" "${FACTOR[hessians]}" "${RSS[hessians]}" \
-  "${WALL[activations]}" "${FACTOR[activations]}" "${RSS[activations]}" <<'PY'
+python3 - "${WALL[replicated]}" "${FACTOR[replicated]}" "${RSS[replicated]}" "${PEAK[replicated]}" \
+  "${WALL[hessians]}" "${FACTOR[hessians]}" "${RSS[hessians]}" "${PEAK[hessians]}" \
+  "${WALL[activations]}" "${FACTOR[activations]}" "${RSS[activations]}" "${PEAK[activations]}" <<'PY'
 import sys
-v = list(map(float, sys.argv[1:]))
-rows = {"replicated": v[0:3], "sharded, hessians": v[3:6], "sharded, activations": v[6:9]}
+a = sys.argv[1:]
+def mib(s):  # "536.9 MiB" / "2.1 GiB" / "532 KiB" as MiB
+    v, u = s.split()
+    return float(v) * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024}[u]
+rows = {}
+for i, name in enumerate(["replicated", "sharded, hessians", "sharded, activations"]):
+    w, f, r, p = a[4 * i:4 * i + 4]
+    rows[name] = (float(w), float(f), float(r), mib(p))
 base = rows["replicated"]
-print(f"{'experts':22} {'wall s':>8} {'factor s':>9} {'max RSS MiB':>12}  vs replicated")
-for name, (w, f, r) in rows.items():
-    print(f"{name:22} {w / 1000:8.2f} {f:9.3f} {r / 1024:12.0f}  wall {w / base[0]:.2f}x, "
-          f"factorization {f / max(base[1], 1e-9):.2f}x, RSS {r / base[2]:.2f}x")
+print(f"{'experts':22} {'wall s':>8} {'factor s':>9} {'backend MiB':>12} {'RSS MiB':>8}  vs replicated")
+for name, (w, f, r, p) in rows.items():
+    print(f"{name:22} {w / 1000:8.2f} {f:9.3f} {p:12.1f} {r / 1024:8.0f}  wall {w / base[0]:.2f}x, "
+          f"factorization {f / max(base[1], 1e-9):.2f}x, backend peak {p / base[3]:.2f}x")
 PY
