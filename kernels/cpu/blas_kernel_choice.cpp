@@ -29,8 +29,10 @@ std::string blas_kernel_choice(const std::string& corename, Simd cpu, const char
   if (coretype_env != nullptr && coretype_env[0] != '\0') return {};
   const Simd kernels = kernel_simd(corename);
   if (kernels == Simd::kUnknown || cpu == Simd::kUnknown || kernels >= cpu) return {};
-  // Names every OpenBLAS since 0.3.10 knows; the AVX-512 families (SkylakeX, Cooperlake,
-  // SapphireRapids) share their single- and double-precision kernels.
+  // Names every OpenBLAS since 0.3.10 knows. SkylakeX also on CPUs with AVX512-BF16: Cooperlake
+  // (0.3.21 has no SapphireRapids) runs the same SGEMM, at the same speed and bits, and adds
+  // bf16 kernels that Debian's build leaves out (it exports no cblas_sbgemm), while its STRTRI
+  // gives other last bits (docs/performance.md, "bf16 on the CPU").
   switch (cpu) {
     case Simd::kAvx512:
       return "SkylakeX";

@@ -96,6 +96,8 @@ class CpuBackend final : public Backend {
   using PackB = std::function<void(int64_t r, float* dst, int64_t cols)>;
   // kFast's product: A rounded to bf16 and B packed by pack_b, each into counted scratch, then
   // one fp32 BLAS call (the products of bf16 values are exact in fp32; only the sums round).
+  // Not a bf16 GEMM (cblas_sbgemm): Debian's OpenBLAS does not export one, and oneMKL's ran at
+  // half the fp32 speed on a CPU with AVX512-BF16 (docs/performance.md, "bf16 on the CPU").
   void fast_gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, float alpha,
                  const float* a, int64_t lda, const PackB& pack_b, float beta, float* c,
                  int64_t ldc);
