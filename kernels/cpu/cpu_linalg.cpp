@@ -45,18 +45,20 @@ namespace {
 // Tiles stay large: a BLAS call packs the tile's rows of A and columns of B, a cost in
 // 1 / extent per multiply-add. Measured at one thread on this project's shapes (OpenBLAS 0.3.21,
 // 128..512 tokens by 256..1728 outputs): 64 x 64 tiles cost 8-15% over one call, 128 x 128
-// 2-8%, 256 x 256 0-5%. So a product splits only
+// 2-8%, 256 x 256 0-5%; at SmolLM2's (512 tokens x 576 -> 576, 192, 1536; 1536 -> 576) 128 x 144
+// tiles ran 118-120 GFLOP/s against 151-153 for one call, 256 x 288 tiles 140. So a product
+// splits only
 //   - into tiles of at least kMinTileExtent along the dimension split and kMinTileWork
 //     multiply-adds (thread start-up is tens of microseconds),
-//   - until there are kTargetTiles (enough for a few threads each; taken as threads finish
+//   - until there are kTargetTiles (an even share for 1, 2 or 4 threads; taken as threads finish
 //     them, so unequal speeds even out), further only while a tile keeps kLargeTileWork (a large
-//     product feeds many threads with tiles whose packing costs next to nothing),
+//     product feeds many threads with tiles whose packing costs little),
 //   - and never beyond kMaxTiles.
 // kTileAlign: extents in multiples of the BLAS kernels' register blocks.
 constexpr int64_t kMinTileExtent = 128;
 constexpr int64_t kMinTileWork = int64_t{1} << 21;
-constexpr int64_t kTargetTiles = 16;
-constexpr int64_t kLargeTileWork = int64_t{1} << 25;
+constexpr int64_t kTargetTiles = 4;
+constexpr int64_t kLargeTileWork = int64_t{1} << 26;
 constexpr int64_t kMaxTiles = 1024;
 constexpr int64_t kTileAlign = 16;
 
@@ -95,18 +97,22 @@ GemmTiles gemm_tiles(int64_t m, int64_t n, int64_t k) {
   return {tm, tn, ceil_div(m, tm), ceil_div(n, tn)};
 }
 
-// The extent halves while worth_splitting, counting the upper triangle's tiles.
+// The number of parts along d grows 1, 2, 3, 4, 6, 8, 12, ... while worth_splitting, counting
+// the upper triangle's tiles: 3 parts (6 tiles) keep 192-wide tiles for SmolLM2's 576 inputs,
+// where halving alone jumped from 288 to 144 (144-wide tiles ran 107-125 GFLOP/s against
+// 125-128 at one thread, 183-216 against 228-230 at two).
 int64_t xtx_tile(int64_t d, int64_t n) {
   n = std::max<int64_t>(n, 1);
   auto upper = [&](int64_t t) {
     const int64_t c = ceil_div(d, t);
     return c * (c + 1) / 2;
   };
+  auto more = [](int64_t p) { return p == 1 ? 2 : (p & (p - 1)) == 0 ? p + p / 2 : p / 3 * 4; };
   int64_t parts = 1;
   for (;;) {
-    const int64_t t = tile_extent(d, parts), next = tile_extent(d, 2 * parts);
+    const int64_t t = tile_extent(d, parts), next = tile_extent(d, more(parts));
     if (!worth_splitting(next, next * next * n, upper(t), upper(next))) break;
-    parts *= 2;
+    parts = more(parts);
   }
   return tile_extent(d, parts);
 }
