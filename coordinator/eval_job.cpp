@@ -66,13 +66,21 @@ void check_checkpoint(const Checkpoint& ckpt, const HfModel& model, const ModelS
   GPTQD_INPUT_CHECK(l.family == family_name(d.family),
                     "checkpoint {} holds a {} model but {} is a {} model", ckpt.path(), l.family,
                     model.dir(), family_name(d.family));
-  for (const LinearSpec& ls : d.linears) {
-    const int k = layer_index(l, ls.module);
-    GPTQD_INPUT_CHECK(k >= 0, "checkpoint {} has no layer {}", ckpt.path(), ls.module);
-    const CkptLayerShape& s = l.layers[static_cast<size_t>(k)];
-    GPTQD_INPUT_CHECK(s.rows == ls.out && s.cols == ls.in,
-                      "checkpoint {}: layer {} is {}x{} but the model {} has {}x{}", ckpt.path(),
-                      ls.module, s.rows, s.cols, model.dir(), ls.out, ls.in);
+  // Every block when they are of several kinds (which layers each holds); else block 0 stands
+  // for all.
+  const int64_t blocks = d.mixed() ? d.n_layer : std::min<int64_t>(1, d.n_layer);
+  for (int64_t b = 0; b < blocks; ++b) {
+    for (const LinearSpec& ls : d.block(b).linears) {
+      const int k = layer_index(l, ls.module);
+      GPTQD_INPUT_CHECK(k >= 0, "checkpoint {} has no layer {}", ckpt.path(), ls.module);
+      GPTQD_INPUT_CHECK(block_has_layer(l, b, k),
+                        "checkpoint {}: block {} has no layer {}, which the model {} has there",
+                        ckpt.path(), b, ls.module, model.dir());
+      const CkptLayerShape& s = l.layers[static_cast<size_t>(k)];
+      GPTQD_INPUT_CHECK(s.rows == ls.out && s.cols == ls.in,
+                        "checkpoint {}: layer {} is {}x{} but the model {} has {}x{}", ckpt.path(),
+                        ls.module, s.rows, s.cols, model.dir(), ls.out, ls.in);
+    }
   }
   for (const CkptRunSpec& r : runs) {
     const std::vector<uint8_t> done = ckpt.completion(r.name);
@@ -341,7 +349,7 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
       for (size_t i = 0; i < w.linears.size(); ++i) {
         LinearWeights& lw = w.linears[i];
         const std::string label =
-            fmt::format("RTN {} block {} {}", r.name, block, s.dims.linears[i].module);
+            fmt::format("RTN {} block {} {}", r.name, block, s.dims.block(block).linears[i].module);
         set_linear_weights(
             b, lw,
             rtn_quantize(b, lw.host_w.data(), lw.out, lw.in, gptq_options(r, label)).dequant);
@@ -355,8 +363,9 @@ int run_eval(const EvalOptions& opt, MPI_Comm comm, EvalReport* report) {
     EvalRow gptq{r.name, r.bits, r.group_size, "GPTQ", 0};
     auto gptq_hook = [&](int64_t block, BlockWeights& w) {
       for (size_t i = 0; i < w.linears.size(); ++i) {
-        set_linear_weights(b, w.linears[i],
-                           s.ckpt->dequantize(r.name, block, s.dims.linears[i].module));
+        set_linear_weights(
+            b, w.linears[i],
+            s.ckpt->dequantize(r.name, block, s.dims.block(block).linears[i].module));
       }
     };
     if (!evaluate(comm, b, s, windows, nwin, fmt::format("[{}] GPTQ", r.name), gptq_hook,

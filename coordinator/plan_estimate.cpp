@@ -61,6 +61,22 @@ PhaseFlops block_flops(const ModelSpec& d, const Workload& w, int64_t samples, i
   return p;
 }
 
+// The block kind with the most weights (ModelSpec::kinds; the one kind of most models).
+const ModelSpec& heaviest_kind(const ModelSpec& d) {
+  const ModelSpec* best = &d.kind(0);
+  double most = -1;
+  for (int k = 0; k < d.n_kinds(); ++k) {
+    double n = 0;
+    for (const LinearSpec& l : d.kind(k).linears)
+      n += static_cast<double>(l.out) * static_cast<double>(l.in);
+    if (n > most) {
+      most = n;
+      best = &d.kind(k);
+    }
+  }
+  return *best;
+}
+
 // Concurrent stages (header): when each stage's input is ready, e_s, from F_s and M.
 void pipeline_original_forward(PlanEstimate& e, double micro_batches) {
   double first_out = 0, last_out = 0;
@@ -138,7 +154,10 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
               "machine rates must be positive");
   const double h = static_cast<double>(d.hidden);
   const double seq = static_cast<double>(w.seqlen);
-  const auto lin = linear_dims(d);
+  // Blocks of several kinds (dense-MLP and MoE blocks): every block is costed as the heaviest
+  // kind, an upper bound (the memory figures already take the largest kind's).
+  const ModelSpec& k = heaviest_kind(d);
+  const auto lin = linear_dims(k);
   const int replicas = plan.replicas;
   const double file_block = static_cast<double>(block_weight_bytes(d)) / 4 * w.file_dtype_bytes;
   const double file_emb = static_cast<double>(embedding_weight_bytes(d)) / 4 * w.file_dtype_bytes;
@@ -186,12 +205,12 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
       e.ranks.push_back(re);
       st.samples = std::max(st.samples, n_r);
     }
-    st.flops_per_block = block_flops(d, w, st.samples, replicas, distributed, stage_one_pass);
+    st.flops_per_block = block_flops(k, w, st.samples, replicas, distributed, stage_one_pass);
     st.one_pass = w.true_sequential && stage_one_pass;
     if (replicas > 1) {
       double hess_bytes = 0, gather_bytes = 0;
-      for (int g = 0; g < d.n_groups; ++g) {  // one Hessian allreduce per group
-        const double c = static_cast<double>(d.linears[d.group_members(g)[0]].in);
+      for (int g = 0; g < k.n_groups; ++g) {  // one Hessian allreduce per group
+        const double c = static_cast<double>(k.linears[k.group_members(g)[0]].in);
         hess_bytes += 2 * 4 * c * c;
       }
       double factor_bytes = 0;  // ScaLAPACK's panel broadcasts and the gather of U (fp64)
@@ -217,13 +236,13 @@ PlanEstimate estimate_plan(const Plan& plan, const ModelSpec& d, const Workload&
     st.seconds_per_run =
         static_cast<double>(nblocks) * (st.compute_s_per_block + st.collective_s_per_block);
     if (w.concurrent) {
-      const std::vector<double> upto = forward_flops_upto(d, w, st.samples);
+      const std::vector<double> upto = forward_flops_upto(k, w, st.samples);
       const double rate = (w.fast ? m.bf16_tflops : m.tflops) * 1e12;
       const double pass = upto.back() / rate;
       // The last block's output is not forwarded: its full pass, or in one pass what follows
       // the last group's capture.
       st.seconds_per_run -= st.one_pass && !w.original_inputs
-                                ? (upto.back() - upto[static_cast<size_t>(d.n_groups) - 1]) / rate
+                                ? (upto.back() - upto[static_cast<size_t>(k.n_groups) - 1]) / rate
                                 : pass;
       st.original_forward_s =
           s + 1 < plan.stages ? static_cast<double>(nblocks) * pass + st.read_s : 0.0;

@@ -163,8 +163,27 @@ CkptLayout layout_of(const JobConfig& job, const ModelConfig& cfg, const ModelSp
   CkptLayout l;
   l.n_blocks = dims.n_layer;
   l.family = family_name(dims.family);
-  for (const LinearSpec& ls : dims.linears) {
-    l.layers.push_back(CkptLayerShape{ls.module, ls.out, ls.in, ls.group, ls.bias});
+  // Blocks of several kinds: every kind's layers, a name shared by kinds (the attention's) once.
+  for (int k = 0; k < dims.n_kinds(); ++k) {
+    std::vector<int>& kind = l.kind_layers.emplace_back();
+    for (const LinearSpec& ls : dims.kind(k).linears) {
+      const CkptLayerShape shape{ls.module, ls.out, ls.in, ls.group, ls.bias};
+      int li = layer_index(l, ls.module);
+      if (li < 0) {
+        li = static_cast<int>(l.layers.size());
+        l.layers.push_back(shape);
+      }
+      const CkptLayerShape& known = l.layers[static_cast<size_t>(li)];
+      GPTQD_CHECK(known.rows == shape.rows && known.cols == shape.cols &&
+                      known.group == shape.group && known.bias == shape.bias,
+                  "layer {} differs between block kinds", ls.module);
+      kind.push_back(li);
+    }
+  }
+  if (dims.mixed()) {
+    l.block_kind = dims.block_kind;
+  } else {
+    l.kind_layers.clear();
   }
   for (const QuantConfig& q : job.runs) {
     CkptRunSpec s;

@@ -45,11 +45,16 @@ std::vector<LayerReport> gather_reports(MPI_Comm comm, int root,
 std::string format_report(const JobConfig& job, const ModelSpec& spec,
                           const std::vector<LayerReport>& rows) {
   std::string out;
-  std::vector<bool> first_of_expert(spec.linears.size());
-  std::set<int> seen;
-  for (size_t i = 0; i < spec.linears.size(); ++i) {
-    const int e = spec.linears[i].expert;
-    first_of_expert[i] = e >= 0 && seen.insert(e).second;
+  // Per block kind (ModelSpec::kinds): whether linear i is its expert's first.
+  std::vector<std::vector<bool>> first_of_expert;
+  for (int k = 0; k < spec.n_kinds(); ++k) {
+    const std::vector<LinearSpec>& linears = spec.kind(k).linears;
+    std::vector<bool>& first = first_of_expert.emplace_back(linears.size());
+    std::set<int> seen;
+    for (size_t i = 0; i < linears.size(); ++i) {
+      const int e = linears[i].expert;
+      first[i] = e >= 0 && seen.insert(e).second;
+    }
   }
   for (size_t r = 0; r < job.runs.size(); ++r) {
     const QuantConfig& q = job.runs[r];
@@ -66,7 +71,10 @@ std::string format_report(const JobConfig& job, const ModelSpec& spec,
     int experts = 0, starved = 0;
     for (const LayerReport& row : rows) {
       if (row.run != static_cast<int32_t>(r)) continue;
-      if (first_of_expert[static_cast<size_t>(row.layer)] && row.tokens >= 0) {
+      const ModelSpec& kind = spec.block(row.block);
+      if (first_of_expert[static_cast<size_t>(spec.kind_of(row.block))]
+                         [static_cast<size_t>(row.layer)] &&
+          row.tokens >= 0) {
         ++experts;
         starved += row.tokens < job.moe.min_tokens ? 1 : 0;
       }
@@ -74,7 +82,7 @@ std::string format_report(const JobConfig& job, const ModelSpec& spec,
       const double ratio = s.rtn_err > 0 ? s.gptq_err / s.rtn_err : 0.0;
       out +=
           fmt::format("{:>5}  {:<32} {:>11}  {:>11.4e} {:>11.4e} {:>8.3f}  {:>7.4f} {:>7.2f}s{}\n",
-                      row.block, spec.linears[static_cast<size_t>(row.layer)].module,
+                      row.block, kind.linears[static_cast<size_t>(row.layer)].module,
                       fmt::format("{}x{}", row.rows, row.cols), s.gptq_err, s.rtn_err, ratio,
                       s.damp, s.seconds, row.resumed ? " (resumed)" : "");
       gptq += s.gptq_err;

@@ -7,11 +7,20 @@
 
 namespace gptqd {
 
+std::vector<int64_t> workspace_per_token(const ModelSpec& spec) {
+  std::vector<int64_t> widths;
+  for (int k = 0; k < spec.n_kinds(); ++k) {
+    const ModelSpec& kind = spec.kind(k);
+    const std::vector<int64_t> w = family_forward(kind).workspace(kind);
+    if (widths.size() < w.size()) widths.resize(w.size(), 0);
+    for (size_t i = 0; i < w.size(); ++i) widths[i] = std::max(widths[i], w[i]);
+  }
+  return widths;
+}
+
 BlockWorkspace::BlockWorkspace(Backend& be, const ModelSpec& spec, int64_t max_tokens)
     : max_tokens_(max_tokens) {
-  for (int64_t per_token : family_forward(spec).workspace(spec)) {
-    bufs.emplace_back(be, max_tokens * per_token);
-  }
+  for (int64_t per_token : workspace_per_token(spec)) bufs.emplace_back(be, max_tokens * per_token);
 }
 
 void block_forward(Backend& be, const ModelSpec& spec, const BlockWeights& w, int64_t batch,

@@ -19,8 +19,12 @@ namespace gptqd {
 using LinearCapture =
     std::function<void(int input, const float* x, int64_t tokens, int64_t samples)>;
 
+// Floats per token of each workspace buffer: the family's, the largest over the block kinds
+// when the model has several (ModelSpec::kinds).
+std::vector<int64_t> workspace_per_token(const ModelSpec& spec);
+
 // Scratch buffers for a micro-batch of up to `max_tokens` tokens; reused across calls. Their
-// number and sizes are the family's (family_workspace_per_token()).
+// number and sizes are workspace_per_token(spec): one workspace serves every block of the model.
 class BlockWorkspace {
  public:
   BlockWorkspace(Backend& be, const ModelSpec& spec, int64_t max_tokens);
@@ -39,6 +43,7 @@ class BlockWorkspace {
   int64_t max_tokens_;
 };
 
+// `spec` is the block's kind (ModelSpec::block(b)) for a model with several.
 // h [batch*seq, hidden] is replaced by the block's output. When `capture` is set it is
 // called for every Hessian input; when `stop_after` >= 0 the forward returns right
 // after capturing that group's inputs (h is then left partially updated: callers that stop

@@ -20,10 +20,15 @@ double ceil_div(double a, double b) {
   return static_cast<double>(static_cast<int64_t>((a + b - 1) / b));
 }
 
+// The largest block kind's (ModelSpec::kinds; the one kind of most models).
 double block_weight_floats(const ModelSpec& d) {
-  double n = 0;
-  for (const TensorSpec& t : d.block_tensors(0)) n += static_cast<double>(t.numel());
-  return n;
+  double most = 0;
+  for (int k = 0; k < d.n_kinds(); ++k) {
+    double n = 0;
+    for (const TensorSpec& t : d.kind(k).block_tensors(0)) n += static_cast<double>(t.numel());
+    most = std::max(most, n);
+  }
+  return most;
 }
 
 int replicas_of(const MemoryWorkload& w) { return std::max(1, w.replicas); }
@@ -122,9 +127,14 @@ ActivationPlacement parse_activation_placement(const std::string& name) {
 uint64_t block_weight_bytes(const ModelSpec& d) { return u64(4 * block_weight_floats(d)); }
 
 uint64_t resident_block_weight_bytes(const ModelSpec& d, bool fast) {
-  double linear = 0;
-  for (const LinearDims& l : linear_dims(d)) linear += l.rows * l.cols;
-  return u64(4 * block_weight_floats(d) - (fast ? 2 * linear : 0));
+  uint64_t most = 0;
+  for (int k = 0; k < d.n_kinds(); ++k) {
+    const ModelSpec& kind = d.kind(k);
+    double linear = 0;
+    for (const LinearDims& l : linear_dims(kind)) linear += l.rows * l.cols;
+    most = std::max(most, u64(4 * block_weight_floats(kind) - (fast ? 2 * linear : 0)));
+  }
+  return most;
 }
 
 uint64_t embedding_weight_bytes(const ModelSpec& d) {
@@ -140,11 +150,30 @@ uint64_t DeviceMemory::peak() const {
 
 uint64_t sequential_state_bytes(const ModelSpec& d, const MemoryWorkload& w) {
   if (!w.true_sequential || !w.one_pass) return 0;
+  int64_t floats = 0;
+  for (int k = 0; k < d.n_kinds(); ++k)
+    floats = std::max(floats, sequential_state_floats_per_token(d.kind(k), w.original_inputs));
   return u64(4.0 * static_cast<double>(w.samples) * static_cast<double>(w.seqlen) *
-             static_cast<double>(sequential_state_floats_per_token(d, w.original_inputs)));
+             static_cast<double>(floats));
 }
 
-DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
+namespace {
+
+// The BlockWorkspace of the whole model (every kind's buffers, the largest of each).
+uint64_t workspace_bytes(const ModelSpec& d, const MemoryWorkload& w) {
+  const double seq = static_cast<double>(w.seqlen);
+  const double micro =
+      static_cast<double>(std::max<int64_t>(1, std::min(w.micro_batch, w.samples)));
+  double per_token = 0;
+  for (int64_t n : workspace_per_token(d)) per_token += static_cast<double>(n);
+  // The families with rotary embeddings keep cos and sin tables [seq, head_dim / 2] beside the
+  // scratch (BlockWorkspace::rope_cos/rope_sin).
+  const bool rope = d.family == Family::kLlama || d.family == Family::kMoe;
+  const double rope_tables = rope ? 4.0 * seq * static_cast<double>(d.head_dim) : 0.0;
+  return u64(4 * micro * seq * per_token + rope_tables);
+}
+
+DeviceMemory kind_device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double h = static_cast<double>(d.hidden);
   const double seq = static_cast<double>(w.seqlen);
   const double micro =
@@ -155,13 +184,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   m.activations = w.activations_on_host
                       ? u64(4 * micro * seq * h)
                       : u64(4 * (static_cast<double>(w.samples) + micro) * seq * h);
-  double per_token = 0;
-  for (int64_t n : family_forward(d).workspace(d)) per_token += static_cast<double>(n);
-  // The families with rotary embeddings keep cos and sin tables [seq, head_dim / 2] beside the
-  // scratch (BlockWorkspace::rope_cos/rope_sin).
-  const bool rope = d.family == Family::kLlama || d.family == Family::kMoe;
-  const double rope_tables = rope ? 4.0 * seq * static_cast<double>(d.head_dim) : 0.0;
-  m.workspace = u64(4 * micro * seq * per_token + rope_tables);
+  m.workspace = workspace_bytes(d, w);
   m.scores = static_cast<uint64_t>(attention_score_bytes(w.seqlen, d.n_head));
   double all_h = 0, max_h = 0, max_inbox = 0, gptq = 0;
   const std::vector<double> hess = group_hessian_bytes(d, w), inbox = group_inbox_bytes(d, w);
@@ -192,7 +215,7 @@ DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   return m;
 }
 
-uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
+uint64_t kind_host_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double h = static_cast<double>(d.hidden);
   double largest_h = 0, all_h = 0, largest_layer = 0, largest_out = 0, all_out = 0;
   for (double hess : group_hessian_bytes(d, w)) {
@@ -220,6 +243,29 @@ uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
       (w.activations_on_host ? one_copy + static_cast<double>(sequential_state_bytes(d, w)) : 0) +
       (w.kept_input ? one_copy : 0);
   return u64(weights + hessians + outbox + results + acts);
+}
+
+}  // namespace
+
+// Blocks of several kinds: each part the largest over the kinds (one workspace serves them all).
+DeviceMemory device_memory(const ModelSpec& d, const MemoryWorkload& w) {
+  DeviceMemory m = kind_device_memory(d.kind(0), w);
+  for (int k = 1; k < d.n_kinds(); ++k) {
+    const DeviceMemory o = kind_device_memory(d.kind(k), w);
+    for (auto part :
+         {&DeviceMemory::block_weights, &DeviceMemory::embedding, &DeviceMemory::activations,
+          &DeviceMemory::workspace, &DeviceMemory::scores, &DeviceMemory::hessians,
+          &DeviceMemory::gptq, &DeviceMemory::bf16_scratch, &DeviceMemory::sequential_state})
+      m.*part = std::max(m.*part, o.*part);
+  }
+  m.workspace = workspace_bytes(d, w);
+  return m;
+}
+
+uint64_t host_memory(const ModelSpec& d, const MemoryWorkload& w) {
+  uint64_t most = 0;
+  for (int k = 0; k < d.n_kinds(); ++k) most = std::max(most, kind_host_memory(d.kind(k), w));
+  return most;
 }
 
 bool activations_on_host(const ModelSpec& d, MemoryWorkload w, ActivationPlacement where,

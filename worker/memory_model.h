@@ -60,10 +60,12 @@ ActivationPlacement parse_activation_placement(const std::string& name);
 struct LinearDims {
   double rows, cols;
 };
-std::vector<LinearDims> linear_dims(const ModelSpec& dims);  // spec.linears order
+std::vector<LinearDims> linear_dims(const ModelSpec& dims);  // spec.linears order (one kind's)
 
-// Bytes (fp32) of one block's weights (every tensor of block_tensor_specs) and of the
-// embedding (+ its layer norm).
+// Bytes (fp32) of one block's weights (every tensor of block_tensor_specs; the largest block
+// kind's where the blocks differ, ModelSpec::kinds) and of the embedding (+ its layer norm).
+// device_memory, host_memory and sequential_state_bytes likewise take the largest kind's figure
+// of each part.
 uint64_t block_weight_bytes(const ModelSpec& dims);
 // One block as the device holds it: block_weight_bytes, less 2 bytes per linear weight under
 // precision fast (resident in bf16).

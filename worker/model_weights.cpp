@@ -93,7 +93,7 @@ BlockWeights load_block_weights(Backend& be, const HfModel& m, const ModelSpec& 
     host[i] = read_block_tensor(m, specs[i], &digest);
     upload[i] = host[i].data();
   }
-  BlockWeights w = assemble_block_weights(be, spec, std::move(host), upload);
+  BlockWeights w = assemble_block_weights(be, spec.block(block), std::move(host), upload);
   w.digest = digest.digest();
   return w;
 }

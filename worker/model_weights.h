@@ -77,8 +77,9 @@ using BlockHostTensors = std::vector<std::vector<float>>;
 // Builds the BlockWeights of a block read into `host`: each backend Buffer is uploaded from
 // upload[i] (tensor i's numel floats of host memory: host[i].data() or a copy of it, e.g. a
 // staging buffer from Backend::alloc_host); the linears' host_w / host_b are moved out of
-// `host`, the norms' vectors dropped. Needs host[i].size() == tensor i's numel. Calls the
-// backend, so only from the thread that owns it.
+// `host`, the norms' vectors dropped. Needs host[i].size() == tensor i's numel. `spec` is the
+// block's kind (ModelSpec::block(b)) for a model with several. Calls the backend, so only from
+// the thread that owns it.
 BlockWeights assemble_block_weights(Backend& be, const ModelSpec& spec, BlockHostTensors host,
                                     const std::vector<const float*>& upload);
 

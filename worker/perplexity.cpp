@@ -82,7 +82,7 @@ std::vector<double> window_nlls(Backend& be, const HfModel& model, const ModelSp
         weights.prefetch(0);
       }
       if (opt.hook) opt.hook(b, w);
-      block_forward_all(be, d, w, n, seqlen, micro, h.data(), h.data(), ws);
+      block_forward_all(be, d.block(b), w, n, seqlen, micro, h.data(), h.data(), ws);
     }
     for (int64_t i = 0; i < n; ++i) {
       out[static_cast<size_t>(w0 + i)] =

@@ -32,7 +32,10 @@ namespace {
 class KeptInput {
  public:
   KeptInput(Backend& be, Activations& act, int64_t hidden)
-      : be_(be), act_(act), hidden_(hidden), row_(act.seq * hidden),
+      : be_(be),
+        act_(act),
+        hidden_(hidden),
+        row_(act.seq * hidden),
         copy_(be, act.nseq * act.seq * hidden) {}
 
   // Copies sequences [first, first + count) of the activations into the kept input.
@@ -98,8 +101,8 @@ void forward_original_stage(StageWork& w, KeptInput& kept, bool send) {
   } else {
     StreamSender tx(w.tp, role.next_rank, w.act, d.hidden, w.in.stream_window);
     for (int64_t b = role.first_block; b < role.end_block; ++b) {
-      set_progress_context(fmt::format("stage {}: the original model's forward, block {}",
-                                        role.stage, b));
+      set_progress_context(
+          fmt::format("stage {}: the original model's forward, block {}", role.stage, b));
       report_progress("reading its weights");
       BlockWeights bw =
           take_block(w, b, b + 1 < role.end_block ? b + 1 : role.first_block, nullptr);
@@ -109,7 +112,7 @@ void forward_original_stage(StageWork& w, KeptInput& kept, bool send) {
         hooks.after_write = [&](int64_t first, int64_t count) { tx.after_write(first, count); };
       }
       report_progress("forward through the original block");
-      forward_original_block(w.be, d, bw, w.act, w.micro, w.ws, hooks);
+      forward_original_block(w.be, d.block(b), bw, w.act, w.micro, w.ws, hooks);
     }
     report_progress("sending its last activations");
     tx.finish();
@@ -164,16 +167,14 @@ void run_concurrent(StageWork& w) {
       set_block_context(w, q, b);
       report_progress("reading its weights");
       if (w.leader) test_hook_before_block(b);
-      const int64_t next = b < last                  ? b + 1
-                           : r + 1 < job.runs.size() ? role.first_block
-                                                     : -1;
+      const int64_t next = b < last ? b + 1 : r + 1 < job.runs.size() ? role.first_block : -1;
       BlockWeights bw = take_block(w, b, next, &phases);
       if (resumed) {
         report_resumed(w, r, b);
         if (original) {
           const auto fwd_t0 = SteadyClock::now();
           report_progress("forward through the original block");
-          forward_original_block(w.be, d, bw, w.act, w.micro, w.ws, {});
+          forward_original_block(w.be, d.block(b), bw, w.act, w.micro, w.ws, {});
           phases.forward += seconds_since(fwd_t0);
         } else {
           forward_resumed_block(w, q, b, bw, {}, &phases);

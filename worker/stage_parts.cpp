@@ -43,7 +43,7 @@ void log_expert_tokens(const std::string& run, int64_t block, const ModelSpec& d
     tokens[static_cast<size_t>(e)] = res[i].tokens;
     starved += res[i].starved ? 1 : 0;
   }
-  if (tokens.empty()) return;
+  if (std::find(seen.begin(), seen.end(), true) == seen.end()) return;  // a dense-MLP block
   std::string list;
   for (size_t e = 0; e < tokens.size(); ++e) list += (e ? " " : "") + std::to_string(tokens[e]);
   GPTQD_LOG_INFO(
@@ -85,7 +85,7 @@ std::vector<uint8_t> stage_completion(const StageWork& w, const std::string& run
 
 void report_resumed(StageWork& w, size_t r, int64_t b) {
   if (!w.leader) return;
-  const ModelSpec& d = w.dims();
+  const ModelSpec& d = w.dims().block(b);
   const std::string& run = w.job().runs[r].name;
   for (int i = 0; i < static_cast<int>(d.linears.size()); ++i) {
     const std::string& layer = d.linears[i].module;
@@ -106,7 +106,7 @@ BlockWeights take_block(StageWork& w, int64_t b, int64_t next, PhaseTimes* phase
 
 void forward_resumed_block(StageWork& w, const QuantConfig& q, int64_t b, BlockWeights& bw,
                            const MicroBatchHooks& hooks, PhaseTimes* phases) {
-  const ModelSpec& d = w.dims();
+  const ModelSpec& d = w.dims().block(b);
   const auto t0 = SteadyClock::now();
   report_progress("reading it back from the checkpoint");
   std::vector<std::vector<float>> deq(d.linears.size());
@@ -122,8 +122,8 @@ void quantize_and_store(StageWork& w, size_t r, int64_t b, BlockWeights& bw,
   GPTQD_CHECK(opt.phases != nullptr, "quantize_and_store needs the run's phase times");
   BlockOptions o = opt;
   o.sequential = w.in.sequential;
-  const BlockResult res =
-      quantize_block(w.be, w.dims(), bw, w.act, w.micro, w.ws, w.job().runs[r], b, w.rc, o);
+  const BlockResult res = quantize_block(w.be, w.dims().block(b), bw, w.act, w.micro, w.ws,
+                                         w.job().runs[r], b, w.rc, o);
   const auto t0 = SteadyClock::now();
   store_block(w, r, b, bw, res);
   opt.phases->write += seconds_since(t0);
@@ -131,7 +131,7 @@ void quantize_and_store(StageWork& w, size_t r, int64_t b, BlockWeights& bw,
 
 void store_block(StageWork& w, size_t r, int64_t b, const BlockWeights& bw,
                  const BlockResult& res) {
-  const ModelSpec& d = w.dims();
+  const ModelSpec& d = w.dims().block(b);
   const std::string& run = w.job().runs[r].name;
   if (w.leader) log_expert_tokens(run, b, d, res);
   report_progress("writing it to the checkpoint");

@@ -1,5 +1,6 @@
 #include "worker/weight_prefetch.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -10,15 +11,17 @@
 namespace gptqd {
 BlockPrefetcher::BlockPrefetcher(Backend& be, const HfModel& model, const ModelSpec& dims,
                                  ReadHook hook)
-    : be_(be),
-      model_(model),
-      dims_(dims),
-      hook_(std::move(hook)),
-      specs_(dims.block_tensors(0)),
-      offsets_(specs_.size()) {
-  for (size_t i = 0; i < specs_.size(); ++i) {
-    offsets_[i] = block_floats_;
-    block_floats_ += specs_[i].numel();
+    : be_(be), model_(model), dims_(dims), hook_(std::move(hook)) {
+  // Each kind's tensors at their offsets; the staging memory fits the largest kind.
+  for (int k = 0; k < dims.n_kinds(); ++k) {
+    const std::vector<TensorSpec> specs = dims.kind(k).block_tensors(0);
+    std::vector<int64_t>& offsets = offsets_.emplace_back(specs.size());
+    int64_t floats = 0;
+    for (size_t i = 0; i < specs.size(); ++i) {
+      offsets[i] = floats;
+      floats += specs[i].numel();
+    }
+    block_floats_ = std::max(block_floats_, floats);
   }
   reader_ = std::thread([this] { reader_loop(); });
 }
@@ -67,6 +70,7 @@ void BlockPrefetcher::reader_loop() {
 void BlockPrefetcher::read_block(int64_t block, float* staging, BlockHostTensors& host,
                                  uint64_t& digest) {
   const std::vector<TensorSpec> specs = dims_.block_tensors(block);
+  const std::vector<int64_t>& offsets = offsets_[static_cast<size_t>(dims_.kind_of(block))];
   host.resize(specs.size());
   ckpt::Hash64 hash;
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -75,7 +79,7 @@ void BlockPrefetcher::read_block(int64_t block, float* staging, BlockHostTensors
     host[i] = read_block_tensor(model_, specs[i], &hash);
     // The vector becomes host_w / host_b (GPTQ reads them); the staging copy is what the
     // upload reads, at DMA speed where alloc_host is pinned.
-    std::memcpy(staging + offsets_[i], host[i].data(), host[i].size() * sizeof(float));
+    std::memcpy(staging + offsets[i], host[i].data(), host[i].size() * sizeof(float));
   }
   digest = hash.digest();
 }
@@ -142,10 +146,11 @@ BlockWeights BlockPrefetcher::take(int64_t block) {
     GPTQD_LOG_DEBUG("weights of block {}: the prefetched read failed", block);
     std::rethrow_exception(error);
   }
-  std::vector<const float*> upload(specs_.size());
-  for (size_t i = 0; i < specs_.size(); ++i) upload[i] = staging_.data() + offsets_[i];
+  const std::vector<int64_t>& offsets = offsets_[static_cast<size_t>(dims_.kind_of(block))];
+  std::vector<const float*> upload(offsets.size());
+  for (size_t i = 0; i < offsets.size(); ++i) upload[i] = staging_.data() + offsets[i];
   const auto t1 = SteadyClock::now();
-  BlockWeights w = assemble_block_weights(be_, dims_, std::move(host), upload);
+  BlockWeights w = assemble_block_weights(be_, dims_.block(block), std::move(host), upload);
   w.digest = digest;
   GPTQD_LOG_DEBUG(
       "weights of block {}: prefetched (read {:.4f} s on the prefetch thread), take() waited "

@@ -74,8 +74,8 @@ class BlockPrefetcher {
   const HfModel& model_;
   ModelSpec dims_;
   ReadHook hook_;
-  std::vector<TensorSpec> specs_;  // block 0's (the shapes of every block)
-  std::vector<int64_t> offsets_;   // of each tensor in the staging memory
+  // Per block kind (ModelSpec::kind), the offset of each tensor in the staging memory.
+  std::vector<std::vector<int64_t>> offsets_;
   int64_t block_floats_ = 0;
   HostBuffer staging_;  // written by the reader only while kQueued / kReading
 

@@ -95,6 +95,11 @@ void check_same_layout_on_all_ranks(const CkptLayout& layout, MPI_Comm comm) {
   std::string sig = fmt::format("{}|{}|{}|{}|{}|", layout.n_blocks, layout.model_config_json,
                                 layout.job_config_yaml, layout.fingerprint, layout.layers.size());
   for (const auto& l : layout.layers) sig += fmt::format("{}:{}x{}|", l.name, l.rows, l.cols);
+  for (const auto& k : layout.kind_layers) {
+    for (int li : k) sig += fmt::format("{},", li);
+    sig += "|";
+  }
+  for (int k : layout.block_kind) sig += fmt::format("{},", k);
   for (const auto& r : layout.runs)
     sig += fmt::format("{}:{}:{}:{}:{}:{}:{}:{}:{}:{}|", r.name, r.bits, r.group_size, r.sym,
                        r.act_order, r.static_groups, r.true_sequential, r.damp_percent,
@@ -168,17 +173,20 @@ uint64_t checkpoint_data_bytes(const CkptLayout& layout,
                                const std::vector<std::vector<uint8_t>>* done) {
   uint64_t total = 0;
   for (size_t ri = 0; ri < layout.runs.size(); ++ri) {
-    uint64_t per_block = 0;
+    std::vector<uint64_t> per_layer;
     for (const CkptLayerShape& l : layout.layers) {
       const auto rows = static_cast<uint64_t>(l.rows), cols = static_cast<uint64_t>(l.cols);
       const auto groups = static_cast<uint64_t>(layout.runs[ri].groups(l.cols));
       // codes, scales + zeros, g_idx + perm, bias + checksum
-      per_block += rows * cols + 8 * groups * rows + 8 * cols + 12 * rows + 8;
+      per_layer.push_back(rows * cols + 8 * groups * rows + 8 * cols + 12 * rows + 8);
     }
     const std::vector<uint8_t>* marks =
         done != nullptr && ri < done->size() ? &(*done)[ri] : nullptr;
-    for (size_t b = 0; b < static_cast<size_t>(layout.n_blocks); ++b)
-      if (marks == nullptr || b >= marks->size() || (*marks)[b] == 0) total += per_block;
+    for (size_t b = 0; b < static_cast<size_t>(layout.n_blocks); ++b) {
+      if (marks != nullptr && b < marks->size() && (*marks)[b] != 0) continue;
+      for (int li : block_layers(layout, static_cast<int64_t>(b)))
+        total += per_layer[static_cast<size_t>(li)];
+    }
   }
   return total;
 }
@@ -235,6 +243,12 @@ struct Checkpoint::Impl {
           fmt::format("checkpoint {} has no layer '{}' (layers: {})", path, name, join(names)));
     }
     return i;
+  }
+  // Blocks of several kinds: block b must be of a kind that has layer li.
+  void check_block_layer(int64_t block, int li) const {
+    GPTQD_INPUT_CHECK(block_has_layer(layout, block, li),
+                      "checkpoint {}: block {} has no layer '{}' (its kind has other layers)", path,
+                      block, layout.layers[static_cast<size_t>(li)].name);
   }
   void check_block(int64_t block) const {
     GPTQD_INPUT_CHECK(block >= 0 && block < layout.n_blocks,
@@ -492,6 +506,7 @@ void Checkpoint::write_layer_rows(const std::string& run, int64_t block, const s
   const int ri = im.run(run);
   const int li = im.layer(layer);
   im.check_block(block);
+  im.check_block_layer(block, li);
   const CkptLayerShape& shape = im.layout.layers[li];
   const int64_t rows = shape.rows, cols = shape.cols;
   const int64_t groups = im.layout.runs[ri].groups(cols);
@@ -606,6 +621,7 @@ LayerStats Checkpoint::read_stats(const std::string& run, int64_t block,
   im.run(run);
   const int li = im.layer(layer);
   im.check_block(block);
+  im.check_block_layer(block, li);
   double row[kLayerStatsColumns] = {0};
   const std::vector<hsize_t> stats_dims = {static_cast<hsize_t>(im.layout.n_blocks),
                                            im.layout.layers.size(), kLayerStatsColumns};
@@ -625,6 +641,7 @@ void Checkpoint::write_tokens(const std::string& run, int64_t block, const std::
   im.run(run);
   const int li = im.layer(layer);
   im.check_block(block);
+  im.check_block_layer(block, li);
   const std::string dpath = ckpt::run_path(run) + "/" + ckpt::kTokens;
   GPTQD_CHECK(h5::has_link(im.file.get(), dpath.c_str()),
               "checkpoint {} has no {} (family {}): tokens of {} cannot be stored", im.path, dpath,
@@ -644,6 +661,7 @@ int64_t Checkpoint::read_tokens(const std::string& run, int64_t block,
   im.run(run);
   const int li = im.layer(layer);
   im.check_block(block);
+  im.check_block_layer(block, li);
   const std::string dpath = ckpt::run_path(run) + "/" + ckpt::kTokens;
   if (!h5::has_link(im.file.get(), dpath.c_str())) return -1;
   int64_t v = -1;
@@ -700,7 +718,8 @@ LayerData Checkpoint::read_layer(const std::string& run, int64_t block,
 
 void Checkpoint::verify_block(const std::string& run, int64_t block) const {
   GPTQD_CHECK(impl_, "use of a moved-from Checkpoint");
-  for (const auto& l : layout().layers) read_layer_checked(run, block, l.name, true);
+  for (int li : block_layers(layout(), block))
+    read_layer_checked(run, block, layout().layers[static_cast<size_t>(li)].name, true);
 }
 
 LayerData Checkpoint::read_layer_checked(const std::string& run, int64_t block,
@@ -710,6 +729,7 @@ LayerData Checkpoint::read_layer_checked(const std::string& run, int64_t block,
   const int ri = im.run(run);
   const int li = im.layer(layer);
   im.check_block(block);
+  im.check_block_layer(block, li);
   const CkptLayerShape& shape = im.layout.layers[li];
   const CkptRunSpec& spec = im.layout.runs[ri];
   const hsize_t rows = shape.rows, cols = shape.cols;

@@ -33,6 +33,15 @@ inline constexpr const char* kCheckpointFormat = "gptqd-checkpoint";
 // resumed) without checksums, version 2 files with XXH64: a file keeps the version it was created
 // with, so a resume writes the hash its other blocks hold.
 inline constexpr int kCheckpointFormatVersion = 3;
+// 4: version 3 plus block kinds (CkptLayout::kind_layers: a block holds only its kind's layers),
+// written only for models whose blocks differ (an MoE model with dense-MLP blocks), so that a
+// gptqd from before refuses such a file by its version instead of calling its blocks damaged.
+// Every other file is still written as version 3. Checksums as in 3 (XXH3_64bits).
+inline constexpr int kCheckpointBlockKindsFormatVersion = 4;
+// The version a file of this layout is created with.
+inline int format_version_of(const CkptLayout& layout) {
+  return has_block_kinds(layout) ? kCheckpointBlockKindsFormatVersion : kCheckpointFormatVersion;
+}
 
 // Throws InputError naming `where` and the first bad value unless the layer's data is what a
 // writer produces: codes <= 2^bits - 1, finite scales, zeros in [0, 2^bits - 1], g_idx

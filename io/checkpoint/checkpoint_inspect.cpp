@@ -108,6 +108,16 @@ std::string inspect_checkpoint(const std::string& path) {
         fmt::format("  group {}  {:<{}}  {} x {}{}\n", l.group >= 0 ? l.group : static_cast<int>(i),
                     l.name, name_width, l.rows, l.cols, l.bias ? "" : "  (no bias)");
   }
+  if (has_block_kinds(layout)) {
+    out += "block kinds (each block holds its kind's layers only):\n";
+    for (size_t k = 0; k < layout.kind_layers.size(); ++k) {
+      std::vector<int64_t> blocks;
+      for (int64_t b = 0; b < layout.n_blocks; ++b)
+        if (layout.block_kind[static_cast<size_t>(b)] == static_cast<int>(k)) blocks.push_back(b);
+      out += fmt::format("  kind {}: {} layers, blocks {}\n", k, layout.kind_layers[k].size(),
+                         format_block_list(blocks));
+    }
+  }
 
   for (const auto& run : layout.runs) {
     const auto done = ckpt.completion(run.name);
@@ -127,7 +137,8 @@ std::string inspect_checkpoint(const std::string& path) {
     double sum_gptq = 0, sum_rtn = 0, sum_seconds = 0;
     for (int64_t b = 0; b < layout.n_blocks; ++b) {
       if (!done[b]) continue;
-      for (const auto& l : layout.layers) {
+      for (int li : block_layers(layout, b)) {
+        const CkptLayerShape& l = layout.layers[static_cast<size_t>(li)];
         const LayerStats s = ckpt.read_stats(run.name, b, l.name);
         std::string tokens;
         if (moe) {

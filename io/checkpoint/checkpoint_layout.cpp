@@ -1,5 +1,6 @@
 #include "io/checkpoint/checkpoint_layout.h"
 
+#include <algorithm>
 #include <cstdint>
 #include <limits>
 #include <set>
@@ -80,6 +81,31 @@ void validate_layout(const CkptLayout& layout) {
                 "checkpoint layout: layer '{}' has {} columns, more than int32 indexes", l.name,
                 l.cols);
   }
+  if (has_block_kinds(layout)) {
+    GPTQD_CHECK(static_cast<int64_t>(layout.block_kind.size()) == layout.n_blocks,
+                "checkpoint layout: {} block kinds for {} blocks", layout.block_kind.size(),
+                layout.n_blocks);
+    std::vector<bool> used(layout.layers.size(), false);
+    for (const std::vector<int>& kind : layout.kind_layers) {
+      GPTQD_CHECK(!kind.empty(), "checkpoint layout: a block kind without layers");
+      std::set<int> seen;
+      for (int li : kind) {
+        GPTQD_CHECK(
+            li >= 0 && li < static_cast<int>(layout.layers.size()) && seen.insert(li).second,
+            "checkpoint layout: a block kind lists layer {} (of {}) out of range or twice", li,
+            layout.layers.size());
+        used[static_cast<size_t>(li)] = true;
+      }
+    }
+    for (size_t i = 0; i < used.size(); ++i)
+      GPTQD_CHECK(used[i], "checkpoint layout: layer '{}' is in no block kind",
+                  layout.layers[i].name);
+    for (int k : layout.block_kind)
+      GPTQD_CHECK(k >= 0 && k < static_cast<int>(layout.kind_layers.size()),
+                  "checkpoint layout: block kind {} of {}", k, layout.kind_layers.size());
+  } else {
+    GPTQD_CHECK(layout.block_kind.empty(), "checkpoint layout: block kinds without their layers");
+  }
   names.clear();
   for (const auto& r : layout.runs) {
     check_name("run", r.name);
@@ -120,6 +146,12 @@ std::string layout_difference(const CkptLayout& stored, const CkptLayout& wanted
       return fmt::format("layer '{}' has group {} and bias {} in the file, {} and {} now", s.name,
                          sg, s.bias, wg, w.bias);
   }
+  if (stored.kind_layers != wanted.kind_layers || stored.block_kind != wanted.block_kind)
+    return fmt::format(
+        "the blocks' kinds (which blocks have which layers) differ: {} kind(s) in "
+        "the file, {} now",
+        std::max<size_t>(1, stored.kind_layers.size()),
+        std::max<size_t>(1, wanted.kind_layers.size()));
   for (const auto& w : wanted.runs) {
     const int i = run_index(stored, w.name);
     if (i < 0) return fmt::format("run '{}' is not in the file", w.name);
@@ -130,6 +162,22 @@ std::string layout_difference(const CkptLayout& stored, const CkptLayout& wanted
     if (run_index(wanted, s.name) < 0)
       return fmt::format("run '{}' is in the file but not in the job", s.name);
   return {};
+}
+
+std::vector<int> block_layers(const CkptLayout& layout, int64_t b) {
+  GPTQD_CHECK(b >= 0 && b < layout.n_blocks, "block {} of {}", b, layout.n_blocks);
+  if (has_block_kinds(layout))
+    return layout.kind_layers[static_cast<size_t>(layout.block_kind[static_cast<size_t>(b)])];
+  std::vector<int> all(layout.layers.size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  return all;
+}
+
+bool block_has_layer(const CkptLayout& layout, int64_t b, int li) {
+  if (!has_block_kinds(layout)) return li >= 0 && li < static_cast<int>(layout.layers.size());
+  const std::vector<int>& k =
+      layout.kind_layers[static_cast<size_t>(layout.block_kind[static_cast<size_t>(b)])];
+  return std::find(k.begin(), k.end(), li) != k.end();
 }
 
 int layer_index(const CkptLayout& layout, const std::string& layer) {

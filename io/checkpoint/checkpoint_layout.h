@@ -9,7 +9,8 @@
 
 namespace gptqd {
 
-// One linear layer of a transformer block; the same for every block.
+// One linear layer of a transformer block (of every block, or of the blocks of its kinds:
+// CkptLayout::kind_layers).
 struct CkptLayerShape {
   std::string name;            // e.g. "self_attention.dense"
   int64_t rows = 0, cols = 0;  // out x in
@@ -40,11 +41,25 @@ struct CkptLayout {
   int64_t n_blocks = 0;
   std::string family = "bloom";        // the model family (io/model/model_config.h family_name)
   std::vector<CkptLayerShape> layers;  // the linear layers of one block, in processing order
+  // Blocks of several kinds (an MoE model with dense-MLP blocks): layers is then every kind's
+  // layers (kind 0's in processing order, then each further kind's new names), kind_layers[k]
+  // kind k's layers (indices into layers, in processing order) and block_kind[b] block b's kind.
+  // Both empty: every block has every layer (format_version <= 3 files, every dense model).
+  std::vector<std::vector<int>> kind_layers;
+  std::vector<int> block_kind;
   std::vector<CkptRunSpec> runs;
   std::string model_config_json;  // config.json verbatim
   std::string job_config_yaml;    // the resolved job config
   std::string fingerprint;        // hash of model + calibration + settings; resume checks it
 };
+
+// Whether the blocks are of several kinds (CkptLayout::kind_layers).
+inline bool has_block_kinds(const CkptLayout& l) { return !l.kind_layers.empty(); }
+// The layers of block b (indices into layout.layers, in processing order): all of them unless the
+// blocks are of several kinds. b must be in range.
+std::vector<int> block_layers(const CkptLayout& layout, int64_t b);
+// Whether block b has layer li.
+bool block_has_layer(const CkptLayout& layout, int64_t b, int li);
 
 // Per-layer numbers the reports show. Stored as the columns of /runs/<run>/stats.
 struct LayerStats {
@@ -70,14 +85,15 @@ inline constexpr int64_t kMaxCkptLayerElements = int64_t{1} << 36;
 
 // Throws gptqd::Error when the layout cannot be stored: no blocks, no layers or runs, an empty or
 // duplicate name, a name with '/' (or "." / ".."), a non-positive shape or one beyond the bounds
-// above, bits outside 1..8, a bad group_size or block_size.
+// above, bits outside 1..8, a bad group_size or block_size, block kinds that do not cover the
+// blocks, name a layer out of range or twice, or leave a layer in no kind.
 void validate_layout(const CkptLayout& layout);
 
 // Empty when `stored` (read from a file) and `wanted` describe the same job: same fingerprint,
-// n_blocks, layers (names and shapes, in order) and runs (the same names with the same settings,
-// in any order). Otherwise one short phrase naming the first difference, e.g.
-// "run 'w4g128' has bits 3 in the file, 4 now". The config texts are not compared: the
-// fingerprint covers what matters, and a changed eval section must not block a resume.
+// n_blocks, layers (names and shapes, in order), block kinds and runs (the same names with the same
+// settings, in any order). Otherwise one short phrase naming the first difference, e.g. "run
+// 'w4g128' has bits 3 in the file, 4 now". The config texts are not compared: the fingerprint
+// covers what matters, and a changed eval section must not block a resume.
 std::string layout_difference(const CkptLayout& stored, const CkptLayout& wanted);
 
 // Index of the layer / run with this name, or -1.

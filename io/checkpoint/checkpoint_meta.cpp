@@ -1,5 +1,6 @@
 #include "io/checkpoint/checkpoint_meta.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -85,7 +86,8 @@ CkptRunSpec read_run_attrs(hid_t g) {
 void write_block(hid_t blocks, int64_t block, const CkptLayout& layout, const CkptRunSpec& run,
                  hid_t dcpl) {
   Hid bg = h5::create_group(blocks, std::to_string(block));
-  for (const auto& l : layout.layers) {
+  for (int li : block_layers(layout, block)) {
+    const CkptLayerShape& l = layout.layers[static_cast<size_t>(li)];
     Hid lg = h5::create_group(bg.get(), l.name);
     const hsize_t rows = l.rows, cols = l.cols, groups = run.groups(l.cols);
     create_dataset(lg.get(), kCodes, H5T_STD_U8LE, {rows, cols}, dcpl);
@@ -103,7 +105,7 @@ void write_block(hid_t blocks, int64_t block, const CkptLayout& layout, const Ck
 void write_layout(hid_t file, const CkptLayout& layout) {
   validate_layout(layout);
   h5::write_attr(file, "format", std::string(kCheckpointFormat));
-  h5::write_attr(file, "format_version", static_cast<int64_t>(kCheckpointFormatVersion));
+  h5::write_attr(file, "format_version", static_cast<int64_t>(format_version_of(layout)));
   h5::write_attr(file, "gptqd_version", std::string(GPTQD_VERSION_STRING));
   h5::write_attr(file, "model_config", layout.model_config_json);
   h5::write_attr(file, "job_config", layout.job_config_yaml);
@@ -126,6 +128,17 @@ void write_layout(hid_t file, const CkptLayout& layout) {
   h5::write_attr(file, "layer_groups", groups, {layout.layers.size()});
   h5::write_attr(file, "layer_bias", biases, {layout.layers.size()});
   h5::write_attr(file, "runs", run_names);
+  if (has_block_kinds(layout)) {  // format_version 4
+    // block_kind [n_blocks]; kind_layers: each kind's layer indices, each list ended by -1.
+    std::vector<int64_t> kinds(layout.block_kind.begin(), layout.block_kind.end());
+    std::vector<int64_t> lists;
+    for (const auto& k : layout.kind_layers) {
+      lists.insert(lists.end(), k.begin(), k.end());
+      lists.push_back(-1);
+    }
+    h5::write_attr(file, "block_kind", kinds, {kinds.size()});
+    h5::write_attr(file, "kind_layers", lists, {lists.size()});
+  }
 
   const Hid raw = raw_dcpl();
   create_dataset(file, kWeightsDigest, H5T_STD_U64LE, {static_cast<hsize_t>(layout.n_blocks) + 1},
@@ -200,10 +213,10 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
         kCheckpointFormat));
   return as_damage(path, [&] {
     const int64_t version = h5::read_attr_int64(file, "format_version");
-    if (version > kCheckpointFormatVersion || version < 1)
+    if (version > kCheckpointBlockKindsFormatVersion || version < 1)
       throw InputError(fmt::format(
           "checkpoint {} has format_version {}; this gptqd reads format_version 1 to {}", path,
-          version, kCheckpointFormatVersion));
+          version, kCheckpointBlockKindsFormatVersion));
     CkptLayout layout;
     layout.model_config_json = h5::read_attr_string(file, "model_config");
     layout.job_config_yaml = h5::read_attr_string(file, "job_config");
@@ -228,6 +241,22 @@ CkptLayout read_layout(hid_t file, const std::string& path) {
       l.group = groups.empty() ? static_cast<int>(i) : static_cast<int>(groups[i]);
       l.bias = biases.empty() || biases[i] != 0;
       layout.layers.push_back(l);
+    }
+    // Block kinds came with format_version 4, which holds them always.
+    if (version >= kCheckpointBlockKindsFormatVersion) {
+      const auto kinds = h5::read_attr_int64s(file, "block_kind");
+      const auto lists = h5::read_attr_int64s(file, "kind_layers");
+      if (kinds.empty() || lists.empty() || lists.back() != -1)
+        throw Error("'block_kind' / 'kind_layers' are empty or 'kind_layers' is not -1-ended");
+      for (int64_t k : kinds) layout.block_kind.push_back(static_cast<int>(k));
+      layout.kind_layers.emplace_back();
+      for (size_t i = 0; i < lists.size(); ++i) {
+        if (lists[i] >= 0) {
+          layout.kind_layers.back().push_back(static_cast<int>(lists[i]));
+        } else if (i + 1 < lists.size()) {
+          layout.kind_layers.emplace_back();
+        }
+      }
     }
     for (const auto& name : h5::read_attr_strings(file, "runs")) {
       Hid g = h5::open_group(file, run_path(name));

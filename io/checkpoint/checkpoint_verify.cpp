@@ -1,7 +1,7 @@
 #include "io/checkpoint/checkpoint_verify.h"
 
-#include "io/checkpoint/checkpoint.h"
 #include "base/check.h"
+#include "io/checkpoint/checkpoint.h"
 
 namespace gptqd {
 
@@ -23,7 +23,7 @@ VerifyResult verify_checkpoint(const std::string& path) {
       ++r.blocks_checked;
       try {
         ckpt.verify_block(run.name, b);
-        r.layers_checked += static_cast<int64_t>(layout.layers.size());
+        r.layers_checked += static_cast<int64_t>(block_layers(layout, b).size());
       } catch (const InputError& e) {
         r.damaged.push_back({run.name, b, e.what()});
       }

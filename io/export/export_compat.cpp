@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <set>
 
 #include "base/log.h"
 
@@ -25,12 +26,15 @@ std::vector<std::string> vllm_refusals(const QuantSettings& q, bool moe) {
 
 std::vector<std::string> vllm_shape_notes(const ModelSpec& spec) {
   std::vector<std::string> notes;
-  for (const LinearSpec& l : spec.linears) {
-    std::string why;
-    if (l.out % 64 != 0) why += "out % 64 != 0";
-    if (l.in % 128 != 0) why += std::string(why.empty() ? "" : ", ") + "in % 128 != 0";
-    if (!why.empty()) notes.push_back(fmt::format("{} {}x{}: {}", l.module, l.out, l.in, why));
-  }
+  std::set<std::string> seen;  // a layer of several block kinds once
+  for (int k = 0; k < spec.n_kinds(); ++k)
+    for (const LinearSpec& l : spec.kind(k).linears) {
+      if (!seen.insert(l.module).second) continue;
+      std::string why;
+      if (l.out % 64 != 0) why += "out % 64 != 0";
+      if (l.in % 128 != 0) why += std::string(why.empty() ? "" : ", ") + "in % 128 != 0";
+      if (!why.empty()) notes.push_back(fmt::format("{} {}x{}: {}", l.module, l.out, l.in, why));
+    }
   return notes;
 }
 

@@ -1,5 +1,6 @@
 #include "io/export/export_modules.h"
 
+#include <algorithm>
 #include <cstring>
 #include <utility>
 
@@ -31,26 +32,32 @@ std::string mixtral_defused_name(const std::string& module) {
 
 ExportModules export_modules(const ModelSpec& spec, int64_t n_blocks) {
   ExportModules m;
-  m.in_block.resize(static_cast<size_t>(spec.n_groups));
-  for (const LinearSpec& l : spec.linears)
-    m.in_block[static_cast<size_t>(l.group)].push_back(l.module);
-  for (const LinearSpec& l : spec.linears) {
-    const std::string alias = mixtral_defused_name(l.module);
-    if (!alias.empty()) m.in_block[static_cast<size_t>(l.group)].push_back(alias);
-  }
+  // Blocks of several kinds: each group lists every kind's modules (a name once).
+  auto add = [&](int group, const std::string& name) {
+    if (static_cast<size_t>(group) >= m.in_block.size()) m.in_block.resize(group + 1);
+    std::vector<std::string>& g = m.in_block[static_cast<size_t>(group)];
+    if (std::find(g.begin(), g.end(), name) == g.end()) g.push_back(name);
+  };
+  for (int k = 0; k < spec.n_kinds(); ++k)
+    for (const LinearSpec& l : spec.kind(k).linears) add(l.group, l.module);
+  for (int k = 0; k < spec.n_kinds(); ++k)
+    for (const LinearSpec& l : spec.kind(k).linears) {
+      const std::string alias = mixtral_defused_name(l.module);
+      if (!alias.empty()) add(l.group, alias);
+    }
   // A 2-D block tensor that is no LinearSpec is a linear kept in full precision (the norms are
   // 1-D); its module is the tensor's name less ".weight".
   const std::string suffix = ".weight";
-  std::vector<std::string> kept;
-  for (const TensorSpec& t : spec.block_norms) {
-    const bool matrix = t.shape.size() == 2;
-    const bool weight = t.name.size() > suffix.size() &&
-                        t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0;
-    if (matrix && weight) kept.push_back(t.name.substr(0, t.name.size() - suffix.size()));
+  for (int64_t b = 0; b < n_blocks; ++b) {
+    for (const TensorSpec& t : spec.block(b).block_norms) {
+      const bool matrix = t.shape.size() == 2;
+      const bool weight = t.name.size() > suffix.size() &&
+                          t.name.compare(t.name.size() - suffix.size(), suffix.size(), suffix) == 0;
+      if (matrix && weight)
+        m.full_precision.push_back(spec.hf_name(
+            spec.block_tensor_name(b, t.name.substr(0, t.name.size() - suffix.size()))));
+    }
   }
-  for (int64_t b = 0; b < n_blocks; ++b)
-    for (const std::string& k : kept)
-      m.full_precision.push_back(spec.hf_name(spec.block_tensor_name(b, k)));
   return m;
 }
 

@@ -299,10 +299,12 @@ std::string export_gptq(const ExportOptions& opt) {
                     layout.n_blocks);
 
   const ModelSpec& spec = model.spec();
-  GPTQD_INPUT_CHECK(layout.layers.size() == spec.linears.size(),
-                    "{}: the checkpoint has {} layers per block, the {} model in {} has {}",
-                    opt.checkpoint, layout.layers.size(), spec.config.model_type, model_dir,
-                    spec.linears.size());
+  for (int64_t b = 0; b < layout.n_blocks; ++b) {
+    const size_t have = block_layers(layout, b).size(), want = spec.block(b).linears.size();
+    GPTQD_INPUT_CHECK(have == want,
+                      "{}: the checkpoint has {} layers in block {}, the {} model in {} has {}",
+                      opt.checkpoint, have, b, spec.config.model_type, model_dir, want);
+  }
   if (opt.for_vllm) {
     const std::string why = vllm_moe_refusal(settings, spec, format == ExportFormat::kGptq);
     GPTQD_INPUT_CHECK(why.empty(), "export --for vllm: vLLM cannot serve run {}: {}", run.name,
@@ -332,7 +334,7 @@ std::string export_gptq(const ExportOptions& opt) {
   // The original tensors that stay as they are (everything but the linear weights/biases).
   std::map<std::string, std::string> quantized;  // canonical weight name -> module
   for (int64_t b = 0; b < layout.n_blocks; ++b) {
-    for (const LinearSpec& l : spec.linears) {
+    for (const LinearSpec& l : spec.block(b).linears) {
       quantized[spec.block_tensor_name(b, l.module + ".weight")] = l.module;
       quantized[spec.block_tensor_name(b, l.module + ".bias")] = l.module;
     }
@@ -364,9 +366,11 @@ std::string export_gptq(const ExportOptions& opt) {
   const ZeroConvention conv =
       format == ExportFormat::kGptqV2 ? ZeroConvention::kV2 : ZeroConvention::kV1;
   for (int64_t b = 0; b < layout.n_blocks; ++b) {
-    for (size_t li = 0; li < spec.linears.size(); ++li) {
-      const LinearSpec& ln = spec.linears[li];
-      const CkptLayerShape& shape = layout.layers[li];
+    const std::vector<LinearSpec>& linears = spec.block(b).linears;
+    const std::vector<int> stored = block_layers(layout, b);
+    for (size_t li = 0; li < linears.size(); ++li) {
+      const LinearSpec& ln = linears[li];
+      const CkptLayerShape& shape = layout.layers[static_cast<size_t>(stored[li])];
       GPTQD_INPUT_CHECK(shape.name == ln.module && shape.rows == ln.out && shape.cols == ln.in,
                         "{}: layer {} ({}x{}) does not match the model's {} ({}x{})",
                         opt.checkpoint, shape.name, shape.rows, shape.cols, ln.module, ln.out,

@@ -94,6 +94,10 @@ struct ModelConfig {
   bool norm_topk_prob = false;  // top-k probabilities renormalised to sum 1 (Mixtral: always)
   MlaConfig mla;                // DeepSeek-V3 / Kimi-K2 (family kMoe with mla.kv_lora_rank > 0)
   Fp8Weights fp8;               // DeepSeek-V3 / Kimi-K2 released checkpoints
+  // [n_layer] (or empty: none): the MoE family's blocks whose MLP is dense (a gated MLP of width
+  // ffn): DeepSeek-V3's first_k_dense_replace, Qwen2/3-MoE's mlp_only_layers and
+  // decoder_sparse_step. The blocks then come in two kinds (ModelSpec::block()).
+  std::vector<bool> dense_mlp_blocks;
   // OPT
   bool do_layer_norm_before = true;  // pre-LN (every OPT but 350m)
   bool enable_bias = true;           // the Linears have biases

@@ -13,29 +13,11 @@ int64_t TensorSpec::numel() const {
   return n;
 }
 
-ModelSpec ModelSpec::of(const ModelConfig& c) {
-  ModelSpec s;
-  s.config = c;
-  s.family = c.family;
-  s.n_layer = c.n_layer;
-  s.hidden = c.hidden;
-  s.n_head = c.n_head;
-  s.n_kv_head = c.n_kv_head > 0 ? c.n_kv_head : c.n_head;
-  s.head_dim = c.head_dim;
-  s.ffn = c.ffn;
-  s.vocab = c.vocab;
-  s.norm_eps = static_cast<float>(c.norm_eps);
-  // The declaration that lists the model_type (DeepSeek-V3 has its own describe within kMoe),
-  // else the family's first (several model_type declarations may share one family's describe).
-  const FamilyDecl* decl = nullptr;
-  for (const FamilyDecl* f : all_families()) {
-    if (f->family != c.family) continue;
-    const bool lists = std::find(f->model_types.begin(), f->model_types.end(), c.model_type) !=
-                       f->model_types.end();
-    if (decl == nullptr || lists) decl = f;
-    if (lists) break;
-  }
-  if (decl != nullptr) decl->describe(s);
+namespace {
+
+// Groups and inputs numbered from 0, contiguous, the layers of an input sharing it.
+void finish_linears(ModelSpec& s) {
+  const ModelConfig& c = s.config;
   GPTQD_CHECK(!s.linears.empty() && !s.embedding.empty(), "family {} declared no tensors",
               family_name(c.family));
   s.n_groups = s.linears.back().group + 1;
@@ -59,7 +41,72 @@ ModelSpec ModelSpec::of(const ModelConfig& c) {
     GPTQD_CHECK(input_step == 1 || (b.in == a.in && b.expert == a.expert),
                 "family {}: the layers of an input must share it", family_name(c.family));
   }
-  return s;
+}
+
+}  // namespace
+
+ModelSpec ModelSpec::of(const ModelConfig& c) {
+  ModelSpec s;
+  s.config = c;
+  s.family = c.family;
+  s.n_layer = c.n_layer;
+  s.hidden = c.hidden;
+  s.n_head = c.n_head;
+  s.n_kv_head = c.n_kv_head > 0 ? c.n_kv_head : c.n_head;
+  s.head_dim = c.head_dim;
+  s.ffn = c.ffn;
+  s.vocab = c.vocab;
+  s.norm_eps = static_cast<float>(c.norm_eps);
+  // The declaration that lists the model_type (DeepSeek-V3 has its own describe within kMoe),
+  // else the family's first (several model_type declarations may share one family's describe).
+  const FamilyDecl* decl = nullptr;
+  for (const FamilyDecl* f : all_families()) {
+    if (f->family != c.family) continue;
+    const bool lists = std::find(f->model_types.begin(), f->model_types.end(), c.model_type) !=
+                       f->model_types.end();
+    if (decl == nullptr || lists) decl = f;
+    if (lists) break;
+  }
+  const std::vector<bool>& dense = c.dense_mlp_blocks;
+  GPTQD_CHECK(dense.empty() || static_cast<int64_t>(dense.size()) == c.n_layer,
+              "{} dense-MLP flags for {} blocks", dense.size(), c.n_layer);
+  auto kind_spec = [&](bool dense_mlp) {
+    ModelSpec k = s;
+    k.dense_mlp = dense_mlp;
+    if (decl != nullptr) decl->describe(k);
+    finish_linears(k);
+    return k;
+  };
+  const bool first_dense = !dense.empty() && dense[0];
+  ModelSpec out = kind_spec(first_dense);
+  if (std::find(dense.begin(), dense.end(), !first_dense) == dense.end()) return out;
+  // Kind 0 is block 0's, kind 1 the other MLP.
+  out.kinds = {std::make_shared<const ModelSpec>(out),
+               std::make_shared<const ModelSpec>(kind_spec(!first_dense))};
+  out.block_kind.resize(dense.size());
+  for (size_t b = 0; b < dense.size(); ++b) out.block_kind[b] = dense[b] == first_dense ? 0 : 1;
+  return out;
+}
+
+const ModelSpec& ModelSpec::block(int64_t b) const {
+  if (kinds.empty()) return *this;
+  return *kinds[static_cast<size_t>(kind_of(b))];
+}
+
+const ModelSpec& ModelSpec::kind(int k) const {
+  if (kinds.empty()) {
+    GPTQD_CHECK(k == 0, "kind {} of a model with one block kind", k);
+    return *this;
+  }
+  GPTQD_CHECK(k >= 0 && k < n_kinds(), "kind {} of {}", k, n_kinds());
+  return *kinds[static_cast<size_t>(k)];
+}
+
+int ModelSpec::kind_of(int64_t b) const {
+  if (kinds.empty()) return 0;
+  GPTQD_CHECK(b >= 0 && b < static_cast<int64_t>(block_kind.size()), "block {} of {}", b,
+              block_kind.size());
+  return block_kind[static_cast<size_t>(b)];
 }
 
 std::string ModelSpec::block_tensor_name(int64_t block, const std::string& relative) const {
@@ -67,10 +114,11 @@ std::string ModelSpec::block_tensor_name(int64_t block, const std::string& relat
 }
 
 std::vector<TensorSpec> ModelSpec::block_tensors(int64_t block) const {
+  const ModelSpec& k = this->block(block);
   std::vector<TensorSpec> out;
-  for (const TensorSpec& t : block_norms)
+  for (const TensorSpec& t : k.block_norms)
     out.push_back({block_tensor_name(block, t.name), t.shape});
-  for (const LinearSpec& l : linears) {
+  for (const LinearSpec& l : k.linears) {
     out.push_back({block_tensor_name(block, l.module + ".weight"), {l.out, l.in}});
     if (l.bias) out.push_back({block_tensor_name(block, l.module + ".bias"), {l.out}});
   }

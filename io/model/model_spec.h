@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,18 @@ struct ModelSpec {
   std::vector<LinearSpec> linears;      // in true-sequential order, groups contiguous
   int n_groups = 0;
   int n_inputs = 0;  // Hessian inputs (== n_groups for dense families); linears' inputs contiguous
+  // A dense-MLP block of a mixture-of-experts family (DeepSeek-V3's first_k_dense_replace
+  // blocks, Qwen2/3-MoE's mlp_only_layers / decoder_sparse_step): the family's plain gated MLP of
+  // width ffn (intermediate_size) where the other blocks have their experts.
+  bool dense_mlp = false;
+
+  // Blocks of several kinds (a model mixing dense-MLP and MoE blocks). Then block_norms, linears,
+  // n_groups, n_inputs and dense_mlp above are those of block 0's kind, kinds[k] is kind k's
+  // whole spec (its own kinds empty), and block_kind[b] is block b's kind. Both are empty when
+  // every block has the same tensors (every dense family). Whatever iterates a block's linears
+  // asks block(b) for them.
+  std::vector<std::shared_ptr<const ModelSpec>> kinds;
+  std::vector<int> block_kind;
   std::vector<TensorSpec> embedding;   // [0] is the token table [vocab, hidden]
   std::vector<TensorSpec> final_norm;  // may be empty (OPT post-LN)
   std::string lm_head;                 // untied head "lm_head.weight" [vocab, hidden]; "" when
@@ -63,12 +76,20 @@ struct ModelSpec {
   // config the family cannot run (e.g. inconsistent head counts), naming the keys.
   static ModelSpec of(const ModelConfig& config);
 
+  // The spec of block b's kind: *this unless the blocks are of several kinds.
+  const ModelSpec& block(int64_t b) const;
+  // The number of block kinds (1 unless mixed) and kind k's spec (kind(0) is *this when 1).
+  int n_kinds() const { return kinds.empty() ? 1 : static_cast<int>(kinds.size()); }
+  const ModelSpec& kind(int k) const;
+  int kind_of(int64_t b) const;
+  bool mixed() const { return !kinds.empty(); }
+
   // "<block_prefix><block>.<relative>"
   std::string block_tensor_name(int64_t block, const std::string& relative) const;
-  // Every tensor of block `block` (canonical names): the norms, then each linear's weight and,
-  // if it has one, bias, in linears order.
+  // Every tensor of block `block` (canonical names): its kind's norms, then each linear's weight
+  // and, if it has one, bias, in linears order.
   std::vector<TensorSpec> block_tensors(int64_t block) const;
-  // The linears of group g, as indices into linears.
+  // The linears of group g, as indices into linears (of this spec: a kind's, see block()).
   std::vector<int> group_members(int g) const;
   // The linears of Hessian input k, as indices into linears.
   std::vector<int> input_members(int k) const;
@@ -76,7 +97,8 @@ struct ModelSpec {
   std::vector<int> group_inputs(int g) const;
   // Every tensor a full model needs: embedding, every block, final norm, untied head.
   std::vector<TensorSpec> all_tensors() const;
-  // Index into block_tensors() of linear i's weight (its bias, if any, follows it).
+  // Index into block_tensors() of linear i's weight (its bias, if any, follows it); this spec's
+  // linears (a kind's: call it on block(b)).
   int linear_weight_index(int i) const;
   // InputError "<what> is N tokens, but <max_seqlen_why>" when seqlen exceeds max_seqlen.
   void check_seqlen(int64_t seqlen, const std::string& what) const;

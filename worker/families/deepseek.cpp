@@ -2,8 +2,9 @@
 //   a = rmsnorm(h);  routes = DeepSeek's router on a G^T (fp32, worker/families/deepseek_routing.h)
 //   h += sum over a token's experts e of w_e * down_e(silu(gate_e(a)) * up_e(a)) + shared(a)
 // as transformers 5.25's DeepseekV3MoE (the routed sum first, index_add_ order, then the shared
-// experts' output added, then the residual). The routed rows are gathered and added back as in
-// worker/families/moe.cpp (Backend::copy and a rank-1 gemm per routed row).
+// experts' output added, then the residual). A dense block (first_k_dense_replace,
+// ModelSpec::dense_mlp) has DeepseekV3MLP instead: h += down(silu(gate(a)) * up(a)). The routed
+// experts are worker/families/moe_experts.h's, shared with the other mixtures.
 #include <algorithm>
 
 #include "base/check.h"
@@ -23,7 +24,7 @@ int router_norm(const ModelSpec& d) { return d.config.mla.q_lora_rank > 0 ? 4 : 
 std::vector<int64_t> workspace(const ModelSpec& d) {
   const MlaConfig& m = d.config.mla;
   const int64_t heads = d.n_head, dw = mla_attention_width(d);
-  const int64_t f = std::max(d.config.moe_ffn, d.config.shared_ffn);
+  const int64_t f = d.dense_mlp ? d.ffn : std::max(d.config.moe_ffn, d.config.shared_ffn);
   std::vector<int64_t> w(kDsBufs);
   w[kDsA] = d.hidden;
   w[kDsQA] = std::max<int64_t>(m.q_lora_rank, 1);
@@ -64,13 +65,45 @@ std::vector<ExpertRoute> route(Backend& be, const ModelSpec& d, const BlockWeigh
   return route_deepseek(host, bias, tokens, r);
 }
 
+// A dense block's MLP (first_k_dense_replace), as DeepseekV3MLP: h += down(silu(gate(a)) * up(a)),
+// a = rmsnorm(h). Its linears follow the attention's: gate, up (one input), down.
+void dense_mlp(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch, int64_t seq,
+               float* h, BlockWorkspace& ws, const LinearCapture& capture, int stop_after,
+               int start_after) {
+  const int64_t tokens = batch * seq, hd = d.hidden;
+  const int first = d.config.mla.q_lora_rank > 0 ? 5 : 4;
+  float* a = ws.bufs[kDsA].data();
+  float* gate = ws.bufs[kDsGate].data();
+  float* up = ws.bufs[kDsUp].data();
+  if (start_after < 3) {
+    be.rms_norm(tokens, hd, h, w.norms[kPostNorm].data(), d.norm_eps, a);
+    if (capture) capture(d.linears[first].input, a, tokens, batch);
+    if (stop_after == 3) return;
+  }
+  if (start_after < 4) {
+    linear_forward(be, w.linears[first], tokens, a, gate);
+    linear_forward(be, w.linears[first + 1], tokens, a, up);
+    be.silu_mul(tokens * d.ffn, gate, up);
+    if (capture) capture(d.linears[first + 2].input, gate, tokens, batch);
+    if (stop_after == 4) return;
+  }
+  float* out = ws.bufs[kDsOut].data();
+  linear_forward(be, w.linears[first + 2], tokens, gate, out);
+  be.add(tokens * hd, out, h);
+}
+
 }  // namespace
 
 void deepseek_block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch,
                     int64_t seq, float* h, BlockWorkspace& ws, const LinearCapture& capture,
                     int stop_after, const DeepseekRules& rules, int start_after) {
-  GPTQD_CHECK(start_after < 4, "DeepSeek-V3 cannot resume after its down projections");
+  GPTQD_CHECK(d.dense_mlp || start_after < 4,
+              "DeepSeek-V3 cannot resume after its down projections");
   if (mla_attention(be, d, w, batch, seq, h, ws, capture, stop_after, start_after, rules)) return;
+  if (d.dense_mlp) {
+    dense_mlp(be, d, w, batch, seq, h, ws, capture, stop_after, start_after);
+    return;
+  }
   const ModelConfig& c = d.config;
   const int64_t tokens = batch * seq, hd = d.hidden, experts = c.n_experts;
   const ExpertLinears L{c.mla.q_lora_rank > 0 ? 5 : 4, experts, c.shared_ffn > 0};
@@ -114,7 +147,8 @@ void block(Backend& be, const ModelSpec& d, const BlockWeights& w, int64_t batch
 // The buffers a forward resumed after `group`'s capture reads besides h: the normed input; q_b's
 // input (or, with q_proj, the normed input), kv_b's latent and k_rope; the heads' output; the
 // MoE's normed input (the routing is computed again from it). Not after the down projections:
-// their inputs are every expert's own rows. tests/unit/test_deepseek_sequential.cpp checks each.
+// their inputs are every expert's own rows (a dense block's: its down input).
+// tests/unit/test_deepseek_sequential.cpp checks each.
 bool resume_points(const ModelSpec& d, int group, std::vector<int>* live) {
   switch (group) {
     case 0:
@@ -129,6 +163,9 @@ bool resume_points(const ModelSpec& d, int group, std::vector<int>* live) {
     case 3:
       *live = {kDsA};
       return true;
+    case 4:  // a dense block's down input is every token's: resumable
+      *live = {kDsGate};
+      return d.dense_mlp;
     default:
       return false;
   }

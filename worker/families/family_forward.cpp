@@ -11,7 +11,9 @@ const FamilyForward& family_forward(const ModelSpec& spec) {
     case Family::kOpt:
       return opt_forward();
     case Family::kMoe:
-      return spec.config.mla.kv_lora_rank > 0 ? deepseek_forward() : moe_forward();
+      if (spec.config.mla.kv_lora_rank > 0) return deepseek_forward();  // both block kinds
+      // A dense block of Qwen2/3-MoE is a Llama-family block (io/model/families/moe.cpp).
+      return spec.dense_mlp ? llama_forward() : moe_forward();
   }
   return bloom_forward();
 }

@@ -31,7 +31,9 @@ struct FamilyForward {
 };
 
 // The forward of spec's family: within Family::kMoe, DeepSeek-V3's (MLA) when the config has
-// one (ModelConfig::mla), else the Llama-attention mixtures'.
+// one (ModelConfig::mla), else the Llama-attention mixtures' (the Llama family's for their dense
+// blocks, ModelSpec::dense_mlp). For a model with several block kinds, pass block b's kind
+// (ModelSpec::block(b)).
 const FamilyForward& family_forward(const ModelSpec& spec);
 
 const FamilyForward& bloom_forward();

@@ -15,11 +15,13 @@
 // up, the shared experts' gate and up] -> [every expert's down, the shared experts' down]. q_a and
 // kv_a share the normed input (one Hessian); q_b and kv_b read different latents (two).
 //
-// Not supported, each refused naming the key: first_k_dense_replace > 0 and moe_layer_freq != 1
-// (dense blocks among MoE blocks: gptqd needs every block to have the same linears), rope types
-// other than default and yarn, topk_method other than noaux_tc, scoring_func other than sigmoid,
-// a quantization_config other than FP8 with block scales (io/model/fp8_config.h: the released
-// FP8 checkpoints are read, each linear dequantized on load by HfModel::read_f32). The
+// Dense blocks (first_k_dense_replace: 3 in DeepSeek-V3, 1 in Kimi-K2) are a second block kind
+// (ModelSpec::block): MLA attention, then DeepseekV3MLP's gate/up/down of width intermediate_size.
+//
+// Not supported, each refused naming the key: moe_layer_freq != 1, rope types other than default
+// and yarn, topk_method other than noaux_tc, scoring_func other than sigmoid, a
+// quantization_config other than FP8 with block scales (io/model/fp8_config.h: the released FP8
+// checkpoints are read, each linear dequantized on load by HfModel::read_f32). The
 // multi-token-prediction layers (num_nextn_predict_layers; block indices >= num_hidden_layers in
 // the shards, which transformers skips on load) are not read: only the declared tensors are.
 #include <algorithm>
@@ -169,16 +171,25 @@ void parse_moe(const json& j, const std::string& src, ModelConfig* c) {
   check_string(j, "topk_method", "noaux_tc", src,
                "top-k of the sigmoid scores plus e_score_correction_bias within the best groups");
   check_string(j, "scoring_func", "sigmoid", src, "the router's scores are sigmoids");
+  // Blocks 0..first_k_dense_replace-1 have DeepseekV3MLP(intermediate_size) (transformers 5.25:
+  // layer_idx >= first_k_dense_replace is MoE; moe_layer_freq is not read there).
   const int64_t dense = config_optional_int(j, "first_k_dense_replace", 3, src);
-  GPTQD_INPUT_CHECK(dense == 0,
-                    "{}: first_k_dense_replace is {}: blocks 0..{} have a dense MLP among MoE "
-                    "blocks; gptqd quantizes models whose blocks all have the same linears, so "
-                    "dense first blocks are not supported yet (only first_k_dense_replace 0)",
-                    src, dense, dense - 1);
+  GPTQD_INPUT_CHECK(dense >= 0, "{}: first_k_dense_replace is {}, expected >= 0", src, dense);
+  if (dense > 0) {
+    GPTQD_INPUT_CHECK(c->ffn > 0,
+                      "{}: first_k_dense_replace {} makes blocks 0..{} dense, but "
+                      "intermediate_size (their MLP's width) is {}",
+                      src, dense, std::min(dense, c->n_layer) - 1, c->ffn);
+    c->dense_mlp_blocks.assign(static_cast<size_t>(c->n_layer), false);
+    for (int64_t b = 0; b < std::min(dense, c->n_layer); ++b)
+      c->dense_mlp_blocks[static_cast<size_t>(b)] = true;
+  }
+  // The released models' 1; transformers ignores the key, DeepSeek's own code would make more
+  // blocks dense: refused rather than computed one way or the other.
   const int64_t freq = config_optional_int(j, "moe_layer_freq", 1, src);
   GPTQD_INPUT_CHECK(freq == 1,
-                    "{}: moe_layer_freq {} makes dense blocks among MoE blocks; only 1 (every "
-                    "block MoE) is supported",
+                    "{}: moe_layer_freq {}: transformers ignores it and DeepSeek's own code makes "
+                    "blocks dense with it; only 1 (the released models') is supported",
                     src, freq);
   const int64_t mtp = config_optional_int(j, "num_nextn_predict_layers",
                                           config_optional_int(j, "num_mtp_layers", 0, src), src);
@@ -227,8 +238,10 @@ void describe(ModelSpec& s) {
     s.block_norms.push_back({"self_attn.q_a_layernorm.weight", {m.q_lora_rank}});
   s.block_norms.push_back({"self_attn.kv_a_layernorm.weight", {m.kv_lora_rank}});
   // The router and its correction bias stay in full precision: tensors, not linears.
-  s.block_norms.push_back({"mlp.gate.weight", {e, h}});
-  s.block_norms.push_back({"mlp.gate.e_score_correction_bias", {e}});
+  if (!s.dense_mlp) {
+    s.block_norms.push_back({"mlp.gate.weight", {e, h}});
+    s.block_norms.push_back({"mlp.gate.e_score_correction_bias", {e}});
+  }
   // Inputs: 0 the normed hidden state (q_a or q_proj, kv_a), then q_b's and kv_b's latents, the
   // heads' output (o), each expert's routed rows.
   const int64_t q_out = heads * m.qk_head_dim();
@@ -245,21 +258,26 @@ void describe(ModelSpec& s) {
   s.linears.push_back({"self_attn.kv_b_proj", heads * (m.qk_nope_head_dim + m.v_head_dim),
                        m.kv_lora_rank, false, 1, input++});
   s.linears.push_back({"self_attn.o_proj", h, heads * m.v_head_dim, b, 2, input++});
-  for (int64_t x = 0; x < e; ++x, ++input) {
+  if (s.dense_mlp) {  // DeepseekV3MLP(intermediate_size): no biases
+    s.linears.push_back({"mlp.gate_proj", s.ffn, h, false, 3, input});
+    s.linears.push_back({"mlp.up_proj", s.ffn, h, false, 3, input++});
+    s.linears.push_back({"mlp.down_proj", h, s.ffn, false, 4, input});
+  }
+  for (int64_t x = 0; !s.dense_mlp && x < e; ++x, ++input) {
     const std::string ex = "mlp.experts." + std::to_string(x) + ".";
     s.linears.push_back({ex + "gate_proj", c.moe_ffn, h, false, 3, input, static_cast<int>(x)});
     s.linears.push_back({ex + "up_proj", c.moe_ffn, h, false, 3, input, static_cast<int>(x)});
   }
-  if (c.shared_ffn > 0) {
+  if (!s.dense_mlp && c.shared_ffn > 0) {
     s.linears.push_back({"mlp.shared_experts.gate_proj", c.shared_ffn, h, false, 3, input});
     s.linears.push_back({"mlp.shared_experts.up_proj", c.shared_ffn, h, false, 3, input});
     ++input;
   }
-  for (int64_t x = 0; x < e; ++x, ++input) {
+  for (int64_t x = 0; !s.dense_mlp && x < e; ++x, ++input) {
     s.linears.push_back({"mlp.experts." + std::to_string(x) + ".down_proj", h, c.moe_ffn, false, 4,
                          input, static_cast<int>(x)});
   }
-  if (c.shared_ffn > 0) {
+  if (!s.dense_mlp && c.shared_ffn > 0) {
     s.linears.push_back({"mlp.shared_experts.down_proj", h, c.shared_ffn, false, 4, input});
   }
   s.embedding = {{"embed_tokens.weight", {s.vocab, h}}};

@@ -9,7 +9,10 @@
 //
 // True-sequential groups: [q, k, v] -> [o] -> [every expert's gate and up, the shared expert's
 // gate and up] -> [every expert's down, the shared expert's down]. Within a group each expert is
-// its own Hessian input (LinearSpec::input): its tokens are those routed to it.
+// its own Hessian input (LinearSpec::input): its tokens are those routed to it. Qwen2/3-MoE's
+// dense blocks (mlp_only_layers, decoder_sparse_step) are a second block kind (ModelSpec::block)
+// whose MLP is the Llama family's gate/up/down of width intermediate_size, computed by the Llama
+// forward.
 #include <algorithm>
 #include <vector>
 
@@ -25,12 +28,10 @@ namespace {
 using nlohmann::json;
 
 // Blocks whose MLP is dense (transformers: layer i is sparse iff i is not in mlp_only_layers and
-// (i + 1) % decoder_sparse_step == 0). gptqd needs every block to have the same linears, so a
-// model that mixes dense and MoE blocks is refused, naming them.
-void check_all_sparse(const json& j, int64_t n_layer, const std::string& src) {
+// (i + 1) % decoder_sparse_step == 0): a Qwen2MoeMLP / Qwen3MoeMLP of width intermediate_size.
+std::vector<bool> dense_blocks(const json& j, int64_t n_layer, const std::string& src) {
   const int64_t step = config_optional_int(j, "decoder_sparse_step", 1, src);
   GPTQD_INPUT_CHECK(step >= 1, "{}: decoder_sparse_step is {}, expected >= 1", src, step);
-  std::vector<int64_t> dense;
   std::vector<int64_t> only;
   if (const auto it = j.find("mlp_only_layers"); it != j.end() && !it->is_null()) {
     GPTQD_INPUT_CHECK(it->is_array(), "{}: mlp_only_layers is {}, expected a list of layers", src,
@@ -41,20 +42,15 @@ void check_all_sparse(const json& j, int64_t n_layer, const std::string& src) {
       only.push_back(v.get<int64_t>());
     }
   }
+  std::vector<bool> dense(static_cast<size_t>(n_layer), false);
+  bool any = false;
   for (int64_t i = 0; i < n_layer; ++i) {
     const bool listed = std::find(only.begin(), only.end(), i) != only.end();
-    if (listed || (i + 1) % step != 0) dense.push_back(i);
+    dense[static_cast<size_t>(i)] = listed || (i + 1) % step != 0;
+    any = any || dense[static_cast<size_t>(i)];
   }
-  if (dense.empty()) return;
-  std::string list;
-  for (size_t k = 0; k < dense.size() && k < 8; ++k)
-    list += (k ? ", " : "") + std::to_string(dense[k]);
-  if (dense.size() > 8) list += ", ...";
-  throw InputError(fmt::format(
-      "{}: mlp_only_layers / decoder_sparse_step make block(s) {} dense MLP blocks among MoE "
-      "blocks; gptqd quantizes models whose blocks all have the same linears, so mixed "
-      "dense/MoE models are not supported yet",
-      src, list));
+  if (!any) dense.clear();
+  return dense;
 }
 
 ModelConfig parse(const json& j, const std::string& type, const std::string& src) {
@@ -72,7 +68,7 @@ ModelConfig parse(const json& j, const std::string& type, const std::string& src
     c.moe_ffn = config_positive(j, {"moe_intermediate_size"}, src);
     c.norm_topk_prob = config_bool(j, "norm_topk_prob", false, src);
     c.sliding_window = qwen_sliding_window(j, c.n_layer, src);
-    check_all_sparse(j, c.n_layer, src);
+    c.dense_mlp_blocks = dense_blocks(j, c.n_layer, src);
   }
   if (type == "qwen2_moe") {
     c.shared_ffn = config_positive(j, {"shared_expert_intermediate_size"}, src);
@@ -99,6 +95,12 @@ void describe(ModelSpec& s) {
   const std::string gate = mixtral ? "w1" : "gate_proj", up = mixtral ? "w3" : "up_proj",
                     down = mixtral ? "w2" : "down_proj";
   describe_decoder(s);
+  if (s.dense_mlp) {  // Qwen2MoeMLP / Qwen3MoeMLP(intermediate_size): the Llama MLP, no biases
+    s.linears.push_back({"mlp.gate_proj", s.ffn, h, false, 2});
+    s.linears.push_back({"mlp.up_proj", s.ffn, h, false, 2});
+    s.linears.push_back({"mlp.down_proj", h, s.ffn, false, 3});
+    return;
+  }
   // The router and the shared expert's gate stay in full precision: tensors of the block, not
   // linears GPTQ quantizes.
   s.block_norms.push_back({mlp + "gate.weight", {c.n_experts, h}});
