@@ -21,7 +21,7 @@ Writes tests/fixtures/deepseek/ (the script refuses to write more than 1.2 MB in
       for the q/k paths, 3 for the router so that the choice is clear), the router's
       e_score_correction_bias N(0, 0.3) (transformers initialises it to zeros: a fixture with zeros
       would not notice a forward that drops it), embeddings N(0, 0.25). Vocabulary 160, 2 blocks,
-      first_k_dense_replace 0 (gptqd needs every block to be MoE), rms_norm_eps 1e-5 (the q_a/kv_a
+      first_k_dense_replace 0 unless a case says otherwise, rms_norm_eps 1e-5 (the q_a/kv_a
       norms keep transformers' 1e-6).
       Cases:
         lora_yarn   hidden 32, 4 heads, q_lora_rank 24, kv_lora_rank 16, qk_nope 8, qk_rope 8,
@@ -37,6 +37,10 @@ Writes tests/fixtures/deepseek/ (the script refuses to write more than 1.2 MB in
                     v_head_dim 8, 8 experts of width 8 in 4 groups, topk_group 2, top-2, 1 shared
                     expert, norm_topk_prob, routed_scaling_factor 2.0, YaRN (factor 8, original
                     16, beta 8/2, mscale = mscale_all_dim = 1, truncate false), interleaved, untied
+        dense_first 3 blocks, first_k_dense_replace 1 (Kimi-K2's): block 0 DeepseekV3MLP of
+                    width intermediate_size 40, blocks 1-2 MoE (6 experts of width 10 in 2
+                    groups, topk_group 1, top-2, 1 shared expert), q_lora_rank 16, kv 12,
+                    default RoPE, interleaved, untied
   <case>/forward.safetensors  input_ids I32 [2, 17], embeddings, block.<i> F32 [2, 17, hidden],
       logits F32 [2, 17, vocab], as make_moe_fixtures.py writes them.
   <case>/perplexity.safetensors  the GPTQ paper's perplexity protocol (scripts/ppl_protocol.py):
@@ -102,6 +106,16 @@ CASES = {
                          "original_max_position_embeddings": 16, "beta_fast": 8, "beta_slow": 2,
                          "mscale": 1.0, "mscale_all_dim": 1.0, "truncate": False},
         rope_interleave=True, attention_bias=False, tie_word_embeddings=False)),
+    # Kimi-K2's first_k_dense_replace 1: block 0 is DeepseekV3MLP(intermediate_size), blocks 1
+    # and 2 MoE (a second block kind in gptqd).
+    "dense_first": (64, dict(
+        COMMON, num_hidden_layers=3, first_k_dense_replace=1, num_attention_heads=2,
+        num_key_value_heads=2, q_lora_rank=16, kv_lora_rank=12, qk_nope_head_dim=8,
+        qk_rope_head_dim=4, v_head_dim=8, n_routed_experts=6, moe_intermediate_size=10,
+        n_group=2, topk_group=1, num_experts_per_tok=2, n_shared_experts=1,
+        norm_topk_prob=True, routed_scaling_factor=2.5,
+        rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+        rope_interleave=True, attention_bias=False, tie_word_embeddings=False)),
 }
 
 
@@ -143,7 +157,9 @@ class MarginWatch:
     def __init__(self, model):
         self.group, self.expert, self.handles = math.inf, math.inf, []
         for layer in model.model.layers:
-            self.handles.append(layer.mlp.gate.register_forward_hook(self.hook))
+            gate = getattr(layer.mlp, "gate", None)  # none in a dense-MLP block
+            if gate is not None:
+                self.handles.append(gate.register_forward_hook(self.hook))
 
     def hook(self, m, args, out):
         x = args[0].reshape(-1, m.hidden_dim).float()

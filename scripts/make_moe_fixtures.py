@@ -27,6 +27,11 @@ Writes tests/fixtures/moe/ (the script refuses to write more than 2 MB in all):
                      q/k/v biases, 2 layers, tied
         qwen3_moe    Qwen3-MoE, hidden 32, 4 heads / 2 KV, head_dim 24 given, 7 experts of width
                      12, top-3, norm_topk_prob true, per-head q/k RMSNorm, 2 layers, untied
+        qwen2_moe_mixed  Qwen2-MoE, 3 layers, decoder_sparse_step 2: blocks 0 and 2 dense
+                     (Qwen2MoeMLP of width intermediate_size 40), block 1 MoE (3 experts of
+                     width 16, top-2, shared expert of width 24), tied
+        qwen3_moe_mixed  Qwen3-MoE, 3 layers, mlp_only_layers [1]: block 1 dense (width 36),
+                     blocks 0 and 2 MoE (5 experts of width 12, top-2), head_dim 16, untied
   <case>/forward.safetensors  input_ids I32 [2, 17], embeddings, block.<i> F32 [2, 17, hidden]
       (a forward hook on each decoder layer), logits F32 [2, 17, vocab], as
       make_family_fixtures.py writes them.
@@ -80,6 +85,20 @@ CASES = {
         intermediate_size=40, moe_intermediate_size=12, num_experts=7, num_experts_per_tok=3,
         norm_topk_prob=True, attention_bias=False, tie_word_embeddings=False,
         use_sliding_window=False)),
+    # Dense-MLP blocks among the MoE blocks (a second block kind in gptqd): decoder_sparse_step 2
+    # makes blocks 0 and 2 Qwen2MoeMLP(intermediate_size), block 1 MoE; mlp_only_layers [1]
+    # makes Qwen3-MoE's block 1 dense between two MoE blocks.
+    "qwen2_moe_mixed": (Qwen2MoeConfig, Qwen2MoeForCausalLM, 35, dict(
+        COMMON, num_hidden_layers=3, decoder_sparse_step=2, hidden_size=32,
+        num_attention_heads=4, num_key_value_heads=2, intermediate_size=40,
+        moe_intermediate_size=16, shared_expert_intermediate_size=24, num_experts=3,
+        num_experts_per_tok=2, norm_topk_prob=False, tie_word_embeddings=True,
+        use_sliding_window=False)),
+    "qwen3_moe_mixed": (Qwen3MoeConfig, Qwen3MoeForCausalLM, 45, dict(
+        COMMON, num_hidden_layers=3, mlp_only_layers=[1], hidden_size=32, num_attention_heads=4,
+        num_key_value_heads=2, head_dim=16, intermediate_size=36, moe_intermediate_size=12,
+        num_experts=5, num_experts_per_tok=2, norm_topk_prob=True, attention_bias=False,
+        tie_word_embeddings=False, use_sliding_window=False)),
 }
 
 
@@ -115,7 +134,9 @@ class MarginWatch:
     def __init__(self, model, k):
         self.k, self.smallest, self.handles = k, math.inf, []
         for layer in model.model.layers:
-            self.handles.append(layer.mlp.gate.register_forward_hook(self.hook))
+            gate = getattr(layer.mlp, "gate", None)  # none in a dense-MLP block
+            if gate is not None:
+                self.handles.append(gate.register_forward_hook(self.hook))
 
     def hook(self, module, args, out):
         logits = out[0] if isinstance(out, tuple) else out

@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
+#include "base/check.h"
 #include "io/model/hf_model.h"
 #include "io/model/safetensors.h"
 #include "kernels/buffer.h"
-#include "base/check.h"
 #include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/model_weights.h"
@@ -78,7 +78,7 @@ inline Trace run_forward(Backend& be, const Golden& g) {
   BlockWorkspace ws(be, d, tokens);
   for (int64_t b = 0; b < d.n_layer; ++b) {
     const BlockWeights w = load_block_weights(be, g.model, d, b);
-    block_forward(be, d, w, g.batch, g.seq, h.data(), ws);
+    block_forward(be, d.block(b), w, g.batch, g.seq, h.data(), ws);
     tr.blocks.push_back(h.to_host());
   }
   const FinalNormWeights fin = load_final_norm_weights(be, g.model, d);
@@ -94,7 +94,7 @@ inline std::vector<float> run_block_alone(Backend& be, const Golden& g, int64_t 
   Buffer h(be, in);
   BlockWorkspace ws(be, g.dims, g.batch * g.seq);
   const BlockWeights w = load_block_weights(be, g.model, g.dims, b);
-  block_forward(be, g.dims, w, g.batch, g.seq, h.data(), ws);
+  block_forward(be, g.dims.block(b), w, g.batch, g.seq, h.data(), ws);
   return h.to_host();
 }
 

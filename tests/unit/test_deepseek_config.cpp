@@ -30,7 +30,7 @@ json read_json(const std::string& path) {
 json fixture(const std::string& name) {
   return read_json("tests/fixtures/deepseek/" + name + "/config.json");
 }
-// A released config made readable: no FP8 quantization_config, every block MoE.
+// A released config made simpler: no FP8 quantization_config, every block MoE (one kind).
 json released(const std::string& name) {
   json j = read_json("configs/models/" + name + "/config.json");
   j.erase("quantization_config");
@@ -142,22 +142,32 @@ TEST(DeepseekConfig, ReleasedDeepSeekV3AndKimiK2) {
   EXPECT_EQ(k.rope_theta, 50000);
 }
 
-// What the released files hold that gptqd cannot run yet is refused in one line naming it.
-TEST(DeepseekConfig, ReleasedFilesAreRefusedNamingWhatIsMissing) {
+// The released files load as they are: FP8 quantization_config and dense first blocks, which
+// are a second block kind (ModelSpec::kinds).
+TEST(DeepseekConfig, ReleasedFilesLoadWithTheirDenseFirstBlocks) {
   json j = read_json("configs/models/deepseek-v3/config.json");
-  EXPECT_REFUSED(j, "first_k_dense_replace is 3: blocks 0..2 have a dense MLP among MoE blocks");
-  EXPECT_REFUSED(j, "dense first blocks are not supported yet");
+  EXPECT_EQ(input_error_of(j), "");
+  const ModelSpec v3 = ModelSpec::of(parse(j));
+  EXPECT_TRUE(v3.config.fp8.on);
+  ASSERT_EQ(v3.n_kinds(), 2);
+  EXPECT_EQ(v3.block_kind[2], 0);
+  EXPECT_EQ(v3.block_kind[3], 1);
+  EXPECT_TRUE(v3.block(0).dense_mlp);
+  EXPECT_EQ(v3.block(0).linears.back().in, 18432);  // intermediate_size
+  EXPECT_EQ(v3.block(3).linears.back().in, 2048);   // the shared expert's down, moe width
   j = read_json("configs/models/kimi-k2/config.json");
-  EXPECT_REFUSED(j, "first_k_dense_replace is 1: blocks 0..0 have a dense MLP");
+  EXPECT_EQ(input_error_of(j), "");
+  const ModelSpec k2 = ModelSpec::of(parse(j));
+  EXPECT_TRUE(k2.config.fp8.on);
+  EXPECT_TRUE(k2.block(0).dense_mlp);
+  EXPECT_FALSE(k2.block(1).dense_mlp);
 }
 
 // The released FP8 quantization_config (both files) is read; what gptqd cannot dequantize as the
 // model's own code does is refused in one line naming the key.
 TEST(DeepseekConfig, Fp8QuantizationConfigIsReadOrRefusedNamingTheKey) {
   for (const char* name : {"deepseek-v3", "kimi-k2"}) {
-    json j = read_json(std::string("configs/models/") + name + "/config.json");
-    j["first_k_dense_replace"] = 0;
-    const ModelConfig c = parse(j);
+    const ModelConfig c = parse(read_json(std::string("configs/models/") + name + "/config.json"));
     EXPECT_TRUE(c.fp8.on) << name;
     EXPECT_EQ(c.fp8.block_rows, 128);
     EXPECT_EQ(c.fp8.block_cols, 128);
@@ -208,8 +218,12 @@ TEST(DeepseekConfig, BadValuesAreOneLineNamingTheKey) {
                  "n_group 9 must divide n_routed_experts 9 into groups of at least 2");
   EXPECT_REFUSED(with("num_experts_per_tok", 7),
                  "num_experts_per_tok 7 is more than the 6 experts");
-  EXPECT_REFUSED(with("moe_layer_freq", 2), "moe_layer_freq 2 makes dense blocks");
-  EXPECT_REFUSED(with("first_k_dense_replace", 1), "first_k_dense_replace is 1");
+  EXPECT_REFUSED(with("moe_layer_freq", 2), "moe_layer_freq 2: transformers ignores it");
+  EXPECT_REFUSED(with("first_k_dense_replace", -1), "first_k_dense_replace is -1");
+  json dense0 = with("first_k_dense_replace", 1);
+  dense0["intermediate_size"] = 0;
+  EXPECT_REFUSED(dense0, "intermediate_size (their MLP's width) is 0");
+  EXPECT_EQ(input_error_of(with("first_k_dense_replace", 1)), "");
   EXPECT_REFUSED(with("topk_method", "greedy"), "topk_method 'greedy' is not supported");
   EXPECT_REFUSED(with("scoring_func", "softmax"), "scoring_func 'softmax' is not supported");
   EXPECT_REFUSED(with("num_key_value_heads", 2), "num_key_value_heads 2 differs");

@@ -92,7 +92,10 @@ INSTANTIATE_TEST_SUITE_P(
     Deepseek, DeepseekSequential,
     ::testing::Values(Case{"lora", "tests/fixtures/deepseek/lora_yarn", "routed"},
                       Case{"lora_all", "tests/fixtures/deepseek/lora_yarn", "all"},
-                      Case{"plain_q", "tests/fixtures/deepseek/plain_q", "routed"}),
+                      Case{"plain_q", "tests/fixtures/deepseek/plain_q", "routed"},
+                      // block 0 is first_k_dense_replace's dense MLP: resumable after its down
+                      // projection's capture too
+                      Case{"dense_first", "tests/fixtures/deepseek/dense_first", "routed"}),
     [](const ::testing::TestParamInfo<Case>& i) { return i.param.name; });
 
 // The pass step by step with every workspace buffer overwritten between the steps: the block's

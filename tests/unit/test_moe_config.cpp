@@ -106,9 +106,13 @@ TEST(MoeConfig, BadValuesAreOneLineNamingTheKey) {
     EXPECT_NE(e.find(std::string("key '") + key + "' is not known"), std::string::npos) << e;
   }
   j = fixture_config("qwen3_moe");
-  j["decoder_sparse_step"] = 2;
-  EXPECT_NE(input_error_of(j).find("make block(s) 0 dense MLP blocks"), std::string::npos)
+  j["decoder_sparse_step"] = 0;
+  EXPECT_NE(input_error_of(j).find("decoder_sparse_step is 0, expected >= 1"), std::string::npos)
       << input_error_of(j);
+  j["decoder_sparse_step"] = 2;  // block 0 dense: a second block kind
+  EXPECT_EQ(input_error_of(j), "");
+  j["mlp_only_layers"] = "1";
+  EXPECT_NE(input_error_of(j).find("mlp_only_layers is"), std::string::npos) << input_error_of(j);
   j = fixture_config("qwen2_moe");
   j["hidden_act"] = "gelu";
   EXPECT_NE(input_error_of(j).find("hidden_act 'gelu' is not supported"), std::string::npos)
