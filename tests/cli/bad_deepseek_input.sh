@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # Bad input of the DeepSeek-V3 family (issue 19, "Done when"): an expert's tensor missing from the
 # safetensors files, num_experts_per_tok above the expert count, topk_group above n_group, a
-# router or correction bias of the wrong width, dense first blocks (first_k_dense_replace), a bad FP8
-# quantization_config; and of its FP8 checkpoints (tests/fixtures/deepseek/fp8: e4m3 weights with
-# block scales): a block scale of the wrong shape, a missing scale, a scale beside a weight that is
-# not FP8, an FP8 weight that modules_to_not_convert keeps unquantized, a linear stored unquantized
-# that it does not list (the groups fixture in F32 under an FP8 config), a weight_block_size the
-# scales do not fit, static activation scales. Each gives one clear error line naming the culprit,
-# a non-zero exit of the 2-rank job, and no checkpoint. Controls: the unbroken model and the
-# unbroken FP8 model quantize.
+# router or correction bias of the wrong width, a dense first block (first_k_dense_replace) whose
+# file holds experts, a bad FP8 quantization_config; and of its FP8 checkpoints
+# (tests/fixtures/deepseek/fp8: e4m3 weights with block scales): a block scale of the wrong shape,
+# a missing scale, a scale beside a weight that is not FP8, an FP8 weight that
+# modules_to_not_convert keeps unquantized, a linear stored unquantized that it does not list (the
+# groups fixture in F32 under an FP8 config), a weight_block_size the scales do not fit, static
+# activation scales. Each gives one clear error line naming the culprit, a non-zero exit of the
+# 2-rank job, and no checkpoint. Controls: the unbroken model and the unbroken FP8 model quantize.
 source "$(dirname "$0")/lib.bash"
 make_tokens "$WORK/tokens.safetensors" 4000
 
@@ -33,7 +33,7 @@ expect router "mlp.gate.weight.*expected shape \[8, 32\], got \[16, 16\]"
 variant bias 'shape=model.layers.1.mlp.gate.e_score_correction_bias:2,4'
 expect bias "e_score_correction_bias.*expected shape \[8\], got \[2, 4\]"
 variant dense 'config=c["first_k_dense_replace"] = 1'
-expect dense "first_k_dense_replace is 1: .*dense first blocks are not supported yet"
+expect dense "tensor 'layers.0.mlp.gate_proj.weight' of a 2-layer deepseek_v3 model is missing"
 variant fp8 'config=c["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128, 128]}'
 expect fp8 "tensor 'model.layers.0.self_attn.q_a_proj.weight' is stored as F32, but config.json's quantization_config \(quant_method fp8\) stores every linear in F8_E4M3"
 variant fp8-config 'config=c["quantization_config"] = {"quant_method": "fp8", "fmt": "e4m3", "weight_block_size": [128]}'

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Bad input of the mixture-of-experts families (issue 19, "Done when"): an expert's tensor missing
 # from the safetensors files, num_experts_per_tok above the expert count, a router of the wrong
-# width, a config key that changes the routing and that gptqd does not implement, dense MLP
-# blocks among the MoE ones, an unknown moe.calibration, moe.min_tokens 0, an unknown
-# moe.experts or moe.exchange: each gives one clear error line naming the culprit, a non-zero exit of the 2-rank
-# job, and no checkpoint.
+# width, a config key that changes the routing and that gptqd does not implement, a block declared
+# dense (mlp_only_layers) whose file holds experts, an unknown moe.calibration, moe.min_tokens 0,
+# an unknown moe.experts or moe.exchange: each gives one clear error line naming the culprit, a
+# non-zero exit of the 2-rank job, and no checkpoint.
 source "$(dirname "$0")/lib.bash"
 make_tokens "$WORK/tokens.safetensors" 4000
 
@@ -38,7 +38,8 @@ expect_error router "mlp.gate.weight.*expected shape \[3, 32\], got \[4, 24\]"
 variant scaling 'config=c["routed_scaling_factor"] = 2.5'
 expect_error scaling "key 'routed_scaling_factor' is not known to gptqd for model_type qwen2_moe"
 variant mixed 'config=c["mlp_only_layers"] = [0]'
-expect_error mixed "make block\(s\) 0 dense MLP blocks among MoE blocks"
+# block 0 declared dense (a second block kind) where the file holds its experts
+expect_error mixed "tensor 'layers.0.mlp.gate_proj.weight' of a 2-layer qwen2_moe model is missing"
 variant calib '' "moe:
   calibration: every"
 expect_error calib "moe.calibration: every is not one of routed, all"
