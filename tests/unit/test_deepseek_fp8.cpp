@@ -10,11 +10,14 @@
 // product rounded to bf16 miss the reference.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "io/model/hf_model.h"
@@ -68,7 +71,7 @@ test::Trace forward(Backend& be, const HfModel& m, const std::vector<int32_t>& i
   BlockWorkspace ws(be, d, tokens);
   for (int64_t b = 0; b < d.n_layer; ++b) {
     const BlockWeights w = load_block_weights(be, m, d, b);
-    block_forward(be, d, w, batch, seq, h.data(), ws);
+    block_forward(be, d.block(b), w, batch, seq, h.data(), ws);
     tr.blocks.push_back(h.to_host());
   }
   const FinalNormWeights fin = load_final_norm_weights(be, m, d);
@@ -148,6 +151,132 @@ TEST(DeepseekFp8, FilesThatDisagreeWithTheirConfigAreRefusedNamingTheTensor) {
                          })
                 .find("_scale_inv': expected shape"),
             std::string::npos);
+}
+
+// The e4m3fn code nearest to v (|v| <= 448), ties to the even code: the finite codes searched.
+uint8_t nearest_e4m3fn(float v) {
+  uint8_t best = 0;
+  for (uint8_t c = 1; c < 0x7f; ++c) {  // 0x7f is NaN
+    const float d = std::fabs(e4m3fn_to_f32(c) - std::fabs(v)),
+                b = std::fabs(e4m3fn_to_f32(best) - std::fabs(v));
+    if (d < b || (d == b && (c & 1) == 0)) best = c;
+  }
+  return static_cast<uint8_t>(best | (v < 0 ? 0x80 : 0));
+}
+
+// tests/fixtures/deepseek/dense_first (first_k_dense_replace 1: block 0 a DeepseekV3MLP, blocks 1
+// and 2 MoE) stored as the released files are: every linear of every block's own kind F8_E4M3
+// with fp32 scales of 16 x 12 blocks (amax / 448, as DeepSeek quantizes), the rest as the fixture
+// stores it, quantization_config quant_method fp8; except `unquantized`, left F32. `deq` gets the
+// same model with those weights dequantized here, float(code) * scale in fp32, and no
+// quantization_config. Returns the number of FP8 weights.
+int write_fp8_dense_first(const std::filesystem::path& fp8, const std::filesystem::path& deq,
+                          const std::string& unquantized = "") {
+  const HfModel src = HfModel::open(ds_dir("dense_first"));
+  const ModelSpec& d = src.spec();
+  std::set<std::string> linears;
+  for (int64_t b = 0; b < d.n_layer; ++b)
+    for (const LinearSpec& l : d.block(b).linears)
+      linears.insert(d.block_tensor_name(b, l.module + ".weight"));
+  const SafetensorsFile f = SafetensorsFile::open(ds_dir("dense_first") + "/model.safetensors");
+  const int64_t br = 16, bc = 12;
+  std::vector<std::vector<uint8_t>> codes;
+  std::vector<std::vector<float>> floats;  // scales and dequantized weights
+  codes.reserve(f.tensors().size());
+  floats.reserve(2 * f.tensors().size());
+  std::vector<TensorOut> out8, outd;
+  for (const TensorInfo& t : f.tensors()) {
+    if (!linears.count(d.canonical(t.name)) || t.name == unquantized) {
+      out8.push_back({t.name, t.dtype, t.shape, f.data(t)});
+      outd.push_back(out8.back());
+      continue;
+    }
+    const std::vector<float> w = f.read_f32(t.name);
+    const int64_t rows = t.shape[0], cols = t.shape[1], gr = (rows + br - 1) / br,
+                  gc = (cols + bc - 1) / bc;
+    std::vector<float> scale(static_cast<size_t>(gr * gc), 0.0f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        float& s = scale[static_cast<size_t>(r / br * gc + c / bc)];
+        s = std::max(s, std::fabs(w[static_cast<size_t>(r * cols + c)]));
+      }
+    for (float& s : scale) s = s > 0 ? s / 448.0f : 1.0f;
+    std::vector<uint8_t> q(w.size());
+    std::vector<float> back(w.size());
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const size_t i = static_cast<size_t>(r * cols + c);
+        const float s = scale[static_cast<size_t>(r / br * gc + c / bc)];
+        q[i] = nearest_e4m3fn(std::min(448.0f, std::max(-448.0f, w[i] / s)));
+        back[i] = e4m3fn_to_f32(q[i]) * s;
+      }
+    codes.push_back(std::move(q));
+    floats.push_back(std::move(scale));
+    out8.push_back({t.name, DType::F8_E4M3, t.shape, codes.back().data()});
+    out8.push_back({t.name + "_scale_inv", DType::F32, {gr, gc}, floats.back().data()});
+    floats.push_back(std::move(back));
+    outd.push_back({t.name, DType::F32, t.shape, floats.back().data()});
+  }
+  std::ifstream in(ds_dir("dense_first") + "/config.json");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  nlohmann::json c = nlohmann::json::parse(ss.str());
+  std::ofstream(deq / "config.json") << c.dump(2);
+  c["quantization_config"] = {{"quant_method", "fp8"},
+                              {"fmt", "e4m3"},
+                              {"activation_scheme", "dynamic"},
+                              {"weight_block_size", {br, bc}}};
+  std::ofstream(fp8 / "config.json") << c.dump(2);
+  write_safetensors((fp8 / "model.safetensors").string(), out8);
+  write_safetensors((deq / "model.safetensors").string(), outd);
+  return static_cast<int>(codes.size());
+}
+
+// The released files' layout: FP8 weights in dense first blocks and MoE blocks (each block's own
+// linears). They load, every weight equal to its dequantization, and the forward equals the
+// dequantized copy's bit for bit.
+TEST(DeepseekFp8, DenseFirstBlocksInFp8EqualTheirDequantizedCopy) {
+  const std::filesystem::path fp8 = test::scratch_dir("fp8-dense-first"),
+                              deq = test::scratch_dir("fp8-dense-first-deq");
+  // Block 0: the attention's 5 and gate, up, down; blocks 1, 2: 5, 6 experts x 3, shared 3.
+  EXPECT_EQ(write_fp8_dense_first(fp8, deq), 8 + 2 * (5 + 6 * 3 + 3));
+  const HfModel a = HfModel::open(fp8.string()), b = HfModel::open(deq.string());
+  ASSERT_TRUE(a.spec().mixed());
+  ASSERT_TRUE(a.config().fp8.on);
+  a.validate_shapes();
+  for (const TensorSpec& t : a.spec().all_tensors())
+    EXPECT_TRUE(same_bits(a.read_f32(t.name, t.shape), b.read_f32(t.name, t.shape))) << t.name;
+  const int64_t batch = 2, seq = 13;
+  std::vector<int32_t> ids(batch * seq);
+  for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int32_t>((i * 37 + 11) % 160);
+  auto be = make_cpu_backend(1);
+  const test::Trace x = forward(*be, a, ids, batch, seq), y = forward(*be, b, ids, batch, seq);
+  ASSERT_EQ(x.blocks.size(), 3u);
+  for (size_t i = 0; i < x.blocks.size(); ++i)
+    EXPECT_TRUE(same_bits(x.blocks[i], y.blocks[i])) << "block " << i;
+  EXPECT_TRUE(same_bits(x.logits, y.logits));
+  std::filesystem::remove_all(fp8);
+  std::filesystem::remove_all(deq);
+}
+
+// Control: the dense block's own linears are checked too (a linear of block 0's DeepseekV3MLP
+// stored unquantized is refused, naming it, as an expert's would be).
+TEST(DeepseekFp8, DenseBlockLinearStoredUnquantizedIsRefused) {
+  const std::filesystem::path fp8 = test::scratch_dir("fp8-dense-kept"),
+                              deq = test::scratch_dir("fp8-dense-kept-deq");
+  write_fp8_dense_first(fp8, deq, "model.layers.0.mlp.down_proj.weight");
+  std::string error;
+  try {
+    HfModel::open(fp8.string()).validate_shapes();
+  } catch (const InputError& e) {
+    error = e.what();
+  }
+  EXPECT_NE(error.find("tensor 'model.layers.0.mlp.down_proj.weight' is stored as F32, but "
+                       "config.json's quantization_config (quant_method fp8) stores every linear"),
+            std::string::npos)
+      << error;
+  std::filesystem::remove_all(fp8);
+  std::filesystem::remove_all(deq);
 }
 
 // q_proj of block 0: 40 x 32, a 3 x 3 grid of 16 x 12 blocks (square, so a transposed grid has
