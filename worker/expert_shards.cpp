@@ -29,9 +29,13 @@ bool routes_activations(const ModelSpec& d, int replicas, int64_t samples, int64
   return rows < static_cast<double>(l.in);
 }
 
-std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t samples, int64_t seq,
-                                     const MoeConfig& moe) {
-  // Expert 0's inputs stand for every expert's (all experts have the same shapes).
+std::string describe_expert_exchange(const ModelSpec& spec, int replicas, int64_t samples,
+                                     int64_t seq, const MoeConfig& moe) {
+  // Expert 0's inputs stand for every expert's (all experts have the same shapes), in the first
+  // block kind that has experts (DeepSeek-V3's block 0 is dense: ModelSpec::kinds).
+  int kind = 0;
+  while (kind + 1 < spec.n_kinds() && spec.kind(kind).dense_mlp) ++kind;
+  const ModelSpec& d = spec.kind(kind);
   std::string out;
   for (int k = 0; k < d.n_inputs; ++k) {
     const LinearSpec& l = d.linears[static_cast<size_t>(d.input_members(k)[0])];

@@ -38,9 +38,9 @@ bool routes_activations(const ModelSpec& d, int replicas, int64_t samples, int64
 
 // For the job's log: how each kind of expert input is exchanged, e.g. "activations for the
 // experts' gate/up inputs (width 64), Hessians for their down inputs (width 128)"; empty when
-// nothing is sharded.
-std::string describe_expert_exchange(const ModelSpec& d, int replicas, int64_t samples, int64_t seq,
-                                     const MoeConfig& moe);
+// nothing is sharded. `spec` is the model's (its MoE block kind is described).
+std::string describe_expert_exchange(const ModelSpec& spec, int replicas, int64_t samples,
+                                     int64_t seq, const MoeConfig& moe);
 
 // The capture side of `activations`: the rows of the inputs that route activations and that
 // another replica owns, kept on the host until deliver(); and every such input's local count.

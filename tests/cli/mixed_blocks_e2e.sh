@@ -11,17 +11,23 @@
 #      checkpoint;
 #   e. eval prints finite original, RTN and GPTQ perplexities;
 #   f. export (compressed-tensors: the fixture's 16-row k/v projections are below GPTQ packing's
-#      32) writes each block's own quantized tensors and no other.
+#      32) writes each block's own quantized tensors and no other;
+#   g. 2 replicas of one stage with the routed experts sharded (moe.experts sharded, the
+#      calibration summed at each expert's owner as partial Hessians) give the codes, scales,
+#      zeros, g_idx and biases of the experts replicated bit for bit (two partial Hessians sum the
+#      same in either order), with every block complete; the log describes the MoE blocks'
+#      experts though block 0's kind is dense.
 source "$(dirname "$0")/lib.bash"
 
 make_tokens "$WORK/tokens.safetensors" 4000
 head -n 300 "$SRC/data/austen-eval.txt" >"$WORK/eval.txt"
 
-# job FILE MODEL CHECKPOINT STAGES
+# job FILE MODEL CHECKPOINT STAGES [MOE-SECTION]
 job() {
   write_config "$1" "$2" "$3" "  group_size: 8
 parallel:
-  stages: $4
+  stages: $4${5:+
+$5}
 eval:
   text: $WORK/eval.txt
   seqlen: 32"
@@ -92,6 +98,32 @@ PY
       { cat "$WORK/$name-e.out"; fail "$name: eval $method row: '$ppl'"; }
   done
   echo "ok   $name: eval rows original, RTN and GPTQ finite"
+  # g
+  local mode
+  for mode in sharded replicated; do
+    job "$WORK/$name-$mode.yaml" "$m" "$WORK/$name-$mode.h5" 1 "moe:
+  experts: $mode
+  exchange: hessians"
+    "${MPIRUN[@]}" -np 2 "$BIN" quantize "$WORK/$name-$mode.yaml" >"$WORK/$name-$mode.out" 2>"$WORK/$name-$mode.err" ||
+      { cat "$WORK/$name-$mode.err"; fail "$name: 2 replicas, experts $mode: quantize failed"; }
+  done
+  grep -q "calibration to the owners (moe.exchange hessians): Hessians for the experts' gate_proj/up_proj inputs" "$WORK/$name-sharded.err" ||
+    { cat "$WORK/$name-sharded.err"; fail "$name: the sharded experts' exchange is not described"; }
+  /usr/bin/python3 - "$WORK/$name-sharded.h5" "$WORK/$name-replicated.h5" <<'PY' || fail "$name: sharded vs replicated experts"
+import sys, h5py, numpy as np
+a, b = h5py.File(sys.argv[1], "r"), h5py.File(sys.argv[2], "r")
+n = 0
+for rn, run in a["runs"].items():
+    assert (run["complete"][()] == 1).all() and (b["runs"][rn]["complete"][()] == 1).all(), rn
+    for blk, layers in run["blocks"].items():
+        assert set(layers) == set(b["runs"][rn]["blocks"][blk]), (rn, blk)
+        for l, g in layers.items():
+            for k in ("codes", "scales", "zeros", "g_idx", "bias"):
+                if k in g:
+                    assert np.array_equal(g[k][()], b["runs"][rn]["blocks"][blk][l][k][()]), (rn, blk, l, k)
+            n += 1
+print(f"ok   2 replicas: experts sharded == replicated bit for bit ({n} layers)")
+PY
 }
 
 check_case qwen2_moe_mixed moe/qwen2_moe_mixed 0,2 1
