@@ -11,17 +11,20 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <string>
 #include <vector>
 
 #include "base/check.h"
+#include "io/job/calibration.h"
 #include "io/model/hf_model.h"
 #include "io/model/safetensors.h"
 #include "kernels/buffer.h"
 #include "worker/block_forward.h"
 #include "worker/embedding.h"
 #include "worker/model_weights.h"
+#include "worker/perplexity.h"
 
 namespace gptqd::test {
 
@@ -124,6 +127,26 @@ std::vector<T> read_raw(const SafetensorsFile& f, const std::string& name, DType
   std::vector<T> v(static_cast<size_t>(t->numel()));
   std::memcpy(v.data(), f.data(*t), v.size() * sizeof(T));
   return v;
+}
+
+// The fixture's perplexity.safetensors (tokens, seqlen and transformers' perplexity over them)
+// against gptqd eval's windows and arithmetic on the CPU backend: within 1e-5 relative. Prints
+// both under `name`.
+inline void expect_perplexity_matches_transformers(const std::string& dir,
+                                                   const std::string& name) {
+  const HfModel model = HfModel::open(dir);
+  const SafetensorsFile ref = SafetensorsFile::open(dir + "/perplexity.safetensors");
+  const auto tokens = read_raw<int32_t>(ref, "tokens", DType::I32);
+  const int64_t seqlen = read_raw<int64_t>(ref, "seqlen", DType::I64).at(0);
+  const double want = read_raw<double>(ref, "ppl", DType::F64).at(0);
+  int64_t nwin = 0;
+  const std::vector<int32_t> windows = eval_windows(tokens, seqlen, &nwin);
+  auto be = make_cpu_backend(1);
+  const double got = perplexity_from_nlls(window_nlls(*be, model, model.spec(), windows, seqlen));
+  const double rel = std::fabs(got - want) / want;
+  EXPECT_LE(rel, 1e-5) << "ours " << got << " transformers " << want;
+  std::printf("[ ppl      ] %s: ours %.6f transformers %.6f relative %.2e\n", name.c_str(), got,
+              want, rel);
 }
 
 }  // namespace gptqd::test

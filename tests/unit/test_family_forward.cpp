@@ -52,19 +52,7 @@ TEST_P(FamilyForwardGolden, EveryBlockAndTheLogitsMatchTransformers) {
 
 TEST_P(FamilyForwardGolden, PerplexityMatchesTransformers) {
   const std::string dir = family_dir(GetParam());
-  const HfModel model = HfModel::open(dir);
-  const SafetensorsFile ref = SafetensorsFile::open(dir + "/perplexity.safetensors");
-  const auto tokens = test::read_raw<int32_t>(ref, "tokens", DType::I32);
-  const int64_t seqlen = test::read_raw<int64_t>(ref, "seqlen", DType::I64).at(0);
-  const double want = test::read_raw<double>(ref, "ppl", DType::F64).at(0);
-  int64_t nwin = 0;
-  const std::vector<int32_t> windows = eval_windows(tokens, seqlen, &nwin);
-  auto be = make_cpu_backend(1);
-  const double got = perplexity_from_nlls(window_nlls(*be, model, model.spec(), windows, seqlen));
-  const double rel = std::fabs(got - want) / want;
-  EXPECT_LE(rel, 1e-5) << "ours " << got << " transformers " << want;
-  std::printf("[ ppl      ] %s: ours %.6f transformers %.6f relative %.2e\n", GetParam().c_str(),
-              got, want, rel);
+  test::expect_perplexity_matches_transformers(dir, GetParam());
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, FamilyForwardGolden,
