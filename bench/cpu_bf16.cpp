@@ -39,6 +39,7 @@
 
 #include "base/check.h"
 #include "base/timing.h"
+#include "bench_load.h"
 #include "bench_random.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
@@ -47,16 +48,6 @@
 
 namespace gptqd {
 namespace {
-
-std::string load_average() {
-  FILE* f = std::fopen("/proc/loadavg", "r");
-  if (!f) return "unknown";
-  char buf[128] = {};
-  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
-  std::fclose(f);
-  std::string s = ok ? buf : "unknown";
-  return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
-}
 
 // ---- peak: the instruction streams alone -------------------------------------------------
 #if defined(__x86_64__) && defined(__GNUC__)
@@ -201,7 +192,7 @@ int run(int argc, char** argv) {
   };
   const Sbgemm sbgemm = find_sbgemm();
   std::printf("cpu_bf16: %s; load average %s at the start\n", cpu::blas_library().c_str(),
-              load_average().c_str());
+              bench::load_average().c_str());
   print_peak(10);
   if (sbgemm == nullptr)
     std::printf("native: not measured, the loaded BLAS exports no cblas_sbgemm (%s)\n",
@@ -326,7 +317,7 @@ int run(int argc, char** argv) {
       if (!shapes[si].hessian) std::printf(" %.1e", native_diff[si]);
     std::printf("\n");
   }
-  std::printf("load average %s at the end\n", load_average().c_str());
+  std::printf("load average %s at the end\n", bench::load_average().c_str());
   return 0;
 }
 

@@ -36,6 +36,7 @@
 
 #include "base/check.h"
 #include "base/timing.h"
+#include "bench_load.h"
 #include "bench_random.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"
@@ -49,16 +50,6 @@ double cpu_seconds(clockid_t clock) {
   timespec t{};
   clock_gettime(clock, &t);
   return static_cast<double>(t.tv_sec) + 1e-9 * static_cast<double>(t.tv_nsec);
-}
-
-std::string load_average() {
-  FILE* f = std::fopen("/proc/loadavg", "r");
-  if (!f) return "unknown";
-  char buf[128] = {};
-  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
-  std::fclose(f);
-  std::string s = ok ? buf : "unknown";
-  return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
 }
 
 struct Args {
@@ -265,7 +256,8 @@ int main(int argc, char** argv) {
         "threads %u; load average before %s\n",
         static_cast<long long>(a.samples), static_cast<long long>(a.seq),
         static_cast<long long>(a.hidden), static_cast<long long>(a.heads),
-        static_cast<long long>(a.ffn), std::thread::hardware_concurrency(), load_average().c_str());
+        static_cast<long long>(a.ffn), std::thread::hardware_concurrency(),
+        bench::load_average().c_str());
     std::map<int, std::map<std::string, Measure>> best;
     for (int rep = 0; rep < a.reps; ++rep) {
       for (int t : a.threads) {
@@ -305,7 +297,7 @@ int main(int argc, char** argv) {
                   m.cpu / std::max(m.wall, 1e-9), total[1].wall / std::max(m.wall, 1e-9),
                   m.cpu / std::max(m.main, 1e-9));
     }
-    std::printf("load average after %s\n", load_average().c_str());
+    std::printf("load average after %s\n", bench::load_average().c_str());
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cpu_threads: %s\n", e.what());

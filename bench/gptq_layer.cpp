@@ -33,6 +33,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench_load.h"
 #include "base/check.h"
 #include "base/timing.h"
 #include "io/model/safetensors.h"
@@ -53,16 +54,6 @@ double cpu_seconds(int who) {
   getrusage(who, &u);
   return static_cast<double>(u.ru_utime.tv_sec + u.ru_stime.tv_sec) +
          1e-6 * static_cast<double>(u.ru_utime.tv_usec + u.ru_stime.tv_usec);
-}
-
-std::string load_average() {
-  FILE* f = std::fopen("/proc/loadavg", "r");
-  if (!f) return "unknown";
-  char buf[128] = {};
-  const bool ok = std::fgets(buf, sizeof buf, f) != nullptr;
-  std::fclose(f);
-  std::string s = ok ? buf : "unknown";
-  return s.substr(0, s.find(' ', s.find(' ', s.find(' ') + 1) + 1));
 }
 
 struct Shape {
@@ -272,7 +263,8 @@ int run(const Args& a) {
   fs::create_directories(dir);
   auto be = make_cpu_backend(a.threads);
   const int64_t rate_n = a.quick ? 2048 : 4096;
-  std::printf("gptq_layer: %d threads, load average %s\n", a.threads, load_average().c_str());
+  std::printf("gptq_layer: %d threads, load average %s\n", a.threads,
+              bench::load_average().c_str());
   if (a.reference) std::printf("reference: %s %s\n", a.python.c_str(), a.script.c_str());
   for (const Shape& s : a.shapes) {
     std::vector<float> w, x;
@@ -287,7 +279,7 @@ int run(const Args& a) {
       // shared machine the rate available changes from minute to minute.
       const double rate = sgemm_rate(*be, rate_n);
       std::printf("\nSGEMM %.1f GFLOP/s (best of 3, %lld^3), load average %s\n", rate,
-                  static_cast<long long>(rate_n), load_average().c_str());
+                  static_cast<long long>(rate_n), bench::load_average().c_str());
       Phases ours;
       Buffer xd(*be, x);
       const double cpu0 = cpu_seconds(RUSAGE_SELF);
@@ -333,7 +325,7 @@ int run(const Args& a) {
       print_case(a, rate, s, act, ours, ref, identical);
     }
   }
-  std::printf("\nload average at the end: %s\n", load_average().c_str());
+  std::printf("\nload average at the end: %s\n", bench::load_average().c_str());
   if (own_dir) fs::remove_all(dir);
   return 0;
 }
