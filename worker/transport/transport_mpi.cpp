@@ -162,13 +162,7 @@ class MpiReplicaGroup final : public ReplicaGroup {
     arrive();
     const BlockingSection busy("the replicas' Hessian sum (MPI_Reduce, MPI_Bcast)");
     test_hook_in_sum(rank_);
-    for (int64_t off = 0; off < count; off += kMaxChunk) {
-      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      const void* send = rank_ == 0 ? MPI_IN_PLACE : data + off;
-      void* recv = rank_ == 0 ? data + off : nullptr;
-      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, 0, comm_), "MPI_Reduce", n, 0);
-      check_rc(MPI_Bcast(data + off, n, MPI_FLOAT, 0, comm_), "MPI_Bcast", n, 0);
-    }
+    sum_chunks(data, count, 0, true);
   }
 
   void reduce_sum(float* data, int64_t count, int root) override {
@@ -177,12 +171,7 @@ class MpiReplicaGroup final : public ReplicaGroup {
     arrive();
     const BlockingSection busy("an expert's Hessian sum at its owner (MPI_Reduce)");
     test_hook_in_sum(rank_);
-    for (int64_t off = 0; off < count; off += kMaxChunk) {
-      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
-      const void* send = rank_ == root ? MPI_IN_PLACE : data + off;
-      void* recv = rank_ == root ? data + off : nullptr;
-      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, root, comm_), "MPI_Reduce", n, root);
-    }
+    sum_chunks(data, count, root, false);
   }
 
   void allreduce(double* data, int64_t count, ReduceOp op) override {
@@ -232,8 +221,8 @@ class MpiReplicaGroup final : public ReplicaGroup {
     check_rc(rc, "MPI_Allgatherv", row_offsets.back() * cols, -1);
   }
 
-  void gather_rows(const float* data, int64_t rows, int64_t cols, int root,
-                   std::vector<float>* all, std::vector<int64_t>* offsets) override {
+  void gather_rows(const float* data, int64_t rows, int64_t cols, int root, std::vector<float>* all,
+                   std::vector<int64_t>* offsets) override {
     GPTQD_CHECK(root >= 0 && root < size_ && rows >= 0 && cols > 0 && cols < INT_MAX,
                 "gather_rows: {} rows of {} to member {} of {}", rows, cols, root, size_);
     all->clear();
@@ -277,6 +266,19 @@ class MpiReplicaGroup final : public ReplicaGroup {
   void barrier() override { arrive(); }
 
  private:
+  // The sum of data at `root`, kMaxChunk floats per MPI_Reduce, each chunk broadcast from
+  // there before the next when `broadcast`.
+  void sum_chunks(float* data, int64_t count, int root, bool broadcast) {
+    for (int64_t off = 0; off < count; off += kMaxChunk) {
+      const int n = static_cast<int>(std::min(kMaxChunk, count - off));
+      const void* send = rank_ == root ? MPI_IN_PLACE : data + off;
+      void* recv = rank_ == root ? data + off : nullptr;
+      check_rc(MPI_Reduce(send, recv, n, MPI_FLOAT, MPI_SUM, root, comm_), "MPI_Reduce", n, root);
+      if (broadcast)
+        check_rc(MPI_Bcast(data + off, n, MPI_FLOAT, root, comm_), "MPI_Bcast", n, root);
+    }
+  }
+
   // Returns once every member has called it (see the class comment).
   void arrive() {
     MPI_Request r;
