@@ -57,14 +57,15 @@ using Accumulators = std::vector<std::unique_ptr<HessianAccumulator>>;
 
 // One accumulator per Hessian input of groups first..last (LinearSpec::input; one per group in
 // dense families), indexed by input, the others null.
-// An expert input whose activations go to its owner (ExpertOutbox) has an accumulator at the
-// owner only.
+// An expert input whose activations go to its owner (ExpertOutbox) is opened there and has an
+// accumulator at the owner only.
 Accumulators make_accumulators(Backend& be, const ModelSpec& d, const BlockWeights& w, int first,
-                               int last, const ExpertOutbox& out, const ReplicaContext& rc) {
+                               int last, ExpertOutbox& out, const ReplicaContext& rc) {
   Accumulators acc(static_cast<size_t>(d.n_inputs));
   std::string names;
   for (int g = first; g <= last; ++g) {
     for (int k : d.group_inputs(g)) {
+      out.open(k);
       const int owner = expert_owner(rc, d.linears[d.input_members(k)[0]].expert);
       if (out.routes(k) && owner != rc.rank()) continue;
       acc[k] = std::make_unique<HessianAccumulator>(be, w.linears[d.input_members(k)[0]].in);

@@ -56,27 +56,33 @@ std::string describe_expert_exchange(const ModelSpec& spec, int replicas, int64_
 ExpertOutbox::ExpertOutbox(Backend& be, const ModelSpec& d, const ReplicaContext& rc,
                            const MoeConfig& moe, int64_t seq, int64_t chunk_rows)
     : be_(&be),
-      d_(&d),
       rc_(&rc),
       chunk_rows_(std::max<int64_t>(chunk_rows, 1)),
       routes_(static_cast<size_t>(d.n_inputs), false),
+      open_(static_cast<size_t>(d.n_inputs), false),
+      owner_(static_cast<size_t>(d.n_inputs), -1),
+      cols_(static_cast<size_t>(d.n_inputs), 0),
       rows_(static_cast<size_t>(d.n_inputs)),
       count_(static_cast<size_t>(d.n_inputs), 0) {
-  for (int k = 0; k < d.n_inputs; ++k)
+  for (int k = 0; k < d.n_inputs; ++k) {
+    const LinearSpec& l = d.linears[static_cast<size_t>(d.input_members(k)[0])];
+    owner_[k] = expert_owner(rc, l.expert);
+    cols_[k] = l.in;
     routes_[k] =
         rc.shard_experts && routes_activations(d, rc.size(), rc.total_samples, seq, moe, k);
+  }
 }
 
 bool ExpertOutbox::take(int input, const float* x, int64_t tokens) {
-  if (!routes(input)) return false;
-  count_[static_cast<size_t>(input)] += tokens;
-  const int expert = d_->linears[static_cast<size_t>(d_->input_members(input)[0])].expert;
-  if (expert_owner(*rc_, expert) == rc_->rank()) return false;
-  const int64_t cols = d_->linears[static_cast<size_t>(d_->input_members(input)[0])].in;
-  std::vector<float>& out = rows_[static_cast<size_t>(input)];
+  const size_t k = static_cast<size_t>(input);
+  if (!routes_[k]) return false;
+  if (!open_[k]) return true;
+  count_[k] += tokens;
+  if (owner_[k] == rc_->rank()) return false;
+  std::vector<float>& out = rows_[k];
   const size_t at = out.size();
-  out.resize(at + static_cast<size_t>(tokens * cols));
-  be_->to_host(out.data() + at, x, tokens * cols);
+  out.resize(at + static_cast<size_t>(tokens * cols_[k]));
+  be_->to_host(out.data() + at, x, tokens * cols_[k]);
   return true;
 }
 
@@ -94,27 +100,28 @@ void ExpertOutbox::deliver(const std::vector<int>& inputs,
   rc_->group->allreduce(counts.data(), static_cast<int64_t>(counts.size()), ReduceOp::kSum);
   report_progress("the experts' routed inputs to their owners");
   for (size_t j = 0; j < routing.size(); ++j) {
-    const int k = routing[j];
-    (*totals)[static_cast<size_t>(k)] = static_cast<int64_t>(counts[j]);
-    const LinearSpec& l = d_->linears[static_cast<size_t>(d_->input_members(k)[0])];
-    const int owner = expert_owner(*rc_, l.expert);
-    std::vector<float>& mine = rows_[static_cast<size_t>(k)];
+    const size_t k = static_cast<size_t>(routing[j]);
+    (*totals)[k] = static_cast<int64_t>(counts[j]);
+    const int owner = owner_[k];
+    const int64_t cols = cols_[k];
     std::vector<float> all;
     std::vector<int64_t> offsets;
-    rc_->group->gather_rows(mine.data(), static_cast<int64_t>(mine.size()) / l.in, l.in, owner,
-                            &all, &offsets);
-    std::vector<float>().swap(mine);
+    rc_->group->gather_rows(rows_[k].data(), static_cast<int64_t>(rows_[k].size()) / cols, cols,
+                            owner, &all, &offsets);
+    std::vector<float>().swap(rows_[k]);
+    open_[k] = false;
+    count_[k] = 0;
     if (owner != me) continue;
-    GPTQD_CHECK(acc[static_cast<size_t>(k)] != nullptr, "no accumulator for owned input {}", k);
+    GPTQD_CHECK(acc[k] != nullptr, "no accumulator for owned input {}", k);
     // Each replica's rows in its order, uploaded chunk_rows_ at a time.
-    Buffer x(*be_, std::min(offsets.back(), chunk_rows_) * l.in);
+    Buffer x(*be_, std::min(offsets.back(), chunk_rows_) * cols);
     for (int r = 0; r < rc_->size(); ++r) {
       if (r == me) continue;
       for (int64_t i = offsets[static_cast<size_t>(r)]; i < offsets[static_cast<size_t>(r) + 1];
            i += chunk_rows_) {
         const int64_t n = std::min(chunk_rows_, offsets[static_cast<size_t>(r) + 1] - i);
-        be_->to_device(x.data(), all.data() + i * l.in, n * l.in);
-        acc[static_cast<size_t>(k)]->add(x.data(), n, n);
+        be_->to_device(x.data(), all.data() + i * cols, n * cols);
+        acc[k]->add(x.data(), n, n);
       }
     }
   }

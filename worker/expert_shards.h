@@ -52,21 +52,28 @@ class ExpertOutbox {
                int64_t seq, int64_t chunk_rows);
   // Whether input k routes activations (fixed for the block).
   bool routes(int input) const { return routes_[static_cast<size_t>(input)]; }
-  // Called by the capture for every Hessian input: counts the rows of a routing input and keeps
-  // them when another replica owns it (returns true: the caller does not accumulate them).
+  // Opens input k's capture (called with its accumulators): only open inputs keep rows. A later
+  // partial pass of a true-sequential block goes through the inputs of the groups before it
+  // again; their rows are delivered already and are not kept twice.
+  void open(int input) { open_[static_cast<size_t>(input)] = true; }
+  // Called by the capture for every Hessian input: counts the rows of an open routing input and
+  // keeps them when another replica owns it. Returns true when the caller must not accumulate
+  // them (kept for the owner, or a routing input not open).
   bool take(int input, const float* x, int64_t tokens);
   // Collective: for each routing input of `inputs` (in that order), the outboxes go to its owner,
   // which adds them to acc[k] (its own rows are already there) replica by replica; every
-  // replica's totals[k] becomes the input's rows over all replicas. Empties the outboxes.
+  // replica's totals[k] becomes the input's rows over all replicas. Empties the outboxes and
+  // closes the inputs.
   void deliver(const std::vector<int>& inputs,
                std::vector<std::unique_ptr<HessianAccumulator>>& acc, std::vector<int64_t>* totals);
 
  private:
   Backend* be_;
-  const ModelSpec* d_;
   const ReplicaContext* rc_;
   int64_t chunk_rows_;
-  std::vector<bool> routes_;
+  std::vector<bool> routes_, open_;
+  std::vector<int> owner_;                // per input, its expert's owner (-1: not sharded)
+  std::vector<int64_t> cols_;             // per input, its width
   std::vector<std::vector<float>> rows_;  // per input, the rows another replica owns
   std::vector<int64_t> count_;            // per input, this replica's rows
 };
