@@ -33,9 +33,9 @@
 #include <thread>
 #include <vector>
 
-#include "bench_load.h"
 #include "base/check.h"
 #include "base/timing.h"
+#include "bench_load.h"
 #include "io/model/safetensors.h"
 #include "kernels/backend.h"
 #include "kernels/buffer.h"

@@ -42,33 +42,20 @@ bool quantized_whole(const LinearSpec& l, const MemoryWorkload& w) {
   return l.expert >= 0 && replicas_of(w) > 1 && w.moe.experts == "sharded";
 }
 
-// The Hessians of each of a block's groups, in bytes: one per Hessian input of the group (one in
-// dense families; a mixture of experts has one per expert), all held at once while the group is
-// captured and quantized. With sharded experts whose activations go to their owners, a replica
-// holds its own experts' only (the replica owning the most of the group's).
-std::vector<double> group_hessian_bytes(const ModelSpec& d, const MemoryWorkload& w) {
-  const int R = replicas_of(w);
-  std::vector<double> out;
-  for (int g = 0; g < d.n_groups; ++g) {
-    double bytes = 0;
-    std::vector<double> owned(static_cast<size_t>(R), 0.0);
-    for (int k : d.group_inputs(g)) {
-      const LinearSpec& l = d.linears[d.input_members(k)[0]];
-      const double c = static_cast<double>(l.in);
-      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k))
-        owned[static_cast<size_t>(l.expert % R)] += 4 * c * c;
-      else
-        bytes += 4 * c * c;
-    }
-    out.push_back(bytes + *std::max_element(owned.begin(), owned.end()));
-  }
-  return out;
-}
+// What each of a block's groups holds while it is captured and quantized, in bytes:
+//  - hessians: one per Hessian input of the group (one in dense families; a mixture of experts
+//    has one per expert), all at once. With sharded experts whose activations go to their
+//    owners, a replica holds its own experts' only (the replica owning the most of the group's).
+//  - outbox: the host rows a replica keeps for other replicas' experts until the capture ends
+//    (ExpertOutbox): at most T_r k rows of each expert input kind (T_r per expert with
+//    moe.calibration all), whatever the router does.
+//  - inbox: the device buffer an owner uploads received rows through (ExpertOutbox::deliver):
+//    one micro-batch of tokens of the group's widest input that routes activations.
+struct GroupBytes {
+  double hessians = 0, outbox = 0, inbox = 0;
+};
 
-// The host rows a replica keeps for other replicas' experts during each group's capture (0
-// without activations exchanged): at most T_r k rows of each expert input kind (T_r per expert
-// with moe.calibration all), whatever the router does.
-std::vector<double> group_outbox_bytes(const ModelSpec& d, const MemoryWorkload& w) {
+std::vector<GroupBytes> group_bytes(const ModelSpec& d, const MemoryWorkload& w) {
   const int R = replicas_of(w);
   const double tokens = static_cast<double>(w.samples) * static_cast<double>(w.seqlen);
   const double top_k =
@@ -76,32 +63,28 @@ std::vector<double> group_outbox_bytes(const ModelSpec& d, const MemoryWorkload&
   const double experts = w.moe.calibration == "all"
                              ? 1.0
                              : static_cast<double>(std::max<int64_t>(d.config.n_experts, 1));
-  std::vector<double> out;
-  for (int g = 0; g < d.n_groups; ++g) {
-    double widths = 0;  // of the group's inputs that route activations
-    for (int k : d.group_inputs(g)) {
-      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k))
-        widths += static_cast<double>(d.linears[d.input_members(k)[0]].in);
-    }
-    out.push_back(4 * tokens * top_k * widths / experts);
-  }
-  return out;
-}
-
-// The device buffer an owner uploads received rows through (ExpertOutbox::deliver): one
-// micro-batch of tokens of the group's widest input that routes activations.
-std::vector<double> group_inbox_bytes(const ModelSpec& d, const MemoryWorkload& w) {
-  const int R = replicas_of(w);
   const double micro =
       static_cast<double>(std::max<int64_t>(1, std::min(w.micro_batch, w.samples)));
-  std::vector<double> out;
+  std::vector<GroupBytes> out;
   for (int g = 0; g < d.n_groups; ++g) {
-    double widest = 0;
+    double hessians = 0, widths = 0, widest = 0;
+    std::vector<double> owned(static_cast<size_t>(R), 0.0);
     for (int k : d.group_inputs(g)) {
-      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k))
-        widest = std::max(widest, static_cast<double>(d.linears[d.input_members(k)[0]].in));
+      const LinearSpec& l = d.linears[d.input_members(k)[0]];
+      const double c = static_cast<double>(l.in);
+      if (routes_activations(d, R, stage_samples(w), w.seqlen, w.moe, k)) {
+        owned[static_cast<size_t>(l.expert % R)] += 4 * c * c;
+        widths += c;
+        widest = std::max(widest, c);
+      } else {
+        hessians += 4 * c * c;
+      }
     }
-    out.push_back(4 * micro * static_cast<double>(w.seqlen) * widest);
+    GroupBytes b;
+    b.hessians = hessians + *std::max_element(owned.begin(), owned.end());
+    b.outbox = 4 * tokens * top_k * widths / experts;
+    b.inbox = 4 * micro * static_cast<double>(w.seqlen) * widest;
+    out.push_back(b);
   }
   return out;
 }
@@ -187,11 +170,10 @@ DeviceMemory kind_device_memory(const ModelSpec& d, const MemoryWorkload& w) {
   m.workspace = workspace_bytes(d, w);
   m.scores = static_cast<uint64_t>(attention_score_bytes(w.seqlen, d.n_head));
   double all_h = 0, max_h = 0, max_inbox = 0, gptq = 0;
-  const std::vector<double> hess = group_hessian_bytes(d, w), inbox = group_inbox_bytes(d, w);
-  for (size_t g = 0; g < hess.size(); ++g) {
-    all_h += hess[g];
-    max_h = std::max(max_h, hess[g] + inbox[g]);
-    max_inbox = std::max(max_inbox, inbox[g]);
+  for (const GroupBytes& b : group_bytes(d, w)) {
+    all_h += b.hessians;
+    max_h = std::max(max_h, b.hessians + b.inbox);
+    max_inbox = std::max(max_inbox, b.inbox);
   }
   for (const LinearSpec& l : d.linears) {
     const double rows = static_cast<double>(l.out), c = static_cast<double>(l.in);
@@ -218,13 +200,11 @@ DeviceMemory kind_device_memory(const ModelSpec& d, const MemoryWorkload& w) {
 uint64_t kind_host_memory(const ModelSpec& d, const MemoryWorkload& w) {
   const double h = static_cast<double>(d.hidden);
   double largest_h = 0, all_h = 0, largest_layer = 0, largest_out = 0, all_out = 0;
-  for (double hess : group_hessian_bytes(d, w)) {
-    largest_h = std::max(largest_h, hess);
-    all_h += hess;
-  }
-  for (double rows : group_outbox_bytes(d, w)) {
-    largest_out = std::max(largest_out, rows);
-    all_out += rows;
+  for (const GroupBytes& b : group_bytes(d, w)) {
+    largest_h = std::max(largest_h, b.hessians);
+    all_h += b.hessians;
+    largest_out = std::max(largest_out, b.outbox);
+    all_out += b.outbox;
   }
   // A layer's results: its dequantized rows and the gathered whole (with replicas), or the whole
   // twice for a sharded expert's owner.
